@@ -1,0 +1,3 @@
+//! The host side (feature `std`): data, scenarios, boards, the simulator and reports.
+
+pub mod idx;

@@ -1,0 +1,80 @@
+//! Carves typed, zeroed slices out of one caller-given byte buffer.
+//!
+//! The arena never allocates: each carve splits the remaining buffer. Components start
+//! on [`ALIGN`]-byte boundaries; the start of the buffer is aligned first, which costs
+//! at most `ALIGN - 1` bytes (the plan's `alignment` line).
+
+use crate::learner::plan::{f32_bytes, ALIGN};
+use crate::learner::Error;
+
+/// The unused rest of the caller's buffer, and how much of it has been carved.
+#[derive(Debug)]
+pub struct Arena<'a> {
+    rest: &'a mut [u8],
+    used: usize,
+    size: usize,
+}
+
+impl<'a> Arena<'a> {
+    /// An arena over `buf`; its length is the budget.
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        let size = buf.len();
+        let pad = buf.as_ptr().align_offset(ALIGN).min(buf.len());
+        let (_, rest) = buf.split_at_mut(pad);
+        Arena { rest, used: pad, size }
+    }
+
+    /// Bytes carved so far, alignment included.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+
+    /// The budget: the buffer's whole length.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Carves `n` zeroed `f32`s for `component`, padded to [`ALIGN`] bytes.
+    pub fn carve_f32(&mut self, component: &'static str, n: usize) -> Result<&'a mut [f32], Error> {
+        let bytes = f32_bytes(n);
+        if bytes > self.rest.len() {
+            return Err(Error::OverBudget {
+                component,
+                requested: bytes,
+                available: self.rest.len(),
+                missing: bytes - self.rest.len(),
+            });
+        }
+        let rest = core::mem::take(&mut self.rest);
+        let (head, tail) = rest.split_at_mut(bytes);
+        self.rest = tail;
+        self.used += bytes;
+        let out: &'a mut [f32] = bytemuck::try_cast_slice_mut(&mut head[..n * 4])
+            .map_err(|_| Error::BadConfig("arena slice is not 4-byte aligned"))?;
+        out.fill(0.0);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn carves_aligned_disjoint_slices_until_full() {
+        let mut buf = [0xAAu8; 256];
+        let mut arena = Arena::new(&mut buf[3..]);
+        let a = arena.carve_f32("a", 5).unwrap();
+        let b = arena.carve_f32("b", 3).unwrap();
+        assert_eq!(a.as_ptr() as usize % ALIGN, 0);
+        assert_eq!(b.as_ptr() as usize % ALIGN, 0);
+        assert!(a.iter().chain(b.iter()).all(|&x| x == 0.0));
+        a[4] = 1.0;
+        assert_eq!(b[0], 0.0);
+        assert!(arena.used() <= 15 + 32 + 16);
+        match arena.carve_f32("big", 1000) {
+            Err(Error::OverBudget { component: "big", requested: 4000, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}

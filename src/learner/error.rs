@@ -1,0 +1,108 @@
+//! The core's error type: one flat enum, each variant a distinct cause.
+
+use core::fmt;
+
+/// Everything the core can refuse. Over-budget, bad input and misuse are distinct variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A component of the plan does not fit in what is left of the arena.
+    OverBudget {
+        /// The component that did not fit (as named in the plan).
+        component: &'static str,
+        /// Bytes that component needs.
+        requested: usize,
+        /// Bytes left in the arena when it was carved.
+        available: usize,
+        /// Bytes the whole plan needs beyond the arena's size.
+        missing: usize,
+    },
+    /// The configuration itself is not usable (zero-sized layer, too many layers...).
+    BadConfig(&'static str),
+    /// A batch had more samples than the planned batch size, or none.
+    BatchSize {
+        /// Samples in the batch.
+        got: usize,
+        /// Largest batch the plan has scratch for.
+        max: usize,
+    },
+    /// The input slice length is not `samples * input width`.
+    InputShape {
+        /// Length of the slice given.
+        got: usize,
+        /// Length expected.
+        expected: usize,
+    },
+    /// An input value is NaN or infinite.
+    NonFiniteInput {
+        /// Flat index of the first bad value.
+        index: usize,
+    },
+    /// A label is not one of the network's output classes.
+    LabelOutOfRange {
+        /// The label given.
+        label: usize,
+        /// Number of output classes.
+        classes: usize,
+    },
+    /// A label is a valid class but masked out for this sample (e.g. another task's class).
+    LabelInactive {
+        /// The label given.
+        label: usize,
+    },
+    /// The set of active classes is empty or extends past the output layer.
+    BadActiveClasses {
+        /// First active class.
+        start: usize,
+        /// One past the last active class.
+        end: usize,
+        /// Number of output classes.
+        classes: usize,
+    },
+    /// An output buffer has the wrong length.
+    OutputShape {
+        /// Length of the slice given.
+        got: usize,
+        /// Length expected.
+        expected: usize,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Error::OverBudget { component, requested, available, missing } => write!(
+                f,
+                "over budget: component `{component}` needs {requested} bytes but only \
+                 {available} are left in the arena; the plan needs {missing} bytes more \
+                 than the budget (raise the budget or shrink the config)"
+            ),
+            Error::BadConfig(why) => write!(f, "bad learner config: {why}"),
+            Error::BatchSize { got, max } => {
+                write!(f, "batch of {got} samples; the plan allows 1 to {max}")
+            }
+            Error::InputShape { got, expected } => {
+                write!(f, "input has {got} values, expected {expected} (samples x input width)")
+            }
+            Error::NonFiniteInput { index } => {
+                write!(f, "input value {index} is NaN or infinite")
+            }
+            Error::LabelOutOfRange { label, classes } => {
+                write!(f, "label {label} is out of range: the network has {classes} classes")
+            }
+            Error::LabelInactive { label } => {
+                write!(f, "label {label} is not among the active classes of its sample")
+            }
+            Error::BadActiveClasses { start, end, classes } => write!(
+                f,
+                "active classes {start}..{end} are empty or past the {classes} output classes"
+            ),
+            Error::OutputShape { got, expected } => {
+                write!(f, "output buffer has {got} slots, expected {expected}")
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Error {}

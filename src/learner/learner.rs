@@ -1,0 +1,446 @@
+//! The [`Learner`]: a dense network, its optimizer and its scratch, all inside one arena.
+//!
+//! ```
+//! use edgecl::{Active, Kernels, LayerDims, Learner, LearnerConfig, Optimizer, Plan};
+//!
+//! let config = LearnerConfig {
+//!     dims: LayerDims::new(&[4, 8, 3]).unwrap(),
+//!     optimizer: Optimizer::adam(0.01),
+//!     batch_size: 2,
+//!     max_tasks: 1,
+//!     seed: 1,
+//!     kernels: Kernels::Reference,
+//! };
+//! let mut arena = vec![0u8; Plan::new(&config).unwrap().total()];
+//! let mut learner = Learner::new(&config, &mut arena).unwrap();
+//! let loss = learner.train_step(&[0.1, 0.2, 0.3, 0.4, 1.0, 0.0, 0.0, 1.0], &[0, 2], Active::All).unwrap();
+//! assert!(loss > 0.0);
+//! ```
+
+use crate::learner::optim::{self, AdamStep};
+use crate::learner::plan::names;
+use crate::learner::rng::Rng;
+use crate::learner::{network, Arena, Error, LearnerConfig, Optimizer, Plan};
+
+/// A contiguous range of output classes, `start..end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClassRange {
+    /// First class.
+    pub start: u16,
+    /// One past the last class.
+    pub end: u16,
+}
+
+/// Which output classes the softmax and the prediction consider, per sample.
+///
+/// Task-incremental heads mask the logits of classes outside the sample's task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Active<'b> {
+    /// Every output class.
+    All,
+    /// The same classes for every sample.
+    Classes(ClassRange),
+    /// A range per sample (a batch mixing tasks).
+    PerSample(&'b [ClassRange]),
+}
+
+impl Active<'_> {
+    /// The `(start, end)` classes of sample `i` (callers validate first).
+    pub fn range(&self, i: usize, classes: usize) -> (usize, usize) {
+        let r = match *self {
+            Active::All => return (0, classes),
+            Active::Classes(r) => r,
+            Active::PerSample(rs) => rs[i],
+        };
+        (r.start as usize, r.end as usize)
+    }
+
+    fn validate(&self, n: usize, classes: usize) -> Result<(), Error> {
+        let check = |r: &ClassRange| {
+            let (s, e) = (r.start as usize, r.end as usize);
+            if s >= e || e > classes {
+                Err(Error::BadActiveClasses { start: s, end: e, classes })
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            Active::All => Ok(()),
+            Active::Classes(r) => check(r),
+            Active::PerSample(rs) if rs.len() != n => {
+                Err(Error::OutputShape { got: rs.len(), expected: n })
+            }
+            Active::PerSample(rs) => rs.iter().try_for_each(check),
+        }
+    }
+}
+
+/// A trainable dense network whose whole state lives in a caller-given arena.
+///
+/// Built once by [`Learner::new`]; after that no call allocates.
+#[derive(Debug)]
+pub struct Learner<'a> {
+    config: LearnerConfig,
+    plan: Plan,
+    arena_used: usize,
+    weights: &'a mut [f32],
+    biases: &'a mut [f32],
+    grads: &'a mut [f32],
+    opt_state: &'a mut [f32],
+    acts: &'a mut [f32],
+    deltas: &'a mut [f32],
+    pack: &'a mut [f32],
+    steps: u32,
+}
+
+impl<'a> Learner<'a> {
+    /// Plans `config`, checks the plan against `arena.len()`, carves every component and
+    /// initialises the weights from `config.seed` (PyTorch's `Linear` init:
+    /// `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` for weights and biases).
+    pub fn new(config: &LearnerConfig, arena: &'a mut [u8]) -> Result<Self, Error> {
+        let plan = Plan::new(config)?;
+        plan.check(arena.len())?;
+        let d = &config.dims;
+        let b = config.batch_size;
+        let params = d.weight_count() + d.bias_count();
+        let mut arena = Arena::new(arena);
+        let weights = arena.carve_f32(names::WEIGHTS, d.weight_count())?;
+        let biases = arena.carve_f32(names::BIASES, d.bias_count())?;
+        let grads = arena.carve_f32(names::GRADIENTS, params)?;
+        let opt_state = arena.carve_f32(names::OPTIMIZER, config.optimizer.state_vectors() * params)?;
+        let acts = arena.carve_f32(names::ACTIVATIONS, b * (d.hidden_sum() + d.classes()))?;
+        let deltas = arena.carve_f32(names::DELTAS, 2 * b * d.widest_output())?;
+        let pack_floats = plan.bytes_of(names::PACKING) / 4;
+        let pack = arena.carve_f32(names::PACKING, pack_floats)?;
+        let mut learner = Learner {
+            config: *config,
+            plan,
+            arena_used: arena.used(),
+            weights,
+            biases,
+            grads,
+            opt_state,
+            acts,
+            deltas,
+            pack,
+            steps: 0,
+        };
+        learner.init_weights();
+        Ok(learner)
+    }
+
+    fn init_weights(&mut self) {
+        let d = self.config.dims;
+        let mut rng = Rng::new(self.config.seed);
+        for l in 0..d.layers() {
+            let (d_in, d_out) = d.layer(l);
+            let bound = 1.0 / crate::learner::math::sqrt(d_in as f32);
+            let w = &mut self.weights[d.weight_offset(l)..d.weight_offset(l) + d_in * d_out];
+            w.iter_mut().for_each(|v| *v = rng.uniform_range(-bound, bound));
+            let b = &mut self.biases[d.bias_offset(l)..d.bias_offset(l) + d_out];
+            b.iter_mut().for_each(|v| *v = rng.uniform_range(-bound, bound));
+        }
+    }
+
+    /// The config this learner was built from.
+    pub fn config(&self) -> &LearnerConfig {
+        &self.config
+    }
+
+    /// The plan it was carved by.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Bytes of the arena actually carved (at most the plan's total).
+    pub fn arena_used(&self) -> usize {
+        self.arena_used
+    }
+
+    /// Optimizer updates applied so far.
+    pub fn steps(&self) -> u32 {
+        self.steps
+    }
+
+    /// All weights, layer after layer (`W_l` is `d_{l+1} x d_l`, row-major).
+    pub fn weights(&self) -> &[f32] {
+        self.weights
+    }
+
+    /// All biases, layer after layer.
+    pub fn biases(&self) -> &[f32] {
+        self.biases
+    }
+
+    /// Mutable weights and biases (for loading a trained head).
+    pub fn params_mut(&mut self) -> (&mut [f32], &mut [f32]) {
+        (self.weights, self.biases)
+    }
+
+    /// Gradients of the last [`Learner::compute_gradients`] or training step: weights,
+    /// then biases.
+    pub fn gradients(&self) -> &[f32] {
+        self.grads
+    }
+
+    /// Clears the optimizer state (momentum, Adam moments and step count).
+    pub fn reset_optimizer(&mut self) {
+        self.opt_state.fill(0.0);
+        self.steps = 0;
+    }
+
+    /// Number of samples in `x`, after checking its shape and values.
+    fn check_input(&self, x: &[f32], max: usize) -> Result<usize, Error> {
+        let width = self.config.dims.input();
+        if x.is_empty() || x.len() % width != 0 {
+            return Err(Error::InputShape { got: x.len(), expected: width * (x.len() / width).max(1) });
+        }
+        let n = x.len() / width;
+        if n > max {
+            return Err(Error::BatchSize { got: n, max });
+        }
+        if let Some(index) = x.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteInput { index });
+        }
+        Ok(n)
+    }
+
+    fn check_batch(&self, x: &[f32], labels: &[u16], active: &Active<'_>) -> Result<usize, Error> {
+        let n = self.check_input(x, self.config.batch_size)?;
+        if labels.len() != n {
+            return Err(Error::OutputShape { got: labels.len(), expected: n });
+        }
+        let classes = self.config.dims.classes();
+        active.validate(n, classes)?;
+        for (i, &y) in labels.iter().enumerate() {
+            let y = y as usize;
+            if y >= classes {
+                return Err(Error::LabelOutOfRange { label: y, classes });
+            }
+            let (lo, hi) = active.range(i, classes);
+            if y < lo || y >= hi {
+                return Err(Error::LabelInactive { label: y });
+            }
+        }
+        Ok(n)
+    }
+
+    fn forward(&mut self, x: &[f32], n: usize) -> Result<(), Error> {
+        let c = &self.config;
+        network::forward(c.kernels, &c.dims, self.weights, self.biases, x, n, c.batch_size, self.acts, self.pack)
+    }
+
+    /// Forward and backward over one batch: fills [`Learner::gradients`] and returns the
+    /// mean loss, without changing any weight.
+    ///
+    /// `x` is `n x input` row-major with `1 <= n <= batch_size`; `labels` has `n` entries.
+    pub fn compute_gradients(&mut self, x: &[f32], labels: &[u16], active: Active<'_>) -> Result<f32, Error> {
+        let n = self.check_batch(x, labels, &active)?;
+        self.forward(x, n)?;
+        let c = &self.config;
+        let classes = c.dims.classes();
+        let logits_at = network::act_offset(&c.dims, c.batch_size, c.dims.layers() - 1);
+        let logits = &self.acts[logits_at..logits_at + n * classes];
+        let loss = network::softmax_xent(logits, labels, &active, classes, &mut self.deltas[..n * classes]);
+        network::backward(c.kernels, &c.dims, self.weights, x, n, c.batch_size, self.acts, self.grads, self.deltas, self.pack)?;
+        Ok(loss)
+    }
+
+    /// One optimizer update on one batch; returns the batch's mean loss before the update.
+    pub fn train_step(&mut self, x: &[f32], labels: &[u16], active: Active<'_>) -> Result<f32, Error> {
+        let loss = self.compute_gradients(x, labels, active)?;
+        self.apply_gradients();
+        Ok(loss)
+    }
+
+    /// Applies the current gradients with the configured optimizer.
+    fn apply_gradients(&mut self) {
+        self.steps = self.steps.saturating_add(1);
+        let nw = self.weights.len();
+        let (gw, gb) = self.grads.split_at(nw);
+        let params = nw + self.biases.len();
+        match self.config.optimizer {
+            Optimizer::Sgd { lr, momentum } => {
+                if self.opt_state.is_empty() {
+                    optim::sgd(self.weights, gw, None, lr, momentum);
+                    optim::sgd(self.biases, gb, None, lr, momentum);
+                } else {
+                    let (vw, vb) = self.opt_state.split_at_mut(nw);
+                    optim::sgd(self.weights, gw, Some(vw), lr, momentum);
+                    optim::sgd(self.biases, gb, Some(vb), lr, momentum);
+                }
+            }
+            Optimizer::Adam { lr, beta1, beta2, eps } => {
+                let s = AdamStep::new(lr, beta1, beta2, eps, self.steps);
+                let (m, v) = self.opt_state.split_at_mut(params);
+                let (mw, mb) = m.split_at_mut(nw);
+                let (vw, vb) = v.split_at_mut(nw);
+                optim::adam(self.weights, gw, mw, vw, s);
+                optim::adam(self.biases, gb, mb, vb, s);
+            }
+        }
+    }
+
+    /// Logits (`n x classes`) of up to `batch_size` samples.
+    pub fn logits(&mut self, x: &[f32]) -> Result<&[f32], Error> {
+        let n = self.check_input(x, self.config.batch_size)?;
+        self.forward(x, n)?;
+        let c = &self.config;
+        let at = network::act_offset(&c.dims, c.batch_size, c.dims.layers() - 1);
+        Ok(&self.acts[at..at + n * c.dims.classes()])
+    }
+
+    /// The most likely active class of each sample of `x` (any number of samples; they
+    /// are run `batch_size` at a time). `out` has one slot per sample.
+    pub fn predict(&mut self, x: &[f32], active: Active<'_>, out: &mut [u16]) -> Result<(), Error> {
+        let c = self.config;
+        let width = c.dims.input();
+        if x.len() != out.len() * width {
+            return Err(Error::InputShape { got: x.len(), expected: out.len() * width });
+        }
+        let classes = c.dims.classes();
+        active.validate(out.len(), classes)?;
+        for (chunk, (xs, ys)) in x.chunks(c.batch_size * width).zip(out.chunks_mut(c.batch_size)).enumerate() {
+            let logits = self.logits(xs)?;
+            for (i, (z, y)) in logits.chunks_exact(classes).zip(ys.iter_mut()).enumerate() {
+                let (lo, hi) = active.range(chunk * c.batch_size + i, classes);
+                let mut best = lo;
+                for j in lo + 1..hi {
+                    if z[j] > z[best] {
+                        best = j;
+                    }
+                }
+                *y = best as u16;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learner::{Kernels, LayerDims};
+
+    fn config(dims: &[usize], batch: usize, kernels: Kernels, optimizer: Optimizer) -> LearnerConfig {
+        LearnerConfig { dims: LayerDims::new(dims).unwrap(), optimizer, batch_size: batch, max_tasks: 1, seed: 42, kernels }
+    }
+
+    fn inputs(n: usize, seed: u64) -> [f32; 256] {
+        let mut r = Rng::new(seed);
+        core::array::from_fn(|i| if i < n { r.uniform_range(-1.0, 1.0) } else { 0.0 })
+    }
+
+    fn loss_at(cfg: &LearnerConfig, weights: &[f32], biases: &[f32], x: &[f32], y: &[u16], active: Active<'_>) -> f64 {
+        let mut buf = [0u8; 16384];
+        let mut l = Learner::new(cfg, &mut buf).unwrap();
+        l.weights.copy_from_slice(weights);
+        l.biases.copy_from_slice(biases);
+        l.compute_gradients(x, y, active).unwrap() as f64
+    }
+
+    /// Central finite differences of the loss against the analytic gradient of every
+    /// weight and bias of every layer (two ReLU layers and the softmax head), with a
+    /// masked class range so the masking's gradient is covered too.
+    #[test]
+    fn every_layer_backward_matches_finite_differences() {
+        for kernels in [Kernels::Reference, Kernels::Fast] {
+            let cfg = config(&[5, 7, 6, 4], 3, kernels, Optimizer::adam(1e-3));
+            let x = inputs(15, 5);
+            let x = &x[..15];
+            let y = [1u16, 3, 2];
+            let ranges = [ClassRange { start: 0, end: 2 }, ClassRange { start: 2, end: 4 }, ClassRange { start: 1, end: 4 }];
+            let active = Active::PerSample(&ranges);
+            let mut buf = [0u8; 16384];
+            let mut l = Learner::new(&cfg, &mut buf).unwrap();
+            l.compute_gradients(x, &y, active).unwrap();
+            let grads: [f32; 128] = core::array::from_fn(|i| l.grads.get(i).copied().unwrap_or(0.0));
+            let (w0, b0) = (l.weights.to_owned(), l.biases.to_owned());
+            let nw = w0.len();
+            let eps = 1e-2f32;
+            for i in 0..nw + b0.len() {
+                let (mut wp, mut bp) = (w0.clone(), b0.clone());
+                let (mut wm, mut bm) = (w0.clone(), b0.clone());
+                if i < nw {
+                    wp[i] += eps;
+                    wm[i] -= eps;
+                } else {
+                    bp[i - nw] += eps;
+                    bm[i - nw] -= eps;
+                }
+                let numeric = (loss_at(&cfg, &wp, &bp, x, &y, active) - loss_at(&cfg, &wm, &bm, x, &y, active)) / (2.0 * eps as f64);
+                let analytic = grads[i] as f64;
+                assert!((numeric - analytic).abs() < 2e-3 + 2e-2 * analytic.abs(), "{kernels:?} param {i}: numeric {numeric} analytic {analytic}");
+            }
+        }
+    }
+
+    #[test]
+    fn reference_and_fast_learners_follow_the_same_trajectory() {
+        let mut bufs = ([0u8; 16384], [0u8; 16384]);
+        let opt = Optimizer::Sgd { lr: 0.1, momentum: 0.9 };
+        let mut a = Learner::new(&config(&[6, 9, 3], 4, Kernels::Reference, opt), &mut bufs.0).unwrap();
+        let mut b = Learner::new(&config(&[6, 9, 3], 4, Kernels::Fast, opt), &mut bufs.1).unwrap();
+        for s in 0..50 {
+            let x = inputs(24, s);
+            let y = [(s % 3) as u16, 0, 1, 2];
+            let la = a.train_step(&x[..24], &y, Active::All).unwrap();
+            let lb = b.train_step(&x[..24], &y, Active::All).unwrap();
+            assert!((la - lb).abs() < 1e-4, "step {s}: {la} vs {lb}");
+        }
+        for (wa, wb) in a.weights().iter().zip(b.weights()) {
+            assert!((wa - wb).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn training_fits_a_separable_problem_and_predict_masks_classes() {
+        let cfg = config(&[2, 16, 3], 8, Kernels::Reference, Optimizer::adam(0.05));
+        let mut buf = [0u8; 8192];
+        let mut l = Learner::new(&cfg, &mut buf).unwrap();
+        let x = [1.0f32, 0.0, 0.0, 1.0, -1.0, -1.0, 0.9, 0.1, 0.1, 0.9, -0.8, -1.0, 1.0, 0.2, 0.0, 0.8];
+        let y = [0u16, 1, 2, 0, 1, 2, 0, 1];
+        let first = l.train_step(&x, &y, Active::All).unwrap();
+        let mut last = first;
+        for _ in 0..200 {
+            last = l.train_step(&x, &y, Active::All).unwrap();
+        }
+        assert!(last < first * 0.1, "loss {first} -> {last}");
+        let mut out = [9u16; 8];
+        l.predict(&x, Active::All, &mut out).unwrap();
+        assert_eq!(out, y);
+        l.predict(&x, Active::Classes(ClassRange { start: 1, end: 3 }), &mut out).unwrap();
+        assert!(out.iter().all(|&c| c == 1 || c == 2));
+    }
+
+    #[test]
+    fn bad_inputs_are_errors_that_change_nothing() {
+        let cfg = config(&[2, 4, 3], 2, Kernels::Reference, Optimizer::adam(0.01));
+        let mut buf = [0u8; 4096];
+        let mut l = Learner::new(&cfg, &mut buf).unwrap();
+        let before = l.weights().to_owned();
+        let all = Active::All;
+        assert_eq!(l.train_step(&[0.0; 3], &[0], all), Err(Error::InputShape { got: 3, expected: 2 }));
+        assert_eq!(l.train_step(&[0.0; 6], &[0, 0, 0], all), Err(Error::BatchSize { got: 3, max: 2 }));
+        assert_eq!(l.train_step(&[0.0, f32::NAN], &[0], all), Err(Error::NonFiniteInput { index: 1 }));
+        assert_eq!(l.train_step(&[0.0, 1.0], &[3], all), Err(Error::LabelOutOfRange { label: 3, classes: 3 }));
+        let task = Active::Classes(ClassRange { start: 0, end: 2 });
+        assert_eq!(l.train_step(&[0.0, 1.0], &[2], task), Err(Error::LabelInactive { label: 2 }));
+        let bad = Active::Classes(ClassRange { start: 2, end: 5 });
+        assert!(matches!(l.train_step(&[0.0, 1.0], &[2], bad), Err(Error::BadActiveClasses { .. })));
+        assert_eq!(l.weights(), &before[..]);
+        assert_eq!(l.steps(), 0);
+    }
+
+    #[test]
+    fn an_arena_one_byte_short_is_refused_with_the_shortfall() {
+        let cfg = config(&[8, 8, 2], 4, Kernels::Fast, Optimizer::adam(0.01));
+        let total = Plan::new(&cfg).unwrap().total();
+        let mut buf = [0u8; 4096];
+        assert!(Learner::new(&cfg, &mut buf[..total]).is_ok());
+        match Learner::new(&cfg, &mut buf[..total - 1]) {
+            Err(Error::OverBudget { missing: 1, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}

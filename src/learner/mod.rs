@@ -1,0 +1,40 @@
+//! The `no_std` learner core.
+//!
+//! Everything here builds without `std` and without a heap (`thumbv7em-none-eabihf`,
+//! `thumbv6m-none-eabi`). State lives in one arena:
+//!
+//! ```text
+//!  caller's &mut [u8]  (its length is the budget)
+//! +-------+---------+--------+-----------+-----------------+-------------+--------+------+
+//! | align | weights | biases | gradients | optimizer state | activations | deltas | pack |
+//! +-------+---------+--------+-----------+-----------------+-------------+--------+------+
+//!   0..15   each component starts on a 16-byte boundary; `pack` only with fast kernels
+//! ```
+//!
+//! - [`config`]: what the learner is ([`LearnerConfig`]: layer sizes, optimizer, batch).
+//! - [`plan`]: the bytes of every component, computed before anything is carved.
+//! - [`arena`]: carves typed slices out of the caller's buffer, in plan order.
+//! - [`kernels`]: matrix products, a plain reference kernel and a packed fast path.
+//! - [`network`]: dense layers, ReLU and softmax cross-entropy, forward and backward.
+//! - [`optim`]: SGD with momentum and Adam, their state in the arena.
+//! - [`rng`]: the seeded generator used for weight init (the same bits on every target).
+//! - [`learner`](self::learner): the [`Learner`] that ties them together.
+//! - [`error`]: the core's one error enum.
+
+pub mod arena;
+pub mod config;
+pub mod error;
+pub mod kernels;
+#[allow(clippy::module_inception)]
+pub mod learner;
+pub mod math;
+pub mod network;
+pub mod optim;
+pub mod plan;
+pub mod rng;
+
+pub use arena::Arena;
+pub use config::{Kernels, LayerDims, LearnerConfig, Optimizer};
+pub use error::Error;
+pub use learner::{Active, Learner};
+pub use plan::{Component, Plan};

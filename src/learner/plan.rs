@@ -1,0 +1,186 @@
+//! The plan: every component's bytes, decided before anything is carved.
+//!
+//! Components are carved in the order listed here, each on a 16-byte boundary. The
+//! first line, `alignment`, reserves the up to 15 bytes the arena may skip to align
+//! its start. The plan's total is what a learner needs; the simulator reports the same
+//! numbers.
+
+use crate::learner::kernels::fast;
+use crate::learner::{Error, Kernels, LearnerConfig};
+
+/// Alignment of every component's start, in bytes.
+pub const ALIGN: usize = 16;
+
+/// Most components a plan holds.
+pub const MAX_COMPONENTS: usize = 16;
+
+/// One line of the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Component {
+    /// Name, as the error and the table print it.
+    pub name: &'static str,
+    /// Bytes carved for it, padding to [`ALIGN`] included.
+    pub bytes: usize,
+}
+
+/// Bytes per component for one [`LearnerConfig`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    components: [Component; MAX_COMPONENTS],
+    len: usize,
+}
+
+/// Names of the components, as they appear in plans, errors and reports.
+pub mod names {
+    /// Bytes the arena may skip to align its start.
+    pub const ALIGNMENT: &str = "alignment";
+    /// Dense weights of every layer.
+    pub const WEIGHTS: &str = "weights";
+    /// Biases of every layer.
+    pub const BIASES: &str = "biases";
+    /// Gradients of weights and biases.
+    pub const GRADIENTS: &str = "gradients";
+    /// Momentum or Adam moments.
+    pub const OPTIMIZER: &str = "optimizer state";
+    /// Hidden activations and logits of one batch.
+    pub const ACTIVATIONS: &str = "activations";
+    /// Two back-propagated error buffers of one batch.
+    pub const DELTAS: &str = "deltas";
+    /// Packing buffer of the fast matrix kernels.
+    pub const PACKING: &str = "gemm packing";
+}
+
+/// Bytes of `n` f32 values rounded up to [`ALIGN`].
+pub const fn f32_bytes(n: usize) -> usize {
+    (n * 4).div_ceil(ALIGN) * ALIGN
+}
+
+impl Plan {
+    /// The plan of a config: its components and their bytes.
+    pub fn new(config: &LearnerConfig) -> Result<Plan, Error> {
+        config.validate()?;
+        let d = &config.dims;
+        let b = config.batch_size;
+        let params = d.weight_count() + d.bias_count();
+        let mut plan = Plan {
+            components: [Component { name: "", bytes: 0 }; MAX_COMPONENTS],
+            len: 0,
+        };
+        plan.push(names::ALIGNMENT, ALIGN - 1);
+        plan.push(names::WEIGHTS, f32_bytes(d.weight_count()));
+        plan.push(names::BIASES, f32_bytes(d.bias_count()));
+        plan.push(names::GRADIENTS, f32_bytes(params));
+        plan.push(names::OPTIMIZER, f32_bytes(config.optimizer.state_vectors() * params));
+        plan.push(names::ACTIVATIONS, f32_bytes(b * (d.hidden_sum() + d.classes())));
+        plan.push(names::DELTAS, f32_bytes(2 * b * d.widest_output()));
+        if config.kernels == Kernels::Fast {
+            let largest = d.as_slice().iter().copied().max().unwrap_or(1).max(b);
+            plan.push(names::PACKING, f32_bytes(fast::packing_len(largest)));
+        }
+        Ok(plan)
+    }
+
+    fn push(&mut self, name: &'static str, bytes: usize) {
+        if let Some(slot) = self.components.get_mut(self.len) {
+            *slot = Component { name, bytes };
+            self.len += 1;
+        }
+    }
+
+    /// The components, in carving order.
+    pub fn components(&self) -> &[Component] {
+        &self.components[..self.len]
+    }
+
+    /// Bytes of the named component (0 when the plan has none).
+    pub fn bytes_of(&self, name: &str) -> usize {
+        self.components().iter().filter(|c| c.name == name).map(|c| c.bytes).sum()
+    }
+
+    /// Bytes the whole plan needs.
+    pub fn total(&self) -> usize {
+        self.components().iter().map(|c| c.bytes).sum()
+    }
+
+    /// `Ok` when the plan fits `budget` bytes; otherwise the first component that does
+    /// not fit, with the bytes it requested, those left for it, and the total shortfall.
+    pub fn check(&self, budget: usize) -> Result<(), Error> {
+        let mut used = 0usize;
+        for c in self.components() {
+            if used + c.bytes > budget {
+                return Err(Error::OverBudget {
+                    component: c.name,
+                    requested: c.bytes,
+                    available: budget.saturating_sub(used),
+                    missing: self.total() - budget,
+                });
+            }
+            used += c.bytes;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learner::{LayerDims, Optimizer};
+
+    fn config(dims: &[usize], kernels: Kernels) -> LearnerConfig {
+        LearnerConfig {
+            dims: LayerDims::new(dims).unwrap(),
+            optimizer: Optimizer::adam(1e-3),
+            batch_size: 128,
+            max_tasks: 5,
+            seed: 0,
+            kernels,
+        }
+    }
+
+    #[test]
+    fn literature_network_bytes_are_the_parameter_count_times_four() {
+        let plan = Plan::new(&config(&[784, 400, 400, 10], Kernels::Reference)).unwrap();
+        let params = 784 * 400 + 400 * 400 + 400 * 10 + 400 + 400 + 10;
+        assert_eq!(params, 478_410);
+        assert_eq!(plan.bytes_of(names::WEIGHTS), (784 * 400 + 400 * 400 + 4000) * 4);
+        assert_eq!(plan.bytes_of(names::BIASES), 810 * 4 + 8); // 3240 rounded to 3248
+        assert_eq!(plan.bytes_of(names::GRADIENTS), f32_bytes(params));
+        assert_eq!(plan.bytes_of(names::OPTIMIZER), f32_bytes(2 * params));
+        assert_eq!(plan.bytes_of(names::ACTIVATIONS), 128 * 810 * 4);
+        assert_eq!(plan.bytes_of(names::DELTAS), 2 * 128 * 400 * 4);
+        assert_eq!(plan.bytes_of(names::PACKING), 0);
+        assert!(plan.components().iter().all(|c| c.bytes % ALIGN == 0 || c.bytes == 15));
+    }
+
+    #[test]
+    fn over_budget_names_the_component_and_the_shortfall() {
+        let plan = Plan::new(&config(&[784, 400, 400, 10], Kernels::Fast)).unwrap();
+        assert!(plan.check(plan.total()).is_ok());
+        let budget = 15 + plan.bytes_of(names::WEIGHTS) + 100;
+        match plan.check(budget) {
+            Err(Error::OverBudget { component, requested, available, missing }) => {
+                assert_eq!(component, names::BIASES);
+                assert_eq!(requested, plan.bytes_of(names::BIASES));
+                assert_eq!(available, 100);
+                assert_eq!(missing, plan.total() - budget);
+            }
+            other => panic!("expected OverBudget, got {other:?}"),
+        }
+        match plan.check(plan.total() - 1) {
+            Err(Error::OverBudget { component, missing, .. }) => {
+                assert_eq!(component, names::PACKING);
+                assert_eq!(missing, 1);
+            }
+            other => panic!("expected OverBudget, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sgd_without_momentum_keeps_no_state() {
+        let mut c = config(&[10, 4, 2], Kernels::Reference);
+        c.optimizer = Optimizer::Sgd { lr: 0.1, momentum: 0.0 };
+        assert_eq!(Plan::new(&c).unwrap().bytes_of(names::OPTIMIZER), 0);
+        c.optimizer = Optimizer::Sgd { lr: 0.1, momentum: 0.9 };
+        assert_eq!(Plan::new(&c).unwrap().bytes_of(names::OPTIMIZER), f32_bytes(10 * 4 + 4 * 2 + 6));
+    }
+}
