@@ -13,7 +13,7 @@
 //!   scenarios, board profiles, the simulator that measures forgetting, and reports.
 //!
 //! The `edgecl` binary (`src/main.rs`) is the command line over the host half.
-#![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
@@ -22,6 +22,4 @@ pub mod learner;
 #[cfg(feature = "std")]
 pub mod host;
 
-pub use learner::{
-    Active, Arena, Error, Kernels, LayerDims, Learner, LearnerConfig, Optimizer, Plan,
-};
+pub use learner::{Active, Arena, Error, Kernels, LayerDims, Learner, LearnerConfig, Optimizer, Plan};

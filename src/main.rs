@@ -1,1 +1,450 @@
-fn main(){}
+//! `edgecl`: plan a learner for a board, and simulate continual learning under its budget.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use edgecl::host::board::{Board, BUILTIN};
+use edgecl::host::idx::{load_split, Split};
+use edgecl::host::report::{memory_table, ComponentBytes};
+use edgecl::host::scenario::{Kind, Scenario, Setting, Spec};
+use edgecl::host::simulate::{self, Options, Protocol, Strategy};
+use edgecl::{Kernels, LayerDims, LearnerConfig, Optimizer, Plan};
+use serde::Deserialize;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(
+    name = "edgecl",
+    version,
+    about = "Continual learning on small devices inside one fixed byte arena"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a continual-learning scenario on the core under a board's budget and report
+    /// the accuracy matrix, forgetting and memory.
+    Simulate(SimulateArgs),
+    /// Print a learner's bytes per component against a board's budget (exit status 1
+    /// when it does not fit).
+    Plan(PlanArgs),
+    /// List the shipped board profiles.
+    Boards,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProtocolArg {
+    /// MLP 784-400-400-10 on pixels, Adam, batch 128 (van de Ven & Tolias 2019).
+    Literature,
+    /// A small head sized to the board's budget, on 2x2-pooled 14x14 pixels.
+    Edge,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScenarioArg {
+    /// Classes grouped into tasks.
+    #[value(alias = "split-mnist")]
+    Split,
+    /// Seeded pixel permutations (first task unpermuted).
+    #[value(alias = "permuted-mnist")]
+    Permuted,
+    /// Rotations by t*180/T degrees.
+    #[value(alias = "rotated-mnist")]
+    Rotated,
+}
+
+// The variant names are the CLI values (task-il, domain-il, class-il).
+#[allow(clippy::enum_variant_names)]
+#[derive(Clone, Copy, ValueEnum)]
+enum SettingArg {
+    /// Task identity given (a head per task).
+    TaskIl,
+    /// Shared outputs, no task identity.
+    DomainIl,
+    /// An output per class, no task identity.
+    ClassIl,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum KernelsArg {
+    /// Plain loops, the same bits on every target.
+    Reference,
+    /// Packed, register-blocked kernels.
+    Fast,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OptimizerArg {
+    /// SGD with momentum.
+    Sgd,
+    /// Adam.
+    Adam,
+}
+
+/// What both `simulate` and `plan` need to shape a learner.
+#[derive(Args, Clone)]
+struct Shape {
+    /// Network, features and defaults.
+    #[arg(long, value_enum, default_value = "edge")]
+    protocol: ProtocolArg,
+    /// How tasks are cut from the data.
+    #[arg(long, value_enum, default_value = "split")]
+    scenario: ScenarioArg,
+    /// Task-, domain- or class-incremental.
+    #[arg(long, value_enum, default_value = "class-il")]
+    setting: SettingArg,
+    /// `naive` (fine-tune) or `joint`; `a+b` combines two.
+    #[arg(long, default_value = "naive")]
+    strategy: String,
+    /// Board name (see `edgecl boards`) or profile file; default: netduinoplus2 for the
+    /// edge protocol, raspberry-pi-4 for the literature one.
+    #[arg(long)]
+    board: Option<String>,
+    /// Arena bytes, overriding the board's learner budget (e.g. 65536, 64k, 2m).
+    #[arg(long, value_parser = parse_bytes)]
+    budget: Option<usize>,
+    /// Number of tasks (default: 5 split, 10 permuted, 5 rotated).
+    #[arg(long)]
+    tasks: Option<usize>,
+    /// Classes per task (split).
+    #[arg(long, default_value_t = 2)]
+    classes_per_task: usize,
+    /// Batch size (default: 128 literature, 32 edge).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Optimizer (default: adam literature, sgd edge).
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerArg>,
+    /// Learning rate (default: 1e-3 split / 1e-4 permuted and rotated literature; 0.05 edge).
+    #[arg(long)]
+    lr: Option<f32>,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f32,
+    /// Hidden width of the edge head (default: the largest that fits the budget).
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Matrix kernels (default: fast literature, reference edge, as the firmware runs).
+    #[arg(long, value_enum)]
+    kernels: Option<KernelsArg>,
+    /// Seed of weight init, permutations and batch order.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    #[command(flatten)]
+    shape: Shape,
+    /// Folder of IDX files (train-*/t10k-*, optionally .gz); default: the shipped MNIST.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Updates per task (default: 2000 split / 5000 permuted literature; 500 edge).
+    #[arg(long, conflicts_with = "epochs")]
+    iters: Option<usize>,
+    /// Epochs per task over the task's training data, instead of --iters.
+    #[arg(long)]
+    epochs: Option<f64>,
+    /// Order of the tasks, e.g. 4,3,2,1,0.
+    #[arg(long, value_delimiter = ',')]
+    task_order: Option<Vec<usize>>,
+    /// Write the report as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    shape: Shape,
+    /// A learner config TOML (dims, optimizer, lr, momentum, batch_size, kernels,
+    /// max_tasks) instead of the protocol's network.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// `--config` file for `plan`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    dims: Vec<usize>,
+    #[serde(default = "default_optimizer")]
+    optimizer: String,
+    #[serde(default = "default_lr")]
+    lr: f32,
+    #[serde(default = "default_momentum")]
+    momentum: f32,
+    #[serde(default = "default_batch")]
+    batch_size: usize,
+    #[serde(default = "default_kernels")]
+    kernels: String,
+    #[serde(default = "default_max_tasks")]
+    max_tasks: usize,
+}
+
+fn default_optimizer() -> String {
+    "sgd".into()
+}
+fn default_lr() -> f32 {
+    0.05
+}
+fn default_momentum() -> f32 {
+    0.9
+}
+fn default_batch() -> usize {
+    32
+}
+fn default_kernels() -> String {
+    "reference".into()
+}
+fn default_max_tasks() -> usize {
+    simulate::MAX_TASKS
+}
+
+fn parse_bytes(s: &str) -> std::result::Result<usize, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let (num, mul) = match t.strip_suffix(['k', 'm']) {
+        Some(n) if t.ends_with('k') => (n, 1024),
+        Some(n) => (n, 1024 * 1024),
+        None => (t.as_str(), 1),
+    };
+    num.trim()
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(mul))
+        .ok_or_else(|| format!("`{s}` is not a byte count (e.g. 65536, 64k, 2m)"))
+}
+
+impl Shape {
+    fn protocol(&self) -> Protocol {
+        match self.protocol {
+            ProtocolArg::Literature => Protocol::Literature,
+            ProtocolArg::Edge => Protocol::Edge,
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        match self.scenario {
+            ScenarioArg::Split => Kind::Split,
+            ScenarioArg::Permuted => Kind::Permuted,
+            ScenarioArg::Rotated => Kind::Rotated,
+        }
+    }
+
+    fn setting(&self) -> Setting {
+        match self.setting {
+            SettingArg::TaskIl => Setting::TaskIl,
+            SettingArg::DomainIl => Setting::DomainIl,
+            SettingArg::ClassIl => Setting::ClassIl,
+        }
+    }
+
+    fn board(&self) -> Result<Board> {
+        Board::load(self.board.as_deref().unwrap_or(self.protocol().default_board()))
+    }
+
+    /// `(iters, batch, optimizer, kernels)` after defaults.
+    fn training(&self) -> (usize, usize, Optimizer, Kernels) {
+        let p = self.protocol();
+        let (iters, batch, default_opt) = p.defaults(self.kind());
+        let lr = self.lr.unwrap_or(default_opt.lr());
+        let optimizer = match (self.optimizer, default_opt) {
+            (Some(OptimizerArg::Adam), _) | (None, Optimizer::Adam { .. }) => Optimizer::adam(lr),
+            (Some(OptimizerArg::Sgd), _) | (None, Optimizer::Sgd { .. }) => Optimizer::Sgd {
+                lr,
+                momentum: self.momentum,
+            },
+        };
+        let kernels = match self.kernels {
+            Some(KernelsArg::Reference) => Kernels::Reference,
+            Some(KernelsArg::Fast) => Kernels::Fast,
+            None => p.kernels(),
+        };
+        (iters, self.batch.unwrap_or(batch), optimizer, kernels)
+    }
+
+    fn options(&self, iters: usize, progress: bool, data: String) -> Result<Options> {
+        let board = self.board()?;
+        let (_, batch, optimizer, kernels) = self.training();
+        Ok(Options {
+            protocol: self.protocol(),
+            strategy: Strategy::parse(&self.strategy)?,
+            budget: self.budget.unwrap_or(board.budget()),
+            board,
+            iters,
+            batch,
+            optimizer,
+            hidden: self.hidden,
+            kernels,
+            seed: self.seed,
+            progress,
+            data,
+        })
+    }
+
+    fn spec(&self, task_order: Option<Vec<usize>>) -> Spec {
+        Spec {
+            kind: self.kind(),
+            setting: self.setting(),
+            tasks: self.tasks,
+            classes_per_task: self.classes_per_task,
+            task_order,
+            seed: self.seed,
+            features: self.protocol().features(),
+        }
+    }
+}
+
+fn default_data() -> PathBuf {
+    let local = Path::new("data/mnist");
+    if local.exists() {
+        local.to_path_buf()
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist")
+    }
+}
+
+fn simulate(args: SimulateArgs) -> Result<()> {
+    let dir = args.data.clone().unwrap_or_else(default_data);
+    let train = load_split(&dir, Split::Train, None)?;
+    let test = load_split(&dir, Split::Test, Some(train.classes))?;
+    let scenario = Scenario::build(args.shape.spec(args.task_order.clone()), train, test)?;
+    let (default_iters, batch, _, _) = args.shape.training();
+    let iters = match (args.iters, args.epochs) {
+        (Some(i), _) => i,
+        (None, Some(e)) => {
+            let n = scenario.tasks.first().map_or(0, |t| t.train.len());
+            ((e * n as f64) / batch.max(1) as f64).ceil() as usize
+        }
+        (None, None) => default_iters,
+    };
+    if iters == 0 {
+        bail!("--iters/--epochs give zero updates per task");
+    }
+    let progress = !args.quiet && std::io::stderr().is_terminal();
+    let opts = args.shape.options(iters, progress, dir.display().to_string())?;
+    let report = simulate::run(&opts, &scenario)?;
+    print!("{}", report.to_table());
+    if let Some(path) = args.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(&path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn plan(args: PlanArgs) -> Result<bool> {
+    let shape = &args.shape;
+    let board = shape.board()?;
+    let budget = shape.budget.unwrap_or(board.budget());
+    let config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let f: ConfigFile = toml::from_str(&text).with_context(|| format!("learner config {}", path.display()))?;
+            let optimizer = match f.optimizer.as_str() {
+                "adam" => Optimizer::adam(f.lr),
+                "sgd" => Optimizer::Sgd {
+                    lr: f.lr,
+                    momentum: f.momentum,
+                },
+                o => bail!("{}: optimizer `{o}` is not `sgd` or `adam`", path.display()),
+            };
+            let kernels = match f.kernels.as_str() {
+                "reference" => Kernels::Reference,
+                "fast" => Kernels::Fast,
+                k => bail!("{}: kernels `{k}` is not `reference` or `fast`", path.display()),
+            };
+            LearnerConfig {
+                dims: LayerDims::new(&f.dims)?,
+                optimizer,
+                batch_size: f.batch_size,
+                max_tasks: f.max_tasks,
+                seed: 0,
+                kernels,
+            }
+        }
+        None => {
+            Strategy::parse(&shape.strategy)?;
+            // The shipped data's shape: 28x28 images of 10 classes.
+            let p = shape.protocol();
+            let inputs = if p == Protocol::Edge { 14 * 14 } else { 28 * 28 };
+            let spec = shape.spec(None);
+            let k = if spec.kind == Kind::Split {
+                spec.classes_per_task
+            } else {
+                10
+            };
+            let tasks = spec.tasks.unwrap_or(match spec.kind {
+                Kind::Split => 10 / k.max(1),
+                Kind::Permuted => 10,
+                Kind::Rotated => 5,
+            });
+            let outputs = if spec.setting == Setting::DomainIl {
+                k
+            } else {
+                tasks * k
+            };
+            let (iters, ..) = shape.training();
+            simulate::learner_config(&shape.options(iters, false, String::new())?, inputs, outputs)?
+        }
+    };
+    let plan = Plan::new(&config)?;
+    let comps: Vec<ComponentBytes> = plan
+        .components()
+        .iter()
+        .map(|c| ComponentBytes {
+            name: c.name.into(),
+            bytes: c.bytes,
+        })
+        .collect();
+    println!(
+        "plan for board {} ({}), learner {:?}, batch {}, {:?}, {:?} kernels\n",
+        board.name,
+        board.chip,
+        config.dims.as_slice(),
+        config.batch_size,
+        config.optimizer,
+        config.kernels
+    );
+    println!("{}", memory_table(&comps, budget));
+    match plan.check(budget) {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            eprintln!("edgecl: {e}");
+            Ok(false)
+        }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Simulate(a) => simulate(a).map(|()| true),
+        Command::Plan(a) => plan(a),
+        Command::Boards => {
+            for (name, _) in BUILTIN {
+                match Board::load(name) {
+                    Ok(b) => println!(
+                        "{:<22}{:<16}{:<12}{:>5} MHz  RAM {:>10}  flash {:>12}  budget {:>9}",
+                        b.name, b.chip, b.core, b.clock_mhz, b.ram_bytes, b.flash_bytes, b.learner_budget_bytes
+                    ),
+                    Err(e) => eprintln!("edgecl: {e:#}"),
+                }
+            }
+            Ok(true)
+        }
+    };
+    match result {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("edgecl: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}

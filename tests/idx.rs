@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use edgecl::host::idx::{
-    dataset_from_arrays, load_split, read_idx, read_idx_with_limit, split_files, IdxArray, IdxData,
-    IdxError, Split,
+    dataset_from_arrays, load_split, read_idx, read_idx_with_limit, split_files, IdxArray, IdxData, IdxError, Split,
 };
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -16,12 +15,7 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 /// A fresh, empty directory under the system temp dir.
 fn temp_dir(tag: &str) -> PathBuf {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!(
-        "edgecl-idx-test-{}-{}-{}",
-        std::process::id(),
-        tag,
-        n
-    ));
+    let dir = std::env::temp_dir().join(format!("edgecl-idx-test-{}-{}-{}", std::process::id(), tag, n));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     dir
@@ -119,11 +113,7 @@ fn truncated_payload() {
 #[test]
 fn truncated_gzip() {
     let dir = temp_dir("truncgz");
-    let bytes = idx(
-        0x08,
-        &[1000],
-        &(0..1000).map(|i| (i % 251) as u8).collect::<Vec<_>>(),
-    );
+    let bytes = idx(0x08, &[1000], &(0..1000).map(|i| (i % 251) as u8).collect::<Vec<_>>());
     let z = gz(&bytes);
     let p = write(&dir, "cut.gz", &z[..z.len() / 2]);
     let e = read_idx(&p).unwrap_err();
@@ -156,34 +146,17 @@ fn missing_file_is_io_error() {
 #[test]
 fn count_mismatch() {
     let dir = temp_dir("count");
-    write(
-        &dir,
-        "train-images-idx3-ubyte",
-        &idx(0x08, &[3, 2, 2], &[0; 12]),
-    );
-    write(
-        &dir,
-        "train-labels-idx1-ubyte",
-        &idx(0x08, &[4], &[0, 1, 2, 3]),
-    );
+    write(&dir, "train-images-idx3-ubyte", &idx(0x08, &[3, 2, 2], &[0; 12]));
+    write(&dir, "train-labels-idx1-ubyte", &idx(0x08, &[4], &[0, 1, 2, 3]));
     let e = load_split(&dir, Split::Train, None).unwrap_err();
-    assert_eq!(
-        e.root(),
-        &IdxError::CountMismatch {
-            samples: 3,
-            labels: 4
-        }
-    );
+    assert_eq!(e.root(), &IdxError::CountMismatch { samples: 3, labels: 4 });
     assert_one_line(&e, &["sample count 3", "label count 4"]);
 
     let samples = read_idx(&dir.join("train-images-idx3-ubyte")).unwrap();
     let labels = read_idx(&dir.join("train-labels-idx1-ubyte")).unwrap();
     assert_eq!(
         dataset_from_arrays(samples, labels, None).unwrap_err(),
-        IdxError::CountMismatch {
-            samples: 3,
-            labels: 4
-        }
+        IdxError::CountMismatch { samples: 3, labels: 4 }
     );
     fs::remove_dir_all(dir).unwrap();
 }
@@ -191,16 +164,8 @@ fn count_mismatch() {
 #[test]
 fn label_out_of_range() {
     let dir = temp_dir("range");
-    write(
-        &dir,
-        "t10k-images-idx3-ubyte.gz",
-        &gz(&idx(0x08, &[3, 2], &[0; 6])),
-    );
-    write(
-        &dir,
-        "t10k-labels-idx1-ubyte.gz",
-        &gz(&idx(0x08, &[3], &[0, 1, 5])),
-    );
+    write(&dir, "t10k-images-idx3-ubyte.gz", &gz(&idx(0x08, &[3, 2], &[0; 6])));
+    write(&dir, "t10k-labels-idx1-ubyte.gz", &gz(&idx(0x08, &[3], &[0, 1, 5])));
     let e = load_split(&dir, Split::Test, Some(2)).unwrap_err();
     assert_eq!(
         e.root(),
@@ -225,11 +190,7 @@ fn nan_in_f32_samples() {
         "train-signals-idx2-float.gz",
         &gz(&idx(0x0D, &[3, 2], &f32_payload(&vals))),
     );
-    write(
-        &dir,
-        "train-labels-idx1-ubyte",
-        &idx(0x08, &[3], &[0, 1, 0]),
-    );
+    write(&dir, "train-labels-idx1-ubyte", &idx(0x08, &[3], &[0, 1, 0]));
     let e = load_split(&dir, Split::Train, None).unwrap_err();
     assert_eq!(e.root(), &IdxError::NonFinite { index: 3 });
     assert_one_line(&e, &["NaN", "index 3", "train-signals-idx2-float.gz"]);
@@ -316,10 +277,7 @@ fn mnist_test_split() {
     for &y in &d.y {
         hist[usize::from(y)] += 1;
     }
-    assert_eq!(
-        hist,
-        [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-    );
+    assert_eq!(hist, [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
     assert!(d.x.iter().all(|&v| (0.0..=1.0).contains(&v)));
     let mean = d.x.iter().map(|&v| f64::from(v)).sum::<f64>() / d.x.len() as f64;
     assert!((mean - 0.132515).abs() < 1e-4, "mean {mean}");

@@ -277,11 +277,7 @@ impl fmt::Display for IdxError {
                 "sample count {samples} does not match label count {labels}; \
                  check that the samples and labels files belong to the same split"
             ),
-            IdxError::LabelOutOfRange {
-                index,
-                label,
-                classes,
-            } => write!(
+            IdxError::LabelOutOfRange { index, label, classes } => write!(
                 f,
                 "label {label} at index {index} is out of range for {classes} classes \
                  (labels must be in 0..{classes}); raise the class count or fix the labels"
@@ -295,11 +291,7 @@ impl fmt::Display for IdxError {
                 f,
                 "no {what} found in {dir}; put the file there or point to another directory"
             ),
-            IdxError::Ambiguous {
-                dir,
-                what,
-                candidates,
-            } => write!(
+            IdxError::Ambiguous { dir, what, candidates } => write!(
                 f,
                 "several {what} files in {dir}: {}; keep one or rename it to the standard name",
                 candidates.join(", ")
@@ -416,13 +408,8 @@ pub fn parse_idx(bytes: &[u8]) -> Result<IdxArray, IdxError> {
         found: bytes.len(),
     })?;
     let (dim_words, _) = dim_bytes.as_chunks::<4>();
-    let raw_dims: Vec<u64> = dim_words
-        .iter()
-        .map(|w| u64::from(u32::from_be_bytes(*w)))
-        .collect();
-    let overflow = || IdxError::SizeOverflow {
-        dims: raw_dims.clone(),
-    };
+    let raw_dims: Vec<u64> = dim_words.iter().map(|w| u64::from(u32::from_be_bytes(*w))).collect();
+    let overflow = || IdxError::SizeOverflow { dims: raw_dims.clone() };
     let mut dims = Vec::with_capacity(rank);
     let mut count: usize = 1;
     for &d in &raw_dims {
@@ -514,20 +501,12 @@ enum Side {
 /// sample. With `classes = Some(c)` every label must be below `c`; with
 /// `None` the class count is the largest label plus one, and an empty
 /// dataset is an error.
-pub fn dataset_from_arrays(
-    samples: IdxArray,
-    labels: IdxArray,
-    classes: Option<usize>,
-) -> Result<Dataset, IdxError> {
+pub fn dataset_from_arrays(samples: IdxArray, labels: IdxArray, classes: Option<usize>) -> Result<Dataset, IdxError> {
     build_dataset(samples, labels, classes).map_err(|(_, e)| e)
 }
 
 /// [`dataset_from_arrays`], also saying which input an error is about.
-fn build_dataset(
-    samples: IdxArray,
-    labels: IdxArray,
-    classes: Option<usize>,
-) -> Result<Dataset, (Side, IdxError)> {
+fn build_dataset(samples: IdxArray, labels: IdxArray, classes: Option<usize>) -> Result<Dataset, (Side, IdxError)> {
     let y = labels_vec(labels).map_err(|e| (Side::Labels, e))?;
     let (x, sample_shape) = samples_matrix(samples).map_err(|e| (Side::Samples, e))?;
     if x.nrows() != y.len() {
@@ -541,10 +520,7 @@ fn build_dataset(
     }
     let classes = match classes {
         Some(c) => {
-            let bad = y
-                .iter()
-                .enumerate()
-                .find(|&(_, &label)| usize::from(label) >= c);
+            let bad = y.iter().enumerate().find(|&(_, &label)| usize::from(label) >= c);
             if let Some((index, &label)) = bad {
                 return Err((
                     Side::Labels,
@@ -633,11 +609,7 @@ pub fn load_split(dir: &Path, split: Split, classes: Option<usize>) -> Result<Da
         Side::Samples => e.in_file(&samples_path),
         Side::Labels => e.in_file(&labels_path),
         Side::Both => IdxError::InFile {
-            path: format!(
-                "{} and {}",
-                path_string(&samples_path),
-                path_string(&labels_path)
-            ),
+            path: format!("{} and {}", path_string(&samples_path), path_string(&labels_path)),
             source: Box::new(e),
         },
     })
@@ -665,10 +637,7 @@ pub fn split_files(dir: &Path, split: Split) -> Result<(PathBuf, PathBuf), IdxEr
         dir,
         &names,
         &format!("{split_name} samples"),
-        &[
-            format!("{stem}-images-idx3-ubyte"),
-            format!("{stem}-images.idx3-ubyte"),
-        ],
+        &[format!("{stem}-images-idx3-ubyte"), format!("{stem}-images.idx3-ubyte")],
         prefixes,
         false,
     )?;
@@ -676,10 +645,7 @@ pub fn split_files(dir: &Path, split: Split) -> Result<(PathBuf, PathBuf), IdxEr
         dir,
         &names,
         &format!("{split_name} labels"),
-        &[
-            format!("{stem}-labels-idx1-ubyte"),
-            format!("{stem}-labels.idx1-ubyte"),
-        ],
+        &[format!("{stem}-labels-idx1-ubyte"), format!("{stem}-labels.idx1-ubyte")],
         prefixes,
         true,
     )?;
@@ -877,27 +843,18 @@ mod tests {
     fn truncated_header() {
         assert_eq!(
             parse_idx(&[]).unwrap_err(),
-            IdxError::Truncated {
-                expected: 4,
-                found: 0
-            }
+            IdxError::Truncated { expected: 4, found: 0 }
         );
         assert_eq!(
             parse_idx(&[0, 0, 8]).unwrap_err(),
-            IdxError::Truncated {
-                expected: 4,
-                found: 3
-            }
+            IdxError::Truncated { expected: 4, found: 3 }
         );
         // Rank 3 needs 16 header bytes; only one dim present.
         let mut b = vec![0, 0, 8, 3];
         b.extend_from_slice(&7u32.to_be_bytes());
         assert_eq!(
             parse_idx(&b).unwrap_err(),
-            IdxError::Truncated {
-                expected: 16,
-                found: 8
-            }
+            IdxError::Truncated { expected: 16, found: 8 }
         );
     }
 
@@ -951,9 +908,7 @@ mod tests {
             state ^= state >> 7;
             state ^= state << 17;
             let len = (state % 40) as usize;
-            let mut b: Vec<u8> = (0..len)
-                .map(|i| (state >> ((i % 8) * 8)) as u8 ^ i as u8)
-                .collect();
+            let mut b: Vec<u8> = (0..len).map(|i| (state >> ((i % 8) * 8)) as u8 ^ i as u8).collect();
             if state & 1 == 0 && b.len() >= 2 {
                 b[0] = 0;
                 b[1] = 0;
@@ -1018,10 +973,7 @@ mod tests {
         );
         assert_eq!(
             dataset_from_arrays(s(), u8_array(&[3], vec![0, 1, 1]), None).unwrap_err(),
-            IdxError::CountMismatch {
-                samples: 2,
-                labels: 3
-            }
+            IdxError::CountMismatch { samples: 2, labels: 3 }
         );
         assert_eq!(
             dataset_from_arrays(s(), u8_array(&[2], vec![1, 5]), Some(2)).unwrap_err(),
@@ -1062,8 +1014,7 @@ mod tests {
         let big = usize::MAX / 2;
         let e = dataset_from_arrays(u8_array(&[big, big], vec![]), l(), None).unwrap_err();
         assert!(matches!(e, IdxError::ShapeMismatch { .. }));
-        let e = dataset_from_arrays(u8_array(&[2, 1], vec![0; 2]), u8_array(&[3], vec![0]), None)
-            .unwrap_err();
+        let e = dataset_from_arrays(u8_array(&[2, 1], vec![0; 2]), u8_array(&[3], vec![0]), None).unwrap_err();
         assert!(matches!(e, IdxError::ShapeMismatch { .. }));
     }
 
@@ -1112,10 +1063,7 @@ mod tests {
             },
             IdxError::UnsupportedType { code: 0x0E },
             IdxError::ZeroRank,
-            IdxError::Truncated {
-                expected: 10,
-                found: 3,
-            },
+            IdxError::Truncated { expected: 10, found: 3 },
             IdxError::TrailingBytes {
                 expected: 10,
                 found: 13,
@@ -1134,10 +1082,7 @@ mod tests {
             IdxError::NonFinite { index: 4 },
             IdxError::LabelsNotU8,
             IdxError::LabelsRank { rank: 2 },
-            IdxError::CountMismatch {
-                samples: 1,
-                labels: 2,
-            },
+            IdxError::CountMismatch { samples: 1, labels: 2 },
             IdxError::LabelOutOfRange {
                 index: 1,
                 label: 5,

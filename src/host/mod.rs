@@ -1,3 +1,13 @@
 //! The host side (feature `std`): data, scenarios, boards, the simulator and reports.
+//!
+//! - [`idx`]: IDX (optionally gzip) files into datasets, with clear errors.
+//! - [`scenario`]: a dataset cut into tasks (split, permuted, rotated) and settings.
+//! - [`board`]: board profiles (`boards/*.toml`), compiled in.
+//! - [`simulate`]: the core's learner run over a scenario under a board's budget.
+//! - [`report`]: the accuracy matrix, forgetting metrics, memory table and JSON.
 
+pub mod board;
 pub mod idx;
+pub mod report;
+pub mod scenario;
+pub mod simulate;

@@ -73,7 +73,11 @@ mod tests {
         assert_eq!(b[0], 0.0);
         assert!(arena.used() <= 15 + 32 + 16);
         match arena.carve_f32("big", 1000) {
-            Err(Error::OverBudget { component: "big", requested: 4000, .. }) => {}
+            Err(Error::OverBudget {
+                component: "big",
+                requested: 4000,
+                ..
+            }) => {}
             other => panic!("{other:?}"),
         }
     }

@@ -28,7 +28,10 @@ impl LayerDims {
         }
         let mut out = [0; MAX_DIMS];
         out[..dims.len()].copy_from_slice(dims);
-        Ok(LayerDims { dims: out, len: dims.len() })
+        Ok(LayerDims {
+            dims: out,
+            len: dims.len(),
+        })
     }
 
     /// The widths, input first.
@@ -113,13 +116,18 @@ pub enum Optimizer {
 impl Optimizer {
     /// Adam with PyTorch's defaults and the given learning rate.
     pub fn adam(lr: f32) -> Self {
-        Optimizer::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+        Optimizer::Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
     }
 
     /// State vectors of the parameters' size this optimizer keeps.
     pub fn state_vectors(&self) -> usize {
         match *self {
-            Optimizer::Sgd { momentum, .. } if momentum == 0.0 => 0,
+            Optimizer::Sgd { momentum: 0.0, .. } => 0,
             Optimizer::Sgd { .. } => 1,
             Optimizer::Adam { .. } => 2,
         }
@@ -169,9 +177,7 @@ impl LearnerConfig {
             return Err(Error::BadConfig("max tasks must be at least 1"));
         }
         let ok = match self.optimizer {
-            Optimizer::Sgd { lr, momentum } => {
-                lr.is_finite() && lr > 0.0 && (0.0..1.0).contains(&momentum)
-            }
+            Optimizer::Sgd { lr, momentum } => lr.is_finite() && lr > 0.0 && (0.0..1.0).contains(&momentum),
             Optimizer::Adam { lr, beta1, beta2, eps } => {
                 lr.is_finite()
                     && lr > 0.0

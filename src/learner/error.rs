@@ -71,7 +71,12 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Error::OverBudget { component, requested, available, missing } => write!(
+            Error::OverBudget {
+                component,
+                requested,
+                available,
+                missing,
+            } => write!(
                 f,
                 "over budget: component `{component}` needs {requested} bytes but only \
                  {available} are left in the arena; the plan needs {missing} bytes more \

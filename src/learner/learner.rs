@@ -59,7 +59,11 @@ impl Active<'_> {
         let check = |r: &ClassRange| {
             let (s, e) = (r.start as usize, r.end as usize);
             if s >= e || e > classes {
-                Err(Error::BadActiveClasses { start: s, end: e, classes })
+                Err(Error::BadActiveClasses {
+                    start: s,
+                    end: e,
+                    classes,
+                })
             } else {
                 Ok(())
             }
@@ -67,9 +71,10 @@ impl Active<'_> {
         match self {
             Active::All => Ok(()),
             Active::Classes(r) => check(r),
-            Active::PerSample(rs) if rs.len() != n => {
-                Err(Error::OutputShape { got: rs.len(), expected: n })
-            }
+            Active::PerSample(rs) if rs.len() != n => Err(Error::OutputShape {
+                got: rs.len(),
+                expected: n,
+            }),
             Active::PerSample(rs) => rs.iter().try_for_each(check),
         }
     }
@@ -192,8 +197,11 @@ impl<'a> Learner<'a> {
     /// Number of samples in `x`, after checking its shape and values.
     fn check_input(&self, x: &[f32], max: usize) -> Result<usize, Error> {
         let width = self.config.dims.input();
-        if x.is_empty() || x.len() % width != 0 {
-            return Err(Error::InputShape { got: x.len(), expected: width * (x.len() / width).max(1) });
+        if x.is_empty() || !x.len().is_multiple_of(width) {
+            return Err(Error::InputShape {
+                got: x.len(),
+                expected: width * (x.len() / width).max(1),
+            });
         }
         let n = x.len() / width;
         if n > max {
@@ -208,7 +216,10 @@ impl<'a> Learner<'a> {
     fn check_batch(&self, x: &[f32], labels: &[u16], active: &Active<'_>) -> Result<usize, Error> {
         let n = self.check_input(x, self.config.batch_size)?;
         if labels.len() != n {
-            return Err(Error::OutputShape { got: labels.len(), expected: n });
+            return Err(Error::OutputShape {
+                got: labels.len(),
+                expected: n,
+            });
         }
         let classes = self.config.dims.classes();
         active.validate(n, classes)?;
@@ -227,7 +238,17 @@ impl<'a> Learner<'a> {
 
     fn forward(&mut self, x: &[f32], n: usize) -> Result<(), Error> {
         let c = &self.config;
-        network::forward(c.kernels, &c.dims, self.weights, self.biases, x, n, c.batch_size, self.acts, self.pack)
+        network::forward(
+            c.kernels,
+            &c.dims,
+            self.weights,
+            self.biases,
+            x,
+            n,
+            c.batch_size,
+            self.acts,
+            self.pack,
+        )
     }
 
     /// Forward and backward over one batch: fills [`Learner::gradients`] and returns the
@@ -242,7 +263,18 @@ impl<'a> Learner<'a> {
         let logits_at = network::act_offset(&c.dims, c.batch_size, c.dims.layers() - 1);
         let logits = &self.acts[logits_at..logits_at + n * classes];
         let loss = network::softmax_xent(logits, labels, &active, classes, &mut self.deltas[..n * classes]);
-        network::backward(c.kernels, &c.dims, self.weights, x, n, c.batch_size, self.acts, self.grads, self.deltas, self.pack)?;
+        network::backward(
+            c.kernels,
+            &c.dims,
+            self.weights,
+            x,
+            n,
+            c.batch_size,
+            self.acts,
+            self.grads,
+            self.deltas,
+            self.pack,
+        )?;
         Ok(loss)
     }
 
@@ -296,11 +328,18 @@ impl<'a> Learner<'a> {
         let c = self.config;
         let width = c.dims.input();
         if x.len() != out.len() * width {
-            return Err(Error::InputShape { got: x.len(), expected: out.len() * width });
+            return Err(Error::InputShape {
+                got: x.len(),
+                expected: out.len() * width,
+            });
         }
         let classes = c.dims.classes();
         active.validate(out.len(), classes)?;
-        for (chunk, (xs, ys)) in x.chunks(c.batch_size * width).zip(out.chunks_mut(c.batch_size)).enumerate() {
+        for (chunk, (xs, ys)) in x
+            .chunks(c.batch_size * width)
+            .zip(out.chunks_mut(c.batch_size))
+            .enumerate()
+        {
             let logits = self.logits(xs)?;
             for (i, (z, y)) in logits.chunks_exact(classes).zip(ys.iter_mut()).enumerate() {
                 let (lo, hi) = active.range(chunk * c.batch_size + i, classes);
@@ -323,7 +362,14 @@ mod tests {
     use crate::learner::{Kernels, LayerDims};
 
     fn config(dims: &[usize], batch: usize, kernels: Kernels, optimizer: Optimizer) -> LearnerConfig {
-        LearnerConfig { dims: LayerDims::new(dims).unwrap(), optimizer, batch_size: batch, max_tasks: 1, seed: 42, kernels }
+        LearnerConfig {
+            dims: LayerDims::new(dims).unwrap(),
+            optimizer,
+            batch_size: batch,
+            max_tasks: 1,
+            seed: 42,
+            kernels,
+        }
     }
 
     fn inputs(n: usize, seed: u64) -> [f32; 256] {
@@ -349,7 +395,11 @@ mod tests {
             let x = inputs(15, 5);
             let x = &x[..15];
             let y = [1u16, 3, 2];
-            let ranges = [ClassRange { start: 0, end: 2 }, ClassRange { start: 2, end: 4 }, ClassRange { start: 1, end: 4 }];
+            let ranges = [
+                ClassRange { start: 0, end: 2 },
+                ClassRange { start: 2, end: 4 },
+                ClassRange { start: 1, end: 4 },
+            ];
             let active = Active::PerSample(&ranges);
             let mut buf = [0u8; 16384];
             let mut l = Learner::new(&cfg, &mut buf).unwrap();
@@ -368,9 +418,13 @@ mod tests {
                     bp[i - nw] += eps;
                     bm[i - nw] -= eps;
                 }
-                let numeric = (loss_at(&cfg, &wp, &bp, x, &y, active) - loss_at(&cfg, &wm, &bm, x, &y, active)) / (2.0 * eps as f64);
+                let numeric = (loss_at(&cfg, &wp, &bp, x, &y, active) - loss_at(&cfg, &wm, &bm, x, &y, active))
+                    / (2.0 * eps as f64);
                 let analytic = grads[i] as f64;
-                assert!((numeric - analytic).abs() < 2e-3 + 2e-2 * analytic.abs(), "{kernels:?} param {i}: numeric {numeric} analytic {analytic}");
+                assert!(
+                    (numeric - analytic).abs() < 2e-3 + 2e-2 * analytic.abs(),
+                    "{kernels:?} param {i}: numeric {numeric} analytic {analytic}"
+                );
             }
         }
     }
@@ -398,7 +452,9 @@ mod tests {
         let cfg = config(&[2, 16, 3], 8, Kernels::Reference, Optimizer::adam(0.05));
         let mut buf = [0u8; 8192];
         let mut l = Learner::new(&cfg, &mut buf).unwrap();
-        let x = [1.0f32, 0.0, 0.0, 1.0, -1.0, -1.0, 0.9, 0.1, 0.1, 0.9, -0.8, -1.0, 1.0, 0.2, 0.0, 0.8];
+        let x = [
+            1.0f32, 0.0, 0.0, 1.0, -1.0, -1.0, 0.9, 0.1, 0.1, 0.9, -0.8, -1.0, 1.0, 0.2, 0.0, 0.8,
+        ];
         let y = [0u16, 1, 2, 0, 1, 2, 0, 1];
         let first = l.train_step(&x, &y, Active::All).unwrap();
         let mut last = first;
@@ -409,7 +465,8 @@ mod tests {
         let mut out = [9u16; 8];
         l.predict(&x, Active::All, &mut out).unwrap();
         assert_eq!(out, y);
-        l.predict(&x, Active::Classes(ClassRange { start: 1, end: 3 }), &mut out).unwrap();
+        l.predict(&x, Active::Classes(ClassRange { start: 1, end: 3 }), &mut out)
+            .unwrap();
         assert!(out.iter().all(|&c| c == 1 || c == 2));
     }
 
@@ -420,14 +477,32 @@ mod tests {
         let mut l = Learner::new(&cfg, &mut buf).unwrap();
         let before = l.weights().to_owned();
         let all = Active::All;
-        assert_eq!(l.train_step(&[0.0; 3], &[0], all), Err(Error::InputShape { got: 3, expected: 2 }));
-        assert_eq!(l.train_step(&[0.0; 6], &[0, 0, 0], all), Err(Error::BatchSize { got: 3, max: 2 }));
-        assert_eq!(l.train_step(&[0.0, f32::NAN], &[0], all), Err(Error::NonFiniteInput { index: 1 }));
-        assert_eq!(l.train_step(&[0.0, 1.0], &[3], all), Err(Error::LabelOutOfRange { label: 3, classes: 3 }));
+        assert_eq!(
+            l.train_step(&[0.0; 3], &[0], all),
+            Err(Error::InputShape { got: 3, expected: 2 })
+        );
+        assert_eq!(
+            l.train_step(&[0.0; 6], &[0, 0, 0], all),
+            Err(Error::BatchSize { got: 3, max: 2 })
+        );
+        assert_eq!(
+            l.train_step(&[0.0, f32::NAN], &[0], all),
+            Err(Error::NonFiniteInput { index: 1 })
+        );
+        assert_eq!(
+            l.train_step(&[0.0, 1.0], &[3], all),
+            Err(Error::LabelOutOfRange { label: 3, classes: 3 })
+        );
         let task = Active::Classes(ClassRange { start: 0, end: 2 });
-        assert_eq!(l.train_step(&[0.0, 1.0], &[2], task), Err(Error::LabelInactive { label: 2 }));
+        assert_eq!(
+            l.train_step(&[0.0, 1.0], &[2], task),
+            Err(Error::LabelInactive { label: 2 })
+        );
         let bad = Active::Classes(ClassRange { start: 2, end: 5 });
-        assert!(matches!(l.train_step(&[0.0, 1.0], &[2], bad), Err(Error::BadActiveClasses { .. })));
+        assert!(matches!(
+            l.train_step(&[0.0, 1.0], &[2], bad),
+            Err(Error::BadActiveClasses { .. })
+        ));
         assert_eq!(l.weights(), &before[..]);
         assert_eq!(l.steps(), 0);
     }

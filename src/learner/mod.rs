@@ -18,7 +18,7 @@
 //! - [`network`]: dense layers, ReLU and softmax cross-entropy, forward and backward.
 //! - [`optim`]: SGD with momentum and Adam, their state in the arena.
 //! - [`rng`]: the seeded generator used for weight init (the same bits on every target).
-//! - [`learner`](self::learner): the [`Learner`] that ties them together.
+//! - [`learner`]: the [`Learner`] that ties them together.
 //! - [`error`]: the core's one error enum.
 
 pub mod arena;

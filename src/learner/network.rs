@@ -36,7 +36,11 @@ pub fn forward(
         let (d_in, d_out) = dims.layer(l);
         let out_at = act_offset(dims, batch, l);
         let (before, after) = acts.split_at_mut(out_at);
-        let input = if l == 0 { x } else { &before[act_offset(dims, batch, l - 1)..] };
+        let input = if l == 0 {
+            x
+        } else {
+            &before[act_offset(dims, batch, l - 1)..]
+        };
         let out = &mut after[..n * d_out];
         let bias = &biases[dims.bias_offset(l)..dims.bias_offset(l) + d_out];
         for row in out.chunks_exact_mut(d_out) {
@@ -66,7 +70,11 @@ pub fn softmax_xent(logits: &[f32], labels: &[u16], active: &Active<'_>, classes
     let n = labels.len();
     let inv_n = 1.0 / n as f32;
     let mut loss = 0.0f32;
-    for (i, (&y, (z, d))) in labels.iter().zip(logits.chunks_exact(classes).zip(dlogits.chunks_exact_mut(classes))).enumerate() {
+    for (i, (&y, (z, d))) in labels
+        .iter()
+        .zip(logits.chunks_exact(classes).zip(dlogits.chunks_exact_mut(classes)))
+        .enumerate()
+    {
         let (lo, hi) = active.range(i, classes);
         let max = z[lo..hi].iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0f32;
@@ -107,7 +115,11 @@ pub fn backward(
     for l in (0..dims.layers()).rev() {
         let (d_in, d_out) = dims.layer(l);
         let d = &cur[..n * d_out];
-        let input = if l == 0 { x } else { &acts[act_offset(dims, batch, l - 1)..] };
+        let input = if l == 0 {
+            x
+        } else {
+            &acts[act_offset(dims, batch, l - 1)..]
+        };
         // dW = d^T · input   (d_out x d_in)
         let dt = MatRef::row_major(d, n, d_out).ok_or(SHAPE_BUG)?.t();
         let inp = MatRef::row_major(input, n, d_in).ok_or(SHAPE_BUG)?;

@@ -42,7 +42,13 @@ impl AdamStep {
     pub fn new(lr: f32, beta1: f32, beta2: f32, eps: f32, t: u32) -> Self {
         let bias1 = 1.0 - math::powi(beta1, t);
         let bias2 = 1.0 - math::powi(beta2, t);
-        AdamStep { step_size: lr / bias1, bias2_sqrt: math::sqrt(bias2), beta1, beta2, eps }
+        AdamStep {
+            step_size: lr / bias1,
+            bias2_sqrt: math::sqrt(bias2),
+            beta1,
+            beta2,
+            eps,
+        }
     }
 }
 
@@ -77,7 +83,13 @@ mod tests {
     fn adam_first_step_moves_each_parameter_by_about_lr() {
         let mut p = [0.0f32, 0.0, 0.0];
         let (mut m, mut v) = ([0.0f32; 3], [0.0f32; 3]);
-        adam(&mut p, &[3.0, -0.01, 0.0], &mut m, &mut v, AdamStep::new(0.001, 0.9, 0.999, 1e-8, 1));
+        adam(
+            &mut p,
+            &[3.0, -0.01, 0.0],
+            &mut m,
+            &mut v,
+            AdamStep::new(0.001, 0.9, 0.999, 1e-8, 1),
+        );
         assert!((p[0] + 0.001).abs() < 1e-7, "{p:?}");
         assert!((p[1] - 0.001).abs() < 1e-6, "{p:?}");
         assert_eq!(p[2], 0.0);

@@ -94,7 +94,11 @@ impl Plan {
 
     /// Bytes of the named component (0 when the plan has none).
     pub fn bytes_of(&self, name: &str) -> usize {
-        self.components().iter().filter(|c| c.name == name).map(|c| c.bytes).sum()
+        self.components()
+            .iter()
+            .filter(|c| c.name == name)
+            .map(|c| c.bytes)
+            .sum()
     }
 
     /// Bytes the whole plan needs.
@@ -158,7 +162,12 @@ mod tests {
         assert!(plan.check(plan.total()).is_ok());
         let budget = 15 + plan.bytes_of(names::WEIGHTS) + 100;
         match plan.check(budget) {
-            Err(Error::OverBudget { component, requested, available, missing }) => {
+            Err(Error::OverBudget {
+                component,
+                requested,
+                available,
+                missing,
+            }) => {
                 assert_eq!(component, names::BIASES);
                 assert_eq!(requested, plan.bytes_of(names::BIASES));
                 assert_eq!(available, 100);
@@ -181,6 +190,9 @@ mod tests {
         c.optimizer = Optimizer::Sgd { lr: 0.1, momentum: 0.0 };
         assert_eq!(Plan::new(&c).unwrap().bytes_of(names::OPTIMIZER), 0);
         c.optimizer = Optimizer::Sgd { lr: 0.1, momentum: 0.9 };
-        assert_eq!(Plan::new(&c).unwrap().bytes_of(names::OPTIMIZER), f32_bytes(10 * 4 + 4 * 2 + 6));
+        assert_eq!(
+            Plan::new(&c).unwrap().bytes_of(names::OPTIMIZER),
+            f32_bytes(10 * 4 + 4 * 2 + 6)
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Matrix products for the dense layers.
 //!
 //! One operation, `C = A·B` or `C += A·B` with `C` row-major and contiguous and `A`, `B`
-//! strided views ([`MatRef`]), in two implementations: [`reference`], plain loops in a
+//! strided views ([`MatRef`]), in two implementations: [`reference`](mod@reference), plain loops in a
 //! fixed summation order (the same bits on every target), and [`fast`], packed and
 //! register-blocked. Every fast path is tested against the reference.
 
@@ -28,7 +28,13 @@ impl<'a> MatRef<'a> {
             return None;
         }
         let last = (rows - 1).checked_mul(rs)?.checked_add((cols - 1).checked_mul(cs)?)?;
-        (last < data.len()).then_some(MatRef { data, rows, cols, rs, cs })
+        (last < data.len()).then_some(MatRef {
+            data,
+            rows,
+            cols,
+            rs,
+            cs,
+        })
     }
 
     /// A row-major `rows x cols` view of `data`.
@@ -38,7 +44,13 @@ impl<'a> MatRef<'a> {
 
     /// The transposed view (no copy).
     pub fn t(self) -> Self {
-        MatRef { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs, ..self }
+        MatRef {
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
     }
 
     /// Rows.
@@ -72,14 +84,7 @@ impl<'a> MatRef<'a> {
 ///
 /// Returns `false` (and leaves `C` alone) when the shapes disagree or `pack` is too small
 /// for the fast kernels; the learner sizes both from its plan, so that is a logic bug.
-pub fn gemm(
-    kernels: Kernels,
-    a: MatRef<'_>,
-    b: MatRef<'_>,
-    c: &mut [f32],
-    accumulate: bool,
-    pack: &mut [f32],
-) -> bool {
+pub fn gemm(kernels: Kernels, a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], accumulate: bool, pack: &mut [f32]) -> bool {
     if a.cols != b.rows || c.len() != a.rows * b.cols {
         return false;
     }

@@ -1,0 +1,117 @@
+//! Board profiles: chip, core, clock, FPU, RAM, flash and the learner's share of RAM.
+//!
+//! The profiles in `boards/*.toml` are compiled into the binary, so `--board NAME` works
+//! from anywhere; `--board FILE.toml` reads any other profile with the same keys.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// One board profile (the keys of `boards/*.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Board {
+    /// Short name, the file stem.
+    pub name: String,
+    /// One line for people.
+    pub description: String,
+    /// `mcu` or `linux`.
+    pub kind: String,
+    /// Chip part number.
+    pub chip: String,
+    /// CPU core.
+    pub core: String,
+    /// Clock in MHz.
+    pub clock_mhz: u32,
+    /// `none`, `single` or `double`.
+    pub fpu: String,
+    /// Rust target triple the learner builds for.
+    pub target: String,
+    /// RAM usable by software, bytes.
+    pub ram_bytes: u64,
+    /// Program flash (or boot media), bytes.
+    pub flash_bytes: u64,
+    /// The learner's arena: the budget, bytes.
+    pub learner_budget_bytes: u64,
+    /// Where the figures come from.
+    pub source: String,
+}
+
+/// The profiles shipped in `boards/`, by name.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("netduinoplus2", include_str!("../../boards/netduinoplus2.toml")),
+    ("stm32f746g-disco", include_str!("../../boards/stm32f746g-disco.toml")),
+    ("nrf52840-dk", include_str!("../../boards/nrf52840-dk.toml")),
+    ("rp-pico", include_str!("../../boards/rp-pico.toml")),
+    ("esp32-s3-devkitc", include_str!("../../boards/esp32-s3-devkitc.toml")),
+    ("raspberry-pi-4", include_str!("../../boards/raspberry-pi-4.toml")),
+    (
+        "raspberry-pi-zero-2w",
+        include_str!("../../boards/raspberry-pi-zero-2w.toml"),
+    ),
+];
+
+impl Board {
+    /// Parses and checks a profile.
+    pub fn parse(text: &str) -> Result<Board> {
+        let board: Board = toml::from_str(text)?;
+        if board.learner_budget_bytes > board.ram_bytes {
+            bail!(
+                "board `{}`: learner budget {} bytes is more than its RAM ({} bytes)",
+                board.name,
+                board.learner_budget_bytes,
+                board.ram_bytes
+            );
+        }
+        if !matches!(board.kind.as_str(), "mcu" | "linux") {
+            bail!(
+                "board `{}`: kind must be `mcu` or `linux`, not `{}`",
+                board.name,
+                board.kind
+            );
+        }
+        Ok(board)
+    }
+
+    /// A shipped board by name, or a profile file by path.
+    pub fn load(name_or_path: &str) -> Result<Board> {
+        if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+            return Board::parse(text).with_context(|| format!("built-in board `{name_or_path}`"));
+        }
+        let path = Path::new(name_or_path);
+        if path.exists() {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            return Board::parse(&text).with_context(|| format!("board profile {}", path.display()));
+        }
+        let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
+        bail!(
+            "unknown board `{name_or_path}`: not a file, and the shipped boards are {}",
+            names.join(", ")
+        )
+    }
+
+    /// The learner budget as a `usize` arena length.
+    pub fn budget(&self) -> usize {
+        usize::try_from(self.learner_budget_bytes).unwrap_or(usize::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_board_parses_and_its_budget_fits_its_ram() {
+        for (name, _) in BUILTIN {
+            let b = Board::load(name).unwrap();
+            assert_eq!(&b.name, name);
+            assert!(b.learner_budget_bytes > 0 && b.learner_budget_bytes <= b.ram_bytes);
+        }
+    }
+
+    #[test]
+    fn unknown_board_names_the_shipped_ones() {
+        let e = Board::load("no-such-board").unwrap_err().to_string();
+        assert!(e.contains("netduinoplus2") && !e.contains('\n'), "{e}");
+    }
+}

@@ -1,0 +1,258 @@
+//! What a simulation measured: the accuracy matrix and the forgetting metrics derived
+//! from it, timings, and the arena's bytes per component. Printed as tables and written
+//! as JSON (`--json FILE`).
+//!
+//! Metrics, for `T` tasks and `R[i][j]` the accuracy (percent) on task `j` after training
+//! task `i`, and `b[j]` the accuracy of the untrained (randomly initialised) network:
+//! - average accuracy: `mean_j R[T-1][j]`;
+//! - BWT (backward transfer): `mean_{j<T-1} (R[T-1][j] - R[j][j])`;
+//! - FWT (forward transfer): `mean_{j>0} (R[j-1][j] - b[j])`;
+//! - forgetting: `mean_{j<T-1} (max_{l<T-1} R[l][j] - R[T-1][j])`.
+//!
+//! With one task BWT, FWT and forgetting are 0.
+
+use serde::Serialize;
+use std::fmt::Write as _;
+
+/// One line of the memory table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ComponentBytes {
+    /// Component name, as in the plan.
+    pub name: String,
+    /// Bytes.
+    pub bytes: usize,
+}
+
+/// Per-task training figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskStats {
+    /// Wall-clock seconds spent training the task (evaluation excluded).
+    pub seconds: f64,
+    /// Optimizer updates.
+    pub updates: usize,
+    /// Updates per second.
+    pub updates_per_second: f64,
+    /// Mean loss over the task's last 50 updates.
+    pub final_loss: f64,
+    /// Arena bytes in use after the task.
+    pub arena_bytes: usize,
+}
+
+/// The learner that ran.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LearnerSummary {
+    /// Layer widths, input first.
+    pub dims: Vec<usize>,
+    /// Optimizer name.
+    pub optimizer: String,
+    /// Learning rate.
+    pub lr: f32,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Updates per task.
+    pub iters_per_task: usize,
+    /// `reference` or `fast`.
+    pub kernels: String,
+    /// Trainable parameters.
+    pub parameters: usize,
+}
+
+/// Everything one simulation measured (the `--json` contract; fields are only added).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// `split`, `permuted` or `rotated`.
+    pub scenario: String,
+    /// `task-il`, `domain-il` or `class-il`.
+    pub setting: String,
+    /// Strategy, e.g. `naive`, `joint`.
+    pub strategy: String,
+    /// Board whose budget was used.
+    pub board: String,
+    /// Seed of the run.
+    pub seed: u64,
+    /// `literature` or `edge`.
+    pub protocol: String,
+    /// Where the data came from.
+    pub data: String,
+    /// `R[i][j]`: accuracy (percent) on task `j` after training task `i`.
+    pub accuracy_matrix: Vec<Vec<f64>>,
+    /// Accuracy (percent) of the untrained network on each task (FWT's baseline).
+    pub random_accuracy: Vec<f64>,
+    /// Mean of the last row of the matrix.
+    pub avg_accuracy: f64,
+    /// Backward transfer (negative: forgetting).
+    pub bwt: f64,
+    /// Forward transfer.
+    pub fwt: f64,
+    /// Average forgetting.
+    pub forgetting: f64,
+    /// Arena bytes the learner carved (its plan's total).
+    pub arena_bytes: usize,
+    /// The budget the arena was given.
+    pub budget_bytes: usize,
+    /// Bytes per component of the plan.
+    pub components: Vec<ComponentBytes>,
+    /// Most arena bytes in use at any point.
+    pub peak_bytes: usize,
+    /// Arena bytes after the last task minus after the first.
+    pub growth_bytes: i64,
+    /// Per-task training figures.
+    pub tasks: Vec<TaskStats>,
+    /// The learner.
+    pub learner: LearnerSummary,
+    /// Wall-clock seconds of the whole run.
+    pub seconds: f64,
+}
+
+/// Mean of the last row.
+pub fn average_accuracy(r: &[Vec<f64>]) -> f64 {
+    r.last().map_or(0.0, |row| mean(row.iter().copied()))
+}
+
+/// Backward transfer.
+pub fn bwt(r: &[Vec<f64>]) -> f64 {
+    let t = r.len();
+    if t < 2 {
+        return 0.0;
+    }
+    mean((0..t - 1).map(|j| r[t - 1][j] - r[j][j]))
+}
+
+/// Forward transfer against the untrained network's accuracies `b`.
+pub fn fwt(r: &[Vec<f64>], b: &[f64]) -> f64 {
+    let t = r.len();
+    if t < 2 {
+        return 0.0;
+    }
+    mean((1..t).map(|j| r[j - 1][j] - b[j]))
+}
+
+/// Average forgetting.
+pub fn forgetting(r: &[Vec<f64>]) -> f64 {
+    let t = r.len();
+    if t < 2 {
+        return 0.0;
+    }
+    mean((0..t - 1).map(|j| {
+        let best = (0..t - 1).map(|l| r[l][j]).fold(f64::NEG_INFINITY, f64::max);
+        best - r[t - 1][j]
+    }))
+}
+
+fn mean(it: impl Iterator<Item = f64>) -> f64 {
+    let (s, n) = it.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    if n == 0 {
+        0.0
+    } else {
+        s / n as f64
+    }
+}
+
+impl Report {
+    /// The accuracy matrix, metrics, per-task figures and memory table, for a terminal.
+    pub fn to_table(&self) -> String {
+        let mut s = String::new();
+        let t = self.accuracy_matrix.len();
+        let _ = writeln!(
+            s,
+            "edgecl simulate: {} {} {}, strategy {}, protocol {}, board {}, seed {}",
+            self.scenario, self.setting, self.data, self.strategy, self.protocol, self.board, self.seed
+        );
+        let _ = writeln!(
+            s,
+            "learner {:?}, {} parameters, {} lr {}, batch {}, {} updates per task, {} kernels\n",
+            self.learner.dims,
+            self.learner.parameters,
+            self.learner.optimizer,
+            self.learner.lr,
+            self.learner.batch_size,
+            self.learner.iters_per_task,
+            self.learner.kernels
+        );
+        let _ = write!(s, "accuracy (%)   ");
+        for j in 0..t {
+            let _ = write!(s, "{:>7}", format!("T{}", j + 1));
+        }
+        let _ = writeln!(s);
+        let _ = write!(s, "untrained      ");
+        for v in &self.random_accuracy {
+            let _ = write!(s, "{v:>7.2}");
+        }
+        let _ = writeln!(s);
+        for (i, row) in self.accuracy_matrix.iter().enumerate() {
+            let _ = write!(s, "after T{:<7} ", i + 1);
+            for v in row {
+                let _ = write!(s, "{v:>7.2}");
+            }
+            let st = &self.tasks[i];
+            let _ = writeln!(s, "   {:>6.2} s {:>9.0} upd/s", st.seconds, st.updates_per_second);
+        }
+        let _ = writeln!(
+            s,
+            "\naverage accuracy {:.2}   BWT {:+.2}   FWT {:+.2}   forgetting {:.2}\n",
+            self.avg_accuracy, self.bwt, self.fwt, self.forgetting
+        );
+        let _ = writeln!(s, "{}", memory_table(&self.components, self.budget_bytes));
+        let _ = writeln!(
+            s,
+            "peak {} bytes, growth from task 1 to task {} {} bytes, {:.1} s in all",
+            self.peak_bytes, t, self.growth_bytes, self.seconds
+        );
+        s
+    }
+}
+
+/// The per-component table of a plan against a budget.
+pub fn memory_table(components: &[ComponentBytes], budget: usize) -> String {
+    let mut s = String::new();
+    let total: usize = components.iter().map(|c| c.bytes).sum();
+    let _ = writeln!(s, "{:<18}{:>12}{:>9}", "component", "bytes", "share");
+    for c in components {
+        let share = 100.0 * c.bytes as f64 / budget.max(1) as f64;
+        let _ = writeln!(s, "{:<18}{:>12}{:>8.1}%", c.name, c.bytes, share);
+    }
+    let _ = writeln!(
+        s,
+        "{:<18}{:>12}{:>8.1}%",
+        "total",
+        total,
+        100.0 * total as f64 / budget.max(1) as f64
+    );
+    let free = budget as i64 - total as i64;
+    let _ = write!(s, "{:<18}{:>12}", "budget", budget);
+    if free < 0 {
+        let _ = write!(s, "   (over by {} bytes)", -free);
+    } else {
+        let _ = write!(s, "   ({free} bytes free)");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_of_a_hand_computed_matrix() {
+        let r = vec![vec![90.0, 10.0, 20.0], vec![60.0, 80.0, 30.0], vec![50.0, 70.0, 85.0]];
+        let b = [10.0, 12.0, 25.0];
+        assert!((average_accuracy(&r) - 205.0 / 3.0).abs() < 1e-12);
+        // (50-90 + 70-80) / 2
+        assert!((bwt(&r) - (-25.0)).abs() < 1e-12);
+        // (10-12 + 30-25) / 2
+        assert!((fwt(&r, &b) - 1.5).abs() < 1e-12);
+        // (max(90,60)-50 + max(10,80)-70) / 2
+        assert!((forgetting(&r) - 25.0).abs() < 1e-12);
+        assert_eq!(bwt(&r[..1]), 0.0);
+    }
+
+    #[test]
+    fn memory_table_flags_an_overrun() {
+        let c = vec![ComponentBytes {
+            name: "weights".into(),
+            bytes: 120,
+        }];
+        assert!(memory_table(&c, 100).contains("over by 20 bytes"));
+        assert!(memory_table(&c, 200).contains("80 bytes free"));
+    }
+}

@@ -1,0 +1,334 @@
+//! The simulator: runs the core's [`Learner`] over a scenario under a board's budget and
+//! measures forgetting.
+//!
+//! The learner is built in a `Vec<u8>` arena of exactly the budget, the same core code
+//! the firmware runs. Per task: train for a fixed number of updates on batches drawn
+//! from shuffled epochs, then test on every task's test set (a row of the accuracy
+//! matrix). Everything random comes from the seed: weight init, permutations, batch
+//! order; the same seed gives the same matrix to the last bit.
+
+use crate::host::board::Board;
+use crate::host::report::{self, ComponentBytes, LearnerSummary, Report, TaskStats};
+use crate::host::scenario::{Features, Kind, Part, Scenario, Setting};
+use crate::learner::learner::ClassRange;
+use crate::learner::rng::Rng;
+use crate::learner::{Active, Kernels, LayerDims, Learner, LearnerConfig, Optimizer, Plan};
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::time::Instant;
+
+/// Which network, data features and defaults a run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// The published setting: MLP 784-400-400-10 on raw pixels, Adam, batch 128.
+    Literature,
+    /// A small head sized to the board's budget, on 2x2-average-pooled 14x14 pixels
+    /// (until a trained backbone ships), SGD with momentum, reference kernels.
+    Edge,
+}
+
+impl Protocol {
+    /// Name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Literature => "literature",
+            Protocol::Edge => "edge",
+        }
+    }
+
+    /// Board whose budget a run uses when none is named.
+    pub fn default_board(self) -> &'static str {
+        match self {
+            Protocol::Literature => "raspberry-pi-4",
+            Protocol::Edge => "netduinoplus2",
+        }
+    }
+
+    /// Features the learner sees.
+    pub fn features(self) -> Features {
+        match self {
+            Protocol::Literature => Features::Pixels,
+            Protocol::Edge => Features::Pool2x2,
+        }
+    }
+
+    /// Default `(updates per task, batch size, optimizer)` for a scenario.
+    pub fn defaults(self, kind: Kind) -> (usize, usize, Optimizer) {
+        match (self, kind) {
+            (Protocol::Literature, Kind::Split) => (2000, 128, Optimizer::adam(1e-3)),
+            (Protocol::Literature, _) => (5000, 128, Optimizer::adam(1e-4)),
+            (Protocol::Edge, _) => (
+                500,
+                32,
+                Optimizer::Sgd {
+                    lr: 0.05,
+                    momentum: 0.9,
+                },
+            ),
+        }
+    }
+
+    /// Default kernels: the edge protocol runs the reference kernels, as the firmware does.
+    pub fn kernels(self) -> Kernels {
+        match self {
+            Protocol::Literature => Kernels::Fast,
+            Protocol::Edge => Kernels::Reference,
+        }
+    }
+}
+
+/// How the learner meets the tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Fine-tuning: each task trained on its own data only (the lower bound).
+    Naive,
+    /// Each task trained on the data of every task so far (the upper bound; the old data
+    /// is kept by the host, outside the arena, which no device could do).
+    Joint,
+}
+
+impl Strategy {
+    /// Parses `naive`, `joint`, or a combination `a+b` of components that combine.
+    pub fn parse(s: &str) -> Result<Strategy> {
+        let parts: Vec<&str> = s.split('+').map(str::trim).collect();
+        let one = |p: &str| match p {
+            "naive" | "fine-tune" | "finetune" => Ok(Strategy::Naive),
+            "joint" => Ok(Strategy::Joint),
+            other => bail!("unknown strategy `{other}`; known: naive, joint"),
+        };
+        match parts.as_slice() {
+            [p] => one(p),
+            many => {
+                for p in many {
+                    one(p)?;
+                }
+                bail!("`{s}`: naive and joint are whole strategies and combine with nothing")
+            }
+        }
+    }
+
+    /// Name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Naive => "naive",
+            Strategy::Joint => "joint",
+        }
+    }
+}
+
+/// One simulation's settings (the CLI fills defaults from the protocol).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Network and defaults.
+    pub protocol: Protocol,
+    /// Strategy.
+    pub strategy: Strategy,
+    /// Board of the budget.
+    pub board: Board,
+    /// Arena bytes (the board's learner budget unless overridden).
+    pub budget: usize,
+    /// Updates per task.
+    pub iters: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// Optimizer.
+    pub optimizer: Optimizer,
+    /// Hidden width of the edge head; `None` sizes it to the budget.
+    pub hidden: Option<usize>,
+    /// Kernels.
+    pub kernels: Kernels,
+    /// Seed of everything random.
+    pub seed: u64,
+    /// Show a progress bar.
+    pub progress: bool,
+    /// Where the data came from (for the report).
+    pub data: String,
+}
+
+/// Most tasks the learner plans for.
+pub const MAX_TASKS: usize = 32;
+
+/// The learner for a run: the literature MLP, or for the edge protocol a
+/// `features -> H -> outputs` head with the largest `H` whose plan fits the budget.
+pub fn learner_config(opts: &Options, inputs: usize, outputs: usize) -> Result<LearnerConfig> {
+    let make = |dims: &[usize]| -> Result<LearnerConfig> {
+        Ok(LearnerConfig {
+            dims: LayerDims::new(dims)?,
+            optimizer: opts.optimizer,
+            batch_size: opts.batch,
+            max_tasks: MAX_TASKS,
+            seed: opts.seed,
+            kernels: opts.kernels,
+        })
+    };
+    let fits = |h: usize| -> Result<bool> {
+        let c = make(&[inputs, h, outputs])?;
+        Ok(Plan::new(&c)?.total() <= opts.budget)
+    };
+    let hidden = match (opts.protocol, opts.hidden) {
+        (Protocol::Literature, None) => return make(&[inputs, 400, 400, outputs]),
+        (_, Some(h)) => h,
+        (Protocol::Edge, None) => {
+            if !fits(1)? {
+                1 // the plan check below reports what does not fit
+            } else {
+                let (mut lo, mut hi) = (1usize, 4096usize);
+                while lo < hi {
+                    let mid = (lo + hi).div_ceil(2);
+                    if fits(mid)? {
+                        lo = mid;
+                    } else {
+                        hi = mid - 1;
+                    }
+                }
+                lo
+            }
+        }
+    };
+    make(&[inputs, hidden, outputs])
+}
+
+/// Runs `scenario` with `opts` and reports what it measured.
+pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
+    let started = Instant::now();
+    let config = learner_config(opts, scenario.input_width(), scenario.outputs())?;
+    let plan = Plan::new(&config)?;
+    plan.check(opts.budget)
+        .with_context(|| format!("learner {:?} on board {}", config.dims.as_slice(), opts.board.name))?;
+    let mut arena = vec![0u8; opts.budget];
+    let mut learner = Learner::new(&config, &mut arena)?;
+
+    let tasks = scenario.tasks.len();
+    let tests: Vec<(Vec<f32>, Vec<u16>)> = (0..tasks).map(|t| scenario.test_set(t)).collect();
+    let evaluate = |learner: &mut Learner<'_>| -> Result<Vec<f64>> {
+        tests
+            .iter()
+            .enumerate()
+            .map(|(t, (x, y))| {
+                let mut out = vec![0u16; y.len()];
+                learner.predict(x, Active::Classes(scenario.eval_active(t)), &mut out)?;
+                let right = out.iter().zip(y).filter(|(a, b)| a == b).count();
+                Ok(100.0 * right as f64 / y.len() as f64)
+            })
+            .collect()
+    };
+    let random_accuracy = evaluate(&mut learner)?;
+
+    let bar = if opts.progress {
+        let b = ProgressBar::new((tasks * opts.iters) as u64);
+        b.set_style(
+            ProgressStyle::with_template("{msg:>14} [{bar:40}] {pos}/{len} updates, {eta} left")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+
+    let width = scenario.input_width();
+    let mut rng = Rng::new(opts.seed ^ 0xba7c_4e5d);
+    let mut xb = vec![0.0f32; opts.batch * width];
+    let mut yb = vec![0u16; opts.batch];
+    let mut ranges = vec![ClassRange { start: 0, end: 1 }; opts.batch];
+    let mut scratch = Vec::new();
+    let mut matrix = Vec::with_capacity(tasks);
+    let mut stats = Vec::with_capacity(tasks);
+    for t in 0..tasks {
+        bar.set_message(format!("task {}/{}", t + 1, tasks));
+        // The pool of (task, row) this task trains on.
+        let seen = match opts.strategy {
+            Strategy::Naive => t..t + 1,
+            Strategy::Joint => 0..t + 1,
+        };
+        let mut pool: Vec<(u32, u32)> = seen
+            .clone()
+            .flat_map(|s| scenario.tasks[s].train.iter().map(move |&i| (s as u32, i)))
+            .collect();
+        let mut cursor = pool.len();
+        let class_il_active = scenario.train_active(t);
+        let start = Instant::now();
+        let mut recent = Vec::with_capacity(50);
+        for _ in 0..opts.iters {
+            for b in 0..opts.batch {
+                if cursor == pool.len() {
+                    rng.shuffle(&mut pool);
+                    cursor = 0;
+                }
+                let (s, i) = pool[cursor];
+                cursor += 1;
+                let s = s as usize;
+                scenario.fill(Part::Train, s, i, &mut xb[b * width..(b + 1) * width], &mut scratch);
+                yb[b] = scenario.target(s, scenario.train.y[i as usize]);
+                ranges[b] = scenario.train_active(s);
+            }
+            let active = match scenario.spec.setting {
+                Setting::TaskIl => Active::PerSample(&ranges),
+                Setting::DomainIl => Active::All,
+                Setting::ClassIl => Active::Classes(class_il_active),
+            };
+            let loss = learner.train_step(&xb, &yb, active)?;
+            if recent.len() == 50 {
+                recent.remove(0);
+            }
+            recent.push(loss as f64);
+            bar.inc(1);
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        matrix.push(evaluate(&mut learner)?);
+        stats.push(TaskStats {
+            seconds,
+            updates: opts.iters,
+            updates_per_second: opts.iters as f64 / seconds.max(1e-9),
+            final_loss: recent.iter().sum::<f64>() / recent.len().max(1) as f64,
+            arena_bytes: learner.arena_used(),
+        });
+    }
+    bar.finish_and_clear();
+
+    let components: Vec<ComponentBytes> = plan
+        .components()
+        .iter()
+        .map(|c| ComponentBytes {
+            name: c.name.to_string(),
+            bytes: c.bytes,
+        })
+        .collect();
+    let first = stats.first().map_or(0, |s| s.arena_bytes);
+    let last = stats.last().map_or(0, |s| s.arena_bytes);
+    let optimizer = match config.optimizer {
+        Optimizer::Sgd { momentum, .. } => format!("sgd(momentum {momentum})"),
+        Optimizer::Adam { beta1, beta2, eps, .. } => format!("adam(betas {beta1}, {beta2}; eps {eps:e})"),
+    };
+    Ok(Report {
+        scenario: scenario.spec.kind.to_string(),
+        setting: scenario.spec.setting.to_string(),
+        strategy: opts.strategy.name().to_string(),
+        board: opts.board.name.clone(),
+        seed: opts.seed,
+        protocol: opts.protocol.name().to_string(),
+        data: opts.data.clone(),
+        avg_accuracy: report::average_accuracy(&matrix),
+        bwt: report::bwt(&matrix),
+        fwt: report::fwt(&matrix, &random_accuracy),
+        forgetting: report::forgetting(&matrix),
+        accuracy_matrix: matrix,
+        random_accuracy,
+        arena_bytes: plan.total(),
+        budget_bytes: opts.budget,
+        components,
+        peak_bytes: stats.iter().map(|s| s.arena_bytes).max().unwrap_or(0),
+        growth_bytes: last as i64 - first as i64,
+        tasks: stats,
+        learner: LearnerSummary {
+            dims: config.dims.as_slice().to_vec(),
+            optimizer,
+            lr: config.optimizer.lr(),
+            batch_size: config.batch_size,
+            iters_per_task: opts.iters,
+            kernels: format!("{:?}", config.kernels).to_lowercase(),
+            parameters: config.dims.weight_count() + config.dims.bias_count(),
+        },
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}

@@ -1,0 +1,220 @@
+#![cfg(feature = "std")]
+//! The `edgecl` command line: determinism, one-line errors on bad data and budgets.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn edgecl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edgecl"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("edgecl-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn idx_u8(dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut v = vec![0, 0, 0x08, dims.len() as u8];
+    for d in dims {
+        v.extend(d.to_be_bytes());
+    }
+    v.extend(data);
+    v
+}
+
+/// A small IDX data folder of 28x28 images; `edit` may spoil any file.
+fn data_dir(name: &str, edit: impl Fn(&str, Vec<u8>) -> Vec<u8>) -> PathBuf {
+    let d = temp_dir(name);
+    let n = 40u32;
+    let images: Vec<u8> = (0..n * 784).map(|i| (i % 251) as u8).collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    for (file, bytes) in [
+        ("train-images-idx3-ubyte", idx_u8(&[n, 28, 28], &images)),
+        ("train-labels-idx1-ubyte", idx_u8(&[n], &labels)),
+        ("t10k-images-idx3-ubyte", idx_u8(&[n, 28, 28], &images)),
+        ("t10k-labels-idx1-ubyte", idx_u8(&[n], &labels)),
+    ] {
+        std::fs::write(d.join(file), edit(file, bytes)).unwrap();
+    }
+    d
+}
+
+fn one_line_error(out: &Output, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure, got success; stderr: {err}");
+    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "`{n}` missing from: {err}");
+    }
+}
+
+fn report_without_timings(path: &Path) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("seconds");
+    for t in v["tasks"].as_array_mut().unwrap() {
+        let t = t.as_object_mut().unwrap();
+        t.remove("seconds");
+        t.remove("updates_per_second");
+    }
+    v
+}
+
+#[test]
+fn same_seed_gives_the_same_report_to_the_last_bit() {
+    let d = temp_dir("determinism");
+    for (tag, extra) in [
+        ("edge", vec!["--iters", "40"]),
+        (
+            "literature",
+            vec![
+                "--protocol",
+                "literature",
+                "--scenario",
+                "permuted",
+                "--setting",
+                "task-il",
+                "--tasks",
+                "2",
+                "--iters",
+                "6",
+            ],
+        ),
+    ] {
+        let (a, b) = (d.join(format!("{tag}-a.json")), d.join(format!("{tag}-b.json")));
+        for path in [&a, &b] {
+            let mut args = vec!["simulate", "--quiet", "--seed", "7", "--json", path.to_str().unwrap()];
+            args.extend(&extra);
+            let out = edgecl(&args);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        let (ra, rb) = (report_without_timings(&a), report_without_timings(&b));
+        assert_eq!(ra, rb, "{tag}: reports differ");
+        for field in [
+            "scenario",
+            "setting",
+            "strategy",
+            "board",
+            "seed",
+            "accuracy_matrix",
+            "avg_accuracy",
+            "bwt",
+            "fwt",
+            "forgetting",
+            "arena_bytes",
+            "components",
+            "growth_bytes",
+        ] {
+            assert!(ra.get(field).is_some(), "{tag}: field {field} missing");
+        }
+        // A different seed trains a different network.
+        let c = d.join(format!("{tag}-c.json"));
+        let mut args = vec!["simulate", "--quiet", "--seed", "8", "--json", c.to_str().unwrap()];
+        args.extend(&extra);
+        assert!(edgecl(&args).status.success());
+        assert_ne!(report_without_timings(&c)["accuracy_matrix"], ra["accuracy_matrix"]);
+    }
+}
+
+#[test]
+fn simulate_prints_the_accuracy_matrix_and_the_memory_table() {
+    let out = edgecl(&["simulate", "--quiet", "--iters", "20"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for needle in [
+        "after T5",
+        "average accuracy",
+        "BWT",
+        "weights",
+        "optimizer state",
+        "budget",
+    ] {
+        assert!(text.contains(needle), "`{needle}` missing:\n{text}");
+    }
+}
+
+#[test]
+fn plan_over_budget_exits_non_zero_naming_the_component() {
+    let out = edgecl(&["plan", "--protocol", "literature", "--board", "netduinoplus2"]);
+    one_line_error(&out, &["over budget", "weights", "bytes"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("over by"));
+    let ok = edgecl(&["plan", "--board", "netduinoplus2"]);
+    assert!(ok.status.success());
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("gradients"));
+}
+
+#[test]
+fn simulate_over_budget_is_a_one_line_error() {
+    let out = edgecl(&["simulate", "--quiet", "--protocol", "literature", "--budget", "64k"]);
+    one_line_error(&out, &["over budget", "weights"]);
+}
+
+#[test]
+fn bad_idx_files_are_one_line_errors() {
+    let bad_magic = data_dir("magic", |f, mut b| {
+        if f.starts_with("train-images") {
+            b[0] = 0x42;
+        }
+        b
+    });
+    one_line_error(
+        &edgecl(&["simulate", "--quiet", "--data", bad_magic.to_str().unwrap()]),
+        &["magic", "train-images"],
+    );
+
+    let truncated = data_dir("truncated", |f, b| {
+        if f.starts_with("t10k-images") {
+            b[..b.len() - 100].to_vec()
+        } else {
+            b
+        }
+    });
+    one_line_error(
+        &edgecl(&["simulate", "--quiet", "--data", truncated.to_str().unwrap()]),
+        &["t10k-images"],
+    );
+
+    let mismatch = data_dir("count", |f, b| {
+        if f.starts_with("train-labels") {
+            idx_u8(&[39], &b[8..47])
+        } else {
+            b
+        }
+    });
+    one_line_error(
+        &edgecl(&["simulate", "--quiet", "--data", mismatch.to_str().unwrap()]),
+        &["40", "39"],
+    );
+
+    let unsupported = data_dir("type", |f, mut b| {
+        if f.starts_with("train-images") {
+            b[2] = 0x0B;
+        }
+        b
+    });
+    one_line_error(
+        &edgecl(&["simulate", "--quiet", "--data", unsupported.to_str().unwrap()]),
+        &["0x0B"],
+    );
+}
+
+#[test]
+fn out_of_range_labels_are_one_line_errors() {
+    let d = data_dir("label", |f, mut b| {
+        if f.starts_with("t10k-labels") {
+            b[8 + 5] = 12;
+        }
+        b
+    });
+    one_line_error(
+        &edgecl(&["simulate", "--quiet", "--data", d.to_str().unwrap()]),
+        &["12", "range"],
+    );
+}

@@ -1,0 +1,109 @@
+#![cfg(feature = "std")]
+//! The core allocates nothing after `Learner::new`: a counting global allocator watches
+//! thousands of training steps and inferences, with both kernel families.
+
+use edgecl::{Active, Kernels, LayerDims, Learner, LearnerConfig, Optimizer, Plan};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count() {
+    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+}
+
+// SAFETY: every method forwards to the system allocator unchanged; counting touches only
+// a const-initialised thread-local `Cell`, which never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count();
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(|c| c.get())
+}
+
+fn exercise(dims: &[usize], batch: usize, optimizer: Optimizer, kernels: Kernels, steps: usize) {
+    let config = LearnerConfig {
+        dims: LayerDims::new(dims).unwrap(),
+        optimizer,
+        batch_size: batch,
+        max_tasks: 5,
+        seed: 3,
+        kernels,
+    };
+    let mut arena = vec![0u8; Plan::new(&config).unwrap().total()];
+    let width = dims[0];
+    let classes = *dims.last().unwrap();
+    let x: Vec<f32> = (0..batch * width).map(|i| ((i * 7919) % 256) as f32 / 255.0).collect();
+    let y: Vec<u16> = (0..batch).map(|i| (i % classes) as u16).collect();
+    let mut out = vec![0u16; batch * 3];
+    let x3: Vec<f32> = x.iter().chain(&x).chain(&x).copied().collect();
+    let task = Active::Classes(edgecl::learner::learner::ClassRange {
+        start: 0,
+        end: classes as u16,
+    });
+
+    let mut learner = Learner::new(&config, &mut arena).unwrap();
+    let before = allocations();
+    let mut total_loss = 0.0;
+    for s in 0..steps {
+        total_loss += learner
+            .train_step(&x, &y, if s % 2 == 0 { Active::All } else { task })
+            .unwrap();
+        learner.predict(&x3, Active::All, &mut out).unwrap();
+        total_loss += learner.logits(&x[..width]).unwrap()[0];
+        // Errors allocate nothing either.
+        assert!(learner.train_step(&x[..width - 1], &y[..1], Active::All).is_err());
+    }
+    let after = allocations();
+    assert!(total_loss.is_finite());
+    assert_eq!(learner.steps() as usize, steps);
+    assert_eq!(
+        after - before,
+        0,
+        "{kernels:?} {dims:?}: the core allocated {} times",
+        after - before
+    );
+}
+
+#[test]
+fn training_and_inference_allocate_nothing_after_init() {
+    // The edge head as the firmware runs it, and a deeper network on the fast kernels.
+    exercise(
+        &[196, 33, 10],
+        32,
+        Optimizer::Sgd {
+            lr: 0.05,
+            momentum: 0.9,
+        },
+        Kernels::Reference,
+        3000,
+    );
+    exercise(&[784, 64, 64, 10], 16, Optimizer::adam(1e-3), Kernels::Fast, 1000);
+    exercise(&[784, 64, 10], 1, Optimizer::adam(1e-3), Kernels::Fast, 1000);
+    // The counter does see allocations (the test can fail).
+    let before = allocations();
+    let v = std::hint::black_box(vec![1u8; 10]);
+    assert!(allocations() > before && v.len() == 10);
+}
