@@ -15,7 +15,7 @@
 //! - `inference/batch1/{fast,reference}` and `inference/batch128/fast`: one
 //!   [`Learner::logits`] call (the forward pass only).
 //!
-//! Inputs are uniform `[0, 1)` floats and labels `0..10` from a small seeded generator,
+//! Inputs are uniform `[0, 1)` floats and labels `0..10` from the core's seeded generator,
 //! made once outside the timed closures. The learner keeps training on the same batch
 //! between iterations, which does not change the work a step does.
 //!
@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput};
+use edgecl::learner::rng::Rng;
 use edgecl::{Active, Kernels, LayerDims, Learner, LearnerConfig, Optimizer, Plan};
 
 /// The literature network: 784 inputs, two hidden layers of 400, 10 classes.
@@ -52,19 +53,11 @@ fn config(batch: usize, optimizer: Optimizer, kernels: Kernels) -> LearnerConfig
     }
 }
 
-/// Uniform `[0, 1)` inputs (`n x 784`) and labels `0..10` from a seeded xorshift64*.
+/// Uniform `[0, 1)` inputs (`n x 784`) and labels `0..10` from the core's seeded generator.
 fn batch_data(n: usize, seed: u64) -> (Vec<f32>, Vec<u16>) {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut next = move || {
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        s.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    };
-    let x = (0..n * DIMS[0])
-        .map(|_| (next() >> 40) as f32 / (1u64 << 24) as f32)
-        .collect();
-    let labels = (0..n).map(|_| (next() >> 33) as u16 % DIMS[3] as u16).collect();
+    let mut rng = Rng::new(seed);
+    let x = (0..n * DIMS[0]).map(|_| rng.uniform()).collect();
+    let labels = (0..n).map(|_| rng.below(DIMS[3] as u32) as u16).collect();
     (x, labels)
 }
 

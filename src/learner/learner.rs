@@ -20,7 +20,7 @@
 use crate::learner::optim::{self, AdamStep};
 use crate::learner::plan::names;
 use crate::learner::rng::Rng;
-use crate::learner::{network, Arena, Error, LearnerConfig, Optimizer, Plan};
+use crate::learner::{kernels, network, Arena, Error, LearnerConfig, Optimizer, Plan};
 
 /// A contiguous range of output classes, `start..end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -307,8 +307,8 @@ impl<'a> Learner<'a> {
                 let (m, v) = self.opt_state.split_at_mut(params);
                 let (mw, mb) = m.split_at_mut(nw);
                 let (vw, vb) = v.split_at_mut(nw);
-                optim::adam(self.weights, gw, mw, vw, s);
-                optim::adam(self.biases, gb, mb, vb, s);
+                kernels::fast::adam(self.weights, gw, mw, vw, s);
+                kernels::fast::adam(self.biases, gb, mb, vb, s);
             }
         }
     }
