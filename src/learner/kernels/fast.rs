@@ -135,20 +135,8 @@ fn one_row<const FMA: bool>(a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], accumul
         return;
     };
     if b.col(0).is_some() {
-        // Four columns at a time: four memory streams in flight instead of one.
-        let mut quads = c.chunks_exact_mut(4);
-        let mut j = 0;
-        for quad in &mut quads {
-            if let (Some(c0), Some(c1), Some(c2), Some(c3)) = (b.col(j), b.col(j + 1), b.col(j + 2), b.col(j + 3)) {
-                let s = dot4::<FMA>(x, [c0, c1, c2, c3]);
-                for (cj, sj) in quad.iter_mut().zip(s) {
-                    *cj = if accumulate { *cj + sj } else { sj };
-                }
-            }
-            j += 4;
-        }
-        for (jj, cj) in quads.into_remainder().iter_mut().enumerate() {
-            let s = b.col(j + jj).map_or(0.0, |col| dot::<FMA>(x, col));
+        for (j, cj) in c.iter_mut().enumerate() {
+            let s = b.col(j).map_or(0.0, |col| dot::<FMA>(x, col));
             *cj = if accumulate { *cj + s } else { s };
         }
     } else if b.row(0).is_some() {
@@ -167,55 +155,21 @@ fn one_row<const FMA: bool>(a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], accumul
     }
 }
 
-/// Dot product with 32 independent lanes (four 8-wide vectors), so the adds of one lane
-/// do not wait on each other's latency.
 #[inline(always)]
 fn dot<const FMA: bool>(x: &[f32], y: &[f32]) -> f32 {
-    const LANES: usize = 32;
-    let (xc, xt) = x.as_chunks::<LANES>();
-    let (yc, yt) = y.as_chunks::<LANES>();
-    let mut acc = [0.0f32; LANES];
+    let (xc, xt) = x.as_chunks::<8>();
+    let (yc, yt) = y.as_chunks::<8>();
+    let mut acc = [0.0f32; 8];
     for (a, b) in xc.iter().zip(yc) {
-        for l in 0..LANES {
+        for l in 0..8 {
             acc[l] = madd::<FMA>(a[l], b[l], acc[l]);
         }
     }
-    let mut width = LANES;
-    while width > 1 {
-        width /= 2;
-        for l in 0..width {
-            acc[l] += acc[l + width];
-        }
-    }
-    let mut s = acc[0];
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
     for (a, b) in xt.iter().zip(yt) {
         s = madd::<FMA>(*a, *b, s);
     }
     s
-}
-
-/// Four dot products of `x` with `ys`, 8 lanes each.
-#[inline(always)]
-fn dot4<const FMA: bool>(x: &[f32], ys: [&[f32]; 4]) -> [f32; 4] {
-    let (xc, xt) = x.as_chunks::<8>();
-    let [y0, y1, y2, y3] = ys.map(|y| y.as_chunks::<8>().0);
-    let mut acc = [[0.0f32; 8]; 4];
-    for ((((a, b0), b1), b2), b3) in xc.iter().zip(y0).zip(y1).zip(y2).zip(y3) {
-        for (r, b) in [b0, b1, b2, b3].into_iter().enumerate() {
-            for l in 0..8 {
-                acc[r][l] = madd::<FMA>(a[l], b[l], acc[r][l]);
-            }
-        }
-    }
-    let tail = xc.len() * 8;
-    core::array::from_fn(|r| {
-        let a = &acc[r];
-        let mut s = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
-        for (xv, yv) in xt.iter().zip(&ys[r][tail..]) {
-            s = madd::<FMA>(*xv, *yv, s);
-        }
-        s
-    })
 }
 
 #[inline(always)]
