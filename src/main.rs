@@ -5,7 +5,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use edgecl::host::board::{Board, BUILTIN};
 use edgecl::host::idx::{load_split, Split};
 use edgecl::host::report::{memory_table, ComponentBytes};
-use edgecl::host::scenario::{Kind, Scenario, Setting, Spec};
+use edgecl::host::scenario::{ClassOrder, Kind, Scenario, Setting, Spec};
 use edgecl::host::simulate::{self, Options, Protocol, Strategy};
 use edgecl::{Kernels, LayerDims, LearnerConfig, Optimizer, Plan};
 use serde::Deserialize;
@@ -151,6 +151,10 @@ struct SimulateArgs {
     /// Order of the tasks, e.g. 4,3,2,1,0.
     #[arg(long, value_delimiter = ',')]
     task_order: Option<Vec<usize>>,
+    /// Split: `sorted` ({0,1}, {2,3}, ...), `random` (drawn from the seed) or a list such as
+    /// 1,7,0,3,...; default: random for the literature protocol, sorted for the edge one.
+    #[arg(long, value_parser = parse_class_order)]
+    class_order: Option<ClassOrder>,
     /// Write the report as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -205,6 +209,19 @@ fn default_kernels() -> String {
 }
 fn default_max_tasks() -> usize {
     simulate::MAX_TASKS
+}
+
+fn parse_class_order(s: &str) -> std::result::Result<ClassOrder, String> {
+    match s.trim() {
+        "sorted" => Ok(ClassOrder::Sorted),
+        "random" => Ok(ClassOrder::Random),
+        list => list
+            .split(',')
+            .map(|c| c.trim().parse::<u16>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map(ClassOrder::Given)
+            .map_err(|_| format!("`{s}` is not `sorted`, `random` or a list of classes like 1,0,3,2")),
+    }
 }
 
 fn parse_bytes(s: &str) -> std::result::Result<usize, String> {
@@ -288,8 +305,9 @@ impl Shape {
         })
     }
 
-    fn spec(&self, task_order: Option<Vec<usize>>) -> Spec {
+    fn spec(&self, task_order: Option<Vec<usize>>, class_order: Option<ClassOrder>) -> Spec {
         Spec {
+            class_order: class_order.unwrap_or(self.protocol().class_order()),
             kind: self.kind(),
             setting: self.setting(),
             tasks: self.tasks,
@@ -314,7 +332,11 @@ fn simulate(args: SimulateArgs) -> Result<()> {
     let dir = args.data.clone().unwrap_or_else(default_data);
     let train = load_split(&dir, Split::Train, None)?;
     let test = load_split(&dir, Split::Test, Some(train.classes))?;
-    let scenario = Scenario::build(args.shape.spec(args.task_order.clone()), train, test)?;
+    let scenario = Scenario::build(
+        args.shape.spec(args.task_order.clone(), args.class_order.clone()),
+        train,
+        test,
+    )?;
     let (default_iters, batch, _, _) = args.shape.training();
     let iters = match (args.iters, args.epochs) {
         (Some(i), _) => i,
@@ -373,7 +395,7 @@ fn plan(args: PlanArgs) -> Result<bool> {
             // The shipped data's shape: 28x28 images of 10 classes.
             let p = shape.protocol();
             let inputs = if p == Protocol::Edge { 14 * 14 } else { 28 * 28 };
-            let spec = shape.spec(None);
+            let spec = shape.spec(None, None);
             let k = if spec.kind == Kind::Split {
                 spec.classes_per_task
             } else {
@@ -430,7 +452,7 @@ fn main() {
             for (name, _) in BUILTIN {
                 match Board::load(name) {
                     Ok(b) => println!(
-                        "{:<22}{:<16}{:<12}{:>5} MHz  RAM {:>10}  flash {:>12}  budget {:>9}",
+                        "{:<22}{:<20}{:<12}{:>5} MHz  RAM {:>10}  flash {:>12}  budget {:>9}",
                         b.name, b.chip, b.core, b.clock_mhz, b.ram_bytes, b.flash_bytes, b.learner_budget_bytes
                     ),
                     Err(e) => eprintln!("edgecl: {e:#}"),

@@ -74,6 +74,8 @@ pub struct Report {
     pub protocol: String,
     /// Where the data came from.
     pub data: String,
+    /// The dataset classes of each task, in presentation order.
+    pub task_classes: Vec<Vec<u16>>,
     /// `R[i][j]`: accuracy (percent) on task `j` after training task `i`.
     pub accuracy_matrix: Vec<Vec<f64>>,
     /// Accuracy (percent) of the untrained network on each task (FWT's baseline).
@@ -169,6 +171,14 @@ impl Report {
             self.learner.iters_per_task,
             self.learner.kernels
         );
+        let classes: Vec<String> = self
+            .task_classes
+            .iter()
+            .map(|c| c.iter().map(u16::to_string).collect::<Vec<_>>().join(","))
+            .collect();
+        if self.scenario == "split" {
+            let _ = writeln!(s, "tasks (classes): {}\n", classes.join(" | "));
+        }
         let _ = write!(s, "accuracy (%)   ");
         for j in 0..t {
             let _ = write!(s, "{:>7}", format!("T{}", j + 1));

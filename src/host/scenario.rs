@@ -1,6 +1,7 @@
 //! Continual-learning scenarios: a dataset cut into a sequence of tasks.
 //!
-//! - **Split**: the classes are grouped into tasks (default 5 tasks of 2 classes).
+//! - **Split**: the classes are grouped into tasks (default 5 tasks of 2 classes), in
+//!   sorted order, a seeded random order, or an order given.
 //! - **Permuted**: every task is the whole dataset under its own seeded pixel
 //!   permutation; the first task is unpermuted.
 //! - **Rotated**: every task is the whole dataset rotated by `t * 180 / T` degrees.
@@ -79,6 +80,18 @@ pub enum Features {
     Pool2x2,
 }
 
+/// The order of the classes that split cuts into consecutive groups of `k`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClassOrder {
+    /// `0, 1, 2, ...`: tasks are {0,1}, {2,3}, ...
+    Sorted,
+    /// A permutation drawn from the seed, so each seed pairs the digits differently (as
+    /// the published Split-MNIST protocol does, averaging over seeds).
+    Random,
+    /// Exactly these classes in this order (a permutation of some of the classes).
+    Given(Vec<u16>),
+}
+
 /// A sample transform of one task.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transform {
@@ -106,6 +119,8 @@ pub struct Spec {
     pub classes_per_task: usize,
     /// Order in which the tasks are presented (a permutation of `0..tasks`).
     pub task_order: Option<Vec<usize>>,
+    /// How split groups the classes into tasks.
+    pub class_order: ClassOrder,
     /// Seed of the permutations.
     pub seed: u64,
     /// Features the learner sees.
@@ -183,9 +198,37 @@ impl Scenario {
                     "{n} tasks of {k} classes need {} classes; the data has {classes}",
                     n * k
                 );
+                let order: Vec<u16> = match &spec.class_order {
+                    ClassOrder::Sorted => all_classes.clone(),
+                    ClassOrder::Random => {
+                        let mut o = all_classes.clone();
+                        rng.shuffle(&mut o);
+                        o
+                    }
+                    ClassOrder::Given(o) => {
+                        let mut seen = vec![false; classes];
+                        for &c in o {
+                            ensure!(
+                                (c as usize) < classes,
+                                "class order names class {c}; the data has {classes} classes"
+                            );
+                            ensure!(
+                                !std::mem::replace(&mut seen[c as usize], true),
+                                "class order names class {c} twice"
+                            );
+                        }
+                        o.clone()
+                    }
+                };
+                ensure!(
+                    n >= 1 && n * k <= order.len(),
+                    "{n} tasks of {k} classes need {} classes; the class order has {}",
+                    n * k,
+                    order.len()
+                );
                 let tasks = (0..n)
                     .map(|t| {
-                        let cls: Vec<u16> = (t * k..(t + 1) * k).map(|c| c as u16).collect();
+                        let cls: Vec<u16> = order[t * k..(t + 1) * k].to_vec();
                         let pick = |d: &Dataset| {
                             (0..d.len() as u32)
                                 .filter(|&i| cls.contains(&d.y[i as usize]))
@@ -401,6 +444,7 @@ mod tests {
             tasks: None,
             classes_per_task: 2,
             task_order: None,
+            class_order: ClassOrder::Sorted,
             seed: 1,
             features: Features::Pixels,
         }
@@ -466,6 +510,32 @@ mod tests {
         assert_eq!(s.tasks[0].classes, vec![2, 3]);
         sp.tasks = Some(3);
         sp.task_order = None;
+        assert!(Scenario::build(sp.clone(), tiny(40), tiny(8)).is_err());
+        sp.tasks = None;
+        sp.class_order = ClassOrder::Given(vec![3, 1, 3, 0]);
         assert!(Scenario::build(sp, tiny(40), tiny(8)).is_err());
+    }
+
+    #[test]
+    fn class_orders_group_the_classes_they_name() {
+        let mut sp = spec(Kind::Split, Setting::ClassIl);
+        sp.class_order = ClassOrder::Given(vec![3, 1, 0, 2]);
+        let s = Scenario::build(sp.clone(), tiny(40), tiny(8)).unwrap();
+        assert_eq!(s.tasks[0].classes, vec![3, 1]);
+        assert_eq!(s.target(0, 1), 1);
+        assert_eq!(s.target(1, 0), 2);
+        sp.class_order = ClassOrder::Random;
+        let a = Scenario::build(sp.clone(), tiny(40), tiny(8)).unwrap();
+        let mut all: Vec<u16> = a.tasks.iter().flat_map(|t| t.classes.clone()).collect();
+        all.sort_unstable();
+        assert_eq!(all, vec![0, 1, 2, 3]);
+        let orders: std::collections::HashSet<Vec<u16>> = (0..20)
+            .map(|seed| {
+                sp.seed = seed;
+                let s = Scenario::build(sp.clone(), tiny(40), tiny(8)).unwrap();
+                s.tasks.iter().flat_map(|t| t.classes.clone()).collect()
+            })
+            .collect();
+        assert!(orders.len() > 3, "seeds should pair the classes differently");
     }
 }
