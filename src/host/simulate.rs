@@ -159,7 +159,8 @@ pub struct Options {
 pub const MAX_TASKS: usize = 32;
 
 /// The learner for a run: the literature MLP, or for the edge protocol a
-/// `features -> H -> outputs` head with the largest `H` whose plan fits the budget.
+/// `features -> H -> outputs` head with the largest `H` (at most 4096) whose plan fits
+/// the budget.
 pub fn learner_config(opts: &Options, inputs: usize, outputs: usize) -> Result<LearnerConfig> {
     let make = |dims: &[usize]| -> Result<LearnerConfig> {
         Ok(LearnerConfig {
@@ -227,7 +228,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
     let bar = if opts.progress {
         let b = ProgressBar::new((tasks * opts.iters) as u64);
         b.set_style(
-            ProgressStyle::with_template("{msg:>14} [{bar:40}] {pos}/{len} updates, {eta} left")
+            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} updates, {eta} left")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );

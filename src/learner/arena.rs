@@ -50,7 +50,7 @@ impl<'a> Arena<'a> {
         self.rest = tail;
         self.used += bytes;
         let out: &'a mut [f32] = bytemuck::try_cast_slice_mut(&mut head[..n * 4])
-            .map_err(|_| Error::BadConfig("arena slice is not 4-byte aligned"))?;
+            .map_err(|_| Error::Internal("arena slice is not 4-byte aligned"))?;
         out.fill(0.0);
         Ok(out)
     }

@@ -59,6 +59,8 @@ pub enum Error {
         /// Number of output classes.
         classes: usize,
     },
+    /// A bug in edgecl: an internal size disagreed with the plan. Please report it.
+    Internal(&'static str),
     /// An output buffer has the wrong length.
     OutputShape {
         /// Length of the slice given.
@@ -102,6 +104,7 @@ impl fmt::Display for Error {
                 f,
                 "active classes {start}..{end} are empty or past the {classes} output classes"
             ),
+            Error::Internal(what) => write!(f, "internal error (a bug in edgecl): {what}"),
             Error::OutputShape { got, expected } => {
                 write!(f, "output buffer has {got} slots, expected {expected}")
             }

@@ -16,7 +16,7 @@ pub fn act_offset(dims: &LayerDims, batch: usize, l: usize) -> usize {
     batch * dims.as_slice()[1..=l].iter().sum::<usize>()
 }
 
-const SHAPE_BUG: Error = Error::BadConfig("internal: kernel shapes disagree with the plan");
+const SHAPE_BUG: Error = Error::Internal("kernel shapes disagree with the plan");
 
 /// Forward pass of `n` samples `x` (`n x d_0`): fills `acts` with hidden outputs and logits.
 #[allow(clippy::too_many_arguments)]
