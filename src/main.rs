@@ -6,7 +6,7 @@ use edgecl::host::board::{Board, BUILTIN};
 use edgecl::host::idx::{load_split, Split};
 use edgecl::host::report::{memory_table, ComponentBytes};
 use edgecl::host::scenario::{ClassOrder, Kind, Scenario, Setting, Spec};
-use edgecl::host::simulate::{self, Options, Protocol, Strategy};
+use edgecl::host::simulate::{self, Length, Options, Protocol, Strategy};
 use edgecl::{Kernels, LayerDims, LearnerConfig, Optimizer, Plan};
 use serde::Deserialize;
 use std::io::IsTerminal;
@@ -145,7 +145,8 @@ struct SimulateArgs {
     /// Updates per task (default: 2000 split / 5000 permuted literature; 500 edge).
     #[arg(long, conflicts_with = "epochs")]
     iters: Option<usize>,
-    /// Epochs per task over the task's training data, instead of --iters.
+    /// Passes per task over the data it trains on (its own; for joint, all seen so far),
+    /// instead of --iters.
     #[arg(long)]
     epochs: Option<f64>,
     /// Order of the tasks, e.g. 4,3,2,1,0.
@@ -208,7 +209,7 @@ fn default_kernels() -> String {
     "reference".into()
 }
 fn default_max_tasks() -> usize {
-    simulate::MAX_TASKS
+    edgecl::host::scenario::MAX_TASKS
 }
 
 fn parse_class_order(s: &str) -> std::result::Result<ClassOrder, String> {
@@ -286,7 +287,7 @@ impl Shape {
         (iters, self.batch.unwrap_or(batch), optimizer, kernels)
     }
 
-    fn options(&self, iters: usize, progress: bool, data: String) -> Result<Options> {
+    fn options(&self, length: Length, progress: bool, data: String) -> Result<Options> {
         let board = self.board()?;
         let (_, batch, optimizer, kernels) = self.training();
         Ok(Options {
@@ -294,7 +295,7 @@ impl Shape {
             strategy: Strategy::parse(&self.strategy)?,
             budget: self.budget.unwrap_or(board.budget()),
             board,
-            iters,
+            length,
             batch,
             optimizer,
             hidden: self.hidden,
@@ -337,20 +338,14 @@ fn simulate(args: SimulateArgs) -> Result<()> {
         train,
         test,
     )?;
-    let (default_iters, batch, _, _) = args.shape.training();
-    let iters = match (args.iters, args.epochs) {
-        (Some(i), _) => i,
-        (None, Some(e)) => {
-            let n = scenario.tasks.first().map_or(0, |t| t.train.len());
-            ((e * n as f64) / batch.max(1) as f64).ceil() as usize
-        }
-        (None, None) => default_iters,
+    let (default_iters, ..) = args.shape.training();
+    let length = match (args.iters, args.epochs) {
+        (Some(i), _) => Length::Iters(i),
+        (None, Some(e)) => Length::Epochs(e),
+        (None, None) => Length::Iters(default_iters),
     };
-    if iters == 0 {
-        bail!("--iters/--epochs give zero updates per task");
-    }
     let progress = !args.quiet && std::io::stderr().is_terminal();
-    let opts = args.shape.options(iters, progress, dir.display().to_string())?;
+    let opts = args.shape.options(length, progress, dir.display().to_string())?;
     let report = simulate::run(&opts, &scenario)?;
     print!("{}", report.to_table());
     if let Some(path) = args.json {
@@ -406,13 +401,21 @@ fn plan(args: PlanArgs) -> Result<bool> {
                 Kind::Permuted => 10,
                 Kind::Rotated => 5,
             });
+            let max = edgecl::host::scenario::MAX_TASKS;
+            if !(1..=max).contains(&tasks) || k == 0 || k > 10 {
+                bail!("{tasks} tasks of {k} classes: give 1 to {max} tasks of 1 to 10 classes");
+            }
             let outputs = if spec.setting == Setting::DomainIl {
                 k
             } else {
                 tasks * k
             };
             let (iters, ..) = shape.training();
-            simulate::learner_config(&shape.options(iters, false, String::new())?, inputs, outputs)?
+            simulate::learner_config(
+                &shape.options(Length::Iters(iters), false, String::new())?,
+                inputs,
+                outputs,
+            )?
         }
     };
     let plan = Plan::new(&config)?;

@@ -49,7 +49,7 @@ pub struct LearnerSummary {
     pub lr: f32,
     /// Batch size.
     pub batch_size: usize,
-    /// Updates per task.
+    /// Updates of the first task (every task's are in `tasks[].updates`).
     pub iters_per_task: usize,
     /// `reference` or `fast`.
     pub kernels: String,
@@ -228,12 +228,11 @@ pub fn memory_table(components: &[ComponentBytes], budget: usize) -> String {
         total,
         100.0 * total as f64 / budget.max(1) as f64
     );
-    let free = budget as i64 - total as i64;
     let _ = write!(s, "{:<18}{:>12}", "budget", budget);
-    if free < 0 {
-        let _ = write!(s, "   (over by {} bytes)", -free);
+    if total > budget {
+        let _ = write!(s, "   (over by {} bytes)", total - budget);
     } else {
-        let _ = write!(s, "   ({free} bytes free)");
+        let _ = write!(s, "   ({} bytes free)", budget - total);
     }
     s
 }
@@ -264,5 +263,6 @@ mod tests {
         }];
         assert!(memory_table(&c, 100).contains("over by 20 bytes"));
         assert!(memory_table(&c, 200).contains("80 bytes free"));
+        assert!(memory_table(&c, usize::MAX).contains(" bytes free"));
     }
 }

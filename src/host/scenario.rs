@@ -17,7 +17,8 @@
 //!
 //! where `k` is the classes per task. Samples are transformed (permuted, rotated) and
 //! turned into features (raw pixels, or 2x2-average-pooled pixels for the edge
-//! protocol) when a batch is filled, so no per-task copy of the data is kept.
+//! protocol) when a training batch is filled, so no per-task copy of the training data is
+//! kept; [`Scenario::test_set`] materialises one task's test features at a time.
 
 use crate::host::idx::Dataset;
 use crate::learner::learner::ClassRange;
@@ -25,6 +26,9 @@ use crate::learner::rng::Rng;
 use anyhow::{bail, ensure, Result};
 use serde::Serialize;
 use std::fmt;
+
+/// Most tasks a scenario may have.
+pub const MAX_TASKS: usize = 32;
 
 /// How tasks are cut from the dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -178,10 +182,23 @@ impl Scenario {
             [h, w] => (*h, *w),
             _ => (0, 0),
         };
+        ensure!(width >= 1, "the samples are empty (shape {:?})", train.sample_shape);
+        ensure!(
+            train.sample_shape == test.sample_shape,
+            "train samples have shape {:?} but test samples {:?}",
+            train.sample_shape,
+            test.sample_shape
+        );
+        if let Some(n) = spec.tasks {
+            ensure!(
+                (1..=MAX_TASKS).contains(&n),
+                "--tasks {n}: a scenario has 1 to {MAX_TASKS} tasks"
+            );
+        }
         let needs_image = spec.features == Features::Pool2x2 || spec.kind == Kind::Rotated;
-        if needs_image && image.0 * image.1 != width {
+        if needs_image && (image.0 < 2 || image.1 < 2) {
             bail!(
-                "this needs 2-D image samples but the samples have shape {:?}; use --protocol literature with a split or permuted scenario",
+                "this needs 2-D image samples of at least 2x2 but the samples have shape {:?}; use --protocol literature with a split or permuted scenario",
                 train.sample_shape
             );
         }
@@ -397,11 +414,12 @@ impl Scenario {
                 for r in 0..oh {
                     for q in 0..ow {
                         let at = |y: usize, x: usize| scratch[y * w + x];
-                        out[r * ow + q] = 0.25
-                            * (at(2 * r, 2 * q)
-                                + at(2 * r, 2 * q + 1)
-                                + at(2 * r + 1, 2 * q)
-                                + at(2 * r + 1, 2 * q + 1));
+                        // Scaled before adding (exact: a power of two), so finite inputs
+                        // give finite means.
+                        out[r * ow + q] = 0.25 * at(2 * r, 2 * q)
+                            + 0.25 * at(2 * r, 2 * q + 1)
+                            + 0.25 * at(2 * r + 1, 2 * q)
+                            + 0.25 * at(2 * r + 1, 2 * q + 1);
                     }
                 }
             }
@@ -496,7 +514,7 @@ mod tests {
         let mut scratch = Vec::new();
         s.fill(Part::Test, 0, 1, &mut out, &mut scratch);
         let row = s.test.x.row(1);
-        let want = 0.25 * (row[0] + row[1] + row[4] + row[5]);
+        let want = 0.25 * row[0] + 0.25 * row[1] + 0.25 * row[4] + 0.25 * row[5];
         assert!((out[0] - want).abs() < 1e-6);
     }
 
@@ -513,7 +531,21 @@ mod tests {
         assert!(Scenario::build(sp.clone(), tiny(40), tiny(8)).is_err());
         sp.tasks = None;
         sp.class_order = ClassOrder::Given(vec![3, 1, 3, 0]);
-        assert!(Scenario::build(sp, tiny(40), tiny(8)).is_err());
+        assert!(Scenario::build(sp.clone(), tiny(40), tiny(8)).is_err());
+        sp.class_order = ClassOrder::Sorted;
+        sp.kind = Kind::Permuted;
+        sp.tasks = Some(MAX_TASKS + 1);
+        assert!(Scenario::build(sp.clone(), tiny(40), tiny(8)).is_err());
+        sp.tasks = Some(2);
+        let mut other = tiny(8);
+        other.sample_shape = vec![2, 8];
+        assert!(Scenario::build(sp.clone(), tiny(40), other).is_err());
+        let mut flat = tiny(8);
+        flat.sample_shape = vec![1, 16];
+        let mut flat_train = tiny(40);
+        flat_train.sample_shape = vec![1, 16];
+        sp.features = Features::Pool2x2;
+        assert!(Scenario::build(sp, flat_train, flat).is_err());
     }
 
     #[test]

@@ -1,15 +1,15 @@
 //! The simulator: runs the core's [`Learner`] over a scenario under a board's budget and
 //! measures forgetting.
 //!
-//! The learner is built in a `Vec<u8>` arena of exactly the budget, the same core code
-//! the firmware runs. Per task: train for a fixed number of updates on batches drawn
+//! The learner's plan is checked against the budget, and the learner is built in a
+//! `Vec<u8>` arena of the plan's bytes: the same core code the firmware runs. Per task: train for a fixed number of updates on batches drawn
 //! from shuffled epochs, then test on every task's test set (a row of the accuracy
 //! matrix). Everything random comes from the seed: weight init, permutations, batch
 //! order; the same seed gives the same matrix to the last bit.
 
 use crate::host::board::Board;
 use crate::host::report::{self, ComponentBytes, LearnerSummary, Report, TaskStats};
-use crate::host::scenario::{ClassOrder, Features, Kind, Part, Scenario, Setting};
+use crate::host::scenario::{ClassOrder, Features, Kind, Part, Scenario, Setting, MAX_TASKS};
 use crate::learner::learner::ClassRange;
 use crate::learner::rng::Rng;
 use crate::learner::{Active, Kernels, LayerDims, Learner, LearnerConfig, Optimizer, Plan};
@@ -126,6 +126,40 @@ impl Strategy {
     }
 }
 
+/// How long each task trains.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Length {
+    /// This many updates per task.
+    Iters(usize),
+    /// This many passes over the data the task trains on (its own, or for joint all seen
+    /// so far), rounded up to whole batches.
+    Epochs(f64),
+}
+
+/// Most updates one task may take.
+pub const MAX_UPDATES: usize = 1_000_000_000;
+
+impl Length {
+    /// Updates for a task training on `samples` samples in batches of `batch`.
+    pub fn updates(self, samples: usize, batch: usize) -> Result<usize> {
+        let n = match self {
+            Length::Iters(n) => n,
+            Length::Epochs(e) => {
+                if !(e.is_finite() && e > 0.0) {
+                    bail!("--epochs {e}: must be a positive number");
+                }
+                (e * samples as f64 / batch.max(1) as f64)
+                    .ceil()
+                    .min(MAX_UPDATES as f64 + 1.0) as usize
+            }
+        };
+        if n == 0 || n > MAX_UPDATES {
+            bail!("{n} updates per task: give 1 to {MAX_UPDATES} (--iters, --epochs)");
+        }
+        Ok(n)
+    }
+}
+
 /// One simulation's settings (the CLI fills defaults from the protocol).
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -137,8 +171,8 @@ pub struct Options {
     pub board: Board,
     /// Arena bytes (the board's learner budget unless overridden).
     pub budget: usize,
-    /// Updates per task.
-    pub iters: usize,
+    /// How long each task trains.
+    pub length: Length,
     /// Batch size.
     pub batch: usize,
     /// Optimizer.
@@ -154,9 +188,6 @@ pub struct Options {
     /// Where the data came from (for the report).
     pub data: String,
 }
-
-/// Most tasks the learner plans for.
-pub const MAX_TASKS: usize = 32;
 
 /// The learner for a run: the literature MLP, or for the edge protocol a
 /// `features -> H -> outputs` head with the largest `H` (at most 4096) whose plan fits
@@ -178,7 +209,10 @@ pub fn learner_config(opts: &Options, inputs: usize, outputs: usize) -> Result<L
     };
     let hidden = match (opts.protocol, opts.hidden) {
         (Protocol::Literature, None) => return make(&[inputs, 400, 400, outputs]),
-        (_, Some(h)) => h,
+        (Protocol::Literature, Some(_)) => {
+            bail!("--hidden sizes the edge head; the literature protocol's network is fixed (784-400-400-classes)")
+        }
+        (Protocol::Edge, Some(h)) => h,
         (Protocol::Edge, None) => {
             if !fits(1)? {
                 1 // the plan check below reports what does not fit
@@ -206,10 +240,30 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
     let plan = Plan::new(&config)?;
     plan.check(opts.budget)
         .with_context(|| format!("learner {:?} on board {}", config.dims.as_slice(), opts.board.name))?;
-    let mut arena = vec![0u8; opts.budget];
-    let mut learner = Learner::new(&config, &mut arena)?;
-
     let tasks = scenario.tasks.len();
+    if tasks > config.max_tasks {
+        bail!("{tasks} tasks: the learner plans for at most {}", config.max_tasks);
+    }
+    // The plan fits the budget; the arena is the plan's bytes (the rest of the budget
+    // would stay untouched).
+    let mut arena = vec![0u8; plan.total()];
+    let mut learner = Learner::new(&config, &mut arena)?;
+    // The (task, row) pairs each task trains on, and its number of updates.
+    let pools: Vec<Vec<(u32, u32)>> = (0..tasks)
+        .map(|t| {
+            let seen = match opts.strategy {
+                Strategy::Naive => t..t + 1,
+                Strategy::Joint => 0..t + 1,
+            };
+            seen.flat_map(|s| scenario.tasks[s].train.iter().map(move |&i| (s as u32, i)))
+                .collect()
+        })
+        .collect();
+    let updates: Vec<usize> = pools
+        .iter()
+        .map(|p| opts.length.updates(p.len(), opts.batch))
+        .collect::<Result<_>>()?;
+
     let tests: Vec<(Vec<f32>, Vec<u16>)> = (0..tasks).map(|t| scenario.test_set(t)).collect();
     let evaluate = |learner: &mut Learner<'_>| -> Result<Vec<f64>> {
         tests
@@ -226,7 +280,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
     let random_accuracy = evaluate(&mut learner)?;
 
     let bar = if opts.progress {
-        let b = ProgressBar::new((tasks * opts.iters) as u64);
+        let b = ProgressBar::new(updates.iter().map(|&u| u as u64).sum());
         b.set_style(
             ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} updates, {eta} left")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -247,20 +301,12 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
     let mut stats = Vec::with_capacity(tasks);
     for t in 0..tasks {
         bar.set_message(format!("task {}/{}", t + 1, tasks));
-        // The pool of (task, row) this task trains on.
-        let seen = match opts.strategy {
-            Strategy::Naive => t..t + 1,
-            Strategy::Joint => 0..t + 1,
-        };
-        let mut pool: Vec<(u32, u32)> = seen
-            .clone()
-            .flat_map(|s| scenario.tasks[s].train.iter().map(move |&i| (s as u32, i)))
-            .collect();
+        let mut pool = pools[t].clone();
         let mut cursor = pool.len();
         let class_il_active = scenario.train_active(t);
         let start = Instant::now();
         let mut recent = Vec::with_capacity(50);
-        for _ in 0..opts.iters {
+        for _ in 0..updates[t] {
             for b in 0..opts.batch {
                 if cursor == pool.len() {
                     rng.shuffle(&mut pool);
@@ -289,8 +335,8 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         matrix.push(evaluate(&mut learner)?);
         stats.push(TaskStats {
             seconds,
-            updates: opts.iters,
-            updates_per_second: opts.iters as f64 / seconds.max(1e-9),
+            updates: updates[t],
+            updates_per_second: updates[t] as f64 / seconds.max(1e-9),
             final_loss: recent.iter().sum::<f64>() / recent.len().max(1) as f64,
             arena_bytes: learner.arena_used(),
         });
@@ -337,7 +383,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
             optimizer,
             lr: config.optimizer.lr(),
             batch_size: config.batch_size,
-            iters_per_task: opts.iters,
+            iters_per_task: updates.first().copied().unwrap_or(0),
             kernels: format!("{:?}", config.kernels).to_lowercase(),
             parameters: config.dims.weight_count() + config.dims.bias_count(),
         },

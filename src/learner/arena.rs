@@ -4,7 +4,7 @@
 //! on [`ALIGN`]-byte boundaries; the start of the buffer is aligned first, which costs
 //! at most `ALIGN - 1` bytes (the plan's `alignment` line).
 
-use crate::learner::plan::{f32_bytes, ALIGN};
+use crate::learner::plan::{checked_f32_bytes, ALIGN};
 use crate::learner::Error;
 
 /// The unused rest of the caller's buffer, and how much of it has been carved.
@@ -36,7 +36,7 @@ impl<'a> Arena<'a> {
 
     /// Carves `n` zeroed `f32`s for `component`, padded to [`ALIGN`] bytes.
     pub fn carve_f32(&mut self, component: &'static str, n: usize) -> Result<&'a mut [f32], Error> {
-        let bytes = f32_bytes(n);
+        let bytes = checked_f32_bytes(n).unwrap_or(usize::MAX);
         if bytes > self.rest.len() {
             return Err(Error::OverBudget {
                 component,

@@ -2,6 +2,9 @@
 
 use crate::learner::Error;
 
+/// Largest batch a learner may plan for.
+pub const MAX_BATCH: usize = 65_535;
+
 /// Most layer widths a network may have (input, hidden layers and output).
 pub const MAX_DIMS: usize = 8;
 
@@ -82,6 +85,18 @@ impl LayerDims {
     /// Sum of the hidden widths (the activations kept for the backward pass, per sample).
     pub fn hidden_sum(&self) -> usize {
         self.dims[1..self.len - 1].iter().sum()
+    }
+
+    /// Weights plus biases, or `None` when the count overflows `usize` (possible on
+    /// 32-bit targets with wide layers). [`crate::learner::Plan::new`] checks this before
+    /// any other count is used.
+    pub fn checked_params(&self) -> Option<usize> {
+        let mut total = 0usize;
+        for l in 0..self.layers() {
+            let (i, o) = self.layer(l);
+            total = total.checked_add(i.checked_mul(o)?)?.checked_add(o)?;
+        }
+        Some(total)
     }
 
     /// Widest layer output (hidden or classes): the size of a delta row.
@@ -170,8 +185,8 @@ pub struct LearnerConfig {
 impl LearnerConfig {
     /// Checks the parts a [`LayerDims`] cannot check alone.
     pub fn validate(&self) -> Result<(), Error> {
-        if self.batch_size == 0 {
-            return Err(Error::BadConfig("batch size must be at least 1"));
+        if self.batch_size == 0 || self.batch_size > MAX_BATCH {
+            return Err(Error::BadConfig("batch size must be 1 to 65535"));
         }
         if self.max_tasks == 0 {
             return Err(Error::BadConfig("max tasks must be at least 1"));

@@ -59,6 +59,9 @@ pub enum Error {
         /// Number of output classes.
         classes: usize,
     },
+    /// The loss of a batch is NaN or infinite: training diverged, and the update was
+    /// not applied.
+    Diverged,
     /// A bug in edgecl: an internal size disagreed with the plan. Please report it.
     Internal(&'static str),
     /// An output buffer has the wrong length.
@@ -103,6 +106,11 @@ impl fmt::Display for Error {
             Error::BadActiveClasses { start, end, classes } => write!(
                 f,
                 "active classes {start}..{end} are empty or past the {classes} output classes"
+            ),
+            Error::Diverged => write!(
+                f,
+                "training diverged: the batch loss is NaN or infinite, so the update was not \
+                 applied (lower the learning rate or check the inputs' scale)"
             ),
             Error::Internal(what) => write!(f, "internal error (a bug in edgecl): {what}"),
             Error::OutputShape { got, expected } => {

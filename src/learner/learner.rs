@@ -252,7 +252,8 @@ impl<'a> Learner<'a> {
     }
 
     /// Forward and backward over one batch: fills [`Learner::gradients`] and returns the
-    /// mean loss, without changing any weight.
+    /// mean loss, without changing any weight. A NaN or infinite loss is
+    /// [`Error::Diverged`].
     ///
     /// `x` is `n x input` row-major with `1 <= n <= batch_size`; `labels` has `n` entries.
     pub fn compute_gradients(&mut self, x: &[f32], labels: &[u16], active: Active<'_>) -> Result<f32, Error> {
@@ -263,6 +264,9 @@ impl<'a> Learner<'a> {
         let logits_at = network::act_offset(&c.dims, c.batch_size, c.dims.layers() - 1);
         let logits = &self.acts[logits_at..logits_at + n * classes];
         let loss = network::softmax_xent(logits, labels, &active, classes, &mut self.deltas[..n * classes]);
+        if !loss.is_finite() {
+            return Err(Error::Diverged);
+        }
         network::backward(
             c.kernels,
             &c.dims,
@@ -335,6 +339,9 @@ impl<'a> Learner<'a> {
         }
         let classes = c.dims.classes();
         active.validate(out.len(), classes)?;
+        if let Some(index) = x.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteInput { index });
+        }
         for (chunk, (xs, ys)) in x
             .chunks(c.batch_size * width)
             .zip(out.chunks_mut(c.batch_size))
@@ -503,6 +510,29 @@ mod tests {
             l.train_step(&[0.0, 1.0], &[2], bad),
             Err(Error::BadActiveClasses { .. })
         ));
+        assert_eq!(l.weights(), &before[..]);
+        assert_eq!(l.steps(), 0);
+        let mut out = [7u16; 2];
+        assert_eq!(
+            l.predict(&[0.0, 1.0, 0.0, f32::INFINITY], all, &mut out),
+            Err(Error::NonFiniteInput { index: 3 })
+        );
+        assert_eq!(out, [7, 7], "predict wrote before finding the bad value");
+    }
+
+    #[test]
+    fn a_diverging_step_is_an_error_and_is_not_applied() {
+        let cfg = config(
+            &[2, 4, 3],
+            1,
+            Kernels::Reference,
+            Optimizer::Sgd { lr: 0.1, momentum: 0.0 },
+        );
+        let mut buf = [0u8; 4096];
+        let mut l = Learner::new(&cfg, &mut buf).unwrap();
+        l.params_mut().0.fill(1e30);
+        let before = l.weights().to_owned();
+        assert_eq!(l.train_step(&[1e10, 1e10], &[0], Active::All), Err(Error::Diverged));
         assert_eq!(l.weights(), &before[..]);
         assert_eq!(l.steps(), 0);
     }

@@ -50,33 +50,47 @@ pub mod names {
     pub const PACKING: &str = "gemm packing";
 }
 
-/// Bytes of `n` f32 values rounded up to [`ALIGN`].
+/// Bytes of `n` f32 values rounded up to [`ALIGN`] (for counts a [`Plan`] has checked).
 pub const fn f32_bytes(n: usize) -> usize {
     (n * 4).div_ceil(ALIGN) * ALIGN
+}
+
+/// [`f32_bytes`], or `None` when it overflows `usize`.
+pub fn checked_f32_bytes(n: usize) -> Option<usize> {
+    Some(n.checked_mul(4)?.checked_add(ALIGN - 1)? / ALIGN * ALIGN)
 }
 
 impl Plan {
     /// The plan of a config: its components and their bytes.
     pub fn new(config: &LearnerConfig) -> Result<Plan, Error> {
         config.validate()?;
+        const OVERFLOW: Error = Error::BadConfig("the plan's sizes overflow this target's address space");
         let d = &config.dims;
         let b = config.batch_size;
-        let params = d.weight_count() + d.bias_count();
+        let params = d.checked_params().ok_or(OVERFLOW)?;
+        let mul = |a: usize, c: usize| a.checked_mul(c).ok_or(OVERFLOW);
+        let bytes = |n: usize| checked_f32_bytes(n).ok_or(OVERFLOW);
+        // Every other count of the config is at most `params` (or a product bounded by
+        // the ones checked here), so later unchecked arithmetic on it cannot overflow.
         let mut plan = Plan {
             components: [Component { name: "", bytes: 0 }; MAX_COMPONENTS],
             len: 0,
         };
         plan.push(names::ALIGNMENT, ALIGN - 1);
-        plan.push(names::WEIGHTS, f32_bytes(d.weight_count()));
-        plan.push(names::BIASES, f32_bytes(d.bias_count()));
-        plan.push(names::GRADIENTS, f32_bytes(params));
-        plan.push(names::OPTIMIZER, f32_bytes(config.optimizer.state_vectors() * params));
-        plan.push(names::ACTIVATIONS, f32_bytes(b * (d.hidden_sum() + d.classes())));
-        plan.push(names::DELTAS, f32_bytes(2 * b * d.widest_output()));
+        plan.push(names::WEIGHTS, bytes(d.weight_count())?);
+        plan.push(names::BIASES, bytes(d.bias_count())?);
+        plan.push(names::GRADIENTS, bytes(params)?);
+        plan.push(names::OPTIMIZER, bytes(mul(config.optimizer.state_vectors(), params)?)?);
+        plan.push(names::ACTIVATIONS, bytes(mul(b, d.hidden_sum() + d.classes())?)?);
+        plan.push(names::DELTAS, bytes(mul(2 * b, d.widest_output())?)?);
         if config.kernels == Kernels::Fast {
             let largest = d.as_slice().iter().copied().max().unwrap_or(1).max(b);
-            plan.push(names::PACKING, f32_bytes(fast::packing_len(largest)));
+            plan.push(names::PACKING, bytes(fast::packing_len(largest))?);
         }
+        plan.components()
+            .iter()
+            .try_fold(0usize, |acc, c| acc.checked_add(c.bytes))
+            .ok_or(OVERFLOW)?;
         Ok(plan)
     }
 
@@ -182,6 +196,24 @@ mod tests {
             }
             other => panic!("expected OverBudget, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn sizes_that_overflow_are_config_errors_not_panics() {
+        let mut c = config(
+            &[65_535, 65_535, 65_535, 65_535, 65_535, 65_535, 65_535, 65_535],
+            Kernels::Fast,
+        );
+        c.batch_size = 65_535;
+        let r = Plan::new(&c);
+        if usize::BITS == 32 {
+            assert!(matches!(r, Err(Error::BadConfig(_))), "{r:?}");
+        } else {
+            assert!(r.unwrap().total() > 1 << 32);
+        }
+        assert_eq!(checked_f32_bytes(usize::MAX / 2), None);
+        c.batch_size = 65_536;
+        assert!(matches!(Plan::new(&c), Err(Error::BadConfig(_))));
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //! or row updates on the contiguous side.
 //!
 //! On x86_64 with `std`, CPUs with AVX2 and FMA get the same code compiled for those
-//! features (6 x 16 tiles, fused multiply-add), picked at run time; that call is the
-//! crate's only `unsafe`. Elsewhere a portable 4 x 8 tile. Fused multiply-add rounds
+//! features (6 x 16 tiles, fused multiply-add), picked at run time, and Adam's
+//! element-wise update is compiled for AVX2 the same way; those two calls are the crate's
+//! only `unsafe`. Elsewhere a portable 4 x 8 tile. Fused multiply-add rounds
 //! differently from the reference kernel, so results agree to float tolerance, not bits;
 //! use [`Kernels::Reference`](crate::learner::Kernels::Reference) for bit-exact runs.
 
@@ -70,6 +71,12 @@ pub fn gemm(a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], accumulate: bool, pack:
     }
     gemm_with::<4, 8, false>(a, b, c, accumulate, pack);
     true
+}
+
+/// The portable 4 x 8 tile, whatever the CPU has (so tests on AVX2 machines cover it).
+#[cfg(test)]
+pub(crate) fn portable_for_tests(a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], accumulate: bool, pack: &mut [f32]) {
+    gemm_with::<4, 8, false>(a, b, c, accumulate, pack)
 }
 
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
