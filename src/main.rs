@@ -159,6 +159,11 @@ struct SimulateArgs {
     /// Write the report as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// An ONNX backbone (float input [N, sample width], output [N, features]) whose
+    /// features the edge head learns from, instead of pooled pixels.
+    #[cfg(feature = "onnx")]
+    #[arg(long)]
+    backbone: Option<PathBuf>,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -303,6 +308,7 @@ impl Shape {
             seed: self.seed,
             progress,
             data,
+            backbone: None,
         })
     }
 
@@ -333,11 +339,27 @@ fn simulate(args: SimulateArgs) -> Result<()> {
     let dir = args.data.clone().unwrap_or_else(default_data);
     let train = load_split(&dir, Split::Train, None)?;
     let test = load_split(&dir, Split::Test, Some(train.classes))?;
-    let scenario = Scenario::build(
-        args.shape.spec(args.task_order.clone(), args.class_order.clone()),
-        train,
-        test,
-    )?;
+    #[allow(unused_mut)]
+    let mut spec = args.shape.spec(args.task_order.clone(), args.class_order.clone());
+    #[cfg(feature = "onnx")]
+    if args.backbone.is_some() {
+        if args.shape.protocol() != Protocol::Edge {
+            bail!(
+                "--backbone feeds the edge protocol's head; the literature protocol trains the whole network on pixels"
+            );
+        }
+        spec.features = edgecl::host::scenario::Features::Pixels;
+    }
+    let scenario = Scenario::build(spec, train, test)?;
+    #[cfg(feature = "onnx")]
+    let scenario = match &args.backbone {
+        Some(path) => scenario.with_backbone(&edgecl::host::onnx::Backbone::load(path)?)?,
+        None => scenario,
+    };
+    #[cfg(feature = "onnx")]
+    let backbone = args.backbone.as_ref().map(|p| p.display().to_string());
+    #[cfg(not(feature = "onnx"))]
+    let backbone = None;
     let (default_iters, ..) = args.shape.training();
     let length = match (args.iters, args.epochs) {
         (Some(i), _) => Length::Iters(i),
@@ -345,7 +367,8 @@ fn simulate(args: SimulateArgs) -> Result<()> {
         (None, None) => Length::Iters(default_iters),
     };
     let progress = !args.quiet && std::io::stderr().is_terminal();
-    let opts = args.shape.options(length, progress, dir.display().to_string())?;
+    let mut opts = args.shape.options(length, progress, dir.display().to_string())?;
+    opts.backbone = backbone;
     let report = simulate::run(&opts, &scenario)?;
     print!("{}", report.to_table());
     if let Some(path) = args.json {

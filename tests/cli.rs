@@ -218,3 +218,49 @@ fn out_of_range_labels_are_one_line_errors() {
         &["12", "range"],
     );
 }
+
+#[cfg(feature = "onnx")]
+mod backbone {
+    use super::*;
+    use edgecl::host::onnx::DenseBackbone;
+
+    fn backbone_file(dir: &Path) -> PathBuf {
+        let b = DenseBackbone::random(&[784, 24], 2);
+        let path = dir.join("backbone.onnx");
+        std::fs::write(&path, b.to_onnx().unwrap()).unwrap();
+        path
+    }
+
+    #[test]
+    fn simulate_learns_on_backbone_features() {
+        let d = temp_dir("backbone");
+        let model = backbone_file(&d);
+        let json = d.join("r.json");
+        let out = edgecl(&[
+            "simulate",
+            "--quiet",
+            "--iters",
+            "30",
+            "--backbone",
+            model.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(r["backbone"], model.to_str().unwrap());
+        assert_eq!(r["learner"]["dims"][0], 24);
+    }
+
+    #[test]
+    fn a_truncated_backbone_is_a_one_line_error_naming_the_file() {
+        let d = temp_dir("backbone-bad");
+        let model = backbone_file(&d);
+        let bytes = std::fs::read(&model).unwrap();
+        std::fs::write(&model, &bytes[..bytes.len() / 2]).unwrap();
+        one_line_error(
+            &edgecl(&["simulate", "--quiet", "--backbone", model.to_str().unwrap()]),
+            &["backbone.onnx"],
+        );
+    }
+}

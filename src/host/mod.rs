@@ -1,6 +1,7 @@
 //! The host side (feature `std`): data, scenarios, boards, the simulator and reports.
 //!
 //! - [`idx`]: IDX (optionally gzip) files into datasets, with clear errors.
+//! - `onnx` (feature `onnx`): dense backbones written as ONNX, ONNX backbones run by tract.
 //! - [`scenario`]: a dataset cut into tasks (split, permuted, rotated) and settings.
 //! - [`board`]: board profiles (`boards/*.toml`), compiled in.
 //! - [`simulate`]: the core's learner run over a scenario under a board's budget.
@@ -8,6 +9,8 @@
 
 pub mod board;
 pub mod idx;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod report;
 pub mod scenario;
 pub mod simulate;

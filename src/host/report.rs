@@ -74,6 +74,8 @@ pub struct Report {
     pub protocol: String,
     /// Where the data came from.
     pub data: String,
+    /// The ONNX backbone whose features the head saw, if any.
+    pub backbone: Option<String>,
     /// The dataset classes of each task, in presentation order.
     pub task_classes: Vec<Vec<u16>>,
     /// `R[i][j]`: accuracy (percent) on task `j` after training task `i`.

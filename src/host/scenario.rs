@@ -82,6 +82,9 @@ pub enum Features {
     Pixels,
     /// 2x2 average pooling of a 2-D sample (28x28 becomes 14x14).
     Pool2x2,
+    /// The features of a frozen ONNX backbone, computed once per task transform
+    /// (`Scenario::with_backbone`, feature `onnx`).
+    Backbone,
 }
 
 /// The order of the classes that split cuts into consecutive groups of `k`.
@@ -158,6 +161,15 @@ pub struct Scenario {
     /// Test samples.
     pub test: Dataset,
     image: (usize, usize),
+    /// Backbone features per task (tasks with the same transform share one entry).
+    cached: Vec<std::sync::Arc<Cached>>,
+}
+
+/// A backbone's features of every train and test sample, as one task sees them.
+#[derive(Debug)]
+struct Cached {
+    train: ndarray::Array2<f32>,
+    test: ndarray::Array2<f32>,
 }
 
 /// Which set a sample comes from.
@@ -312,6 +324,7 @@ impl Scenario {
             train,
             test,
             image,
+            cached: Vec::new(),
         })
     }
 
@@ -328,7 +341,53 @@ impl Scenario {
         match self.spec.features {
             Features::Pixels => self.train.x.ncols(),
             Features::Pool2x2 => (self.image.0 / 2) * (self.image.1 / 2),
+            Features::Backbone => self.cached.first().map_or(0, |c| c.train.ncols()),
         }
+    }
+
+    /// Runs `backbone` once over the train and test samples as each task transforms
+    /// them (once in all for tasks without a transform) and makes its features what the
+    /// learner sees.
+    #[cfg(feature = "onnx")]
+    pub fn with_backbone(mut self, backbone: &crate::host::onnx::Backbone) -> Result<Scenario> {
+        use std::sync::Arc;
+        ensure!(
+            backbone.input_width() == self.train.x.ncols(),
+            "the backbone takes samples of {} values but the data's have {}",
+            backbone.input_width(),
+            self.train.x.ncols()
+        );
+        let mut identity: Option<Arc<Cached>> = None;
+        let mut cached = Vec::with_capacity(self.tasks.len());
+        for t in 0..self.tasks.len() {
+            let shared = self.tasks[t].transform == Transform::Identity;
+            let entry = match (&identity, shared) {
+                (Some(c), true) => c.clone(),
+                _ => {
+                    let run = |part: Part, data: &Dataset| -> Result<ndarray::Array2<f32>> {
+                        let mut raw = ndarray::Array2::<f32>::zeros((data.len(), data.x.ncols()));
+                        let mut scratch = Vec::new();
+                        for (i, mut row) in raw.rows_mut().into_iter().enumerate() {
+                            self.raw(part, t, i as u32, &mut scratch);
+                            row.iter_mut().zip(&scratch).for_each(|(d, &s)| *d = s);
+                        }
+                        backbone.features(raw.view())
+                    };
+                    let c = Arc::new(Cached {
+                        train: run(Part::Train, &self.train)?,
+                        test: run(Part::Test, &self.test)?,
+                    });
+                    if shared {
+                        identity = Some(c.clone());
+                    }
+                    c
+                }
+            };
+            cached.push(entry);
+        }
+        self.cached = cached;
+        self.spec.features = Features::Backbone;
+        Ok(self)
     }
 
     /// Output unit of dataset label `y` in task `t`.
@@ -371,6 +430,38 @@ impl Scenario {
     /// Writes the features of row `i` of `part`, as task `t` sees it, into `out`
     /// (`input_width()` values). `scratch` holds one raw sample.
     pub fn fill(&self, part: Part, t: usize, i: u32, out: &mut [f32], scratch: &mut Vec<f32>) {
+        if self.spec.features == Features::Backbone {
+            let c = &self.cached[t];
+            let rows = match part {
+                Part::Train => &c.train,
+                Part::Test => &c.test,
+            };
+            out.iter_mut().zip(rows.row(i as usize)).for_each(|(d, &s)| *d = s);
+            return;
+        }
+        self.raw(part, t, i, scratch);
+        match self.spec.features {
+            Features::Pixels | Features::Backbone => out.copy_from_slice(scratch),
+            Features::Pool2x2 => {
+                let (h, w) = self.image;
+                let (oh, ow) = (h / 2, w / 2);
+                for r in 0..oh {
+                    for q in 0..ow {
+                        let at = |y: usize, x: usize| scratch[y * w + x];
+                        // Scaled before adding (exact: a power of two), so finite inputs
+                        // give finite means.
+                        out[r * ow + q] = 0.25 * at(2 * r, 2 * q)
+                            + 0.25 * at(2 * r, 2 * q + 1)
+                            + 0.25 * at(2 * r + 1, 2 * q)
+                            + 0.25 * at(2 * r + 1, 2 * q + 1);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Row `i` of `part` with task `t`'s transform applied, into `scratch`.
+    fn raw(&self, part: Part, t: usize, i: u32, scratch: &mut Vec<f32>) {
         let data = match part {
             Part::Train => &self.train,
             Part::Test => &self.test,
@@ -402,24 +493,6 @@ impl Scenario {
                         let v = (1.0 - fy) * ((1.0 - fx) * px(y0, x0) + fx * px(y0, x0 + 1))
                             + fy * ((1.0 - fx) * px(y0 + 1, x0) + fx * px(y0 + 1, x0 + 1));
                         scratch.push(v);
-                    }
-                }
-            }
-        }
-        match self.spec.features {
-            Features::Pixels => out.copy_from_slice(scratch),
-            Features::Pool2x2 => {
-                let (h, w) = self.image;
-                let (oh, ow) = (h / 2, w / 2);
-                for r in 0..oh {
-                    for q in 0..ow {
-                        let at = |y: usize, x: usize| scratch[y * w + x];
-                        // Scaled before adding (exact: a power of two), so finite inputs
-                        // give finite means.
-                        out[r * ow + q] = 0.25 * at(2 * r, 2 * q)
-                            + 0.25 * at(2 * r, 2 * q + 1)
-                            + 0.25 * at(2 * r + 1, 2 * q)
-                            + 0.25 * at(2 * r + 1, 2 * q + 1);
                     }
                 }
             }

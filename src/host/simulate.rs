@@ -187,6 +187,8 @@ pub struct Options {
     pub progress: bool,
     /// Where the data came from (for the report).
     pub data: String,
+    /// The ONNX backbone file, when the scenario's features come from one (for the report).
+    pub backbone: Option<String>,
 }
 
 /// The learner for a run: the literature MLP, or for the edge protocol a
@@ -365,6 +367,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         seed: opts.seed,
         protocol: opts.protocol.name().to_string(),
         data: opts.data.clone(),
+        backbone: opts.backbone.clone(),
         avg_accuracy: report::average_accuracy(&matrix),
         bwt: report::bwt(&matrix),
         fwt: report::fwt(&matrix, &random_accuracy),

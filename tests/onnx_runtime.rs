@@ -1,0 +1,51 @@
+//! An ONNX backbone written by edgecl passes `onnx.checker` and gives tract's features
+//! under onnxruntime (through `tests/onnx_check.py`, with the interpreter named by
+//! `EDGECL_PYTHON`, default `python3`). Where that Python lacks onnx, onnxruntime or
+//! numpy the test says so and passes; `.ci/run` installs them, so CI always checks.
+#![cfg(feature = "onnx")]
+
+use edgecl::host::onnx::{Backbone, DenseBackbone};
+use edgecl::learner::rng::Rng;
+use ndarray::Array2;
+use std::process::Command;
+
+#[test]
+fn exported_backbone_passes_onnx_checker_and_matches_onnxruntime() {
+    let mut rng = Rng::new(11);
+    let b = DenseBackbone::random(&[784, 64, 32], 11);
+    let dir = std::env::temp_dir().join(format!("edgecl-onnx-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("backbone.onnx");
+    std::fs::write(&model, b.to_onnx().unwrap()).unwrap();
+    let x = Array2::from_shape_fn((33, 784), |_| rng.uniform());
+    let features = Backbone::load(&model).unwrap().features(x.view()).unwrap();
+    let raw = |a: &Array2<f32>| a.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
+    std::fs::write(dir.join("input.f32"), raw(&x)).unwrap();
+    std::fs::write(dir.join("expected.f32"), raw(&features)).unwrap();
+
+    let python = std::env::var("EDGECL_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/onnx_check.py");
+    let out = match Command::new(&python)
+        .args([script, model.to_str().unwrap(), dir.join("input.f32").to_str().unwrap()])
+        .arg(dir.join("expected.f32"))
+        .arg("784")
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("skipped: cannot run {python}: {e}");
+            return;
+        }
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.code() == Some(2) {
+        eprintln!("skipped: {text}");
+        return;
+    }
+    assert!(out.status.success(), "onnx_check.py failed: {text}");
+    eprintln!("{text}");
+}
