@@ -1,7 +1,7 @@
 //! Latency and throughput of an ONNX backbone in tract (feature `onnx`).
 //!
 //! The model is a dense ReLU backbone 784-512-256-64 (PyTorch-style random init, seed 1),
-//! the size of a small MNIST feature extractor, written by `DenseBackbone::to_onnx` to
+//! the size of a small MNIST feature extractor, written by `BackboneModel::to_onnx` to
 //! `target/bench-backbone.onnx` so that `benches/onnxruntime_backbone.py` times the very
 //! same file. Timed: `Backbone::features` on 1 sample (latency) and on 128 samples
 //! (throughput), tract's default single-threaded executor.
@@ -12,7 +12,7 @@
 //! ```
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use edgecl::host::onnx::{Backbone, DenseBackbone};
+use edgecl::host::onnx::{Backbone, BackboneModel};
 use edgecl::learner::rng::Rng;
 use ndarray::Array2;
 use std::hint::black_box;
@@ -27,7 +27,7 @@ fn model_path() -> PathBuf {
 
 fn benches(c: &mut Criterion) {
     let path = model_path();
-    let onnx = DenseBackbone::random(&[784, 512, 256, 64], 1)
+    let onnx = BackboneModel::random_dense(&[784, 512, 256, 64], 1)
         .to_onnx()
         .expect("export");
     std::fs::write(&path, onnx).expect("write the bench model");

@@ -222,10 +222,10 @@ fn out_of_range_labels_are_one_line_errors() {
 #[cfg(feature = "onnx")]
 mod backbone {
     use super::*;
-    use edgecl::host::onnx::DenseBackbone;
+    use edgecl::host::onnx::BackboneModel;
 
     fn backbone_file(dir: &Path) -> PathBuf {
-        let b = DenseBackbone::random(&[784, 24], 2);
+        let b = BackboneModel::random_dense(&[784, 24], 2);
         let path = dir.join("backbone.onnx");
         std::fs::write(&path, b.to_onnx().unwrap()).unwrap();
         path

@@ -4,7 +4,7 @@
 //! numpy the test says so and passes; `.ci/run` installs them, so CI always checks.
 #![cfg(feature = "onnx")]
 
-use edgecl::host::onnx::{Backbone, DenseBackbone};
+use edgecl::host::onnx::{Backbone, BackboneModel};
 use edgecl::learner::rng::Rng;
 use ndarray::Array2;
 use std::process::Command;
@@ -12,7 +12,7 @@ use std::process::Command;
 #[test]
 fn exported_backbone_passes_onnx_checker_and_matches_onnxruntime() {
     let mut rng = Rng::new(11);
-    let b = DenseBackbone::random(&[784, 64, 32], 11);
+    let b = BackboneModel::random_dense(&[784, 64, 32], 11);
     let dir = std::env::temp_dir().join(format!("edgecl-onnx-check-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let model = dir.join("backbone.onnx");

@@ -1,7 +1,8 @@
 //! ONNX backbones (feature `onnx`): a dense ReLU backbone written as an ONNX model, and
 //! ONNX backbones run by tract to turn samples into the head's features.
 //!
-//! The model [`DenseBackbone::to_onnx`] writes is the plainest ONNX a runtime accepts:
+//! A dense backbone written by [`BackboneModel::to_onnx`] is the plainest ONNX a runtime
+//! accepts:
 //!
 //! ```text
 //! input  "input"    float [N, d_0]          N is a symbolic batch axis ("N")
@@ -10,7 +11,9 @@
 //! ```
 //!
 //! with the weights as initializers (`W_l` is `d_{l+1} x d_l`, row-major, the layout of the
-//! core's dense layers and of PyTorch's `Linear`), opset 13, IR version 8.
+//! core's dense layers and of PyTorch's `Linear`), opset 13, IR version 8. Convolutional
+//! backbones start with a `Reshape` of the flat sample to `[N, C, H, W]` and use `Conv`,
+//! `MaxPool`, `Relu` and `Flatten` before their dense layers ([`Layer`]).
 //!
 //! [`Backbone::load`] reads any ONNX model with one float input `[N, d]` and one float
 //! output `[N, f]`; a truncated, corrupted or unsupported file is an error that names the
@@ -25,16 +28,60 @@ use tract_onnx::pb;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::DimLike;
 
-/// A dense ReLU network used as a frozen feature extractor: layer `l` computes
-/// `relu(W_l x + b_l)`.
+/// One layer of a [`BackboneModel`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct DenseBackbone {
-    /// Widths, input first, features last.
-    pub dims: Vec<usize>,
-    /// `W_l`, `d_{l+1} x d_l` row-major, per layer.
-    pub weights: Vec<Vec<f32>>,
-    /// `b_l` per layer.
-    pub biases: Vec<Vec<f32>>,
+pub enum Layer {
+    /// Views each flat sample as a `channels x height x width` image.
+    Image {
+        /// Channels.
+        channels: usize,
+        /// Rows.
+        height: usize,
+        /// Columns.
+        width: usize,
+    },
+    /// 2-D convolution, stride 1, square kernel, zero padding `pad` on every side.
+    Conv {
+        /// `out x in x kernel x kernel`, row-major (ONNX's and burn's layout).
+        weights: Vec<f32>,
+        /// `out` biases.
+        biases: Vec<f32>,
+        /// Input channels.
+        inputs: usize,
+        /// Output channels.
+        outputs: usize,
+        /// Kernel side.
+        kernel: usize,
+        /// Padding on each side.
+        pad: usize,
+    },
+    /// 2x2 max pooling, stride 2.
+    MaxPool2,
+    /// `max(x, 0)`.
+    Relu,
+    /// Image back to a flat vector (channel-major).
+    Flatten,
+    /// Dense layer `y = W x + b`.
+    Dense {
+        /// `outputs x inputs`, row-major (PyTorch's `Linear` layout).
+        weights: Vec<f32>,
+        /// `outputs` biases.
+        biases: Vec<f32>,
+        /// Input width.
+        inputs: usize,
+        /// Output width.
+        outputs: usize,
+    },
+}
+
+/// A frozen feature extractor as a sequence of layers over flat samples of
+/// `input_width` values; what [`BackboneModel::to_onnx`] writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackboneModel {
+    /// Values per (flat) sample.
+    pub input_width: usize,
+    /// Layers, input first.
+    pub layers: Vec<Layer>,
 }
 
 /// Symbolic name of the batch axis.
@@ -75,115 +122,242 @@ fn initializer(name: String, dims: &[usize], data: &[f32]) -> pb::TensorProto {
     }
 }
 
-impl DenseBackbone {
-    /// A backbone with PyTorch's `Linear` initialisation (`U(-1/sqrt(fan_in),
-    /// 1/sqrt(fan_in))` for weights and biases) from the core's seeded generator.
-    pub fn random(dims: &[usize], seed: u64) -> DenseBackbone {
-        let mut rng = crate::learner::rng::Rng::new(seed);
-        let layers = dims.len().saturating_sub(1);
-        let mut b = DenseBackbone {
-            dims: dims.to_vec(),
-            weights: Vec::new(),
-            biases: Vec::new(),
-        };
-        for l in 0..layers {
-            let bound = 1.0 / (dims[l].max(1) as f32).sqrt();
-            b.weights.push(
-                (0..dims[l] * dims[l + 1])
-                    .map(|_| rng.uniform_range(-bound, bound))
-                    .collect(),
-            );
-            b.biases
-                .push((0..dims[l + 1]).map(|_| rng.uniform_range(-bound, bound)).collect());
+fn ints(name: &str, values: &[i64]) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::Ints as i32,
+        ints: values.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn int(name: &str, value: i64) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::Int as i32,
+        i: value,
+        ..Default::default()
+    }
+}
+
+/// The shape flowing between layers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Shape {
+    Flat(usize),
+    Image(usize, usize, usize),
+}
+
+impl Shape {
+    fn len(self) -> usize {
+        match self {
+            Shape::Flat(n) => n,
+            Shape::Image(c, h, w) => c * h * w,
         }
-        b
+    }
+}
+
+impl BackboneModel {
+    /// Dense ReLU layers `dims[0] -> dims[1] -> ...` (ReLU after each), with PyTorch's
+    /// `Linear` initialisation (`U(-1/sqrt(fan_in), 1/sqrt(fan_in))`) from the core's
+    /// seeded generator.
+    pub fn random_dense(dims: &[usize], seed: u64) -> BackboneModel {
+        let mut rng = crate::learner::rng::Rng::new(seed);
+        let mut layers = Vec::new();
+        for w in dims.windows(2) {
+            let (i, o) = (w[0], w[1]);
+            let bound = 1.0 / (i.max(1) as f32).sqrt();
+            layers.push(Layer::Dense {
+                weights: (0..i * o).map(|_| rng.uniform_range(-bound, bound)).collect(),
+                biases: (0..o).map(|_| rng.uniform_range(-bound, bound)).collect(),
+                inputs: i,
+                outputs: o,
+            });
+            layers.push(Layer::Relu);
+        }
+        BackboneModel {
+            input_width: dims.first().copied().unwrap_or(0),
+            layers,
+        }
     }
 
-    /// Checks that every layer's weights and biases have the sizes `dims` says.
-    pub fn validate(&self) -> Result<()> {
-        ensure!(self.dims.len() >= 2, "a backbone needs an input and a feature width");
-        ensure!(
-            self.dims.iter().all(|&d| d > 0),
-            "backbone widths must be positive: {:?}",
-            self.dims
-        );
-        let layers = self.dims.len() - 1;
-        ensure!(
-            self.weights.len() == layers && self.biases.len() == layers,
-            "{layers} layers need {layers} weight and bias tensors, got {} and {}",
-            self.weights.len(),
-            self.biases.len()
-        );
-        for l in 0..layers {
-            let (i, o) = (self.dims[l], self.dims[l + 1]);
-            ensure!(
-                self.weights[l].len() == i * o,
-                "layer {l}: {} weights, expected {}",
-                self.weights[l].len(),
-                i * o
-            );
-            ensure!(
-                self.biases[l].len() == o,
-                "layer {l}: {} biases, expected {o}",
-                self.biases[l].len()
-            );
+    /// The shapes after each layer, checking that every layer fits its input; the last
+    /// is the features' shape, which must be flat.
+    fn shapes(&self) -> Result<Vec<Shape>> {
+        let mut shape = Shape::Flat(self.input_width);
+        ensure!(self.input_width > 0, "a backbone's input width must be positive");
+        let mut out = Vec::with_capacity(self.layers.len());
+        for (l, layer) in self.layers.iter().enumerate() {
+            shape = match (layer, shape) {
+                (
+                    Layer::Image {
+                        channels,
+                        height,
+                        width,
+                    },
+                    Shape::Flat(n),
+                ) => {
+                    ensure!(
+                        channels * height * width == n,
+                        "layer {l}: {n} values are not a {channels}x{height}x{width} image"
+                    );
+                    Shape::Image(*channels, *height, *width)
+                }
+                (
+                    Layer::Conv {
+                        weights,
+                        biases,
+                        inputs,
+                        outputs,
+                        kernel,
+                        pad,
+                    },
+                    Shape::Image(c, h, w),
+                ) => {
+                    ensure!(*inputs == c, "layer {l}: convolution takes {inputs} channels, gets {c}");
+                    ensure!(
+                        weights.len() == outputs * inputs * kernel * kernel && biases.len() == *outputs,
+                        "layer {l}: convolution weights or biases have the wrong size"
+                    );
+                    ensure!(
+                        *kernel >= 1 && h + 2 * pad >= *kernel && w + 2 * pad >= *kernel,
+                        "layer {l}: kernel {kernel} larger than its input"
+                    );
+                    Shape::Image(*outputs, h + 2 * pad + 1 - kernel, w + 2 * pad + 1 - kernel)
+                }
+                (Layer::MaxPool2, Shape::Image(c, h, w)) => {
+                    ensure!(h >= 2 && w >= 2, "layer {l}: cannot pool a {h}x{w} image");
+                    Shape::Image(c, h / 2, w / 2)
+                }
+                (Layer::Relu, s) => s,
+                (Layer::Flatten, s) => Shape::Flat(s.len()),
+                (
+                    Layer::Dense {
+                        weights,
+                        biases,
+                        inputs,
+                        outputs,
+                    },
+                    Shape::Flat(n),
+                ) => {
+                    ensure!(*inputs == n, "layer {l}: dense layer takes {inputs} values, gets {n}");
+                    ensure!(
+                        weights.len() == inputs * outputs && biases.len() == *outputs,
+                        "layer {l}: dense weights or biases have the wrong size"
+                    );
+                    Shape::Flat(*outputs)
+                }
+                (layer, s) => bail!("layer {l}: {layer:?} does not apply to a {s:?} input"),
+            };
+            out.push(shape);
         }
-        Ok(())
+        ensure!(
+            matches!(shape, Shape::Flat(n) if n > 0),
+            "a backbone must end in flat features, it ends in {shape:?}"
+        );
+        Ok(out)
+    }
+
+    /// Width of the features.
+    pub fn feature_width(&self) -> Result<usize> {
+        Ok(self.shapes()?.last().map_or(self.input_width, |s| s.len()))
     }
 
     /// The backbone as an encoded ONNX `ModelProto`.
     pub fn to_onnx(&self) -> Result<Vec<u8>> {
-        self.validate()?;
-        let layers = self.dims.len() - 1;
+        let shapes = self.shapes()?;
         let mut nodes = Vec::new();
         let mut inits = Vec::new();
         let mut x = "input".to_string();
-        for l in 0..layers {
-            let (w, b) = (format!("W{l}"), format!("b{l}"));
-            inits.push(initializer(
-                w.clone(),
-                &[self.dims[l + 1], self.dims[l]],
-                &self.weights[l],
-            ));
-            inits.push(initializer(b.clone(), &[self.dims[l + 1]], &self.biases[l]));
-            let (gemm, relu) = (
-                format!("gemm{l}"),
-                if l + 1 == layers {
-                    "features".to_string()
-                } else {
-                    format!("relu{l}")
-                },
-            );
-            nodes.push(pb::NodeProto {
-                input: vec![x.clone(), w, b],
-                output: vec![gemm.clone()],
-                name: gemm.clone(),
-                op_type: "Gemm".into(),
-                attribute: vec![pb::AttributeProto {
-                    name: "transB".into(),
-                    r#type: pb::attribute_proto::AttributeType::Int as i32,
-                    i: 1,
-                    ..Default::default()
-                }],
+        let last = self.layers.len().saturating_sub(1);
+        for (l, layer) in self.layers.iter().enumerate() {
+            let out = if l == last {
+                "features".to_string()
+            } else {
+                format!("t{l}")
+            };
+            let mut node = pb::NodeProto {
+                output: vec![out.clone()],
+                name: format!("n{l}"),
                 ..Default::default()
-            });
-            nodes.push(pb::NodeProto {
-                input: vec![gemm],
-                output: vec![relu.clone()],
-                name: format!("relu_node{l}"),
-                op_type: "Relu".into(),
-                ..Default::default()
-            });
-            x = relu;
+            };
+            match layer {
+                Layer::Image {
+                    channels,
+                    height,
+                    width,
+                } => {
+                    let shape = format!("shape{l}");
+                    inits.push(pb::TensorProto {
+                        name: shape.clone(),
+                        dims: vec![4],
+                        data_type: pb::tensor_proto::DataType::Int64 as i32,
+                        int64_data: vec![-1, *channels as i64, *height as i64, *width as i64],
+                        ..Default::default()
+                    });
+                    node.op_type = "Reshape".into();
+                    node.input = vec![x.clone(), shape];
+                }
+                Layer::Conv {
+                    weights,
+                    biases,
+                    inputs,
+                    outputs,
+                    kernel,
+                    pad,
+                } => {
+                    let (w, b) = (format!("W{l}"), format!("b{l}"));
+                    inits.push(initializer(w.clone(), &[*outputs, *inputs, *kernel, *kernel], weights));
+                    inits.push(initializer(b.clone(), &[*outputs], biases));
+                    node.op_type = "Conv".into();
+                    node.input = vec![x.clone(), w, b];
+                    let (k, p) = (*kernel as i64, *pad as i64);
+                    node.attribute = vec![
+                        ints("kernel_shape", &[k, k]),
+                        ints("pads", &[p, p, p, p]),
+                        ints("strides", &[1, 1]),
+                    ];
+                }
+                Layer::MaxPool2 => {
+                    node.op_type = "MaxPool".into();
+                    node.input = vec![x.clone()];
+                    node.attribute = vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])];
+                }
+                Layer::Relu => {
+                    node.op_type = "Relu".into();
+                    node.input = vec![x.clone()];
+                }
+                Layer::Flatten => {
+                    node.op_type = "Flatten".into();
+                    node.input = vec![x.clone()];
+                    node.attribute = vec![int("axis", 1)];
+                }
+                Layer::Dense {
+                    weights,
+                    biases,
+                    inputs,
+                    outputs,
+                } => {
+                    let (w, b) = (format!("W{l}"), format!("b{l}"));
+                    inits.push(initializer(w.clone(), &[*outputs, *inputs], weights));
+                    inits.push(initializer(b.clone(), &[*outputs], biases));
+                    node.op_type = "Gemm".into();
+                    node.input = vec![x.clone(), w, b];
+                    node.attribute = vec![int("transB", 1)];
+                }
+            }
+            nodes.push(node);
+            x = out;
         }
+        let features = shapes.last().map_or(self.input_width, |s| s.len());
         let graph = pb::GraphProto {
             name: "edgecl_backbone".into(),
             node: nodes,
             initializer: inits,
-            input: vec![value_info("input", self.dims[0])],
-            output: vec![value_info("features", self.dims[layers])],
+            input: vec![value_info("input", self.input_width)],
+            output: vec![value_info("features", features)],
             ..Default::default()
         };
+        ensure!(!graph.node.is_empty(), "a backbone needs at least one layer");
         let model = pb::ModelProto {
             ir_version: IR_VERSION,
             producer_name: "edgecl".into(),
@@ -198,24 +372,94 @@ impl DenseBackbone {
         Ok(model.encode_to_vec())
     }
 
-    /// The backbone's features of `x` (`n x d_0`), computed with plain loops in f64
-    /// accumulation: the reference the ONNX runtime is checked against.
-    pub fn forward(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
-        let mut h = x.to_owned();
-        for l in 0..self.dims.len() - 1 {
-            let (i, o) = (self.dims[l], self.dims[l + 1]);
-            let mut next = Array2::<f32>::zeros((h.nrows(), o));
-            for (row, mut out) in h.axis_iter(Axis(0)).zip(next.axis_iter_mut(Axis(0))) {
-                for (j, v) in out.iter_mut().enumerate() {
-                    let w = &self.weights[l][j * i..(j + 1) * i];
-                    let s: f64 =
-                        row.iter().zip(w).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>() + self.biases[l][j] as f64;
-                    *v = (s as f32).max(0.0);
-                }
+    /// The features of `x` (`n x input_width`) computed with plain loops in f64: the
+    /// reference the ONNX runtime and the trainer are checked against.
+    pub fn forward(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        let shapes = self.shapes()?;
+        ensure!(
+            x.ncols() == self.input_width,
+            "samples have {} values, the backbone takes {}",
+            x.ncols(),
+            self.input_width
+        );
+        let features = shapes.last().map_or(self.input_width, |s| s.len());
+        let mut out = Array2::<f32>::zeros((x.nrows(), features));
+        for (row, mut dst) in x.axis_iter(Axis(0)).zip(out.axis_iter_mut(Axis(0))) {
+            let mut v: Vec<f64> = row.iter().map(|&a| a as f64).collect();
+            let mut shape = Shape::Flat(self.input_width);
+            for (layer, &next) in self.layers.iter().zip(&shapes) {
+                v = match (layer, shape, next) {
+                    (
+                        Layer::Conv {
+                            weights,
+                            biases,
+                            inputs,
+                            outputs,
+                            kernel,
+                            pad,
+                        },
+                        Shape::Image(_, h, w),
+                        Shape::Image(_, oh, ow),
+                    ) => {
+                        let (k, p) = (*kernel, *pad as isize);
+                        let mut o = vec![0.0f64; outputs * oh * ow];
+                        for co in 0..*outputs {
+                            for y in 0..oh {
+                                for xx in 0..ow {
+                                    let mut s = biases[co] as f64;
+                                    for ci in 0..*inputs {
+                                        for dy in 0..k {
+                                            for dx in 0..k {
+                                                let (iy, ix) =
+                                                    (y as isize + dy as isize - p, xx as isize + dx as isize - p);
+                                                if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                                    let wv = weights[((co * inputs + ci) * k + dy) * k + dx] as f64;
+                                                    s += wv * v[(ci * h + iy as usize) * w + ix as usize];
+                                                }
+                                            }
+                                        }
+                                    }
+                                    o[(co * oh + y) * ow + xx] = s;
+                                }
+                            }
+                        }
+                        o
+                    }
+                    (Layer::MaxPool2, Shape::Image(c, h, w), Shape::Image(_, oh, ow)) => {
+                        let mut o = vec![0.0f64; c * oh * ow];
+                        for ch in 0..c {
+                            for y in 0..oh {
+                                for xx in 0..ow {
+                                    let at = |dy: usize, dx: usize| v[(ch * h + 2 * y + dy) * w + 2 * xx + dx];
+                                    o[(ch * oh + y) * ow + xx] = at(0, 0).max(at(0, 1)).max(at(1, 0)).max(at(1, 1));
+                                }
+                            }
+                        }
+                        o
+                    }
+                    (Layer::Relu, ..) => v.into_iter().map(|a| a.max(0.0)).collect(),
+                    (
+                        Layer::Dense {
+                            weights,
+                            biases,
+                            inputs,
+                            outputs,
+                        },
+                        ..,
+                    ) => (0..*outputs)
+                        .map(|j| {
+                            let w = &weights[j * inputs..(j + 1) * inputs];
+                            w.iter().zip(&v).map(|(&a, &b)| a as f64 * b).sum::<f64>() + biases[j] as f64
+                        })
+                        .collect(),
+                    (Layer::Image { .. } | Layer::Flatten, ..) => v,
+                    (layer, ..) => bail!("internal: {layer:?} met an input it does not take"),
+                };
+                shape = next;
             }
-            h = next;
+            dst.iter_mut().zip(&v).for_each(|(d, &s)| *d = s as f32);
         }
-        h
+        Ok(out)
     }
 }
 
@@ -419,14 +663,14 @@ mod tests {
 
     #[test]
     fn exported_model_runs_in_tract_like_the_reference_at_any_batch() {
-        let b = DenseBackbone::random(&[20, 16, 8], 3);
+        let b = BackboneModel::random_dense(&[20, 16, 8], 3);
         let onnx = b.to_onnx().unwrap();
         let loaded = Backbone::from_bytes(&onnx, "test.onnx").unwrap();
         assert_eq!((loaded.input_width(), loaded.feature_width()), (20, 8));
         let mut rng = Rng::new(4);
         for n in [1usize, 7, 600] {
             let x = Array2::from_shape_fn((n, 20), |_| rng.uniform());
-            let want = b.forward(x.view());
+            let want = b.forward(x.view()).unwrap();
             let got = loaded.features(x.view()).unwrap();
             let err = want
                 .iter()
@@ -439,8 +683,67 @@ mod tests {
     }
 
     #[test]
+    fn convolutional_backbone_runs_in_tract_like_the_reference() {
+        let mut rng = Rng::new(8);
+        let mut r = |n: usize| (0..n).map(|_| rng.uniform_range(-0.5, 0.5)).collect::<Vec<f32>>();
+        let model = BackboneModel {
+            input_width: 2 * 8 * 8,
+            layers: vec![
+                Layer::Image {
+                    channels: 2,
+                    height: 8,
+                    width: 8,
+                },
+                Layer::Conv {
+                    weights: r(3 * 2 * 9),
+                    biases: r(3),
+                    inputs: 2,
+                    outputs: 3,
+                    kernel: 3,
+                    pad: 1,
+                },
+                Layer::Relu,
+                Layer::MaxPool2,
+                Layer::Conv {
+                    weights: r(4 * 3 * 9),
+                    biases: r(4),
+                    inputs: 3,
+                    outputs: 4,
+                    kernel: 3,
+                    pad: 0,
+                },
+                Layer::Relu,
+                Layer::Flatten,
+                Layer::Dense {
+                    weights: r(5 * 16),
+                    biases: r(5),
+                    inputs: 16,
+                    outputs: 5,
+                },
+                Layer::Relu,
+            ],
+        };
+        assert_eq!(model.feature_width().unwrap(), 5);
+        let loaded = Backbone::from_bytes(&model.to_onnx().unwrap(), "cnn.onnx").unwrap();
+        assert_eq!((loaded.input_width(), loaded.feature_width()), (128, 5));
+        let x = Array2::from_shape_fn((9, 128), |_| rng.uniform());
+        let want = model.forward(x.view()).unwrap();
+        let got = loaded.features(x.view()).unwrap();
+        let err = want
+            .iter()
+            .zip(got.iter())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(err < 1e-5, "max error {err}");
+        assert!(want.iter().any(|&v| v > 0.0));
+        let mut bad = model.clone();
+        bad.layers.remove(0);
+        assert!(bad.to_onnx().is_err(), "a convolution over a flat input is refused");
+    }
+
+    #[test]
     fn every_truncation_of_a_model_is_an_error_naming_the_file() {
-        let onnx = DenseBackbone::random(&[6, 5, 4], 9).to_onnx().unwrap();
+        let onnx = BackboneModel::random_dense(&[6, 5, 4], 9).to_onnx().unwrap();
         for len in 0..onnx.len() {
             match Backbone::from_bytes(&onnx[..len], "small.onnx") {
                 Ok(b) => {
@@ -459,7 +762,7 @@ mod tests {
 
     #[test]
     fn corrupted_bytes_are_errors() {
-        let mut onnx = DenseBackbone::random(&[6, 5, 4], 9).to_onnx().unwrap();
+        let mut onnx = BackboneModel::random_dense(&[6, 5, 4], 9).to_onnx().unwrap();
         let mut rng = Rng::new(1);
         for _ in 0..3000 {
             let i = rng.below(onnx.len() as u32) as usize;
