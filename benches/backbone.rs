@@ -6,6 +6,8 @@
 //! same file. Timed: `Backbone::features` on 1 sample (latency) and on 128 samples
 //! (throughput), tract's default single-threaded executor.
 //!
+//! `EDGECL_BENCH_MODEL=FILE.onnx` times that file instead.
+//!
 //! ```text
 //! cargo bench --features onnx --bench backbone
 //! benches/backbone_compare.sh PYTHON     # this, then onnxruntime on the same file
@@ -26,14 +28,23 @@ fn model_path() -> PathBuf {
 }
 
 fn benches(c: &mut Criterion) {
+    if let Some(model) = std::env::var_os("EDGECL_BENCH_MODEL") {
+        // A given ONNX backbone instead of the random dense one.
+        let backbone = Backbone::load(std::path::Path::new(&model)).expect("load EDGECL_BENCH_MODEL");
+        return bench(c, "backbone_given", &backbone);
+    }
     let path = model_path();
     let onnx = BackboneModel::random_dense(&[784, 512, 256, 64], 1)
         .to_onnx()
         .expect("export");
     std::fs::write(&path, onnx).expect("write the bench model");
     let backbone = Backbone::load(&path).expect("load");
+    bench(c, "backbone_784_512_256_64", &backbone);
+}
+
+fn bench(c: &mut Criterion, group: &str, backbone: &Backbone) {
     let mut rng = Rng::new(2);
-    let mut g = c.benchmark_group("backbone_784_512_256_64");
+    let mut g = c.benchmark_group(group);
     for batch in [1usize, 128] {
         let x = Array2::from_shape_fn((batch, 784), |_| rng.uniform());
         g.throughput(Throughput::Elements(batch as u64));

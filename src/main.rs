@@ -33,6 +33,55 @@ enum Command {
     Plan(PlanArgs),
     /// List the shipped board profiles.
     Boards,
+    /// Train a backbone on the host (burn, CPU) and write it as a model folder:
+    /// backbone.onnx, head.json and MODEL.md.
+    #[cfg(feature = "train")]
+    Train(TrainArgs),
+}
+
+#[cfg(feature = "train")]
+#[derive(Clone, Copy, ValueEnum)]
+enum ArchArg {
+    /// Two 3x3 convolutions with max pooling, then a dense feature layer.
+    Cnn,
+    /// Two dense layers.
+    Mlp,
+}
+
+#[cfg(feature = "train")]
+#[derive(Args)]
+struct TrainArgs {
+    /// Folder of IDX files to train on (default: Debian's dataset-fashion-mnist,
+    /// /usr/share/datasets/fashion-mnist).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Backbone family.
+    #[arg(long, value_enum, default_value = "cnn")]
+    arch: ArchArg,
+    /// Width of the feature layer the device's head sees.
+    #[arg(long, default_value_t = 256)]
+    features: usize,
+    /// Hidden width of the MLP's first layer.
+    #[arg(long, default_value_t = 256)]
+    hidden: usize,
+    /// Passes over the training set.
+    #[arg(long, default_value_t = 8)]
+    epochs: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Seed of initialisation and batch order.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Model folder to write (e.g. models/fashion-cnn).
+    #[arg(long)]
+    out: PathBuf,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -164,6 +213,11 @@ struct SimulateArgs {
     #[cfg(feature = "onnx")]
     #[arg(long)]
     backbone: Option<PathBuf>,
+    /// A model folder (e.g. models/fashion-cnn): its backbone.onnx feeds the edge head
+    /// (--backbone overrides the file).
+    #[cfg(feature = "onnx")]
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -342,22 +396,27 @@ fn simulate(args: SimulateArgs) -> Result<()> {
     #[allow(unused_mut)]
     let mut spec = args.shape.spec(args.task_order.clone(), args.class_order.clone());
     #[cfg(feature = "onnx")]
-    if args.backbone.is_some() {
+    let backbone_file = args
+        .backbone
+        .clone()
+        .or_else(|| args.model.as_ref().map(|m| m.join("backbone.onnx")));
+    #[cfg(feature = "onnx")]
+    if backbone_file.is_some() {
         if args.shape.protocol() != Protocol::Edge {
             bail!(
-                "--backbone feeds the edge protocol's head; the literature protocol trains the whole network on pixels"
+                "--backbone and --model feed the edge protocol's head; the literature protocol trains the whole network on pixels"
             );
         }
         spec.features = edgecl::host::scenario::Features::Pixels;
     }
     let scenario = Scenario::build(spec, train, test)?;
     #[cfg(feature = "onnx")]
-    let scenario = match &args.backbone {
+    let scenario = match &backbone_file {
         Some(path) => scenario.with_backbone(&edgecl::host::onnx::Backbone::load(path)?)?,
         None => scenario,
     };
     #[cfg(feature = "onnx")]
-    let backbone = args.backbone.as_ref().map(|p| p.display().to_string());
+    let backbone = backbone_file.as_ref().map(|p| p.display().to_string());
     #[cfg(not(feature = "onnx"))]
     let backbone = None;
     let (default_iters, ..) = args.shape.training();
@@ -375,6 +434,146 @@ fn simulate(args: SimulateArgs) -> Result<()> {
         let text = serde_json::to_string_pretty(&report)?;
         std::fs::write(&path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
+    Ok(())
+}
+
+#[cfg(feature = "train")]
+fn train(args: TrainArgs) -> Result<()> {
+    use edgecl::host::onnx::Backbone;
+    use edgecl::host::train::{self, Arch, TrainConfig};
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write as _;
+    let dir = match args.data.clone() {
+        Some(d) => d,
+        None => {
+            let debian = PathBuf::from("/usr/share/datasets/fashion-mnist");
+            if !debian.exists() {
+                bail!(
+                    "no --data given and Debian's dataset-fashion-mnist is not installed ({})",
+                    debian.display()
+                );
+            }
+            debian
+        }
+    };
+    let train_set = load_split(&dir, Split::Train, None)?;
+    let test_set = load_split(&dir, Split::Test, Some(train_set.classes))?;
+    let cfg = TrainConfig {
+        arch: match args.arch {
+            ArchArg::Cnn => Arch::Cnn,
+            ArchArg::Mlp => Arch::Mlp,
+        },
+        features: args.features,
+        hidden: args.hidden,
+        epochs: args.epochs,
+        batch: args.batch,
+        lr: args.lr,
+        seed: args.seed,
+        progress: !args.quiet && std::io::stderr().is_terminal(),
+    };
+    let started = std::time::Instant::now();
+    let trained = train::train(&cfg, &train_set, &test_set)?;
+    let seconds = started.elapsed().as_secs_f64();
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let onnx_path = args.out.join("backbone.onnx");
+    std::fs::write(&onnx_path, trained.backbone.to_onnx()?)
+        .with_context(|| format!("writing {}", onnx_path.display()))?;
+    // The exported file, run by tract, must give the trainer's features.
+    let check = test_set.x.slice(ndarray::s![..trained.check_samples, ..]);
+    let tract = Backbone::load(&onnx_path)?.features(check)?;
+    let err = tract
+        .iter()
+        .zip(&trained.check_features)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    let scale = trained
+        .check_features
+        .iter()
+        .fold(0.0f32, |m, v| m.max(v.abs()))
+        .max(1.0);
+    if err > 1e-5 * scale {
+        bail!(
+            "{}: tract's features differ from the trainer's by {err} (largest feature {scale})",
+            onnx_path.display()
+        );
+    }
+    let head = serde_json::json!({
+        "classes": trained.head_biases.len(),
+        "features": trained.head_weights.len() / trained.head_biases.len().max(1),
+        "layout": "weights are classes x features, row-major",
+        "weights": trained.head_weights,
+        "biases": trained.head_biases,
+    });
+    let head_path = args.out.join("head.json");
+    std::fs::write(&head_path, serde_json::to_string(&head)? + "\n")
+        .with_context(|| format!("writing {}", head_path.display()))?;
+    let mut md = String::new();
+    let arch = match cfg.arch {
+        Arch::Cnn => format!("CNN: 1x28x28 -> conv3x3(16) -> ReLU -> maxpool2 -> conv3x3(32) -> ReLU -> maxpool2 -> flatten(1568) -> dense({}) -> ReLU", cfg.features),
+        Arch::Mlp => format!("MLP: 784 -> dense({}) -> ReLU -> dense({}) -> ReLU", cfg.hidden, cfg.features),
+    };
+    let _ = writeln!(
+        md,
+        "# {}\n",
+        args.out.file_name().map_or("model".into(), |n| n.to_string_lossy())
+    );
+    let command: Vec<String> = std::env::args().skip(1).collect();
+    let _ = writeln!(
+        md,
+        "Written by `edgecl {}` (edgecl {}).\n",
+        command.join(" "),
+        env!("CARGO_PKG_VERSION")
+    );
+    let _ = writeln!(
+        md,
+        "- backbone (`backbone.onnx`): {arch}; input float [N, 784], output float [N, {}]",
+        cfg.features
+    );
+    let _ = writeln!(
+        md,
+        "- head (`head.json`): the pretraining classifier, dense {} -> {}",
+        cfg.features,
+        trained.head_biases.len()
+    );
+    let _ = writeln!(
+        md,
+        "- data: {} ({} training, {} test samples)",
+        dir.display(),
+        train_set.len(),
+        test_set.len()
+    );
+    let _ = writeln!(
+        md,
+        "- training: {} epochs, batch {}, Adam lr {}, seed {}, on the CPU (burn's flex device), {:.0} s",
+        cfg.epochs, cfg.batch, cfg.lr, cfg.seed, seconds
+    );
+    let accs: Vec<String> = trained.test_accuracy.iter().map(|a| format!("{a:.2}")).collect();
+    let _ = writeln!(md, "- test accuracy after each epoch (%): {}", accs.join(", "));
+    let _ = writeln!(
+        md,
+        "- export check: tract's features of {} test samples are within {err:.2e} of burn's (largest feature {scale:.2})",
+        trained.check_samples
+    );
+    let _ = writeln!(md, "\n| file | bytes | sha256 |\n|---|---:|---|");
+    for path in [&onnx_path, &head_path] {
+        let bytes = std::fs::read(path)?;
+        let _ = writeln!(
+            md,
+            "| {} | {} | `{:x}` |",
+            path.file_name().map_or("".into(), |n| n.to_string_lossy()),
+            bytes.len(),
+            Sha256::digest(&bytes)
+        );
+    }
+    std::fs::write(args.out.join("MODEL.md"), md)?;
+    println!(
+        "{}: test accuracy {:.2}% after {} epochs ({:.0} s); features {}; export checked to {err:.2e}",
+        args.out.display(),
+        trained.test_accuracy.last().copied().unwrap_or(0.0),
+        cfg.epochs,
+        seconds,
+        cfg.features
+    );
     Ok(())
 }
 
@@ -474,6 +673,8 @@ fn main() {
     let result = match cli.command {
         Command::Simulate(a) => simulate(a).map(|()| true),
         Command::Plan(a) => plan(a),
+        #[cfg(feature = "train")]
+        Command::Train(a) => train(a).map(|()| true),
         Command::Boards => {
             for (name, _) in BUILTIN {
                 match Board::load(name) {

@@ -253,6 +253,26 @@ mod backbone {
     }
 
     #[test]
+    fn the_shipped_model_feeds_the_edge_head() {
+        let d = temp_dir("model");
+        let json = d.join("r.json");
+        let out = edgecl(&[
+            "simulate",
+            "--quiet",
+            "--iters",
+            "20",
+            "--model",
+            "models/fashion-cnn",
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(r["backbone"], "models/fashion-cnn/backbone.onnx");
+        assert_eq!(r["learner"]["dims"][0], 256);
+    }
+
+    #[test]
     fn a_truncated_backbone_is_a_one_line_error_naming_the_file() {
         let d = temp_dir("backbone-bad");
         let model = backbone_file(&d);

@@ -5,6 +5,7 @@
 //! - [`scenario`]: a dataset cut into tasks (split, permuted, rotated) and settings.
 //! - [`board`]: board profiles (`boards/*.toml`), compiled in.
 //! - [`simulate`]: the core's learner run over a scenario under a board's budget.
+//! - `train` (feature `train`): backbones trained with burn and exported as ONNX.
 //! - [`report`]: the accuracy matrix, forgetting metrics, memory table and JSON.
 
 pub mod board;
@@ -14,3 +15,5 @@ pub mod onnx;
 pub mod report;
 pub mod scenario;
 pub mod simulate;
+#[cfg(feature = "train")]
+pub mod train;

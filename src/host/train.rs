@@ -1,0 +1,320 @@
+//! Host training of backbones with burn (feature `train`, CPU through burn's pure-Rust
+//! `flex` device): a small CNN or MLP is trained as a classifier on a labelled IDX
+//! dataset, then its feature layers are exported as an ONNX backbone
+//! ([`crate::host::onnx::BackboneModel`]) and its classifier as the head's starting point.
+//!
+//! CNN: `1x28x28 -> conv3x3(16) -> ReLU -> maxpool2 -> conv3x3(32) -> ReLU -> maxpool2 ->
+//! flatten(1568) -> dense(F) -> ReLU` (the features) `-> dense(classes)`.
+//! MLP: `784 -> dense(H) -> ReLU -> dense(F) -> ReLU` (the features) `-> dense(classes)`.
+
+use crate::host::idx::Dataset;
+use crate::host::onnx::{BackboneModel, Layer};
+use crate::learner::rng::Rng;
+use anyhow::{ensure, Context, Result};
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Which backbone family to train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    /// Two 3x3 convolutions with max pooling, then a dense feature layer.
+    Cnn,
+    /// Two dense layers.
+    Mlp,
+}
+
+/// What to train.
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    /// Backbone family.
+    pub arch: Arch,
+    /// Width of the feature layer (what the device's head sees).
+    pub features: usize,
+    /// Hidden width of the MLP's first layer.
+    pub hidden: usize,
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Seed of the initialisation and the batch order.
+    pub seed: u64,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// The trained network, whichever family.
+#[derive(Module, Debug)]
+struct Net {
+    conv1: Option<Conv2d>,
+    conv2: Option<Conv2d>,
+    pool: MaxPool2d,
+    hidden: Option<Linear>,
+    feature: Linear,
+    classifier: Linear,
+    relu: Relu,
+}
+
+impl Net {
+    fn new(cfg: &TrainConfig, width: usize, classes: usize, device: &Device) -> Net {
+        let conv = |i, o| {
+            Conv2dConfig::new([i, o], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device)
+        };
+        let (conv1, conv2, hidden, feature_in) = match cfg.arch {
+            Arch::Cnn => (Some(conv(1, 16)), Some(conv(16, 32)), None, 32 * 7 * 7),
+            Arch::Mlp => (
+                None,
+                None,
+                Some(LinearConfig::new(width, cfg.hidden).init(device)),
+                cfg.hidden,
+            ),
+        };
+        Net {
+            conv1,
+            conv2,
+            pool: MaxPool2dConfig::new([2, 2]).init(),
+            hidden,
+            feature: LinearConfig::new(feature_in, cfg.features).init(device),
+            classifier: LinearConfig::new(cfg.features, classes).init(device),
+            relu: Relu::new(),
+        }
+    }
+
+    /// Features of `x` (`n x 784`).
+    fn features(&self, x: Tensor<2>) -> Tensor<2> {
+        let [n, _] = x.dims();
+        let h = match (&self.conv1, &self.conv2, &self.hidden) {
+            (Some(c1), Some(c2), _) => {
+                let x = x.reshape([n, 1, 28, 28]);
+                let x = self.pool.forward(self.relu.forward(c1.forward(x)));
+                let x = self.pool.forward(self.relu.forward(c2.forward(x)));
+                x.reshape([n, 32 * 7 * 7])
+            }
+            (_, _, Some(h)) => self.relu.forward(h.forward(x)),
+            _ => x,
+        };
+        self.relu.forward(self.feature.forward(h))
+    }
+
+    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.classifier.forward(self.features(x))
+    }
+}
+
+/// A trained backbone and what was measured while training it.
+#[derive(Debug, Clone)]
+pub struct Trained {
+    /// The feature layers, ready for [`BackboneModel::to_onnx`].
+    pub backbone: BackboneModel,
+    /// The classifier on top of the features (`classes x features`, row-major).
+    pub head_weights: Vec<f32>,
+    /// Its biases.
+    pub head_biases: Vec<f32>,
+    /// Test accuracy (percent) after each epoch.
+    pub test_accuracy: Vec<f64>,
+    /// Mean training loss of each epoch.
+    pub train_loss: Vec<f64>,
+    /// Features of the first test samples computed by burn (to check the export).
+    pub check_features: Vec<f32>,
+    /// How many test samples `check_features` holds.
+    pub check_samples: usize,
+}
+
+fn values(t: Tensor<2>) -> Result<Vec<f32>> {
+    let data = t.into_data();
+    Ok(data
+        .as_slice::<f32>()
+        .map_err(|e| anyhow::anyhow!("reading a tensor: {e:?}"))?
+        .to_vec())
+}
+
+fn param<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    let data = t.into_data();
+    Ok(data
+        .as_slice::<f32>()
+        .map_err(|e| anyhow::anyhow!("reading a parameter: {e:?}"))?
+        .to_vec())
+}
+
+/// burn's `Linear` keeps `[in, out]`; the backbone format keeps `[out, in]`.
+fn dense(l: &Linear) -> Result<Layer> {
+    let [inputs, outputs] = l.weight.val().dims();
+    let w = param(l.weight.val())?;
+    let mut weights = vec![0.0f32; inputs * outputs];
+    for i in 0..inputs {
+        for o in 0..outputs {
+            weights[o * inputs + i] = w[i * outputs + o];
+        }
+    }
+    let biases = match &l.bias {
+        Some(b) => param(b.val())?,
+        None => vec![0.0; outputs],
+    };
+    Ok(Layer::Dense {
+        weights,
+        biases,
+        inputs,
+        outputs,
+    })
+}
+
+fn conv(c: &Conv2d) -> Result<Layer> {
+    let [outputs, inputs, kernel, _] = c.weight.val().dims();
+    let biases = match &c.bias {
+        Some(b) => param(b.val())?,
+        None => vec![0.0; outputs],
+    };
+    Ok(Layer::Conv {
+        weights: param(c.weight.val())?,
+        biases,
+        inputs,
+        outputs,
+        kernel,
+        pad: 1,
+    })
+}
+
+impl Net {
+    fn export(&self, width: usize) -> Result<BackboneModel> {
+        let mut layers = Vec::new();
+        if let (Some(c1), Some(c2)) = (&self.conv1, &self.conv2) {
+            layers.push(Layer::Image {
+                channels: 1,
+                height: 28,
+                width: 28,
+            });
+            layers.extend([
+                conv(c1)?,
+                Layer::Relu,
+                Layer::MaxPool2,
+                conv(c2)?,
+                Layer::Relu,
+                Layer::MaxPool2,
+                Layer::Flatten,
+            ]);
+        }
+        if let Some(h) = &self.hidden {
+            layers.extend([dense(h)?, Layer::Relu]);
+        }
+        layers.extend([dense(&self.feature)?, Layer::Relu]);
+        Ok(BackboneModel {
+            input_width: width,
+            layers,
+        })
+    }
+}
+
+fn batch_tensor(data: &Dataset, rows: &[usize], device: &Device) -> Tensor<2> {
+    let width = data.x.ncols();
+    let mut x: Vec<f32> = Vec::with_capacity(rows.len() * width);
+    for &r in rows {
+        x.extend(data.x.row(r).iter());
+    }
+    Tensor::<2>::from_data(TensorData::new(x, [rows.len(), width]), device)
+}
+
+fn accuracy(net: &Net, test: &Dataset, device: &Device) -> Result<f64> {
+    let mut right = 0usize;
+    let rows: Vec<usize> = (0..test.len()).collect();
+    for chunk in rows.chunks(500) {
+        let logits = values(net.forward(batch_tensor(test, chunk, device)))?;
+        let classes = logits.len() / chunk.len();
+        for (z, &r) in logits.chunks_exact(classes).zip(chunk) {
+            let best = (0..classes).fold(0, |b, j| if z[j] > z[b] { j } else { b });
+            right += usize::from(best == test.y[r] as usize);
+        }
+    }
+    Ok(100.0 * right as f64 / test.len().max(1) as f64)
+}
+
+/// Trains a backbone on `train` as a classifier, measuring test accuracy per epoch.
+pub fn train(cfg: &TrainConfig, train: &Dataset, test: &Dataset) -> Result<Trained> {
+    ensure!(
+        train.x.ncols() == 784,
+        "the backbones take 28x28 images (784 values); these samples have {}",
+        train.x.ncols()
+    );
+    ensure!(
+        cfg.epochs >= 1 && cfg.batch >= 1 && cfg.features >= 1,
+        "epochs, batch and features must be at least 1"
+    );
+    let classes = train.classes.max(test.classes);
+    let device = Device::flex().autodiff();
+    device.seed(cfg.seed);
+    let mut net = Net::new(cfg, 784, classes, &device);
+    let mut optim = AdamConfig::new().init();
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let mut rng = Rng::new(cfg.seed);
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let steps = train.len().div_ceil(cfg.batch) * cfg.epochs;
+    let bar = if cfg.progress {
+        ProgressBar::new(steps as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("epoch {msg} [{bar:30}] {pos}/{len} steps, {eta} left")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let (mut test_accuracy, mut train_loss) = (Vec::new(), Vec::new());
+    for epoch in 0..cfg.epochs {
+        bar.set_message(format!("{}/{}", epoch + 1, cfg.epochs));
+        rng.shuffle(&mut order);
+        let (mut sum, mut count) = (0.0f64, 0usize);
+        for rows in order.chunks(cfg.batch) {
+            let x = batch_tensor(train, rows, &device);
+            let y: Vec<i64> = rows.iter().map(|&r| i64::from(train.y[r])).collect();
+            let y = Tensor::<1, Int>::from_data(TensorData::new(y, [rows.len()]), &device);
+            let loss = loss_fn.forward(net.forward(x), y);
+            let value = param(loss.clone())?.first().copied().unwrap_or(f32::NAN) as f64;
+            ensure!(
+                value.is_finite(),
+                "training diverged at epoch {}: the loss is {value}",
+                epoch + 1
+            );
+            sum += value;
+            count += 1;
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            net = optim.step(cfg.lr, net, grads);
+            bar.inc(1);
+        }
+        train_loss.push(sum / count.max(1) as f64);
+        test_accuracy.push(accuracy(&net, test, &device)?);
+        bar.println(format!(
+            "epoch {}: train loss {:.4}, test accuracy {:.2}%",
+            epoch + 1,
+            train_loss[epoch],
+            test_accuracy[epoch]
+        ));
+    }
+    bar.finish_and_clear();
+    let backbone = net.export(784)?;
+    let (head_weights, head_biases) = match dense(&net.classifier)? {
+        Layer::Dense { weights, biases, .. } => (weights, biases),
+        other => anyhow::bail!("internal: the classifier exported as {other:?}"),
+    };
+    let check_samples = test.len().min(64);
+    let rows: Vec<usize> = (0..check_samples).collect();
+    let check_features =
+        values(net.features(batch_tensor(test, &rows, &device))).context("features for the export check")?;
+    Ok(Trained {
+        backbone,
+        head_weights,
+        head_biases,
+        test_accuracy,
+        train_loss,
+        check_features,
+        check_samples,
+    })
+}

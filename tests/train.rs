@@ -1,0 +1,66 @@
+//! Host training (feature `train`): a backbone trained by burn, written as ONNX and run by
+//! tract gives the trainer's own features within 1e-5.
+#![cfg(feature = "train")]
+
+use edgecl::host::idx::Dataset;
+use edgecl::host::onnx::Backbone;
+use edgecl::host::train::{train, Arch, TrainConfig};
+use edgecl::learner::rng::Rng;
+use ndarray::{s, Array2};
+
+/// Blobs of brightness in one quadrant per class: learnable in a few steps.
+fn quadrants(n: usize, seed: u64) -> Dataset {
+    let mut rng = Rng::new(seed);
+    let y: Vec<u16> = (0..n).map(|i| (i % 4) as u16).collect();
+    let x = Array2::from_shape_fn((n, 784), |(i, p)| {
+        let (r, c) = (p / 28, p % 28);
+        let q = (r / 14) * 2 + c / 14;
+        let base = if q == y[i] as usize { 0.8 } else { 0.1 };
+        base + 0.1 * rng.uniform()
+    });
+    Dataset {
+        x,
+        y,
+        sample_shape: vec![28, 28],
+        classes: 4,
+    }
+}
+
+#[test]
+fn trained_backbones_export_to_onnx_that_tract_runs_like_the_trainer() {
+    for arch in [Arch::Cnn, Arch::Mlp] {
+        let cfg = TrainConfig {
+            arch,
+            features: 16,
+            hidden: 32,
+            epochs: 2,
+            batch: 32,
+            lr: 3e-3,
+            seed: 5,
+            progress: false,
+        };
+        let (tr, te) = (quadrants(256, 1), quadrants(64, 2));
+        let trained = train(&cfg, &tr, &te).unwrap();
+        assert!(
+            trained.test_accuracy.last().copied().unwrap() > 90.0,
+            "{arch:?}: {:?}",
+            trained.test_accuracy
+        );
+        let onnx = trained.backbone.to_onnx().unwrap();
+        let tract = Backbone::from_bytes(&onnx, "trained.onnx").unwrap();
+        let x = te.x.slice(s![..trained.check_samples, ..]);
+        let got = tract.features(x).unwrap();
+        let err = got
+            .iter()
+            .zip(&trained.check_features)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        let scale = trained.check_features.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        eprintln!("{arch:?}: max abs error {err:e}, largest feature {scale}");
+        assert!(
+            err <= 1e-5 * scale.max(1.0),
+            "{arch:?}: tract differs from burn by {err} (largest feature {scale})"
+        );
+        assert_eq!(trained.head_biases.len(), 4);
+    }
+}
