@@ -439,7 +439,7 @@ fn simulate(args: SimulateArgs) -> Result<()> {
 
 #[cfg(feature = "train")]
 fn train(args: TrainArgs) -> Result<()> {
-    use edgecl::host::onnx::Backbone;
+    use edgecl::host::onnx::{max_abs_difference, Backbone};
     use edgecl::host::train::{self, Arch, TrainConfig};
     use sha2::{Digest, Sha256};
     use std::fmt::Write as _;
@@ -481,11 +481,7 @@ fn train(args: TrainArgs) -> Result<()> {
     // The exported file, run by tract, must give the trainer's features.
     let check = test_set.x.slice(ndarray::s![..trained.check_samples, ..]);
     let tract = Backbone::load(&onnx_path)?.features(check)?;
-    let err = tract
-        .iter()
-        .zip(&trained.check_features)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let err = max_abs_difference(&tract, &trained.check_features);
     let scale = trained
         .check_features
         .iter()
@@ -641,14 +637,7 @@ fn plan(args: PlanArgs) -> Result<bool> {
         }
     };
     let plan = Plan::new(&config)?;
-    let comps: Vec<ComponentBytes> = plan
-        .components()
-        .iter()
-        .map(|c| ComponentBytes {
-            name: c.name.into(),
-            bytes: c.bytes,
-        })
-        .collect();
+    let comps = ComponentBytes::of_plan(&plan);
     println!(
         "plan for board {} ({}), learner {:?}, batch {}, {:?}, {:?} kernels\n",
         board.name,

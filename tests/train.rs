@@ -3,7 +3,7 @@
 #![cfg(feature = "train")]
 
 use edgecl::host::idx::Dataset;
-use edgecl::host::onnx::Backbone;
+use edgecl::host::onnx::{max_abs_difference, Backbone};
 use edgecl::host::train::{train, Arch, TrainConfig};
 use edgecl::learner::rng::Rng;
 use ndarray::{s, Array2};
@@ -50,11 +50,7 @@ fn trained_backbones_export_to_onnx_that_tract_runs_like_the_trainer() {
         let tract = Backbone::from_bytes(&onnx, "trained.onnx").unwrap();
         let x = te.x.slice(s![..trained.check_samples, ..]);
         let got = tract.features(x).unwrap();
-        let err = got
-            .iter()
-            .zip(&trained.check_features)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let err = max_abs_difference(&got, &trained.check_features);
         let scale = trained.check_features.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         eprintln!("{arch:?}: max abs error {err:e}, largest feature {scale}");
         assert!(

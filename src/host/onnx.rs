@@ -28,6 +28,11 @@ use tract_onnx::pb;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::DimLike;
 
+/// Largest `|a_i - b_i|` over two equally long runs of features (0 when empty).
+pub fn max_abs_difference<'a>(a: impl IntoIterator<Item = &'a f32>, b: impl IntoIterator<Item = &'a f32>) -> f32 {
+    a.into_iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max)
+}
+
 /// One layer of a [`BackboneModel`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Layer {
@@ -672,11 +677,7 @@ mod tests {
             let x = Array2::from_shape_fn((n, 20), |_| rng.uniform());
             let want = b.forward(x.view()).unwrap();
             let got = loaded.features(x.view()).unwrap();
-            let err = want
-                .iter()
-                .zip(got.iter())
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
+            let err = max_abs_difference(&want, &got);
             assert!(err < 1e-5, "batch {n}: max error {err}");
         }
         assert!(loaded.features(Array2::zeros((2, 19)).view()).is_err());
@@ -729,11 +730,7 @@ mod tests {
         let x = Array2::from_shape_fn((9, 128), |_| rng.uniform());
         let want = model.forward(x.view()).unwrap();
         let got = loaded.features(x.view()).unwrap();
-        let err = want
-            .iter()
-            .zip(got.iter())
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let err = max_abs_difference(&want, &got);
         assert!(err < 1e-5, "max error {err}");
         assert!(want.iter().any(|&v| v > 0.0));
         let mut bad = model.clone();

@@ -23,6 +23,19 @@ pub struct ComponentBytes {
     pub bytes: usize,
 }
 
+impl ComponentBytes {
+    /// The lines of a plan, in carving order.
+    pub fn of_plan(plan: &crate::learner::Plan) -> Vec<ComponentBytes> {
+        plan.components()
+            .iter()
+            .map(|c| ComponentBytes {
+                name: c.name.to_string(),
+                bytes: c.bytes,
+            })
+            .collect()
+    }
+}
+
 /// Per-task training figures.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TaskStats {

@@ -345,14 +345,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
     }
     bar.finish_and_clear();
 
-    let components: Vec<ComponentBytes> = plan
-        .components()
-        .iter()
-        .map(|c| ComponentBytes {
-            name: c.name.to_string(),
-            bytes: c.bytes,
-        })
-        .collect();
+    let components = ComponentBytes::of_plan(&plan);
     let first = stats.first().map_or(0, |s| s.arena_bytes);
     let last = stats.last().map_or(0, |s| s.arena_bytes);
     let optimizer = match config.optimizer {
