@@ -50,6 +50,7 @@ fn config(batch: usize, optimizer: Optimizer, kernels: Kernels) -> LearnerConfig
         max_tasks: 5,
         seed: 1,
         kernels,
+        penalty: None,
     }
 }
 

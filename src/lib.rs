@@ -22,4 +22,7 @@ pub mod learner;
 #[cfg(feature = "std")]
 pub mod host;
 
-pub use learner::{Active, Arena, Error, Kernels, LayerDims, Learner, LearnerConfig, Optimizer, Plan};
+pub use learner::{
+    Active, Arena, Error, FisherLabels, Kernels, LayerDims, Learner, LearnerConfig, Method, Optimizer, PenaltyConfig,
+    Plan, Quant, Storage,
+};

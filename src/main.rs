@@ -4,10 +4,13 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use edgecl::host::board::{Board, BUILTIN};
 use edgecl::host::idx::{load_split, Split};
-use edgecl::host::report::{memory_table, ComponentBytes};
+use edgecl::host::report::{memory_table, ComponentBytes, LambdaTrial};
 use edgecl::host::scenario::{ClassOrder, Kind, Scenario, Setting, Spec};
-use edgecl::host::simulate::{self, Length, Options, Protocol, Strategy};
-use edgecl::{Kernels, LayerDims, LearnerConfig, Optimizer, Plan};
+use edgecl::host::simulate::{self, Length, Options, PenaltyOptions, Protocol, Strategy};
+use edgecl::{FisherLabels, Kernels, LayerDims, LearnerConfig, Optimizer, Plan, Quant, Storage};
+
+/// Share of each class's training samples a `--lambda` list holds out to choose on.
+const VALIDATION_FRACTION: f64 = 0.1;
 use serde::Deserialize;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -49,6 +52,15 @@ enum ArchArg {
 }
 
 #[cfg(feature = "train")]
+#[derive(Clone, Copy, ValueEnum)]
+enum DeviceArg {
+    /// burn's pure-Rust CPU device.
+    Cpu,
+    /// The default GPU adapter through wgpu (build with --features gpu).
+    Wgpu,
+}
+
+#[cfg(feature = "train")]
 #[derive(Args)]
 struct TrainArgs {
     /// Folder of IDX files to train on (default: Debian's dataset-fashion-mnist,
@@ -73,9 +85,22 @@ struct TrainArgs {
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
-    /// Seed of initialisation and batch order.
+    /// Seed of initialisation, validation split and batch order.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Train (and test) on these classes only, e.g. 0,1,2,3,4 (the device learns the rest).
+    #[arg(long, value_delimiter = ',')]
+    classes: Option<Vec<u16>>,
+    /// Training samples held out to measure validation accuracy after each epoch.
+    #[arg(long, default_value_t = 5000)]
+    validation: usize,
+    /// Where burn trains: `cpu` (pure Rust, the default) or `wgpu` (a GPU through
+    /// Vulkan/Metal/DirectX; needs the `gpu` feature).
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+    /// Training steps averaged into one point of train.json's loss curve.
+    #[arg(long, default_value_t = 50)]
+    loss_every: usize,
     /// Model folder to write (e.g. models/fashion-cnn).
     #[arg(long)]
     out: PathBuf,
@@ -88,7 +113,7 @@ struct TrainArgs {
 enum ProtocolArg {
     /// MLP 784-400-400-10 on pixels, Adam, batch 128 (van de Ven & Tolias 2019).
     Literature,
-    /// A small head sized to the board's budget, on 2x2-pooled 14x14 pixels.
+    /// A small head sized to the board's budget, on the shipped backbone's features.
     Edge,
 }
 
@@ -115,6 +140,30 @@ enum SettingArg {
     DomainIl,
     /// An output per class, no task identity.
     ClassIl,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StorageArg {
+    /// u8 importance with a per-tensor scale, f16 anchors.
+    Compact,
+    /// f32 importance and anchors.
+    F32,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum QuantArg {
+    /// max * 2^(-k/8): relative precision over 32 octaves.
+    Log,
+    /// q * max / 255.
+    Linear,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FisherArg {
+    /// The samples' own labels (empirical Fisher).
+    True,
+    /// Labels drawn from the model's prediction.
+    Sampled,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -164,16 +213,17 @@ struct Shape {
     /// Batch size (default: 128 literature, 32 edge).
     #[arg(long)]
     batch: Option<usize>,
-    /// Optimizer (default: adam literature, sgd edge).
+    /// Optimizer [adam].
     #[arg(long, value_enum)]
     optimizer: Option<OptimizerArg>,
-    /// Learning rate (default: 1e-3 split / 1e-4 permuted and rotated literature; 0.05 edge).
+    /// Learning rate (default: 1e-3; 1e-4 for permuted and rotated literature).
     #[arg(long)]
     lr: Option<f32>,
     /// SGD momentum.
     #[arg(long, default_value_t = 0.9)]
     momentum: f32,
-    /// Hidden width of the edge head (default: the largest that fits the budget).
+    /// Hidden width of the edge head (default: the largest that fits the budget; 0: a
+    /// linear head).
     #[arg(long)]
     hidden: Option<usize>,
     /// Matrix kernels (default: fast literature, reference edge, as the firmware runs).
@@ -182,6 +232,49 @@ struct Shape {
     /// Seed of weight init, permutations and batch order.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Penalty strength lambda of ewc, online-ewc, si and mas (the penalty is
+    /// lambda/2 * sum b_i (theta_i - anchor_i)^2); a list such as 1,10,100 picks the best on
+    /// a validation split carved from the training data [per method, see the README].
+    #[arg(long, value_delimiter = ',')]
+    lambda: Option<Vec<f32>>,
+    /// Online EWC's decay of the old Fisher.
+    #[arg(long, default_value_t = 1.0)]
+    gamma: f32,
+    /// SI's damping xi.
+    #[arg(long, default_value_t = 0.1)]
+    xi: f32,
+    /// Storage of importance and anchors: `compact` (u8 importance, f16 anchors) or `f32`.
+    #[arg(long, value_enum, default_value = "compact")]
+    storage: StorageArg,
+    /// Quantisation of compact importance.
+    #[arg(long, value_enum, default_value = "log")]
+    quant: QuantArg,
+    /// The Fisher's labels: the samples' `true` ones or `sampled` from the model.
+    #[arg(long, value_enum, default_value = "true")]
+    fisher: FisherArg,
+    /// Samples of each task its importance is estimated on (ewc, online-ewc, mas).
+    #[arg(long, default_value_t = 1000)]
+    importance_samples: usize,
+    /// The frozen backbone whose features feed the edge head: a shipped model's name
+    /// (compiled in), a model folder holding backbone.onnx, or `none` for 2x2-pooled
+    /// pixels [fashion-cnn].
+    #[cfg(feature = "onnx")]
+    #[arg(long)]
+    model: Option<String>,
+    /// An ONNX backbone file (float input [N, sample width], output [N, features]),
+    /// overriding --model's.
+    #[cfg(feature = "onnx")]
+    #[arg(long)]
+    backbone: Option<PathBuf>,
+}
+
+/// Where the edge head's features come from.
+enum Source {
+    /// The protocol's own: pixels (literature) or 2x2-pooled pixels (edge).
+    Protocol,
+    /// A frozen ONNX backbone.
+    #[cfg(feature = "onnx")]
+    Backbone(edgecl::host::onnx::Backbone),
 }
 
 #[derive(Args)]
@@ -191,7 +284,7 @@ struct SimulateArgs {
     /// Folder of IDX files (train-*/t10k-*, optionally .gz); default: the shipped MNIST.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Updates per task (default: 2000 split / 5000 permuted literature; 500 edge).
+    /// Updates per task (default: 2000 split / 5000 permuted literature; 6000 edge).
     #[arg(long, conflicts_with = "epochs")]
     iters: Option<usize>,
     /// Passes per task over the data it trains on (its own; for joint, all seen so far),
@@ -208,16 +301,6 @@ struct SimulateArgs {
     /// Write the report as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// An ONNX backbone (float input [N, sample width], output [N, features]) whose
-    /// features the edge head learns from, instead of pooled pixels.
-    #[cfg(feature = "onnx")]
-    #[arg(long)]
-    backbone: Option<PathBuf>,
-    /// A model folder (e.g. models/fashion-cnn): its backbone.onnx feeds the edge head
-    /// (--backbone overrides the file).
-    #[cfg(feature = "onnx")]
-    #[arg(long)]
-    model: Option<PathBuf>,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -363,7 +446,75 @@ impl Shape {
             progress,
             data,
             backbone: None,
+            penalty: self.penalty(self.lambdas().first().copied().unwrap_or(1.0)),
         })
+    }
+
+    /// The penalty's settings with strength `lambda`.
+    fn penalty(&self, lambda: f32) -> PenaltyOptions {
+        PenaltyOptions {
+            lambda,
+            gamma: self.gamma,
+            xi: self.xi,
+            storage: match (self.storage, self.quant) {
+                (StorageArg::F32, _) => Storage::F32,
+                (StorageArg::Compact, QuantArg::Log) => Storage::Compact(Quant::Log),
+                (StorageArg::Compact, QuantArg::Linear) => Storage::Compact(Quant::Linear),
+            },
+            fisher: match self.fisher {
+                FisherArg::True => FisherLabels::True,
+                FisherArg::Sampled => FisherLabels::Sampled,
+            },
+            samples: self.importance_samples,
+        }
+    }
+
+    /// The lambdas given, or the strategy's default.
+    fn lambdas(&self) -> Vec<f32> {
+        match (&self.lambda, Strategy::parse(&self.strategy)) {
+            (Some(l), _) if !l.is_empty() => l.clone(),
+            (_, Ok(Strategy::Penalty(kind))) => vec![simulate::default_lambda(self.protocol(), self.kind(), kind)],
+            _ => vec![1.0],
+        }
+    }
+
+    /// The features the learner sees: with the edge protocol, the shipped backbone unless
+    /// --model or --backbone says otherwise.
+    fn source(&self) -> Result<Source> {
+        #[cfg(feature = "onnx")]
+        {
+            use edgecl::host::onnx::{self, Backbone};
+            let edge = self.protocol() == Protocol::Edge;
+            if !edge && (self.backbone.is_some() || self.model.is_some()) {
+                bail!(
+                    "--backbone and --model feed the edge protocol's head; the literature protocol trains the whole network on pixels"
+                );
+            }
+            if let Some(path) = &self.backbone {
+                return Ok(Source::Backbone(Backbone::load(path)?));
+            }
+            let model = match self.model.as_deref() {
+                Some(m) => m,
+                None if edge => onnx::DEFAULT_MODEL,
+                None => return Ok(Source::Protocol),
+            };
+            if model == "none" {
+                return Ok(Source::Protocol);
+            }
+            let dir = Path::new(model);
+            if dir.is_dir() {
+                return Ok(Source::Backbone(Backbone::load(&dir.join("backbone.onnx"))?));
+            }
+            match onnx::shipped(model) {
+                Some(bytes) => Ok(Source::Backbone(Backbone::from_bytes(bytes, model)?)),
+                None => bail!(
+                    "--model {model}: no such folder and no shipped model of that name (shipped: {}; `none` for pooled pixels)",
+                    onnx::SHIPPED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        }
+        #[cfg(not(feature = "onnx"))]
+        Ok(Source::Protocol)
     }
 
     fn spec(&self, task_order: Option<Vec<usize>>, class_order: Option<ClassOrder>) -> Spec {
@@ -395,30 +546,18 @@ fn simulate(args: SimulateArgs) -> Result<()> {
     let test = load_split(&dir, Split::Test, Some(train.classes))?;
     #[allow(unused_mut)]
     let mut spec = args.shape.spec(args.task_order.clone(), args.class_order.clone());
+    let source = args.shape.source()?;
+    #[allow(irrefutable_let_patterns)]
     #[cfg(feature = "onnx")]
-    let backbone_file = args
-        .backbone
-        .clone()
-        .or_else(|| args.model.as_ref().map(|m| m.join("backbone.onnx")));
-    #[cfg(feature = "onnx")]
-    if backbone_file.is_some() {
-        if args.shape.protocol() != Protocol::Edge {
-            bail!(
-                "--backbone and --model feed the edge protocol's head; the literature protocol trains the whole network on pixels"
-            );
-        }
+    if let Source::Backbone(_) = &source {
         spec.features = edgecl::host::scenario::Features::Pixels;
     }
     let scenario = Scenario::build(spec, train, test)?;
-    #[cfg(feature = "onnx")]
-    let scenario = match &backbone_file {
-        Some(path) => scenario.with_backbone(&edgecl::host::onnx::Backbone::load(path)?)?,
-        None => scenario,
+    let (scenario, backbone) = match &source {
+        Source::Protocol => (scenario, None),
+        #[cfg(feature = "onnx")]
+        Source::Backbone(b) => (scenario.with_backbone(b)?, Some(b.name().to_string())),
     };
-    #[cfg(feature = "onnx")]
-    let backbone = backbone_file.as_ref().map(|p| p.display().to_string());
-    #[cfg(not(feature = "onnx"))]
-    let backbone = None;
     let (default_iters, ..) = args.shape.training();
     let length = match (args.iters, args.epochs) {
         (Some(i), _) => Length::Iters(i),
@@ -428,7 +567,50 @@ fn simulate(args: SimulateArgs) -> Result<()> {
     let progress = !args.quiet && std::io::stderr().is_terminal();
     let mut opts = args.shape.options(length, progress, dir.display().to_string())?;
     opts.backbone = backbone;
-    let report = simulate::run(&opts, &scenario)?;
+    let lambdas = args.shape.lambdas();
+    if args.shape.lambda.is_some() && !matches!(opts.strategy, Strategy::Penalty(_)) {
+        bail!("--lambda is the strength of a penalty: use it with --strategy ewc, online-ewc, si or mas");
+    }
+    let mut sweep = Vec::new();
+    if lambdas.len() > 1 {
+        // Pick lambda on a validation split of the training data, never on the test set.
+        let (fit, held_out) = scenario.train.split_validation(VALIDATION_FRACTION, args.shape.seed);
+        let mut vspec = args.shape.spec(args.task_order.clone(), args.class_order.clone());
+        vspec.features = scenario.spec.features;
+        if vspec.features == edgecl::host::scenario::Features::Backbone {
+            vspec.features = edgecl::host::scenario::Features::Pixels;
+        }
+        let vscenario = Scenario::build(vspec, fit, held_out)?;
+        let vscenario = match &source {
+            Source::Protocol => vscenario,
+            #[cfg(feature = "onnx")]
+            Source::Backbone(b) => vscenario.with_backbone(b)?,
+        };
+        for &lambda in &lambdas {
+            let mut o = opts.clone();
+            o.penalty = args.shape.penalty(lambda);
+            let r = simulate::run(&o, &vscenario)?;
+            eprintln!("lambda {lambda}: validation average accuracy {:.2}", r.avg_accuracy);
+            sweep.push(LambdaTrial {
+                lambda,
+                validation_avg_accuracy: r.avg_accuracy,
+            });
+        }
+        let best = sweep
+            .iter()
+            .fold(None::<&LambdaTrial>, |b, t| match b {
+                Some(b) if b.validation_avg_accuracy >= t.validation_avg_accuracy => Some(b),
+                _ => Some(t),
+            })
+            .map_or(lambdas[0], |t| t.lambda);
+        eprintln!(
+            "chosen lambda {best} (validation: {:.0}% of each class's training samples held out)",
+            VALIDATION_FRACTION * 100.0
+        );
+        opts.penalty = args.shape.penalty(best);
+    }
+    let mut report = simulate::run(&opts, &scenario)?;
+    report.lambda_sweep = sweep;
     print!("{}", report.to_table());
     if let Some(path) = args.json {
         let text = serde_json::to_string_pretty(&report)?;
@@ -456,8 +638,19 @@ fn train(args: TrainArgs) -> Result<()> {
             debian
         }
     };
-    let train_set = load_split(&dir, Split::Train, None)?;
-    let test_set = load_split(&dir, Split::Test, Some(train_set.classes))?;
+    let mut train_set = load_split(&dir, Split::Train, None)?;
+    let mut test_set = load_split(&dir, Split::Test, Some(train_set.classes))?;
+    if let Some(classes) = &args.classes {
+        if let Some(c) = classes.iter().find(|&&c| usize::from(c) >= train_set.classes) {
+            bail!(
+                "--classes: class {c} is not in {} (classes 0 to {})",
+                dir.display(),
+                train_set.classes - 1
+            );
+        }
+        train_set = train_set.only_classes(classes);
+        test_set = test_set.only_classes(classes);
+    }
     let cfg = TrainConfig {
         arch: match args.arch {
             ArchArg::Cnn => Arch::Cnn,
@@ -469,6 +662,17 @@ fn train(args: TrainArgs) -> Result<()> {
         batch: args.batch,
         lr: args.lr,
         seed: args.seed,
+        validation: args.validation,
+        device: match args.device {
+            DeviceArg::Cpu => train::TrainDevice::Cpu,
+            #[cfg(feature = "gpu")]
+            DeviceArg::Wgpu => train::TrainDevice::Wgpu,
+            #[cfg(not(feature = "gpu"))]
+            DeviceArg::Wgpu => bail!(
+                "--device wgpu: this edgecl was built without the `gpu` feature (cargo build --release --features gpu)"
+            ),
+        },
+        loss_every: args.loss_every,
         progress: !args.quiet && std::io::stderr().is_terminal(),
     };
     let started = std::time::Instant::now();
@@ -533,18 +737,29 @@ fn train(args: TrainArgs) -> Result<()> {
     );
     let _ = writeln!(
         md,
-        "- data: {} ({} training, {} test samples)",
+        "- data: {}{} ({} training samples, {} of them held out for validation; {} test samples)",
         dir.display(),
+        args.classes.as_ref().map_or(String::new(), |c| format!(
+            ", classes {} only",
+            c.iter().map(u16::to_string).collect::<Vec<_>>().join(",")
+        )),
         train_set.len(),
+        train_set.len() - trained.train_samples,
         test_set.len()
     );
     let _ = writeln!(
         md,
-        "- training: {} epochs, batch {}, Adam lr {}, seed {}, on the CPU (burn's flex device), {:.0} s",
-        cfg.epochs, cfg.batch, cfg.lr, cfg.seed, seconds
+        "- training: {} epochs, batch {}, Adam lr {}, seed {}, device {}, {:.0} s",
+        cfg.epochs,
+        cfg.batch,
+        cfg.lr,
+        cfg.seed,
+        cfg.device.name(),
+        seconds
     );
-    let accs: Vec<String> = trained.test_accuracy.iter().map(|a| format!("{a:.2}")).collect();
-    let _ = writeln!(md, "- test accuracy after each epoch (%): {}", accs.join(", "));
+    let accs: Vec<String> = trained.validation_accuracy.iter().map(|a| format!("{a:.2}")).collect();
+    let _ = writeln!(md, "- validation accuracy after each epoch (%): {}", accs.join(", "));
+    let _ = writeln!(md, "- test accuracy (%): {:.2}", trained.test_accuracy);
     let _ = writeln!(
         md,
         "- export check: tract's features of {} test samples are within {err:.2e} of burn's (largest feature {scale:.2})",
@@ -562,10 +777,26 @@ fn train(args: TrainArgs) -> Result<()> {
         );
     }
     std::fs::write(args.out.join("MODEL.md"), md)?;
+    let metrics = serde_json::json!({
+        "device": cfg.device.name(),
+        "seconds": seconds,
+        "epochs": cfg.epochs,
+        "seed": cfg.seed,
+        "train_samples": trained.train_samples,
+        "validation_samples": train_set.len() - trained.train_samples,
+        "train_loss": trained.train_loss,
+        "loss_every": cfg.loss_every,
+        "loss_curve": trained.loss_curve,
+        "validation_accuracy": trained.validation_accuracy,
+        "test_accuracy": trained.test_accuracy,
+    });
+    let metrics_path = args.out.join("train.json");
+    std::fs::write(&metrics_path, serde_json::to_string_pretty(&metrics)? + "\n")
+        .with_context(|| format!("writing {}", metrics_path.display()))?;
     println!(
         "{}: test accuracy {:.2}% after {} epochs ({:.0} s); features {}; export checked to {err:.2e}",
         args.out.display(),
-        trained.test_accuracy.last().copied().unwrap_or(0.0),
+        trained.test_accuracy,
         cfg.epochs,
         seconds,
         cfg.features
@@ -601,13 +832,19 @@ fn plan(args: PlanArgs) -> Result<bool> {
                 max_tasks: f.max_tasks,
                 seed: 0,
                 kernels,
+                penalty: None,
             }
         }
         None => {
             Strategy::parse(&shape.strategy)?;
             // The shipped data's shape: 28x28 images of 10 classes.
             let p = shape.protocol();
-            let inputs = if p == Protocol::Edge { 14 * 14 } else { 28 * 28 };
+            let inputs = match shape.source()? {
+                Source::Protocol if p == Protocol::Edge => 14 * 14,
+                Source::Protocol => 28 * 28,
+                #[cfg(feature = "onnx")]
+                Source::Backbone(b) => b.feature_width(),
+            };
             let spec = shape.spec(None, None);
             let k = if spec.kind == Kind::Split {
                 spec.classes_per_task
@@ -633,6 +870,7 @@ fn plan(args: PlanArgs) -> Result<bool> {
                 &shape.options(Length::Iters(iters), false, String::new())?,
                 inputs,
                 outputs,
+                tasks,
             )?
         }
     };

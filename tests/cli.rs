@@ -273,6 +273,50 @@ mod backbone {
     }
 
     #[test]
+    fn the_edge_protocol_defaults_to_the_compiled_in_model() {
+        let d = temp_dir("default-model");
+        let report = |extra: &[&str]| -> serde_json::Value {
+            let json = d.join("r.json");
+            let mut args = vec!["simulate", "--quiet", "--iters", "5", "--json", json.to_str().unwrap()];
+            args.extend(extra);
+            let out = edgecl(&args);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+        };
+        let r = report(&[]);
+        assert_eq!(r["backbone"], "fashion-cnn");
+        assert_eq!(r["learner"]["dims"][0], 256);
+        let r = report(&["--model", "none"]);
+        assert!(r["backbone"].is_null());
+        assert_eq!(r["learner"]["dims"][0], 196);
+        one_line_error(
+            &edgecl(&["simulate", "--quiet", "--model", "no-such-model"]),
+            &["no-such-model", "fashion-cnn", "none"],
+        );
+        one_line_error(
+            &edgecl(&[
+                "simulate",
+                "--quiet",
+                "--protocol",
+                "literature",
+                "--model",
+                "fashion-cnn",
+            ]),
+            &["literature"],
+        );
+        // The plan sizes the head for the backbone's 256 features unless told otherwise.
+        let plan = |extra: &[&str]| {
+            let mut args = vec!["plan"];
+            args.extend(extra);
+            let out = edgecl(&args);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert!(plan(&[]).contains("[256, "), "{}", plan(&[]));
+        assert!(plan(&["--model", "none"]).contains("[196, "));
+    }
+
+    #[test]
     fn a_truncated_backbone_is_a_one_line_error_naming_the_file() {
         let d = temp_dir("backbone-bad");
         let model = backbone_file(&d);

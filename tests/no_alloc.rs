@@ -51,6 +51,7 @@ fn exercise(dims: &[usize], batch: usize, optimizer: Optimizer, kernels: Kernels
         max_tasks: 5,
         seed: 3,
         kernels,
+        penalty: None,
     };
     let mut arena = vec![0u8; Plan::new(&config).unwrap().total()];
     let width = dims[0];

@@ -4,7 +4,7 @@
 
 use edgecl::host::idx::Dataset;
 use edgecl::host::onnx::{max_abs_difference, Backbone};
-use edgecl::host::train::{train, Arch, TrainConfig};
+use edgecl::host::train::{train, Arch, TrainConfig, TrainDevice};
 use edgecl::learner::rng::Rng;
 use ndarray::{s, Array2};
 
@@ -37,14 +37,27 @@ fn trained_backbones_export_to_onnx_that_tract_runs_like_the_trainer() {
             batch: 32,
             lr: 3e-3,
             seed: 5,
+            validation: 32,
+            device: TrainDevice::Cpu,
+            loss_every: 5,
             progress: false,
         };
         let (tr, te) = (quadrants(256, 1), quadrants(64, 2));
         let trained = train(&cfg, &tr, &te).unwrap();
+        assert!(trained.test_accuracy > 90.0, "{arch:?}: {}", trained.test_accuracy);
+        assert_eq!(trained.validation_accuracy.len(), 2);
         assert!(
-            trained.test_accuracy.last().copied().unwrap() > 90.0,
+            trained.validation_accuracy[1] > 90.0,
             "{arch:?}: {:?}",
-            trained.test_accuracy
+            trained.validation_accuracy
+        );
+        assert_eq!(trained.train_samples, 256 - 32);
+        // 2 epochs of 7 steps, a point per 5 steps; the loss falls.
+        assert_eq!(trained.loss_curve.len(), 2);
+        assert!(
+            trained.loss_curve[1] < trained.loss_curve[0],
+            "{:?}",
+            trained.loss_curve
         );
         let onnx = trained.backbone.to_onnx().unwrap();
         let tract = Backbone::from_bytes(&onnx, "trained.onnx").unwrap();

@@ -362,6 +362,41 @@ impl Dataset {
     pub fn is_empty(&self) -> bool {
         self.y.is_empty()
     }
+
+    /// Splits off a seeded `fraction` of each class's samples as a validation set:
+    /// `(the rest, validation)`, each in the original order.
+    pub fn split_validation(&self, fraction: f64, seed: u64) -> (Dataset, Dataset) {
+        let mut rng = crate::learner::rng::Rng::new(seed ^ 0x7a11_da7e);
+        let mut held = vec![false; self.len()];
+        for c in 0..self.classes {
+            let mut rows: Vec<usize> = (0..self.len()).filter(|&i| usize::from(self.y[i]) == c).collect();
+            rng.shuffle(&mut rows);
+            let k = (rows.len() as f64 * fraction).round() as usize;
+            rows.iter().take(k).for_each(|&i| held[i] = true);
+        }
+        let pick = |keep: bool| {
+            let rows: Vec<usize> = (0..self.len()).filter(|&i| held[i] != keep).collect();
+            Dataset {
+                x: self.x.select(ndarray::Axis(0), &rows),
+                y: rows.iter().map(|&i| self.y[i]).collect(),
+                sample_shape: self.sample_shape.clone(),
+                classes: self.classes,
+            }
+        };
+        (pick(true), pick(false))
+    }
+
+    /// The samples whose label is in `classes`, in their order; labels and the class count
+    /// are kept as they are.
+    pub fn only_classes(&self, classes: &[u16]) -> Dataset {
+        let rows: Vec<usize> = (0..self.len()).filter(|&i| classes.contains(&self.y[i])).collect();
+        Dataset {
+            x: self.x.select(ndarray::Axis(0), &rows),
+            y: rows.iter().map(|&i| self.y[i]).collect(),
+            sample_shape: self.sample_shape.clone(),
+            classes: self.classes,
+        }
+    }
 }
 
 /// Which half of a dataset to load with [`load_split`].

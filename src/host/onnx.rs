@@ -28,6 +28,20 @@ use tract_onnx::pb;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::DimLike;
 
+/// The models shipped in `models/`, compiled into the binary: `(name, backbone.onnx)`.
+pub const SHIPPED: &[(&str, &[u8])] = &[
+    ("fashion-cnn", include_bytes!("../../models/fashion-cnn/backbone.onnx")),
+    ("mnist04-cnn", include_bytes!("../../models/mnist04-cnn/backbone.onnx")),
+];
+
+/// The shipped model whose features feed the edge protocol's head by default.
+pub const DEFAULT_MODEL: &str = "fashion-cnn";
+
+/// The ONNX bytes of the shipped model `name`.
+pub fn shipped(name: &str) -> Option<&'static [u8]> {
+    SHIPPED.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+}
+
 /// Largest `|a_i - b_i|` over two equally long runs of features (0 when empty).
 pub fn max_abs_difference<'a>(a: impl IntoIterator<Item = &'a f32>, b: impl IntoIterator<Item = &'a f32>) -> f32 {
     a.into_iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max)
@@ -618,6 +632,11 @@ impl Backbone {
         })
     }
 
+    /// What errors and reports call this backbone (its file, or a shipped model's name).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Width of the samples the backbone takes.
     pub fn input_width(&self) -> usize {
         self.input_width
@@ -638,26 +657,56 @@ impl Backbone {
             x.ncols()
         );
         let mut out = Array2::<f32>::zeros((x.nrows(), self.feature_width));
-        for (xs, mut ys) in x
+        // tract runs one thread per plan; the chunks are shared among the machine's cores
+        // (each chunk's features depend on that chunk only, so the result is the same).
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunks: Vec<_> = x
             .axis_chunks_iter(Axis(0), CHUNK)
             .zip(out.axis_chunks_iter_mut(Axis(0), CHUNK))
-        {
-            let input: Tensor = xs.to_owned().into();
-            let result = self
-                .plan
-                .run(tvec!(input.into_tvalue()))
-                .with_context(|| format!("{}: inference failed", self.name))?;
-            let view = result[0].to_plain_array_view::<f32>()?;
-            ensure!(
-                view.shape() == ys.shape(),
-                "{}: output shape {:?}, expected {:?}",
-                self.name,
-                view.shape(),
-                ys.shape()
-            );
-            ys.assign(&view.into_dimensionality::<ndarray::Ix2>()?);
+            .collect();
+        let per_thread = chunks.len().div_ceil(threads).max(1);
+        let mut groups: Vec<Vec<_>> = Vec::new();
+        let mut chunks = chunks.into_iter().peekable();
+        while chunks.peek().is_some() {
+            groups.push(chunks.by_ref().take(per_thread).collect());
         }
+        if groups.len() <= 1 {
+            // One chunk's worth (e.g. batch 1): no thread to start.
+            for group in groups {
+                group.into_iter().try_for_each(|(xs, ys)| self.run_chunk(xs, ys))?;
+            }
+            return Ok(out);
+        }
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = groups
+                .into_iter()
+                .map(|group| scope.spawn(move || group.into_iter().try_for_each(|(xs, ys)| self.run_chunk(xs, ys))))
+                .collect();
+            handles.into_iter().try_for_each(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("{}: inference thread panicked", self.name))?
+            })
+        })?;
         Ok(out)
+    }
+
+    /// Features of one chunk of samples, written into `ys`.
+    fn run_chunk(&self, xs: ArrayView2<'_, f32>, mut ys: ndarray::ArrayViewMut2<'_, f32>) -> Result<()> {
+        let input: Tensor = xs.to_owned().into();
+        let result = self
+            .plan
+            .run(tvec!(input.into_tvalue()))
+            .with_context(|| format!("{}: inference failed", self.name))?;
+        let view = result[0].to_plain_array_view::<f32>()?;
+        ensure!(
+            view.shape() == ys.shape(),
+            "{}: output shape {:?}, expected {:?}",
+            self.name,
+            view.shape(),
+            ys.shape()
+        );
+        ys.assign(&view.into_dimensionality::<ndarray::Ix2>()?);
+        Ok(())
     }
 }
 

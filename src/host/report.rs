@@ -68,6 +68,62 @@ pub struct LearnerSummary {
     pub kernels: String,
     /// Trainable parameters.
     pub parameters: usize,
+    /// The importance penalty, when the strategy has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub penalty: Option<PenaltySummary>,
+}
+
+/// One strength tried by a `--lambda` list, on the validation split.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LambdaTrial {
+    /// The strength.
+    pub lambda: f32,
+    /// Average accuracy on the validation split carved from the training data.
+    pub validation_avg_accuracy: f64,
+}
+
+/// The penalty a run trained under.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PenaltySummary {
+    /// `ewc`, `online-ewc`, `si` or `mas`.
+    pub method: String,
+    /// Strength.
+    pub lambda: f32,
+    /// Online EWC's decay (others: absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gamma: Option<f32>,
+    /// SI's damping (others: absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xi: Option<f32>,
+    /// `compact-log`, `compact-linear` or `f32`.
+    pub storage: String,
+    /// Fisher labels, `true` or `sampled` (EWC, online EWC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fisher: Option<String>,
+    /// Samples per task the importance was estimated on (EWC, online EWC, MAS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub samples: Option<usize>,
+}
+
+impl PenaltySummary {
+    /// One line for the table.
+    pub fn line(&self) -> String {
+        let mut s = format!("penalty {} lambda {}", self.method, self.lambda);
+        if let Some(g) = self.gamma {
+            s += &format!(" gamma {g}");
+        }
+        if let Some(x) = self.xi {
+            s += &format!(" xi {x}");
+        }
+        s += &format!(", storage {}", self.storage);
+        if let Some(f) = &self.fisher {
+            s += &format!(", fisher {f}");
+        }
+        if let Some(n) = self.samples {
+            s += &format!(", importance from {n} samples per task");
+        }
+        s
+    }
 }
 
 /// Everything one simulation measured (the `--json` contract; fields are only added).
@@ -115,6 +171,9 @@ pub struct Report {
     pub growth_bytes: i64,
     /// Per-task training figures.
     pub tasks: Vec<TaskStats>,
+    /// The strengths a `--lambda` list tried on the validation split (empty otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lambda_sweep: Vec<LambdaTrial>,
     /// The learner.
     pub learner: LearnerSummary,
     /// Wall-clock seconds of the whole run.
@@ -186,6 +245,9 @@ impl Report {
             self.learner.iters_per_task,
             self.learner.kernels
         );
+        if let Some(p) = &self.learner.penalty {
+            let _ = writeln!(s, "{}\n", p.line());
+        }
         let classes: Vec<String> = self
             .task_classes
             .iter()

@@ -8,11 +8,14 @@
 //! order; the same seed gives the same matrix to the last bit.
 
 use crate::host::board::Board;
-use crate::host::report::{self, ComponentBytes, LearnerSummary, Report, TaskStats};
+use crate::host::report::{self, ComponentBytes, LearnerSummary, PenaltySummary, Report, TaskStats};
 use crate::host::scenario::{ClassOrder, Features, Kind, Part, Scenario, Setting, MAX_TASKS};
 use crate::learner::learner::ClassRange;
 use crate::learner::rng::Rng;
-use crate::learner::{Active, Kernels, LayerDims, Learner, LearnerConfig, Optimizer, Plan};
+use crate::learner::{
+    Active, FisherLabels, Kernels, LayerDims, Learner, LearnerConfig, Method, Optimizer, PenaltyConfig, Plan, Quant,
+    Storage,
+};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::Instant;
@@ -22,8 +25,9 @@ use std::time::Instant;
 pub enum Protocol {
     /// The published setting: MLP 784-400-400-10 on raw pixels, Adam, batch 128.
     Literature,
-    /// A small head sized to the board's budget, on 2x2-average-pooled 14x14 pixels
-    /// (until a trained backbone ships), SGD with momentum, reference kernels.
+    /// A small head sized to the board's budget, fed by a frozen backbone's features (the
+    /// shipped one by default) or by 2x2-average-pooled 14x14 pixels, Adam, reference
+    /// kernels.
     Edge,
 }
 
@@ -57,14 +61,7 @@ impl Protocol {
         match (self, kind) {
             (Protocol::Literature, Kind::Split) => (2000, 128, Optimizer::adam(1e-3)),
             (Protocol::Literature, _) => (5000, 128, Optimizer::adam(1e-4)),
-            (Protocol::Edge, _) => (
-                500,
-                32,
-                Optimizer::Sgd {
-                    lr: 0.05,
-                    momentum: 0.9,
-                },
-            ),
+            (Protocol::Edge, _) => (6000, 32, Optimizer::adam(1e-3)),
         }
     }
 
@@ -95,16 +92,50 @@ pub enum Strategy {
     /// Each task trained on the data of every task so far (the upper bound; the old data
     /// is kept by the host, outside the arena, which no device could do).
     Joint,
+    /// Fine-tuning under an importance penalty (the core's [`Method`]s).
+    Penalty(PenaltyKind),
+}
+
+/// The importance penalties a run may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PenaltyKind {
+    /// EWC with a slot per task.
+    Ewc,
+    /// Online EWC.
+    OnlineEwc,
+    /// Synaptic intelligence.
+    Si,
+    /// Memory aware synapses.
+    Mas,
+}
+
+impl PenaltyKind {
+    /// Name in reports and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            PenaltyKind::Ewc => "ewc",
+            PenaltyKind::OnlineEwc => "online-ewc",
+            PenaltyKind::Si => "si",
+            PenaltyKind::Mas => "mas",
+        }
+    }
 }
 
 impl Strategy {
-    /// Parses `naive`, `joint`, or a combination `a+b` of components that combine.
+    /// Known names.
+    pub const NAMES: &'static str = "naive, joint, ewc, online-ewc, si, mas";
+
+    /// Parses a strategy name, or a combination `a+b` of components that combine.
     pub fn parse(s: &str) -> Result<Strategy> {
         let parts: Vec<&str> = s.split('+').map(str::trim).collect();
         let one = |p: &str| match p {
             "naive" | "fine-tune" | "finetune" => Ok(Strategy::Naive),
             "joint" => Ok(Strategy::Joint),
-            other => bail!("unknown strategy `{other}`; known: naive, joint"),
+            "ewc" => Ok(Strategy::Penalty(PenaltyKind::Ewc)),
+            "online-ewc" => Ok(Strategy::Penalty(PenaltyKind::OnlineEwc)),
+            "si" => Ok(Strategy::Penalty(PenaltyKind::Si)),
+            "mas" => Ok(Strategy::Penalty(PenaltyKind::Mas)),
+            other => bail!("unknown strategy `{other}`; known: {}", Strategy::NAMES),
         };
         match parts.as_slice() {
             [p] => one(p),
@@ -112,7 +143,7 @@ impl Strategy {
                 for p in many {
                     one(p)?;
                 }
-                bail!("`{s}`: naive and joint are whole strategies and combine with nothing")
+                bail!("`{s}`: these strategies do not combine (one penalty at a time; naive and joint are whole strategies)")
             }
         }
     }
@@ -122,7 +153,65 @@ impl Strategy {
         match self {
             Strategy::Naive => "naive",
             Strategy::Joint => "joint",
+            Strategy::Penalty(p) => p.name(),
         }
+    }
+}
+
+/// The penalty's settings (used when the strategy is a penalty).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PenaltyOptions {
+    /// Strength.
+    pub lambda: f32,
+    /// Online EWC's decay.
+    pub gamma: f32,
+    /// SI's damping.
+    pub xi: f32,
+    /// Storage of importance and anchors.
+    pub storage: Storage,
+    /// Labels of the Fisher.
+    pub fisher: FisherLabels,
+    /// Samples of each task its importance is estimated on (EWC, online EWC, MAS).
+    pub samples: usize,
+}
+
+impl PenaltyOptions {
+    /// The core's config for `kind`.
+    pub fn config(&self, kind: PenaltyKind) -> PenaltyConfig {
+        let method = match kind {
+            PenaltyKind::Ewc => Method::Ewc { fisher: self.fisher },
+            PenaltyKind::OnlineEwc => Method::OnlineEwc {
+                gamma: self.gamma,
+                fisher: self.fisher,
+            },
+            PenaltyKind::Si => Method::Si { xi: self.xi },
+            PenaltyKind::Mas => Method::Mas,
+        };
+        PenaltyConfig {
+            method,
+            lambda: self.lambda,
+            storage: self.storage,
+        }
+    }
+}
+
+/// The default strength of `kind` for a protocol and scenario (chosen on validation
+/// splits; see the README).
+pub fn default_lambda(protocol: Protocol, kind: Kind, penalty: PenaltyKind) -> f32 {
+    let _ = (protocol, kind);
+    match penalty {
+        PenaltyKind::Ewc | PenaltyKind::OnlineEwc => 1.0e4,
+        PenaltyKind::Si => 2.0,
+        PenaltyKind::Mas => 1.0,
+    }
+}
+
+/// `compact-log`, `compact-linear` or `f32`.
+pub fn storage_name(s: Storage) -> &'static str {
+    match s {
+        Storage::Compact(Quant::Log) => "compact-log",
+        Storage::Compact(Quant::Linear) => "compact-linear",
+        Storage::F32 => "f32",
     }
 }
 
@@ -177,7 +266,7 @@ pub struct Options {
     pub batch: usize,
     /// Optimizer.
     pub optimizer: Optimizer,
-    /// Hidden width of the edge head; `None` sizes it to the budget.
+    /// Hidden width of the edge head; `None` sizes it to the budget, 0 makes it linear.
     pub hidden: Option<usize>,
     /// Kernels.
     pub kernels: Kernels,
@@ -189,20 +278,30 @@ pub struct Options {
     pub data: String,
     /// The ONNX backbone file, when the scenario's features come from one (for the report).
     pub backbone: Option<String>,
+    /// The penalty's settings, when the strategy is one.
+    pub penalty: PenaltyOptions,
 }
 
 /// The learner for a run: the literature MLP, or for the edge protocol a
 /// `features -> H -> outputs` head with the largest `H` (at most 4096) whose plan fits
 /// the budget.
-pub fn learner_config(opts: &Options, inputs: usize, outputs: usize) -> Result<LearnerConfig> {
+///
+/// `tasks` sizes per-task state (EWC's slots).
+pub fn learner_config(opts: &Options, inputs: usize, outputs: usize, tasks: usize) -> Result<LearnerConfig> {
+    let penalty = match opts.strategy {
+        Strategy::Penalty(kind) => Some(opts.penalty.config(kind)),
+        _ => None,
+    };
+    let max_tasks = if penalty.is_some() { tasks.max(1) } else { MAX_TASKS };
     let make = |dims: &[usize]| -> Result<LearnerConfig> {
         Ok(LearnerConfig {
             dims: LayerDims::new(dims)?,
             optimizer: opts.optimizer,
             batch_size: opts.batch,
-            max_tasks: MAX_TASKS,
+            max_tasks,
             seed: opts.seed,
             kernels: opts.kernels,
+            penalty,
         })
     };
     let fits = |h: usize| -> Result<bool> {
@@ -214,6 +313,7 @@ pub fn learner_config(opts: &Options, inputs: usize, outputs: usize) -> Result<L
         (Protocol::Literature, Some(_)) => {
             bail!("--hidden sizes the edge head; the literature protocol's network is fixed (784-400-400-classes)")
         }
+        (Protocol::Edge, Some(0)) => return make(&[inputs, outputs]),
         (Protocol::Edge, Some(h)) => h,
         (Protocol::Edge, None) => {
             if !fits(1)? {
@@ -238,7 +338,7 @@ pub fn learner_config(opts: &Options, inputs: usize, outputs: usize) -> Result<L
 /// Runs `scenario` with `opts` and reports what it measured.
 pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
     let started = Instant::now();
-    let config = learner_config(opts, scenario.input_width(), scenario.outputs())?;
+    let config = learner_config(opts, scenario.input_width(), scenario.outputs(), scenario.tasks.len())?;
     let plan = Plan::new(&config)?;
     plan.check(opts.budget)
         .with_context(|| format!("learner {:?} on board {}", config.dims.as_slice(), opts.board.name))?;
@@ -254,8 +354,8 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
     let pools: Vec<Vec<(u32, u32)>> = (0..tasks)
         .map(|t| {
             let seen = match opts.strategy {
-                Strategy::Naive => t..t + 1,
                 Strategy::Joint => 0..t + 1,
+                Strategy::Naive | Strategy::Penalty(_) => t..t + 1,
             };
             seen.flat_map(|s| scenario.tasks[s].train.iter().map(move |&i| (s as u32, i)))
                 .collect()
@@ -333,6 +433,28 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
             recent.push(loss as f64);
             bar.inc(1);
         }
+        if let Strategy::Penalty(kind) = opts.strategy {
+            // Estimate the task's importance on a seeded subset of its own training
+            // samples (SI has measured it while training), then consolidate.
+            if kind != PenaltyKind::Si {
+                let mut rows = scenario.tasks[t].train.clone();
+                rng.shuffle(&mut rows);
+                let active = match scenario.spec.setting {
+                    Setting::DomainIl => Active::All,
+                    Setting::TaskIl | Setting::ClassIl => Active::Classes(scenario.train_active(t)),
+                };
+                for &i in rows.iter().take(opts.penalty.samples.max(1)) {
+                    scenario.fill(Part::Train, t, i, &mut xb[..width], &mut scratch);
+                    let y = scenario.target(t, scenario.train.y[i as usize]);
+                    learner
+                        .accumulate_importance(&xb[..width], y, active)
+                        .with_context(|| format!("estimating the importance of task {}", t + 1))?;
+                }
+            }
+            learner
+                .consolidate()
+                .with_context(|| format!("consolidating task {}", t + 1))?;
+        }
         let seconds = start.elapsed().as_secs_f64();
         matrix.push(evaluate(&mut learner)?);
         stats.push(TaskStats {
@@ -367,6 +489,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         forgetting: report::forgetting(&matrix),
         task_classes: scenario.tasks.iter().map(|t| t.classes.clone()).collect(),
         accuracy_matrix: matrix,
+        lambda_sweep: Vec::new(),
         random_accuracy,
         arena_bytes: plan.total(),
         budget_bytes: opts.budget,
@@ -382,6 +505,24 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
             iters_per_task: updates.first().copied().unwrap_or(0),
             kernels: format!("{:?}", config.kernels).to_lowercase(),
             parameters: config.dims.weight_count() + config.dims.bias_count(),
+            penalty: config.penalty.map(|p| {
+                let o = &opts.penalty;
+                let (gamma, xi, fisher) = match p.method {
+                    Method::OnlineEwc { gamma, fisher } => (Some(gamma), None, Some(fisher)),
+                    Method::Ewc { fisher } => (None, None, Some(fisher)),
+                    Method::Si { xi } => (None, Some(xi), None),
+                    Method::Mas => (None, None, None),
+                };
+                PenaltySummary {
+                    method: opts.strategy.name().to_string(),
+                    lambda: p.lambda,
+                    gamma,
+                    xi,
+                    storage: storage_name(p.storage).to_string(),
+                    fisher: fisher.map(|f| if f == FisherLabels::True { "true" } else { "sampled" }.to_string()),
+                    samples: (xi.is_none()).then_some(o.samples),
+                }
+            }),
         },
         seconds: started.elapsed().as_secs_f64(),
     })

@@ -1,6 +1,7 @@
-//! Host training of backbones with burn (feature `train`, CPU through burn's pure-Rust
-//! `flex` device): a small CNN or MLP is trained as a classifier on a labelled IDX
-//! dataset, then its feature layers are exported as an ONNX backbone
+//! Host training of backbones with burn (feature `train`; CPU through burn's pure-Rust
+//! `flex` device, or a GPU through wgpu with feature `gpu`): a small CNN or MLP is trained
+//! as a classifier on a labelled IDX dataset, with a validation split held out of the
+//! training data, then its feature layers are exported as an ONNX backbone
 //! ([`crate::host::onnx::BackboneModel`]) and its classifier as the head's starting point.
 //!
 //! CNN: `1x28x28 -> conv3x3(16) -> ReLU -> maxpool2 -> conv3x3(32) -> ReLU -> maxpool2 ->
@@ -30,6 +31,36 @@ pub enum Arch {
     Mlp,
 }
 
+/// Where burn trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainDevice {
+    /// burn's pure-Rust CPU device (`flex`): the tested default.
+    Cpu,
+    /// The default GPU adapter through wgpu (Vulkan, Metal or DirectX, whichever the
+    /// machine offers); feature `gpu`.
+    #[cfg(feature = "gpu")]
+    Wgpu,
+}
+
+impl TrainDevice {
+    /// Name in logs and `MODEL.md`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrainDevice::Cpu => "cpu (burn flex)",
+            #[cfg(feature = "gpu")]
+            TrainDevice::Wgpu => "wgpu (default adapter)",
+        }
+    }
+
+    fn device(self) -> Device {
+        match self {
+            TrainDevice::Cpu => Device::flex().autodiff(),
+            #[cfg(feature = "gpu")]
+            TrainDevice::Wgpu => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice).autodiff(),
+        }
+    }
+}
+
 /// What to train.
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
@@ -45,8 +76,14 @@ pub struct TrainConfig {
     pub batch: usize,
     /// Adam learning rate.
     pub lr: f64,
-    /// Seed of the initialisation and the batch order.
+    /// Seed of the initialisation, the validation split and the batch order.
     pub seed: u64,
+    /// Training samples held out (drawn with the seed) to measure accuracy after each epoch.
+    pub validation: usize,
+    /// Where to train.
+    pub device: TrainDevice,
+    /// Training steps averaged into one point of [`Trained::loss_curve`].
+    pub loss_every: usize,
     /// Show a progress bar.
     pub progress: bool,
 }
@@ -120,10 +157,16 @@ pub struct Trained {
     pub head_weights: Vec<f32>,
     /// Its biases.
     pub head_biases: Vec<f32>,
-    /// Test accuracy (percent) after each epoch.
-    pub test_accuracy: Vec<f64>,
+    /// Validation accuracy (percent) after each epoch (empty without a validation split).
+    pub validation_accuracy: Vec<f64>,
+    /// Test accuracy (percent) of the final network.
+    pub test_accuracy: f64,
     /// Mean training loss of each epoch.
     pub train_loss: Vec<f64>,
+    /// Mean training loss of each run of [`TrainConfig::loss_every`] steps.
+    pub loss_curve: Vec<f64>,
+    /// Training samples used (the rest of the training set was the validation split).
+    pub train_samples: usize,
     /// Features of the first test samples computed by burn (to check the export).
     pub check_features: Vec<f32>,
     /// How many test samples `check_features` holds.
@@ -223,9 +266,8 @@ fn batch_tensor(data: &Dataset, rows: &[usize], device: &Device) -> Tensor<2> {
     Tensor::<2>::from_data(TensorData::new(x, [rows.len(), width]), device)
 }
 
-fn accuracy(net: &Net, test: &Dataset, device: &Device) -> Result<f64> {
+fn accuracy(net: &Net, test: &Dataset, rows: &[usize], device: &Device) -> Result<f64> {
     let mut right = 0usize;
-    let rows: Vec<usize> = (0..test.len()).collect();
     for chunk in rows.chunks(500) {
         let logits = values(net.forward(batch_tensor(test, chunk, device)))?;
         let classes = logits.len() / chunk.len();
@@ -234,10 +276,12 @@ fn accuracy(net: &Net, test: &Dataset, device: &Device) -> Result<f64> {
             right += usize::from(best == test.y[r] as usize);
         }
     }
-    Ok(100.0 * right as f64 / test.len().max(1) as f64)
+    Ok(100.0 * right as f64 / rows.len().max(1) as f64)
 }
 
-/// Trains a backbone on `train` as a classifier, measuring test accuracy per epoch.
+/// Trains a backbone on `train` (less a seeded validation split of `cfg.validation`
+/// samples) as a classifier, measuring validation accuracy after each epoch and test
+/// accuracy at the end.
 pub fn train(cfg: &TrainConfig, train: &Dataset, test: &Dataset) -> Result<Trained> {
     ensure!(
         train.x.ncols() == 784,
@@ -245,18 +289,33 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, test: &Dataset) -> Result<Train
         train.x.ncols()
     );
     ensure!(
-        cfg.epochs >= 1 && cfg.batch >= 1 && cfg.features >= 1,
-        "epochs, batch and features must be at least 1"
+        cfg.epochs >= 1 && cfg.batch >= 1 && cfg.features >= 1 && cfg.loss_every >= 1,
+        "epochs, batch, features and loss_every must be at least 1"
+    );
+    ensure!(
+        cfg.validation < train.len(),
+        "a validation split of {} leaves none of the {} training samples to train on",
+        cfg.validation,
+        train.len()
     );
     let classes = train.classes.max(test.classes);
-    let device = Device::flex().autodiff();
+    let device = cfg.device.device();
     device.seed(cfg.seed);
     let mut net = Net::new(cfg, 784, classes, &device);
     let mut optim = AdamConfig::new().init();
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let mut rng = Rng::new(cfg.seed);
     let mut order: Vec<usize> = (0..train.len()).collect();
-    let steps = train.len().div_ceil(cfg.batch) * cfg.epochs;
+    let validation: Vec<usize> = if cfg.validation > 0 {
+        rng.shuffle(&mut order);
+        let mut v = order.split_off(train.len() - cfg.validation);
+        v.sort_unstable();
+        order.sort_unstable();
+        v
+    } else {
+        Vec::new()
+    };
+    let steps = order.len().div_ceil(cfg.batch) * cfg.epochs;
     let bar = if cfg.progress {
         ProgressBar::new(steps as u64)
     } else {
@@ -267,7 +326,8 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, test: &Dataset) -> Result<Train
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    let (mut test_accuracy, mut train_loss) = (Vec::new(), Vec::new());
+    let (mut validation_accuracy, mut train_loss, mut loss_curve) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut window, mut in_window) = (0.0f64, 0usize);
     for epoch in 0..cfg.epochs {
         bar.set_message(format!("{}/{}", epoch + 1, cfg.epochs));
         rng.shuffle(&mut order);
@@ -285,20 +345,27 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, test: &Dataset) -> Result<Train
             );
             sum += value;
             count += 1;
+            window += value;
+            in_window += 1;
+            if in_window == cfg.loss_every {
+                loss_curve.push(window / cfg.loss_every as f64);
+                (window, in_window) = (0.0, 0);
+            }
             let grads = GradientsParams::from_grads(loss.backward(), &net);
             net = optim.step(cfg.lr, net, grads);
             bar.inc(1);
         }
         train_loss.push(sum / count.max(1) as f64);
-        test_accuracy.push(accuracy(&net, test, &device)?);
-        bar.println(format!(
-            "epoch {}: train loss {:.4}, test accuracy {:.2}%",
-            epoch + 1,
-            train_loss[epoch],
-            test_accuracy[epoch]
-        ));
+        let mut line = format!("epoch {}: train loss {:.4}", epoch + 1, train_loss[epoch]);
+        if !validation.is_empty() {
+            let acc = accuracy(&net, train, &validation, &device)?;
+            validation_accuracy.push(acc);
+            line += &format!(", validation accuracy {acc:.2}%");
+        }
+        bar.println(line);
     }
     bar.finish_and_clear();
+    let test_accuracy = accuracy(&net, test, &(0..test.len()).collect::<Vec<_>>(), &device)?;
     let backbone = net.export(784)?;
     let (head_weights, head_biases) = match dense(&net.classifier)? {
         Layer::Dense { weights, biases, .. } => (weights, biases),
@@ -312,8 +379,11 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, test: &Dataset) -> Result<Train
         backbone,
         head_weights,
         head_biases,
+        validation_accuracy,
         test_accuracy,
         train_loss,
+        loss_curve,
+        train_samples: order.len(),
         check_features,
         check_samples,
     })

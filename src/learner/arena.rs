@@ -4,7 +4,7 @@
 //! on [`ALIGN`]-byte boundaries; the start of the buffer is aligned first, which costs
 //! at most `ALIGN - 1` bytes (the plan's `alignment` line).
 
-use crate::learner::plan::{checked_f32_bytes, ALIGN};
+use crate::learner::plan::{checked_f32_bytes, checked_padded, ALIGN};
 use crate::learner::Error;
 
 /// The unused rest of the caller's buffer, and how much of it has been carved.
@@ -36,7 +36,34 @@ impl<'a> Arena<'a> {
 
     /// Carves `n` zeroed `f32`s for `component`, padded to [`ALIGN`] bytes.
     pub fn carve_f32(&mut self, component: &'static str, n: usize) -> Result<&'a mut [f32], Error> {
-        let bytes = checked_f32_bytes(n).unwrap_or(usize::MAX);
+        let head = self.carve_bytes(component, n.saturating_mul(4), checked_f32_bytes(n))?;
+        let out: &'a mut [f32] = bytemuck::try_cast_slice_mut(&mut head[..n * 4])
+            .map_err(|_| Error::Internal("arena slice is not 4-byte aligned"))?;
+        out.fill(0.0);
+        Ok(out)
+    }
+
+    /// Carves `n` zeroed bytes for `component`, padded to [`ALIGN`] bytes.
+    pub fn carve_u8(&mut self, component: &'static str, n: usize) -> Result<&'a mut [u8], Error> {
+        let head = self.carve_bytes(component, n, checked_padded(n))?;
+        let out = &mut head[..n];
+        out.fill(0);
+        Ok(out)
+    }
+
+    /// Carves `n` zeroed `u16`s for `component`, padded to [`ALIGN`] bytes.
+    pub fn carve_u16(&mut self, component: &'static str, n: usize) -> Result<&'a mut [u16], Error> {
+        let len = n.checked_mul(2);
+        let head = self.carve_bytes(component, len.unwrap_or(usize::MAX), len.and_then(checked_padded))?;
+        let out: &'a mut [u16] = bytemuck::try_cast_slice_mut(&mut head[..n * 2])
+            .map_err(|_| Error::Internal("arena slice is not 2-byte aligned"))?;
+        out.fill(0);
+        Ok(out)
+    }
+
+    /// Splits `padded` bytes (at least `n`) off the front of the rest.
+    fn carve_bytes(&mut self, component: &'static str, n: usize, padded: Option<usize>) -> Result<&'a mut [u8], Error> {
+        let bytes = padded.unwrap_or(usize::MAX).max(n);
         if bytes > self.rest.len() {
             return Err(Error::OverBudget {
                 component,
@@ -49,10 +76,7 @@ impl<'a> Arena<'a> {
         let (head, tail) = rest.split_at_mut(bytes);
         self.rest = tail;
         self.used += bytes;
-        let out: &'a mut [f32] = bytemuck::try_cast_slice_mut(&mut head[..n * 4])
-            .map_err(|_| Error::Internal("arena slice is not 4-byte aligned"))?;
-        out.fill(0.0);
-        Ok(out)
+        Ok(head)
     }
 }
 

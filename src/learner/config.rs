@@ -1,5 +1,6 @@
 //! What a learner is: layer sizes, optimizer, batch size and kernels.
 
+use crate::learner::consolidation::PenaltyConfig;
 use crate::learner::Error;
 
 /// Largest batch a learner may plan for.
@@ -180,6 +181,8 @@ pub struct LearnerConfig {
     pub seed: u64,
     /// Kernel family.
     pub kernels: Kernels,
+    /// The importance penalty against forgetting (EWC, online EWC, SI, MAS), if any.
+    pub penalty: Option<PenaltyConfig>,
 }
 
 impl LearnerConfig {
@@ -206,6 +209,9 @@ impl LearnerConfig {
             return Err(Error::BadConfig(
                 "optimizer: lr must be > 0, momentum and betas in [0, 1), eps > 0",
             ));
+        }
+        if let Some(p) = &self.penalty {
+            p.validate()?;
         }
         Ok(())
     }

@@ -71,6 +71,28 @@ pub enum Error {
         /// Length expected.
         expected: usize,
     },
+    /// A gradient (data loss plus penalty) is NaN or infinite: the update was refused and
+    /// nothing changed.
+    NonFiniteGradient {
+        /// Index of the first bad value (weights, then biases).
+        index: usize,
+    },
+    /// A new importance value is NaN or infinite: the consolidation was refused and
+    /// nothing changed.
+    NonFiniteImportance {
+        /// Index of the first bad value (weights, then biases).
+        index: usize,
+    },
+    /// Consolidating EWC, online EWC or MAS needs samples seen through
+    /// `accumulate_importance` first.
+    NoImportanceSamples,
+    /// Every per-task EWC slot is taken.
+    TasksExhausted {
+        /// Slots the plan reserved (the config's `max_tasks`).
+        max: usize,
+    },
+    /// The learner was built without a penalty, so it has no importance to estimate.
+    NoPenalty,
 }
 
 impl fmt::Display for Error {
@@ -116,6 +138,26 @@ impl fmt::Display for Error {
             Error::OutputShape { got, expected } => {
                 write!(f, "output buffer has {got} slots, expected {expected}")
             }
+            Error::NonFiniteGradient { index } => write!(
+                f,
+                "gradient {index} is NaN or infinite, so the update was refused and nothing changed \
+                 (lower the learning rate or the penalty's lambda)"
+            ),
+            Error::NonFiniteImportance { index } => write!(
+                f,
+                "importance {index} came out NaN or infinite, so the consolidation was refused \
+                 and nothing changed"
+            ),
+            Error::NoImportanceSamples => write!(
+                f,
+                "no samples were seen to estimate importance from (accumulate_importance before consolidate)"
+            ),
+            Error::TasksExhausted { max } => write!(
+                f,
+                "all {max} per-task EWC slots are taken (raise max_tasks, or use online EWC, SI or MAS, \
+                 whose size does not grow with tasks)"
+            ),
+            Error::NoPenalty => write!(f, "this learner has no importance penalty configured"),
         }
     }
 }

@@ -10,6 +10,7 @@
 //!     max_tasks: 1,
 //!     seed: 1,
 //!     kernels: Kernels::Reference,
+//!     penalty: None,
 //! };
 //! let mut arena = vec![0u8; Plan::new(&config).unwrap().total()];
 //! let mut learner = Learner::new(&config, &mut arena).unwrap();
@@ -17,10 +18,12 @@
 //! assert!(loss > 0.0);
 //! ```
 
+use crate::learner::consolidation::{self, Anchors, Consolidation, Importance};
 use crate::learner::optim::{self, AdamStep};
 use crate::learner::plan::names;
 use crate::learner::rng::Rng;
 use crate::learner::{kernels, network, Arena, Error, LearnerConfig, Optimizer, Plan};
+use crate::learner::{FisherLabels, Method, Storage};
 
 /// A contiguous range of output classes, `start..end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +83,23 @@ impl Active<'_> {
     }
 }
 
+/// Mixed into the seed for the stream of labels the sampled Fisher draws.
+const FISHER_STREAM: u64 = 0x5EED_F15E_u64;
+
+/// Draws an index from the softmax of `z` with `rng`.
+fn sample_softmax(z: &[f32], rng: &mut Rng) -> u16 {
+    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = z.iter().map(|&v| crate::learner::math::exp(v - max)).sum();
+    let mut u = rng.uniform() * sum;
+    for (j, &v) in z.iter().enumerate() {
+        u -= crate::learner::math::exp(v - max);
+        if u < 0.0 {
+            return j as u16;
+        }
+    }
+    (z.len() - 1) as u16
+}
+
 /// A trainable dense network whose whole state lives in a caller-given arena.
 ///
 /// Built once by [`Learner::new`]; after that no call allocates.
@@ -95,6 +115,8 @@ pub struct Learner<'a> {
     acts: &'a mut [f32],
     deltas: &'a mut [f32],
     pack: &'a mut [f32],
+    cons: Option<Consolidation<'a>>,
+    rng: Rng,
     steps: u32,
 }
 
@@ -117,6 +139,38 @@ impl<'a> Learner<'a> {
         let deltas = arena.carve_f32(names::DELTAS, 2 * b * d.widest_output())?;
         let pack_floats = plan.bytes_of(names::PACKING) / 4;
         let pack = arena.carve_f32(names::PACKING, pack_floats)?;
+        let cons = match &config.penalty {
+            None => None,
+            Some(p) => {
+                let slots = p.slots(config.max_tasks);
+                let values = slots * params;
+                let (tensors, ntensors) = consolidation::tensors(d);
+                let importance = match p.storage {
+                    Storage::Compact(quant) => Importance::Compact {
+                        q: arena.carve_u8(names::IMPORTANCE, values)?,
+                        scales: arena.carve_f32(names::SCALES, slots * ntensors)?,
+                        quant,
+                    },
+                    Storage::F32 => Importance::F32(arena.carve_f32(names::IMPORTANCE, values)?),
+                };
+                let anchors = match p.storage {
+                    Storage::Compact(_) => Anchors::F16(arena.carve_u16(names::ANCHORS, values)?),
+                    Storage::F32 => Anchors::F32(arena.carve_f32(names::ANCHORS, values)?),
+                };
+                Some(Consolidation {
+                    config: *p,
+                    slots,
+                    params,
+                    tensors,
+                    ntensors,
+                    importance,
+                    anchors,
+                    acc: arena.carve_f32(names::ACCUMULATOR, params)?,
+                    samples: 0,
+                    tasks: 0,
+                })
+            }
+        };
         let mut learner = Learner {
             config: *config,
             plan,
@@ -128,9 +182,15 @@ impl<'a> Learner<'a> {
             acts,
             deltas,
             pack,
+            cons,
+            rng: Rng::new(config.seed ^ FISHER_STREAM),
             steps: 0,
         };
         learner.init_weights();
+        if let Some(c) = &mut learner.cons {
+            // SI measures each parameter's travel from here.
+            c.set_anchors(0, learner.weights, learner.biases);
+        }
         Ok(learner)
     }
 
@@ -267,6 +327,20 @@ impl<'a> Learner<'a> {
         if !loss.is_finite() {
             return Err(Error::Diverged);
         }
+        self.backward(x, n)?;
+        if let Some(cons) = &self.cons {
+            if cons.used_slots() > 0 {
+                cons.add_penalty_gradient(self.weights, self.biases, self.grads);
+            }
+        }
+        if let Some(index) = self.grads.iter().position(|g| !g.is_finite()) {
+            return Err(Error::NonFiniteGradient { index });
+        }
+        Ok(loss)
+    }
+
+    fn backward(&mut self, x: &[f32], n: usize) -> Result<(), Error> {
+        let c = &self.config;
         network::backward(
             c.kernels,
             &c.dims,
@@ -278,15 +352,132 @@ impl<'a> Learner<'a> {
             self.grads,
             self.deltas,
             self.pack,
-        )?;
+        )
+    }
+
+    /// One optimizer update on one batch; returns the batch's mean data loss before the
+    /// update. With a penalty, the gradient is the data loss's plus the penalty's
+    /// ([`Learner::penalty`]); a non-finite gradient refuses the update and changes
+    /// nothing. SI's path integral is accumulated here.
+    pub fn train_step(&mut self, x: &[f32], labels: &[u16], active: Active<'_>) -> Result<f32, Error> {
+        let loss = self.compute_gradients(x, labels, active)?;
+        let si = matches!(&self.cons, Some(c) if matches!(c.config.method, Method::Si { .. }));
+        if si {
+            self.path_integral(1.0);
+        }
+        self.apply_gradients();
+        if si {
+            self.path_integral(-1.0);
+        }
         Ok(loss)
     }
 
-    /// One optimizer update on one batch; returns the batch's mean loss before the update.
-    pub fn train_step(&mut self, x: &[f32], labels: &[u16], active: Active<'_>) -> Result<f32, Error> {
-        let loss = self.compute_gradients(x, labels, active)?;
-        self.apply_gradients();
-        Ok(loss)
+    /// SI: `omega += sign * g * theta`; called with +1 before an update and -1 after it,
+    /// it adds `-g * (theta_after - theta_before)` without a copy of the parameters.
+    fn path_integral(&mut self, sign: f32) {
+        if let Some(c) = &mut self.cons {
+            consolidation::path_integral(c.acc, self.grads, self.weights.iter().chain(self.biases.iter()), sign);
+        }
+    }
+
+    /// Adds one labelled sample's contribution to the importance being estimated for the
+    /// current task: its squared log-likelihood gradient (EWC, online EWC; with the true
+    /// label or one drawn from the model's prediction, as configured) or the absolute
+    /// gradient of the squared L2 norm of its active logits (MAS; the label is then only
+    /// checked, not used). SI needs no samples: for SI this does nothing. A non-finite
+    /// gradient is refused and adds nothing.
+    pub fn accumulate_importance(&mut self, x: &[f32], label: u16, active: Active<'_>) -> Result<(), Error> {
+        let method = match &self.cons {
+            None => return Err(Error::NoPenalty),
+            Some(c) => c.config.method,
+        };
+        if matches!(method, Method::Si { .. }) {
+            return Ok(());
+        }
+        let n = self.check_batch(x, &[label], &active)?;
+        if n != 1 {
+            return Err(Error::BatchSize { got: n, max: 1 });
+        }
+        self.forward(x, 1)?;
+        let classes = self.config.dims.classes();
+        let at = network::act_offset(&self.config.dims, self.config.batch_size, self.config.dims.layers() - 1);
+        let logits = &self.acts[at..at + classes];
+        let (lo, hi) = active.range(0, classes);
+        let dlogits = &mut self.deltas[..classes];
+        let fisher = match method {
+            Method::Ewc { fisher } | Method::OnlineEwc { fisher, .. } => Some(fisher),
+            _ => None,
+        };
+        match fisher {
+            Some(fisher) => {
+                let y = match fisher {
+                    FisherLabels::True => label,
+                    FisherLabels::Sampled => sample_softmax(&logits[lo..hi], &mut self.rng) + lo as u16,
+                };
+                let loss = network::softmax_xent(logits, &[y], &active, classes, dlogits);
+                if !loss.is_finite() {
+                    return Err(Error::Diverged);
+                }
+            }
+            None => {
+                dlogits.fill(0.0);
+                for (d, &z) in dlogits[lo..hi].iter_mut().zip(&logits[lo..hi]) {
+                    *d = 2.0 * z;
+                }
+            }
+        }
+        self.backward(x, 1)?;
+        if let Some(index) = self.grads.iter().position(|g| !g.is_finite()) {
+            return Err(Error::NonFiniteGradient { index });
+        }
+        if let Some(c) = &mut self.cons {
+            let square = fisher.is_some();
+            for (a, &g) in c.acc.iter_mut().zip(self.grads.iter()) {
+                *a += if square { g * g } else { g.abs() };
+            }
+            c.samples = c.samples.saturating_add(1);
+        }
+        Ok(())
+    }
+
+    /// Ends the current task for the penalty: the importance estimated since the last
+    /// consolidation joins the stored importance (a new slot for EWC), the anchors become
+    /// the current parameters. Nothing changes on error.
+    pub fn consolidate(&mut self) -> Result<(), Error> {
+        match &mut self.cons {
+            None => Err(Error::NoPenalty),
+            Some(c) => c.consolidate(self.weights, self.biases),
+        }
+    }
+
+    /// The penalty `lambda/2 * sum b_i (theta_i - theta*_i)^2` at the current parameters
+    /// (0 before the first consolidation or without a penalty).
+    pub fn penalty(&self) -> f64 {
+        self.cons.as_ref().map_or(0.0, |c| c.penalty(self.weights, self.biases))
+    }
+
+    /// Stored importance of parameter `i` (weights, then biases) in `slot` (0 unless EWC),
+    /// as the penalty uses it (dequantised).
+    pub fn importance(&self, slot: usize, i: usize) -> Option<f32> {
+        let c = self.cons.as_ref()?;
+        (slot < c.slots && i < c.params).then(|| c.importance(slot, i))
+    }
+
+    /// Stored anchor of parameter `i` in `slot`.
+    pub fn anchor(&self, slot: usize, i: usize) -> Option<f32> {
+        let c = self.cons.as_ref()?;
+        (slot < c.slots && i < c.params).then(|| c.anchor(slot, i))
+    }
+
+    /// The running importance sums of the current task (EWC, MAS: sums over samples;
+    /// SI: the path integral).
+    pub fn importance_accumulator(&self) -> Option<&[f32]> {
+        self.cons.as_ref().map(|c| &*c.acc)
+    }
+
+    /// Tasks consolidated so far.
+    pub fn consolidated_tasks(&self) -> u32 {
+        self.cons.as_ref().map_or(0, |c| c.tasks)
     }
 
     /// Applies the current gradients with the configured optimizer.
@@ -376,6 +567,7 @@ mod tests {
             max_tasks: 1,
             seed: 42,
             kernels,
+            penalty: None,
         }
     }
 

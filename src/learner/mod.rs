@@ -9,6 +9,13 @@
 //! | align | weights | biases | gradients | optimizer state | activations | deltas | pack |
 //! +-------+---------+--------+-----------+-----------------+-------------+--------+------+
 //!   0..15   each component starts on a 16-byte boundary; `pack` only with fast kernels
+//!
+//! with an importance penalty, after those:
+//! +------------+-------------------+---------+------------------------+
+//! | importance | importance scales | anchors | importance accumulator |
+//! +------------+-------------------+---------+------------------------+
+//!   u8 or f32    f32 per tensor      f16/f32   f32 per parameter
+//!   (a slot per task for EWC: importance, scales and anchors)
 //! ```
 //!
 //! - [`config`]: what the learner is ([`LearnerConfig`]: layer sizes, optimizer, batch).
@@ -17,12 +24,14 @@
 //! - [`kernels`]: matrix products, a plain reference kernel and a packed fast path.
 //! - [`network`]: dense layers, ReLU and softmax cross-entropy, forward and backward.
 //! - [`optim`]: SGD with momentum and Adam, their state in the arena.
+//! - [`consolidation`]: importance (EWC, online EWC, SI, MAS), anchors and the penalty.
 //! - [`rng`]: the seeded generator used for weight init (the same bits on every target).
 //! - [`learner`]: the [`Learner`] that ties them together.
 //! - [`error`]: the core's one error enum.
 
 pub mod arena;
 pub mod config;
+pub mod consolidation;
 pub mod error;
 pub mod kernels;
 #[allow(clippy::module_inception)]
@@ -35,6 +44,7 @@ pub mod rng;
 
 pub use arena::Arena;
 pub use config::{Kernels, LayerDims, LearnerConfig, Optimizer};
+pub use consolidation::{FisherLabels, Method, PenaltyConfig, Quant, Storage};
 pub use error::Error;
 pub use learner::{Active, Learner};
 pub use plan::{Component, Plan};

@@ -5,6 +5,7 @@
 //! its start. The plan's total is what a learner needs; the simulator reports the same
 //! numbers.
 
+use crate::learner::consolidation::{self, Storage};
 use crate::learner::kernels::fast;
 use crate::learner::{Error, Kernels, LearnerConfig};
 
@@ -48,11 +49,24 @@ pub mod names {
     pub const DELTAS: &str = "deltas";
     /// Packing buffer of the fast matrix kernels.
     pub const PACKING: &str = "gemm packing";
+    /// Importance per parameter (a slot per task for EWC).
+    pub const IMPORTANCE: &str = "importance";
+    /// Per-tensor scales of the quantised importance.
+    pub const SCALES: &str = "importance scales";
+    /// Parameter values at the end of the last task (a slot per task for EWC).
+    pub const ANCHORS: &str = "anchors";
+    /// Fisher / MAS sums over a task's samples, or SI's path integral over its updates.
+    pub const ACCUMULATOR: &str = "importance accumulator";
 }
 
 /// Bytes of `n` f32 values rounded up to [`ALIGN`] (for counts a [`Plan`] has checked).
 pub const fn f32_bytes(n: usize) -> usize {
     (n * 4).div_ceil(ALIGN) * ALIGN
+}
+
+/// `n` bytes rounded up to [`ALIGN`], or `None` when that overflows `usize`.
+pub fn checked_padded(n: usize) -> Option<usize> {
+    Some(n.checked_add(ALIGN - 1)? / ALIGN * ALIGN)
 }
 
 /// [`f32_bytes`], or `None` when it overflows `usize`.
@@ -70,6 +84,7 @@ impl Plan {
         let params = d.checked_params().ok_or(OVERFLOW)?;
         let mul = |a: usize, c: usize| a.checked_mul(c).ok_or(OVERFLOW);
         let bytes = |n: usize| checked_f32_bytes(n).ok_or(OVERFLOW);
+        let padded = |n: usize| checked_padded(n).ok_or(OVERFLOW);
         // Every other count of the config is at most `params` (or a product bounded by
         // the ones checked here), so later unchecked arithmetic on it cannot overflow.
         let mut plan = Plan {
@@ -86,6 +101,17 @@ impl Plan {
         if config.kernels == Kernels::Fast {
             let largest = d.as_slice().iter().copied().max().unwrap_or(1).max(b);
             plan.push(names::PACKING, bytes(fast::packing_len(largest))?);
+        }
+        if let Some(p) = &config.penalty {
+            let slots = p.slots(config.max_tasks);
+            let values = mul(slots, params)?;
+            let (_, tensors) = consolidation::tensors(d);
+            plan.push(names::IMPORTANCE, padded(mul(values, p.storage.importance_bytes())?)?);
+            if let Storage::Compact(_) = p.storage {
+                plan.push(names::SCALES, bytes(mul(slots, tensors)?)?);
+            }
+            plan.push(names::ANCHORS, padded(mul(values, p.storage.anchor_bytes())?)?);
+            plan.push(names::ACCUMULATOR, bytes(params)?);
         }
         plan.components()
             .iter()
@@ -152,6 +178,7 @@ mod tests {
             max_tasks: 5,
             seed: 0,
             kernels,
+            penalty: None,
         }
     }
 
