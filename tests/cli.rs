@@ -67,6 +67,16 @@ fn report_without_timings(path: &Path) -> serde_json::Value {
     v
 }
 
+/// Runs `edgecl simulate --quiet ARGS --json DIR/NAME.json`, asserts success, returns the report.
+fn simulate_report(dir: &Path, name: &str, args: &[&str]) -> serde_json::Value {
+    let json = dir.join(format!("{name}.json"));
+    let mut all = vec!["simulate", "--quiet", "--json", json.to_str().unwrap()];
+    all.extend(args);
+    let out = edgecl(&all);
+    assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+}
+
 #[test]
 fn same_seed_gives_the_same_report_to_the_last_bit() {
     let d = temp_dir("determinism");
@@ -255,19 +265,7 @@ mod backbone {
     #[test]
     fn the_shipped_model_feeds_the_edge_head() {
         let d = temp_dir("model");
-        let json = d.join("r.json");
-        let out = edgecl(&[
-            "simulate",
-            "--quiet",
-            "--iters",
-            "20",
-            "--model",
-            "models/fashion-cnn",
-            "--json",
-            json.to_str().unwrap(),
-        ]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let r = simulate_report(&d, "r", &["--iters", "20", "--model", "models/fashion-cnn"]);
         assert_eq!(r["backbone"], "models/fashion-cnn/backbone.onnx");
         assert_eq!(r["learner"]["dims"][0], 256);
     }
@@ -326,5 +324,98 @@ mod backbone {
             &edgecl(&["simulate", "--quiet", "--backbone", model.to_str().unwrap()]),
             &["backbone.onnx"],
         );
+    }
+}
+
+#[test]
+fn penalties_report_their_state_and_do_not_grow_over_ten_tasks() {
+    let d = temp_dir("penalties");
+    for strategy in ["online-ewc", "si", "mas", "ewc"] {
+        let r = simulate_report(
+            &d,
+            strategy,
+            &[
+                "--model",
+                "none",
+                "--scenario",
+                "permuted",
+                "--setting",
+                "domain-il",
+                "--tasks",
+                "10",
+                "--iters",
+                "5",
+                "--importance-samples",
+                "20",
+                "--strategy",
+                strategy,
+            ],
+        );
+        assert_eq!(r["strategy"], strategy);
+        assert_eq!(r["growth_bytes"], 0, "{strategy}");
+        assert_eq!(r["learner"]["penalty"]["method"], strategy);
+        assert_eq!(r["learner"]["penalty"]["storage"], "compact-log");
+        let names: Vec<&str> = r["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        for c in ["importance", "importance scales", "anchors", "importance sums"] {
+            assert!(names.contains(&c), "{strategy}: no `{c}` in {names:?}");
+        }
+    }
+    // A lambda list is chosen on a validation split and reported.
+    let r = simulate_report(
+        &d,
+        "sweep",
+        &[
+            "--model",
+            "none",
+            "--iters",
+            "5",
+            "--strategy",
+            "si",
+            "--lambda",
+            "0.5,50",
+        ],
+    );
+    let sweep = r["lambda_sweep"].as_array().unwrap();
+    assert_eq!(sweep.len(), 2);
+    let acc = |t: &serde_json::Value| t["validation_avg_accuracy"].as_f64().unwrap();
+    let best = sweep.iter().map(acc).fold(f64::MIN, f64::max);
+    let chosen = sweep
+        .iter()
+        .find(|t| t["lambda"] == r["learner"]["penalty"]["lambda"])
+        .expect("the chosen lambda is one of those tried");
+    assert_eq!(acc(chosen), best);
+    one_line_error(
+        &edgecl(&["simulate", "--quiet", "--strategy", "naive", "--lambda", "3"]),
+        &["--lambda", "penalty"],
+    );
+    one_line_error(&edgecl(&["simulate", "--quiet", "--strategy", "ewc+si"]), &["combine"]);
+}
+
+/// At edge scale, a penalised head plans within 64 KB and the report shows the plan's bytes.
+#[test]
+fn the_plan_and_the_report_agree_on_a_penalised_edge_head_in_64k() {
+    let d = temp_dir("plan-report");
+    for strategy in ["si", "online-ewc"] {
+        let args = ["--strategy", strategy, "--budget", "64k", "--setting", "task-il"];
+        let plan = edgecl(&[&["plan"][..], &args[..]].concat());
+        assert!(plan.status.success(), "{}", String::from_utf8_lossy(&plan.stderr));
+        let plan = String::from_utf8_lossy(&plan.stdout).into_owned();
+        let r = simulate_report(&d, strategy, &[&["--iters", "5"][..], &args[..]].concat());
+        let total = r["arena_bytes"].as_u64().unwrap();
+        assert!(total <= 64 * 1024, "{strategy}: {total} bytes");
+        assert!(r["learner"]["parameters"].as_u64().unwrap() >= 1000);
+        for c in r["components"].as_array().unwrap() {
+            let line = format!(
+                "{:<18}{:>12}",
+                c["name"].as_str().unwrap(),
+                c["bytes"].as_u64().unwrap()
+            );
+            assert!(plan.contains(&line), "{strategy}: `{line}` not in the plan:\n{plan}");
+        }
     }
 }

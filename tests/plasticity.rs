@@ -356,3 +356,44 @@ fn the_plan_shows_each_compact_component_and_per_task_ewc_grows_with_max_tasks()
         assert!(l.arena_used() <= plan.total() && l.arena_used() + 15 >= plan.total());
     }
 }
+
+/// With SGD the update is exactly `theta - lr * (data gradient + penalty gradient)`: the
+/// penalty lives in the gradient, so every optimizer applies it.
+#[test]
+fn sgd_applies_the_penalty_gradient() {
+    let mut cfg = config(&[3, 4, 2], Method::Mas, 20.0, Storage::F32, 1);
+    cfg.optimizer = Optimizer::Sgd {
+        lr: 0.05,
+        momentum: 0.0,
+    };
+    let x = samples(8, 3, 8);
+    let y = [0u16, 1, 1, 0];
+    let mut arena = vec![0u8; Plan::new(&cfg).unwrap().total()];
+    let mut l = Learner::new(&cfg, &mut arena).unwrap();
+    for i in 0..8 {
+        l.accumulate_importance(&x[(i % 4) * 3..(i % 4) * 3 + 3], y[i % 4], Active::All)
+            .unwrap();
+    }
+    l.consolidate().unwrap();
+    l.params_mut().0.iter_mut().for_each(|w| *w += 0.1);
+    l.compute_gradients(&x[12..24], &y, Active::All).unwrap();
+    let with_penalty = l.gradients().to_vec();
+    let (before, before_b) = (l.weights().to_vec(), l.biases().to_vec());
+    l.train_step(&x[12..24], &y, Active::All).unwrap();
+    for (i, ((&after, &b), &g)) in l.weights().iter().zip(&before).zip(&with_penalty).enumerate() {
+        assert_eq!(after, b - 0.05 * g, "weight {i}");
+    }
+    // The penalty is part of that gradient: it pulls towards the anchors.
+    let mut plain = cfg;
+    plain.penalty = None;
+    let mut arena2 = vec![0u8; Plan::new(&plain).unwrap().total()];
+    let mut p = Learner::new(&plain, &mut arena2).unwrap();
+    p.params_mut().0.copy_from_slice(&before);
+    p.params_mut().1.copy_from_slice(&before_b);
+    p.compute_gradients(&x[12..24], &y, Active::All).unwrap();
+    assert!(p
+        .gradients()
+        .iter()
+        .zip(&with_penalty)
+        .any(|(a, b)| (a - b).abs() > 1e-4));
+}

@@ -31,7 +31,7 @@
 //!
 //! Arena components (after the learner's own): `importance` (`slots x params` bytes, or
 //! 4x that), `importance scales` (`slots x tensors` f32), `anchors` (`slots x params`
-//! halves or floats) and `importance accumulator` (`params` f32: the Fisher or MAS sums
+//! halves or floats) and `importance sums` (`params` f32: the Fisher or MAS sums
 //! while a task's samples are seen, SI's path integral while it trains).
 //!
 //! The penalty's gradient `lambda * b_i * (theta_i - theta*_i)` is added to the gradient

@@ -11,9 +11,9 @@
 //!   0..15   each component starts on a 16-byte boundary; `pack` only with fast kernels
 //!
 //! with an importance penalty, after those:
-//! +------------+-------------------+---------+------------------------+
-//! | importance | importance scales | anchors | importance accumulator |
-//! +------------+-------------------+---------+------------------------+
+//! +------------+-------------------+---------+-------------------+
+//! | importance | importance scales | anchors |  importance sums  |
+//! +------------+-------------------+---------+-------------------+
 //!   u8 or f32    f32 per tensor      f16/f32   f32 per parameter
 //!   (a slot per task for EWC: importance, scales and anchors)
 //! ```

@@ -56,7 +56,7 @@ pub mod names {
     /// Parameter values at the end of the last task (a slot per task for EWC).
     pub const ANCHORS: &str = "anchors";
     /// Fisher / MAS sums over a task's samples, or SI's path integral over its updates.
-    pub const ACCUMULATOR: &str = "importance accumulator";
+    pub const ACCUMULATOR: &str = "importance sums";
 }
 
 /// Bytes of `n` f32 values rounded up to [`ALIGN`] (for counts a [`Plan`] has checked).
