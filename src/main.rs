@@ -255,6 +255,9 @@ struct Shape {
     /// Samples of each task its importance is estimated on (ewc, online-ewc, mas).
     #[arg(long, default_value_t = 1000)]
     importance_samples: usize,
+    /// Clear the optimizer's state (momentum, Adam moments) at each new task.
+    #[arg(long)]
+    reset_optimizer: bool,
     /// The frozen backbone whose features feed the edge head: a shipped model's name
     /// (compiled in), a model folder holding backbone.onnx, or `none` for 2x2-pooled
     /// pixels [fashion-cnn].
@@ -447,6 +450,7 @@ impl Shape {
             data,
             backbone: None,
             penalty: self.penalty(self.lambdas().first().copied().unwrap_or(1.0)),
+            reset_optimizer: self.reset_optimizer,
         })
     }
 

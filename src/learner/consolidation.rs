@@ -10,7 +10,9 @@
 //! - **Online EWC** (Schwarz et al. 2018): one running Fisher `F <- gamma F + F_task` and one
 //!   anchor, whatever the number of tasks.
 //! - **SI** (Zenke et al. 2017): the path integral `omega_i += -g_i * delta_theta_i` summed
-//!   over a task's updates (`g` the gradient the update applied), consolidated as
+//!   over a task's updates, `g` the data loss's gradient (as in Zenke's code): the sum runs
+//!   over the applied gradient, and the penalty's share, the integral of a conservative
+//!   field, `lambda/2 b_i (theta_i - theta*_i)^2`, is added back at consolidation; then
 //!   `Omega_i += max(omega_i, 0) / ((theta_i(end) - theta_i(start))^2 + xi)`; the anchor
 //!   doubles as `theta(start)`. Zenke's surrogate loss `c * sum Omega (theta - theta*)^2` is
 //!   this penalty with `lambda = 2c`. Negative path integrals are clamped at 0 (the
@@ -417,8 +419,13 @@ impl Consolidation<'_> {
             Method::OnlineEwc { gamma, .. } => gamma * old(0) + mean(self.acc[i]),
             Method::Mas => old(0) + mean(self.acc[i]),
             Method::Si { xi } => {
+                // The anchor is where this task started. The path integral ran over the
+                // applied (penalised) gradient; the penalty's share is a conservative
+                // field, so its integral is lambda/2 b (theta - anchor)^2 (exact up to the
+                // steps' second order), added back to leave the data loss's share.
                 let delta = theta - self.anchor(0, i);
-                old(0) + self.acc[i].max(0.0) / (delta * delta + xi)
+                let omega = self.acc[i] + 0.5 * self.config.lambda * old(0) * delta * delta;
+                old(0) + omega.max(0.0) / (delta * delta + xi)
             }
         }
     }
@@ -537,6 +544,69 @@ mod tests {
         // The anchors moved to the end of the task and the path integral restarts.
         assert_eq!(c.anchor(0, 0), weights[0]);
         assert!(c.acc.iter().all(|&v| v == 0.0));
+    }
+
+    /// In a second task the updates follow data loss plus penalty; SI's path integral must
+    /// still be the data loss's own `sum -g_data * delta`, which the test sums exactly.
+    #[test]
+    fn si_integrates_the_data_gradient_under_a_penalty() {
+        let (lambda, xi, eta) = (4.0f32, 0.1f32, 0.01f64);
+        let dims = LayerDims::new(&[1, 1]).unwrap();
+        let (tensors, ntensors) = tensors(&dims);
+        let (mut w, mut b) = ([0.3f32], [-0.2f32]);
+        let (mut imp, mut anc, mut acc) = ([0.0f32; 2], [0.0f32; 2], [0.0f32; 2]);
+        let mut c = Consolidation {
+            config: PenaltyConfig {
+                method: Method::Si { xi },
+                lambda,
+                storage: Storage::F32,
+            },
+            slots: 1,
+            params: 2,
+            tensors,
+            ntensors,
+            importance: Importance::F32(&mut imp),
+            anchors: Anchors::F32(&mut anc),
+            acc: &mut acc,
+            samples: 0,
+            tasks: 0,
+        };
+        c.set_anchors(0, &w, &b);
+        // Task 1: L1 = (theta - 1)^2 / 2, no penalty yet.
+        for _ in 0..100 {
+            let g = [w[0] - 1.0, b[0] - 1.0];
+            path_integral(c.acc, &g, w.iter().chain(b.iter()), 1.0);
+            w[0] -= eta as f32 * g[0];
+            b[0] -= eta as f32 * g[1];
+            path_integral(c.acc, &g, w.iter().chain(b.iter()), -1.0);
+        }
+        c.consolidate(&w, &b).unwrap();
+        let omega1 = [c.importance(0, 0) as f64, c.importance(0, 1) as f64];
+        let start = [w[0] as f64, b[0] as f64];
+        // Task 2: L2 = 3 (theta + 1)^2 / 2 under the penalty.
+        let mut exact = [0.0f64; 2];
+        for _ in 0..200 {
+            let data = [3.0 * (w[0] + 1.0), 3.0 * (b[0] + 1.0)];
+            let mut g = data;
+            c.add_penalty_gradient(&w, &b, &mut g);
+            let before = [w[0] as f64, b[0] as f64];
+            path_integral(c.acc, &g, w.iter().chain(b.iter()), 1.0);
+            w[0] -= eta as f32 * g[0];
+            b[0] -= eta as f32 * g[1];
+            path_integral(c.acc, &g, w.iter().chain(b.iter()), -1.0);
+            exact[0] -= data[0] as f64 * (w[0] as f64 - before[0]);
+            exact[1] -= data[1] as f64 * (b[0] as f64 - before[1]);
+        }
+        c.consolidate(&w, &b).unwrap();
+        for (i, &end) in [w[0] as f64, b[0] as f64].iter().enumerate() {
+            let moved = end - start[i];
+            let want = omega1[i] + exact[i].max(0.0) / (moved * moved + xi as f64);
+            let got = c.importance(0, i) as f64;
+            assert!(
+                (got - want).abs() <= 0.02 * want,
+                "param {i}: Omega {got}, exact {want}"
+            );
+        }
     }
 
     #[test]
