@@ -488,6 +488,33 @@ impl Consolidation<'_> {
 mod tests {
     use super::*;
 
+    /// SI state over a `[1, 1]` network (a weight and a bias tensor), f32 storage.
+    fn si_on_one_weight_and_bias<'a>(
+        xi: f32,
+        lambda: f32,
+        imp: &'a mut [f32; 2],
+        anc: &'a mut [f32; 2],
+        acc: &'a mut [f32; 2],
+    ) -> Consolidation<'a> {
+        let (tensors, ntensors) = tensors(&LayerDims::new(&[1, 1]).unwrap());
+        Consolidation {
+            config: PenaltyConfig {
+                method: Method::Si { xi },
+                lambda,
+                storage: Storage::F32,
+            },
+            slots: 1,
+            params: 2,
+            tensors,
+            ntensors,
+            importance: Importance::F32(imp),
+            anchors: Anchors::F32(anc),
+            acc,
+            samples: 0,
+            tasks: 0,
+        }
+    }
+
     /// SI on `L(theta) = a/2 (theta - opt)^2` trained by gradient descent with step `eta`:
     /// `d_k = d_0 r^k` with `r = 1 - eta a`, each step's `-g_k * delta_k = eta a^2 d_k^2`, so
     /// `omega = eta a^2 d_0^2 (1 - r^(2K)) / (1 - r^2)` and
@@ -496,27 +523,10 @@ mod tests {
     fn si_omega_matches_the_closed_form_on_a_quadratic() {
         let (a, opt, eta, steps, xi) = (2.0f64, 0.75f64, 0.05f64, 40, 0.1f32);
         let theta0 = [-1.0f32, 0.5, 2.0];
-        let dims = LayerDims::new(&[1, 1]).unwrap(); // tensors: a weight and a bias
-        let (tensors, ntensors) = tensors(&dims);
         let mut weights = [theta0[0]];
         let mut biases = [theta0[1]];
         let (mut imp, mut anc, mut acc) = ([0.0f32; 2], [0.0f32; 2], [0.0f32; 2]);
-        let mut c = Consolidation {
-            config: PenaltyConfig {
-                method: Method::Si { xi },
-                lambda: 1.0,
-                storage: Storage::F32,
-            },
-            slots: 1,
-            params: 2,
-            tensors,
-            ntensors,
-            importance: Importance::F32(&mut imp),
-            anchors: Anchors::F32(&mut anc),
-            acc: &mut acc,
-            samples: 0,
-            tasks: 0,
-        };
+        let mut c = si_on_one_weight_and_bias(xi, 1.0, &mut imp, &mut anc, &mut acc);
         c.set_anchors(0, &weights, &biases);
         for _ in 0..steps {
             let grads = [
@@ -551,26 +561,9 @@ mod tests {
     #[test]
     fn si_integrates_the_data_gradient_under_a_penalty() {
         let (lambda, xi, eta) = (4.0f32, 0.1f32, 0.01f64);
-        let dims = LayerDims::new(&[1, 1]).unwrap();
-        let (tensors, ntensors) = tensors(&dims);
         let (mut w, mut b) = ([0.3f32], [-0.2f32]);
         let (mut imp, mut anc, mut acc) = ([0.0f32; 2], [0.0f32; 2], [0.0f32; 2]);
-        let mut c = Consolidation {
-            config: PenaltyConfig {
-                method: Method::Si { xi },
-                lambda,
-                storage: Storage::F32,
-            },
-            slots: 1,
-            params: 2,
-            tensors,
-            ntensors,
-            importance: Importance::F32(&mut imp),
-            anchors: Anchors::F32(&mut anc),
-            acc: &mut acc,
-            samples: 0,
-            tasks: 0,
-        };
+        let mut c = si_on_one_weight_and_bias(xi, lambda, &mut imp, &mut anc, &mut acc);
         c.set_anchors(0, &w, &b);
         // Task 1: L1 = (theta - 1)^2 / 2, no penalty yet.
         for _ in 0..100 {
