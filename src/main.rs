@@ -223,7 +223,7 @@ struct Shape {
     #[arg(long, default_value_t = 0.9)]
     momentum: f32,
     /// Hidden width of the edge head (default: the largest that fits the budget; 0: a
-    /// linear head).
+    /// linear head), or of both hidden layers of the literature network (default 400).
     #[arg(long)]
     hidden: Option<usize>,
     /// Matrix kernels (default: fast literature, reference edge, as the firmware runs).

@@ -161,6 +161,17 @@ fn plan_over_budget_exits_non_zero_naming_the_component() {
 }
 
 #[test]
+fn hidden_sizes_the_literature_network_too() {
+    let out = edgecl(&["plan", "--protocol", "literature", "--hidden", "50"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("[784, 50, 50, 10]"));
+    one_line_error(
+        &edgecl(&["plan", "--protocol", "literature", "--hidden", "0"]),
+        &["--hidden 0"],
+    );
+}
+
+#[test]
 fn simulate_over_budget_is_a_one_line_error() {
     let out = edgecl(&["simulate", "--quiet", "--protocol", "literature", "--budget", "64k"]);
     one_line_error(&out, &["over budget", "weights"]);

@@ -274,7 +274,8 @@ pub struct Options {
     pub batch: usize,
     /// Optimizer.
     pub optimizer: Optimizer,
-    /// Hidden width of the edge head; `None` sizes it to the budget, 0 makes it linear.
+    /// Hidden width of the edge head (`None` sizes it to the budget, 0 makes it linear), or
+    /// of both hidden layers of the literature network (`None`: 400).
     pub hidden: Option<usize>,
     /// Kernels.
     pub kernels: Kernels,
@@ -320,9 +321,10 @@ pub fn learner_config(opts: &Options, inputs: usize, outputs: usize, tasks: usiz
     };
     let hidden = match (opts.protocol, opts.hidden) {
         (Protocol::Literature, None) => return make(&[inputs, 400, 400, outputs]),
-        (Protocol::Literature, Some(_)) => {
-            bail!("--hidden sizes the edge head; the literature protocol's network is fixed (784-400-400-classes)")
+        (Protocol::Literature, Some(0)) => {
+            bail!("--hidden 0: the literature network has two hidden layers of at least one unit")
         }
+        (Protocol::Literature, Some(h)) => return make(&[inputs, h, h, outputs]),
         (Protocol::Edge, Some(0)) => return make(&[inputs, outputs]),
         (Protocol::Edge, Some(h)) => h,
         (Protocol::Edge, None) => {
