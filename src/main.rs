@@ -548,19 +548,25 @@ fn simulate(args: SimulateArgs) -> Result<()> {
     let dir = args.data.clone().unwrap_or_else(default_data);
     let train = load_split(&dir, Split::Train, None)?;
     let test = load_split(&dir, Split::Test, Some(train.classes))?;
-    #[allow(unused_mut)]
-    let mut spec = args.shape.spec(args.task_order.clone(), args.class_order.clone());
     let source = args.shape.source()?;
-    #[allow(irrefutable_let_patterns)]
-    #[cfg(feature = "onnx")]
-    if let Source::Backbone(_) = &source {
-        spec.features = edgecl::host::scenario::Features::Pixels;
-    }
-    let scenario = Scenario::build(spec, train, test)?;
-    let (scenario, backbone) = match &source {
-        Source::Protocol => (scenario, None),
+    // The scenario over `train` and `test`, its features from the source.
+    let build = |train, test| -> Result<Scenario> {
+        #[allow(unused_mut)]
+        let mut spec = args.shape.spec(args.task_order.clone(), args.class_order.clone());
+        match &source {
+            Source::Protocol => Scenario::build(spec, train, test),
+            #[cfg(feature = "onnx")]
+            Source::Backbone(b) => {
+                spec.features = edgecl::host::scenario::Features::Pixels;
+                Scenario::build(spec, train, test)?.with_backbone(b)
+            }
+        }
+    };
+    let scenario = build(train, test)?;
+    let backbone = match &source {
+        Source::Protocol => None,
         #[cfg(feature = "onnx")]
-        Source::Backbone(b) => (scenario.with_backbone(b)?, Some(b.name().to_string())),
+        Source::Backbone(b) => Some(b.name().to_string()),
     };
     let (default_iters, ..) = args.shape.training();
     let length = match (args.iters, args.epochs) {
@@ -579,17 +585,7 @@ fn simulate(args: SimulateArgs) -> Result<()> {
     if lambdas.len() > 1 {
         // Pick lambda on a validation split of the training data, never on the test set.
         let (fit, held_out) = scenario.train.split_validation(VALIDATION_FRACTION, args.shape.seed);
-        let mut vspec = args.shape.spec(args.task_order.clone(), args.class_order.clone());
-        vspec.features = scenario.spec.features;
-        if vspec.features == edgecl::host::scenario::Features::Backbone {
-            vspec.features = edgecl::host::scenario::Features::Pixels;
-        }
-        let vscenario = Scenario::build(vspec, fit, held_out)?;
-        let vscenario = match &source {
-            Source::Protocol => vscenario,
-            #[cfg(feature = "onnx")]
-            Source::Backbone(b) => vscenario.with_backbone(b)?,
-        };
+        let vscenario = build(fit, held_out)?;
         for &lambda in &lambdas {
             let mut o = opts.clone();
             o.penalty = args.shape.penalty(lambda);

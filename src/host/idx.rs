@@ -374,28 +374,28 @@ impl Dataset {
             let k = (rows.len() as f64 * fraction).round() as usize;
             rows.iter().take(k).for_each(|&i| held[i] = true);
         }
-        let pick = |keep: bool| {
-            let rows: Vec<usize> = (0..self.len()).filter(|&i| held[i] != keep).collect();
-            Dataset {
-                x: self.x.select(ndarray::Axis(0), &rows),
-                y: rows.iter().map(|&i| self.y[i]).collect(),
-                sample_shape: self.sample_shape.clone(),
-                classes: self.classes,
-            }
-        };
+        let pick = |keep: bool| self.rows(&(0..self.len()).filter(|&i| held[i] != keep).collect::<Vec<_>>());
         (pick(true), pick(false))
+    }
+
+    /// The samples at `rows`, in that order; the class count is kept.
+    pub fn rows(&self, rows: &[usize]) -> Dataset {
+        Dataset {
+            x: self.x.select(ndarray::Axis(0), rows),
+            y: rows.iter().map(|&i| self.y[i]).collect(),
+            sample_shape: self.sample_shape.clone(),
+            classes: self.classes,
+        }
     }
 
     /// The samples whose label is in `classes`, in their order; labels and the class count
     /// are kept as they are.
     pub fn only_classes(&self, classes: &[u16]) -> Dataset {
-        let rows: Vec<usize> = (0..self.len()).filter(|&i| classes.contains(&self.y[i])).collect();
-        Dataset {
-            x: self.x.select(ndarray::Axis(0), &rows),
-            y: rows.iter().map(|&i| self.y[i]).collect(),
-            sample_shape: self.sample_shape.clone(),
-            classes: self.classes,
-        }
+        self.rows(
+            &(0..self.len())
+                .filter(|&i| classes.contains(&self.y[i]))
+                .collect::<Vec<_>>(),
+        )
     }
 }
 

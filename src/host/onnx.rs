@@ -670,17 +670,16 @@ impl Backbone {
         while chunks.peek().is_some() {
             groups.push(chunks.by_ref().take(per_thread).collect());
         }
+        let run = |group: Vec<_>| group.into_iter().try_for_each(|(xs, ys)| self.run_chunk(xs, ys));
         if groups.len() <= 1 {
             // One chunk's worth (e.g. batch 1): no thread to start.
-            for group in groups {
-                group.into_iter().try_for_each(|(xs, ys)| self.run_chunk(xs, ys))?;
-            }
+            groups.into_iter().try_for_each(run)?;
             return Ok(out);
         }
         std::thread::scope(|scope| {
             let handles: Vec<_> = groups
                 .into_iter()
-                .map(|group| scope.spawn(move || group.into_iter().try_for_each(|(xs, ys)| self.run_chunk(xs, ys))))
+                .map(|group| scope.spawn(move || run(group)))
                 .collect();
             handles.into_iter().try_for_each(|h| {
                 h.join()

@@ -247,32 +247,21 @@ pub fn path_integral<'t>(omega: &mut [f32], grads: &[f32], theta: impl Iterator<
     }
 }
 
-/// Importance values, in whichever storage.
+/// Importance and anchors, in one of the two storages.
 #[derive(Debug)]
-pub(crate) enum Importance<'a> {
+pub(crate) enum Store<'a> {
+    /// `u8` importance with a scale per slot and tensor, `f16` anchors (as bits).
     Compact {
         q: &'a mut [u8],
         scales: &'a mut [f32],
         quant: Quant,
+        anchors: &'a mut [u16],
     },
-    F32(&'a mut [f32]),
-}
-
-/// Anchors, in whichever storage.
-#[derive(Debug)]
-pub(crate) enum Anchors<'a> {
-    F16(&'a mut [u16]),
-    F32(&'a mut [f32]),
-}
-
-impl Anchors<'_> {
-    #[inline]
-    fn get(&self, i: usize) -> f32 {
-        match self {
-            Anchors::F16(a) => f16::from_bits(a[i]).to_f32(),
-            Anchors::F32(a) => a[i],
-        }
-    }
+    /// `f32` importance and anchors.
+    F32 {
+        importance: &'a mut [f32],
+        anchors: &'a mut [f32],
+    },
 }
 
 /// The plasticity state of a learner, all of it in the arena.
@@ -283,8 +272,7 @@ pub(crate) struct Consolidation<'a> {
     pub(crate) params: usize,
     pub(crate) tensors: [Tensor; MAX_TENSORS],
     pub(crate) ntensors: usize,
-    pub(crate) importance: Importance<'a>,
-    pub(crate) anchors: Anchors<'a>,
+    pub(crate) store: Store<'a>,
     /// Fisher / MAS sums, or SI's path integral.
     pub(crate) acc: &'a mut [f32],
     /// Samples summed into `acc` (EWC, MAS).
@@ -304,19 +292,25 @@ impl Consolidation<'_> {
 
     /// Importance of parameter `i` in `slot`.
     pub(crate) fn importance(&self, slot: usize, i: usize) -> f32 {
+        self.stored(slot, self.tensor_of(i), i)
+    }
+
+    /// Importance of parameter `i`, which is in tensor `t`, in `slot`.
+    fn stored(&self, slot: usize, t: usize, i: usize) -> f32 {
         let at = slot * self.params + i;
-        match &self.importance {
-            Importance::F32(b) => b[at],
-            Importance::Compact { q, scales, quant } => {
-                let t = self.tensor_of(i);
-                dequantise(*quant, q[at], scales[slot * self.ntensors + t])
-            }
+        match &self.store {
+            Store::F32 { importance, .. } => importance[at],
+            Store::Compact { q, scales, quant, .. } => dequantise(*quant, q[at], scales[slot * self.ntensors + t]),
         }
     }
 
     /// Anchor of parameter `i` in `slot`.
     pub(crate) fn anchor(&self, slot: usize, i: usize) -> f32 {
-        self.anchors.get(slot * self.params + i)
+        let at = slot * self.params + i;
+        match &self.store {
+            Store::Compact { anchors, .. } => f16::from_bits(anchors[at]).to_f32(),
+            Store::F32 { anchors, .. } => anchors[at],
+        }
     }
 
     fn tensor_of(&self, i: usize) -> usize {
@@ -330,12 +324,12 @@ impl Consolidation<'_> {
     pub(crate) fn set_anchors(&mut self, slot: usize, weights: &[f32], biases: &[f32]) {
         let base = slot * self.params;
         let theta = weights.iter().chain(biases.iter());
-        match &mut self.anchors {
-            Anchors::F16(a) => a[base..base + self.params]
+        match &mut self.store {
+            Store::Compact { anchors: a, .. } => a[base..base + self.params]
                 .iter_mut()
                 .zip(theta)
                 .for_each(|(a, &t)| *a = f16::from_f32(t).to_bits()),
-            Anchors::F32(a) => a[base..base + self.params]
+            Store::F32 { anchors: a, .. } => a[base..base + self.params]
                 .iter_mut()
                 .zip(theta)
                 .for_each(|(a, &t)| *a = t),
@@ -370,8 +364,13 @@ impl Consolidation<'_> {
                 let g = &mut grads[range.clone()];
                 let at = slot * self.params + tensor.start;
                 let anchors = at..at + tensor.len;
-                match (&self.importance, &self.anchors) {
-                    (Importance::Compact { q, scales, quant }, Anchors::F16(a)) => {
+                match &self.store {
+                    Store::Compact {
+                        q,
+                        scales,
+                        quant,
+                        anchors: a,
+                    } => {
                         let scale = scales[slot * self.ntensors + t];
                         let (q, a) = (&q[anchors.clone()], &a[anchors]);
                         for (((g, &th), &q), &a) in g.iter_mut().zip(theta).zip(q).zip(a) {
@@ -381,16 +380,13 @@ impl Consolidation<'_> {
                             }
                         }
                     }
-                    (Importance::F32(b), Anchors::F32(a)) => {
+                    Store::F32 {
+                        importance: b,
+                        anchors: a,
+                    } => {
                         let (b, a) = (&b[anchors.clone()], &a[anchors]);
                         for (((g, &th), &b), &a) in g.iter_mut().zip(theta).zip(b).zip(a) {
                             *g += lambda * b * (th - a);
-                        }
-                    }
-                    _ => {
-                        for (k, (g, &th)) in g.iter_mut().zip(theta).enumerate() {
-                            let i = tensor.start + k;
-                            *g += lambda * self.importance(slot, i) * (th - self.anchor(slot, i));
                         }
                     }
                 }
@@ -398,8 +394,9 @@ impl Consolidation<'_> {
         }
     }
 
-    /// The new importance of parameter `i` (before storage) from the accumulator.
-    fn fresh(&self, i: usize, theta: f32) -> f32 {
+    /// The new importance of parameter `i` (in tensor `t`; before storage) from the
+    /// accumulator.
+    fn fresh(&self, t: usize, i: usize, theta: f32) -> f32 {
         let mean = |acc: f32| {
             if self.samples == 0 {
                 0.0
@@ -411,7 +408,7 @@ impl Consolidation<'_> {
             if self.tasks == 0 {
                 0.0
             } else {
-                self.importance(slot, i)
+                self.stored(slot, t, i)
             }
         };
         match self.config.method {
@@ -455,7 +452,7 @@ impl Consolidation<'_> {
         let mut max = [0.0f32; MAX_TENSORS];
         for (t, tensor) in self.tensors[..self.ntensors].iter().enumerate() {
             for i in tensor.start..tensor.start + tensor.len {
-                let b = self.fresh(i, theta(i));
+                let b = self.fresh(t, i, theta(i));
                 if !b.is_finite() {
                     return Err(Error::NonFiniteImportance { index: i });
                 }
@@ -466,13 +463,13 @@ impl Consolidation<'_> {
         let base = slot * self.params;
         for (t, tensor) in self.tensors[..self.ntensors].iter().enumerate() {
             for i in tensor.start..tensor.start + tensor.len {
-                let b = self.fresh(i, theta(i)).max(0.0);
-                match &mut self.importance {
-                    Importance::F32(v) => v[base + i] = b,
-                    Importance::Compact { q, quant, .. } => q[base + i] = quantise(*quant, b, max[t]),
+                let b = self.fresh(t, i, theta(i)).max(0.0);
+                match &mut self.store {
+                    Store::F32 { importance, .. } => importance[base + i] = b,
+                    Store::Compact { q, quant, .. } => q[base + i] = quantise(*quant, b, max[t]),
                 }
             }
-            if let Importance::Compact { scales, quant, .. } = &mut self.importance {
+            if let Store::Compact { scales, quant, .. } = &mut self.store {
                 scales[slot * self.ntensors + t] = scale_for(*quant, max[t]);
             }
         }
@@ -507,8 +504,10 @@ mod tests {
             params: 2,
             tensors,
             ntensors,
-            importance: Importance::F32(imp),
-            anchors: Anchors::F32(anc),
+            store: Store::F32 {
+                importance: imp,
+                anchors: anc,
+            },
             acc,
             samples: 0,
             tasks: 0,

@@ -18,7 +18,7 @@
 //! assert!(loss > 0.0);
 //! ```
 
-use crate::learner::consolidation::{self, Anchors, Consolidation, Importance};
+use crate::learner::consolidation::{self, Consolidation, Store};
 use crate::learner::optim::{self, AdamStep};
 use crate::learner::plan::names;
 use crate::learner::rng::Rng;
@@ -145,17 +145,17 @@ impl<'a> Learner<'a> {
                 let slots = p.slots(config.max_tasks);
                 let values = slots * params;
                 let (tensors, ntensors) = consolidation::tensors(d);
-                let importance = match p.storage {
-                    Storage::Compact(quant) => Importance::Compact {
+                let store = match p.storage {
+                    Storage::Compact(quant) => Store::Compact {
                         q: arena.carve_u8(names::IMPORTANCE, values)?,
                         scales: arena.carve_f32(names::SCALES, slots * ntensors)?,
                         quant,
+                        anchors: arena.carve_u16(names::ANCHORS, values)?,
                     },
-                    Storage::F32 => Importance::F32(arena.carve_f32(names::IMPORTANCE, values)?),
-                };
-                let anchors = match p.storage {
-                    Storage::Compact(_) => Anchors::F16(arena.carve_u16(names::ANCHORS, values)?),
-                    Storage::F32 => Anchors::F32(arena.carve_f32(names::ANCHORS, values)?),
+                    Storage::F32 => Store::F32 {
+                        importance: arena.carve_f32(names::IMPORTANCE, values)?,
+                        anchors: arena.carve_f32(names::ANCHORS, values)?,
+                    },
                 };
                 Some(Consolidation {
                     config: *p,
@@ -163,8 +163,7 @@ impl<'a> Learner<'a> {
                     params,
                     tensors,
                     ntensors,
-                    importance,
-                    anchors,
+                    store,
                     acc: arena.carve_f32(names::ACCUMULATOR, params)?,
                     samples: 0,
                     tasks: 0,
