@@ -51,6 +51,7 @@ fn config(batch: usize, optimizer: Optimizer, kernels: Kernels) -> LearnerConfig
         seed: 1,
         kernels,
         penalty: None,
+        packnet: None,
     }
 }
 

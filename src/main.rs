@@ -6,7 +6,7 @@ use edgecl::host::board::{Board, BUILTIN};
 use edgecl::host::idx::{load_split, Split};
 use edgecl::host::report::{memory_table, ComponentBytes, LambdaTrial};
 use edgecl::host::scenario::{ClassOrder, Kind, Scenario, Setting, Spec};
-use edgecl::host::simulate::{self, Length, Options, PenaltyOptions, Protocol, Strategy};
+use edgecl::host::simulate::{self, Length, Options, PackNetOptions, PenaltyOptions, Protocol, Strategy};
 use edgecl::{FisherLabels, Kernels, LayerDims, LearnerConfig, Optimizer, Plan, Quant, Storage};
 
 /// Share of each class's training samples a `--lambda` list holds out to choose on.
@@ -194,7 +194,8 @@ struct Shape {
     /// Task-, domain- or class-incremental.
     #[arg(long, value_enum, default_value = "class-il")]
     setting: SettingArg,
-    /// `naive` (fine-tune) or `joint`; `a+b` combines two.
+    /// `naive` (fine-tune), `joint`, a penalty (`ewc`, `online-ewc`, `si`, `mas`),
+    /// `packnet`, or `packnet+PENALTY`.
     #[arg(long, default_value = "naive")]
     strategy: String,
     /// Board name (see `edgecl boards`) or profile file; default: netduinoplus2 for the
@@ -258,6 +259,14 @@ struct Shape {
     /// Clear the optimizer's state (momentum, Adam moments) at each new task.
     #[arg(long)]
     reset_optimizer: bool,
+    /// PackNet: fraction of each layer's free weights freed again after each task (the
+    /// task keeps the largest-magnitude rest).
+    #[arg(long, default_value_t = 0.75)]
+    prune_ratio: f32,
+    /// PackNet: updates retraining a task's kept weights after pruning (default: a fifth
+    /// of the task's updates).
+    #[arg(long)]
+    retrain_iters: Option<usize>,
     /// The frozen backbone whose features feed the edge head: a shipped model's name
     /// (compiled in), a model folder holding backbone.onnx, or `none` for 2x2-pooled
     /// pixels [fashion-cnn].
@@ -451,6 +460,13 @@ impl Shape {
             backbone: None,
             penalty: self.penalty(self.lambdas().first().copied().unwrap_or(1.0)),
             reset_optimizer: self.reset_optimizer,
+            packnet: PackNetOptions {
+                prune_ratio: self.prune_ratio,
+                retrain_iters: self.retrain_iters.unwrap_or(match length {
+                    Length::Iters(n) => n / 5,
+                    Length::Epochs(_) => self.training().0 / 5,
+                }),
+            },
         })
     }
 
@@ -477,7 +493,11 @@ impl Shape {
     fn lambdas(&self) -> Vec<f32> {
         match (&self.lambda, Strategy::parse(&self.strategy)) {
             (Some(l), _) if !l.is_empty() => l.clone(),
-            (_, Ok(Strategy::Penalty(kind))) => vec![simulate::default_lambda(self.protocol(), self.kind(), kind)],
+            (_, Ok(s)) if s.penalty().is_some() => s
+                .penalty()
+                .map(|kind| simulate::default_lambda(self.protocol(), self.kind(), kind))
+                .into_iter()
+                .collect(),
             _ => vec![1.0],
         }
     }
@@ -578,7 +598,7 @@ fn simulate(args: SimulateArgs) -> Result<()> {
     let mut opts = args.shape.options(length, progress, dir.display().to_string())?;
     opts.backbone = backbone;
     let lambdas = args.shape.lambdas();
-    if args.shape.lambda.is_some() && !matches!(opts.strategy, Strategy::Penalty(_)) {
+    if args.shape.lambda.is_some() && opts.strategy.penalty().is_none() {
         bail!("--lambda is the strength of a penalty: use it with --strategy ewc, online-ewc, si or mas");
     }
     let mut sweep = Vec::new();
@@ -833,6 +853,7 @@ fn plan(args: PlanArgs) -> Result<bool> {
                 seed: 0,
                 kernels,
                 penalty: None,
+                packnet: None,
             }
         }
         None => {
@@ -886,6 +907,18 @@ fn plan(args: PlanArgs) -> Result<bool> {
         config.kernels
     );
     println!("{}", memory_table(&comps, budget));
+    if let Some(p) = &config.packnet {
+        let bits = edgecl::learner::packnet::owner_bits(config.max_tasks)?;
+        println!(
+            "PackNet: a {bits}-bit owner per weight ({} bytes for {} weights); at prune ratio {} each \
+             layer keeps weights for {} of the {} tasks planned",
+            plan.bytes_of(edgecl::learner::plan::names::OWNERS),
+            config.dims.weight_count(),
+            p.prune_ratio,
+            p.tasks_that_fit(&config.dims, config.max_tasks),
+            config.max_tasks
+        );
+    }
     match plan.check(budget) {
         Ok(()) => Ok(true),
         Err(e) => {

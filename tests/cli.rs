@@ -430,3 +430,93 @@ fn the_plan_and_the_report_agree_on_a_penalised_edge_head_in_64k() {
         }
     }
 }
+
+/// PackNet's frozen weights cannot forget: every column of the accuracy matrix is constant
+/// below the diagonal (to the last bit), BWT is 0, and task-IL Split-MNIST (literature
+/// network, 300 updates per task) averages at least 99.
+#[test]
+fn packnet_never_forgets_on_task_il_split_mnist() {
+    let d = temp_dir("packnet");
+    let r = simulate_report(
+        &d,
+        "split",
+        &[
+            "--protocol",
+            "literature",
+            "--setting",
+            "task-il",
+            "--strategy",
+            "packnet",
+            "--iters",
+            "300",
+        ],
+    );
+    let m: Vec<Vec<f64>> = serde_json::from_value(r["accuracy_matrix"].clone()).unwrap();
+    for j in 0..m.len() {
+        for row in &m[j..] {
+            assert_eq!(row[j].to_bits(), m[j][j].to_bits(), "task {} changed: {m:?}", j + 1);
+        }
+    }
+    assert_eq!(r["bwt"].as_f64().unwrap(), 0.0);
+    let avg = r["avg_accuracy"].as_f64().unwrap();
+    assert!(avg >= 99.0, "average accuracy {avg}");
+    let p = &r["learner"]["packnet"];
+    assert_eq!(p["mask_bits"], 3, "ceil(log2(5 + 1))");
+    assert_eq!(p["weights_per_task"].as_array().unwrap().len(), 5);
+    assert_eq!(r["growth_bytes"], 0);
+}
+
+/// Ten tasks: the owner masks are 4 bits per weight and their bytes after task 10 are
+/// those after task 1; class-incremental use reports how often the task was inferred.
+#[test]
+fn packnet_masks_do_not_grow_and_class_il_reports_task_inference() {
+    let d = temp_dir("packnet-masks");
+    let r = simulate_report(
+        &d,
+        "permuted",
+        &[
+            "--model",
+            "none",
+            "--scenario",
+            "permuted",
+            "--setting",
+            "task-il",
+            "--tasks",
+            "10",
+            "--iters",
+            "20",
+            "--strategy",
+            "packnet+si",
+        ],
+    );
+    assert_eq!(r["strategy"], "packnet+si");
+    assert_eq!(r["learner"]["penalty"]["method"], "si");
+    assert_eq!(r["learner"]["packnet"]["mask_bits"], 4);
+    assert_eq!(r["growth_bytes"], 0);
+    let per_task = r["tasks"].as_array().unwrap();
+    assert_eq!(per_task.len(), 10);
+    assert!(per_task.iter().all(|t| t["arena_bytes"] == per_task[0]["arena_bytes"]));
+    let owned = r["learner"]["packnet"]["weights_per_task"].as_array().unwrap();
+    assert!(owned.iter().all(|n| n.as_u64().unwrap() > 0), "{owned:?}");
+
+    let r = simulate_report(
+        &d,
+        "class-il",
+        &["--model", "none", "--iters", "30", "--strategy", "packnet"],
+    );
+    let inferred: Vec<Vec<f64>> = serde_json::from_value(r["task_inference_accuracy"].clone()).unwrap();
+    assert_eq!(inferred.len(), 5);
+    assert_eq!(
+        inferred[0],
+        vec![100.0, 0.0, 0.0, 0.0, 0.0],
+        "one task learned: every sample goes to it"
+    );
+    one_line_error(
+        &edgecl(&["simulate", "--quiet", "--strategy", "packnet+joint"]),
+        &["combine"],
+    );
+    one_line_error(
+        &edgecl(&["simulate", "--quiet", "--strategy", "packnet", "--prune-ratio", "1"]),
+        &["prune ratio"],
+    );
+}

@@ -52,6 +52,7 @@ fn exercise(dims: &[usize], batch: usize, optimizer: Optimizer, kernels: Kernels
         seed: 3,
         kernels,
         penalty: None,
+        packnet: None,
     };
     let mut arena = vec![0u8; Plan::new(&config).unwrap().total()];
     let width = dims[0];

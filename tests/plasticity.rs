@@ -21,6 +21,7 @@ fn config(dims: &[usize], method: Method, lambda: f32, storage: Storage, max_tas
             lambda,
             storage,
         }),
+        packnet: None,
     }
 }
 

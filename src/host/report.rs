@@ -71,6 +71,27 @@ pub struct LearnerSummary {
     /// The importance penalty, when the strategy has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub penalty: Option<PenaltySummary>,
+    /// PackNet's masks, when the strategy uses them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packnet: Option<PackNetSummary>,
+}
+
+/// PackNet's settings and masks in a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PackNetSummary {
+    /// Fraction of each layer's free weights freed again after each task.
+    pub prune_ratio: f32,
+    /// Updates retraining each task's kept weights after pruning.
+    pub retrain_iters: usize,
+    /// Bits of each weight's owner field: `ceil(log2(max_tasks + 1))`.
+    pub mask_bits: u32,
+    /// Bytes of the owner masks in the arena (the plan's `packnet owners`).
+    pub mask_bytes: usize,
+    /// Tasks that get at least one weight of their own in every layer at this prune ratio
+    /// (at most the tasks planned for).
+    pub tasks_that_fit: usize,
+    /// Weights each task owns at the end of the run.
+    pub weights_per_task: Vec<usize>,
 }
 
 /// One strength tried by a `--lambda` list, on the validation split.
@@ -171,6 +192,10 @@ pub struct Report {
     pub growth_bytes: i64,
     /// Per-task training figures.
     pub tasks: Vec<TaskStats>,
+    /// PackNet in class- or domain-IL: after each task, per task, the % of its test samples
+    /// whose task the most confident mask inferred right (empty otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub task_inference_accuracy: Vec<Vec<f64>>,
     /// The strengths a `--lambda` list tried on the validation split (empty otherwise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub lambda_sweep: Vec<LambdaTrial>,
@@ -274,11 +299,25 @@ impl Report {
             let st = &self.tasks[i];
             let _ = writeln!(s, "   {:>6.2} s {:>9.0} upd/s", st.seconds, st.updates_per_second);
         }
+        if let Some(last) = self.task_inference_accuracy.last() {
+            let _ = write!(s, "task inferred  ");
+            for v in last {
+                let _ = write!(s, "{v:>7.2}");
+            }
+            let _ = writeln!(s, "   (% of test samples whose task the most confident mask picked)");
+        }
         let _ = writeln!(
             s,
             "\naverage accuracy {:.2}   BWT {:+.2}   FWT {:+.2}   forgetting {:.2}\n",
             self.avg_accuracy, self.bwt, self.fwt, self.forgetting
         );
+        if let Some(p) = &self.learner.packnet {
+            let _ = writeln!(
+                s,
+                "PackNet: prune ratio {}, {} retraining updates per task, {}-bit owners ({} bytes); weights per task {:?}\n",
+                p.prune_ratio, p.retrain_iters, p.mask_bits, p.mask_bytes, p.weights_per_task
+            );
+        }
         let _ = writeln!(s, "{}", memory_table(&self.components, self.budget_bytes));
         let _ = writeln!(
             s,

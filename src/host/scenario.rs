@@ -416,6 +416,19 @@ impl Scenario {
         }
     }
 
+    /// Task `t`'s own outputs: its classes (task- and class-IL) or the shared outputs
+    /// (domain-IL).
+    pub fn task_outputs(&self, t: usize) -> ClassRange {
+        let k = self.per_task as u16;
+        match self.spec.setting {
+            Setting::DomainIl => ClassRange { start: 0, end: k },
+            Setting::TaskIl | Setting::ClassIl => ClassRange {
+                start: t as u16 * k,
+                end: (t as u16 + 1) * k,
+            },
+        }
+    }
+
     /// Outputs a test sample of task `t` may choose from.
     pub fn eval_active(&self, t: usize) -> ClassRange {
         match self.spec.setting {

@@ -8,13 +8,14 @@
 //! order; the same seed gives the same matrix to the last bit.
 
 use crate::host::board::Board;
-use crate::host::report::{self, ComponentBytes, LearnerSummary, PenaltySummary, Report, TaskStats};
+use crate::host::report::{self, ComponentBytes, LearnerSummary, PackNetSummary, PenaltySummary, Report, TaskStats};
 use crate::host::scenario::{ClassOrder, Features, Kind, Part, Scenario, Setting, MAX_TASKS};
+use crate::learner;
 use crate::learner::learner::ClassRange;
 use crate::learner::rng::Rng;
 use crate::learner::{
-    Active, FisherLabels, Kernels, LayerDims, Learner, LearnerConfig, Method, Optimizer, PenaltyConfig, Plan, Quant,
-    Storage,
+    Active, FisherLabels, Kernels, LayerDims, Learner, LearnerConfig, Method, Optimizer, PackNetConfig, PenaltyConfig,
+    Plan, Quant, Storage,
 };
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -94,6 +95,8 @@ pub enum Strategy {
     Joint,
     /// Fine-tuning under an importance penalty (the core's [`Method`]s).
     Penalty(PenaltyKind),
+    /// PackNet's per-task weight ownership, optionally with a penalty on the free weights.
+    PackNet(Option<PenaltyKind>),
 }
 
 /// The importance penalties a run may use.
@@ -119,32 +122,53 @@ impl PenaltyKind {
             PenaltyKind::Mas => "mas",
         }
     }
+
+    fn parse(s: &str) -> Option<PenaltyKind> {
+        [
+            PenaltyKind::Ewc,
+            PenaltyKind::OnlineEwc,
+            PenaltyKind::Si,
+            PenaltyKind::Mas,
+        ]
+        .into_iter()
+        .find(|k| k.name() == s)
+    }
 }
 
 impl Strategy {
     /// Known names.
-    pub const NAMES: &'static str = "naive, joint, ewc, online-ewc, si, mas";
+    pub const NAMES: &'static str = "naive, joint, ewc, online-ewc, si, mas, packnet (packnet+si, ...)";
 
-    /// Parses a strategy name, or a combination `a+b` of components that combine.
+    /// Parses a strategy name, or a combination `a+b` of components that combine
+    /// (PackNet and one penalty).
     pub fn parse(s: &str) -> Result<Strategy> {
         let parts: Vec<&str> = s.split('+').map(str::trim).collect();
         let one = |p: &str| match p {
             "naive" | "fine-tune" | "finetune" => Ok(Strategy::Naive),
             "joint" => Ok(Strategy::Joint),
-            "ewc" => Ok(Strategy::Penalty(PenaltyKind::Ewc)),
-            "online-ewc" => Ok(Strategy::Penalty(PenaltyKind::OnlineEwc)),
-            "si" => Ok(Strategy::Penalty(PenaltyKind::Si)),
-            "mas" => Ok(Strategy::Penalty(PenaltyKind::Mas)),
-            other => bail!("unknown strategy `{other}`; known: {}", Strategy::NAMES),
+            "packnet" => Ok(Strategy::PackNet(None)),
+            other => match PenaltyKind::parse(other) {
+                Some(k) => Ok(Strategy::Penalty(k)),
+                None => bail!("unknown strategy `{other}`; known: {}", Strategy::NAMES),
+            },
         };
         match parts.as_slice() {
             [p] => one(p),
-            many => {
-                for p in many {
-                    one(p)?;
+            [a, b] => match (one(a)?, one(b)?) {
+                (Strategy::PackNet(None), Strategy::Penalty(k)) | (Strategy::Penalty(k), Strategy::PackNet(None)) => {
+                    Ok(Strategy::PackNet(Some(k)))
                 }
-                bail!("`{s}`: these strategies do not combine (one penalty at a time; naive and joint are whole strategies)")
-            }
+                _ => bail!("`{s}`: these strategies do not combine (PackNet combines with one penalty: packnet+si)"),
+            },
+            _ => bail!("`{s}`: at most two strategies combine (packnet+si)"),
+        }
+    }
+
+    /// The penalty, alone or beside PackNet.
+    pub fn penalty(self) -> Option<PenaltyKind> {
+        match self {
+            Strategy::Penalty(k) | Strategy::PackNet(Some(k)) => Some(k),
+            _ => None,
         }
     }
 
@@ -154,8 +178,22 @@ impl Strategy {
             Strategy::Naive => "naive",
             Strategy::Joint => "joint",
             Strategy::Penalty(p) => p.name(),
+            Strategy::PackNet(None) => "packnet",
+            Strategy::PackNet(Some(PenaltyKind::Ewc)) => "packnet+ewc",
+            Strategy::PackNet(Some(PenaltyKind::OnlineEwc)) => "packnet+online-ewc",
+            Strategy::PackNet(Some(PenaltyKind::Si)) => "packnet+si",
+            Strategy::PackNet(Some(PenaltyKind::Mas)) => "packnet+mas",
         }
     }
+}
+
+/// PackNet's settings (used when the strategy is PackNet).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PackNetOptions {
+    /// Fraction of the free weights of each layer freed again after each task.
+    pub prune_ratio: f32,
+    /// Updates that retrain a task's kept weights after pruning.
+    pub retrain_iters: usize,
 }
 
 /// The penalty's settings (used when the strategy is a penalty).
@@ -291,6 +329,8 @@ pub struct Options {
     pub penalty: PenaltyOptions,
     /// Clear the optimizer's state (momentum, Adam moments) when a new task starts.
     pub reset_optimizer: bool,
+    /// PackNet's settings, when the strategy uses it.
+    pub packnet: PackNetOptions,
 }
 
 /// The learner for a run: the literature MLP, or for the edge protocol a
@@ -299,11 +339,16 @@ pub struct Options {
 ///
 /// `tasks` sizes per-task state (EWC's slots).
 pub fn learner_config(opts: &Options, inputs: usize, outputs: usize, tasks: usize) -> Result<LearnerConfig> {
-    let penalty = match opts.strategy {
-        Strategy::Penalty(kind) => Some(opts.penalty.config(kind)),
-        _ => None,
+    let penalty = opts.strategy.penalty().map(|kind| opts.penalty.config(kind));
+    let packnet = matches!(opts.strategy, Strategy::PackNet(_)).then_some(PackNetConfig {
+        prune_ratio: opts.packnet.prune_ratio,
+    });
+    // Per-task state (EWC's slots, PackNet's owner ids) is sized for the run's tasks.
+    let max_tasks = if penalty.is_some() || packnet.is_some() {
+        tasks.max(1)
+    } else {
+        MAX_TASKS
     };
-    let max_tasks = if penalty.is_some() { tasks.max(1) } else { MAX_TASKS };
     let make = |dims: &[usize]| -> Result<LearnerConfig> {
         Ok(LearnerConfig {
             dims: LayerDims::new(dims)?,
@@ -313,6 +358,7 @@ pub fn learner_config(opts: &Options, inputs: usize, outputs: usize, tasks: usiz
             seed: opts.seed,
             kernels: opts.kernels,
             penalty,
+            packnet,
         })
     };
     let fits = |h: usize| -> Result<bool> {
@@ -367,7 +413,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         .map(|t| {
             let seen = match opts.strategy {
                 Strategy::Joint => 0..t + 1,
-                Strategy::Naive | Strategy::Penalty(_) => t..t + 1,
+                _ => t..t + 1,
             };
             seen.flat_map(|s| scenario.tasks[s].train.iter().map(move |&i| (s as u32, i)))
                 .collect()
@@ -379,22 +425,12 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         .collect::<Result<_>>()?;
 
     let tests: Vec<(Vec<f32>, Vec<u16>)> = (0..tasks).map(|t| scenario.test_set(t)).collect();
-    let evaluate = |learner: &mut Learner<'_>| -> Result<Vec<f64>> {
-        tests
-            .iter()
-            .enumerate()
-            .map(|(t, (x, y))| {
-                let mut out = vec![0u16; y.len()];
-                learner.predict(x, Active::Classes(scenario.eval_active(t)), &mut out)?;
-                let right = out.iter().zip(y).filter(|(a, b)| a == b).count();
-                Ok(100.0 * right as f64 / y.len() as f64)
-            })
-            .collect()
-    };
-    let random_accuracy = evaluate(&mut learner)?;
+    let packnet = matches!(opts.strategy, Strategy::PackNet(_));
+    let random_accuracy = evaluate(&mut learner, scenario, &tests, 0)?.0;
 
+    let retrain = if packnet { opts.packnet.retrain_iters } else { 0 };
     let bar = if opts.progress {
-        let b = ProgressBar::new(updates.iter().map(|&u| u as u64).sum());
+        let b = ProgressBar::new(updates.iter().map(|&u| (u + retrain) as u64).sum());
         b.set_style(
             ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} updates, {eta} left")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -407,48 +443,57 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
 
     let width = scenario.input_width();
     let mut rng = Rng::new(opts.seed ^ 0xba7c_4e5d);
-    let mut xb = vec![0.0f32; opts.batch * width];
-    let mut yb = vec![0u16; opts.batch];
-    let mut ranges = vec![ClassRange { start: 0, end: 1 }; opts.batch];
-    let mut scratch = Vec::new();
+    let mut batcher = Batcher {
+        xb: vec![0.0f32; opts.batch * width],
+        yb: vec![0u16; opts.batch],
+        ranges: vec![ClassRange { start: 0, end: 1 }; opts.batch],
+        scratch: Vec::new(),
+        pool: Vec::new(),
+        cursor: 0,
+    };
     let mut matrix = Vec::with_capacity(tasks);
+    let mut task_inference = Vec::new();
     let mut stats = Vec::with_capacity(tasks);
     for t in 0..tasks {
         if opts.reset_optimizer && t > 0 {
             learner.reset_optimizer();
         }
         bar.set_message(format!("task {}/{}", t + 1, tasks));
-        let mut pool = pools[t].clone();
-        let mut cursor = pool.len();
-        let class_il_active = scenario.train_active(t);
+        batcher.pool = pools[t].clone();
+        batcher.cursor = batcher.pool.len();
+        // PackNet trains each task's own outputs, and infers the task at test time.
+        let own = packnet.then(|| scenario.task_outputs(t));
         let start = Instant::now();
         let mut recent = Vec::with_capacity(50);
-        for _ in 0..updates[t] {
-            for b in 0..opts.batch {
-                if cursor == pool.len() {
-                    rng.shuffle(&mut pool);
-                    cursor = 0;
+        let mut train = |learner: &mut Learner<'_>, n: usize, rng: &mut Rng| -> Result<()> {
+            for _ in 0..n {
+                batcher.next(scenario, rng);
+                let active = match (own, scenario.spec.setting) {
+                    (Some(r), _) => Active::Classes(r),
+                    (None, Setting::TaskIl) => Active::PerSample(&batcher.ranges),
+                    (None, Setting::DomainIl) => Active::All,
+                    (None, Setting::ClassIl) => Active::Classes(scenario.train_active(t)),
+                };
+                let loss = learner
+                    .train_step(&batcher.xb, &batcher.yb, active)
+                    .with_context(|| format!("training task {}", t + 1))?;
+                if recent.len() == 50 {
+                    recent.remove(0);
                 }
-                let (s, i) = pool[cursor];
-                cursor += 1;
-                let s = s as usize;
-                scenario.fill(Part::Train, s, i, &mut xb[b * width..(b + 1) * width], &mut scratch);
-                yb[b] = scenario.target(s, scenario.train.y[i as usize]);
-                ranges[b] = scenario.train_active(s);
+                recent.push(loss as f64);
+                bar.inc(1);
             }
-            let active = match scenario.spec.setting {
-                Setting::TaskIl => Active::PerSample(&ranges),
-                Setting::DomainIl => Active::All,
-                Setting::ClassIl => Active::Classes(class_il_active),
-            };
-            let loss = learner.train_step(&xb, &yb, active)?;
-            if recent.len() == 50 {
-                recent.remove(0);
-            }
-            recent.push(loss as f64);
-            bar.inc(1);
+            Ok(())
+        };
+        train(&mut learner, updates[t], &mut rng)?;
+        if let Some(outputs) = own {
+            learner
+                .packnet_prune(outputs)
+                .with_context(|| format!("pruning task {}", t + 1))?;
+            train(&mut learner, retrain, &mut rng)?;
+            learner.packnet_end_task()?;
         }
-        if let Strategy::Penalty(kind) = opts.strategy {
+        if let Some(kind) = opts.strategy.penalty() {
             // Estimate the task's importance on a seeded subset of its own training
             // samples (SI has measured it while training), then consolidate.
             if kind != PenaltyKind::Si {
@@ -458,11 +503,12 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
                     Setting::DomainIl => Active::All,
                     Setting::TaskIl | Setting::ClassIl => Active::Classes(scenario.train_active(t)),
                 };
+                let xb = &mut batcher.xb[..width];
                 for &i in rows.iter().take(opts.penalty.samples.max(1)) {
-                    scenario.fill(Part::Train, t, i, &mut xb[..width], &mut scratch);
+                    scenario.fill(Part::Train, t, i, xb, &mut batcher.scratch);
                     let y = scenario.target(t, scenario.train.y[i as usize]);
                     learner
-                        .accumulate_importance(&xb[..width], y, active)
+                        .accumulate_importance(xb, y, active)
                         .with_context(|| format!("estimating the importance of task {}", t + 1))?;
                 }
             }
@@ -471,11 +517,15 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
                 .with_context(|| format!("consolidating task {}", t + 1))?;
         }
         let seconds = start.elapsed().as_secs_f64();
-        matrix.push(evaluate(&mut learner)?);
+        let (row, inferred) = evaluate(&mut learner, scenario, &tests, t + 1)?;
+        matrix.push(row);
+        if let Some(inferred) = inferred {
+            task_inference.push(inferred);
+        }
         stats.push(TaskStats {
             seconds,
-            updates: updates[t],
-            updates_per_second: updates[t] as f64 / seconds.max(1e-9),
+            updates: updates[t] + retrain,
+            updates_per_second: (updates[t] + retrain) as f64 / seconds.max(1e-9),
             final_loss: recent.iter().sum::<f64>() / recent.len().max(1) as f64,
             arena_bytes: learner.arena_used(),
         });
@@ -504,6 +554,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         forgetting: report::forgetting(&matrix),
         task_classes: scenario.tasks.iter().map(|t| t.classes.clone()).collect(),
         accuracy_matrix: matrix,
+        task_inference_accuracy: task_inference,
         lambda_sweep: Vec::new(),
         random_accuracy,
         arena_bytes: plan.total(),
@@ -520,6 +571,20 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
             iters_per_task: updates.first().copied().unwrap_or(0),
             kernels: format!("{:?}", config.kernels).to_lowercase(),
             parameters: config.dims.weight_count() + config.dims.bias_count(),
+            packnet: config.packnet.map(|p| PackNetSummary {
+                prune_ratio: p.prune_ratio,
+                retrain_iters: opts.packnet.retrain_iters,
+                mask_bits: learner::packnet::owner_bits(config.max_tasks).unwrap_or(0),
+                mask_bytes: plan.bytes_of(learner::plan::names::OWNERS),
+                tasks_that_fit: p.tasks_that_fit(&config.dims, config.max_tasks),
+                weights_per_task: (1..=tasks)
+                    .map(|t| {
+                        (0..config.dims.weight_count())
+                            .filter(|&i| learner.packnet_owner(i) == Some(t as u8))
+                            .count()
+                    })
+                    .collect(),
+            }),
             penalty: config.penalty.map(|p| {
                 let o = &opts.penalty;
                 let (gamma, xi, fisher) = match p.method {
@@ -529,7 +594,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
                     Method::Mas => (None, None, None),
                 };
                 PenaltySummary {
-                    method: opts.strategy.name().to_string(),
+                    method: opts.strategy.penalty().map_or("", PenaltyKind::name).to_string(),
                     lambda: p.lambda,
                     gamma,
                     xi,
@@ -541,4 +606,98 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         },
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Fills training batches from a task's pool of `(task, row)` pairs, reshuffled each pass.
+struct Batcher {
+    xb: Vec<f32>,
+    yb: Vec<u16>,
+    ranges: Vec<ClassRange>,
+    scratch: Vec<f32>,
+    pool: Vec<(u32, u32)>,
+    cursor: usize,
+}
+
+impl Batcher {
+    fn next(&mut self, scenario: &Scenario, rng: &mut Rng) {
+        let width = scenario.input_width();
+        for b in 0..self.yb.len() {
+            if self.cursor == self.pool.len() {
+                rng.shuffle(&mut self.pool);
+                self.cursor = 0;
+            }
+            let (s, i) = self.pool[self.cursor];
+            self.cursor += 1;
+            let s = s as usize;
+            scenario.fill(
+                Part::Train,
+                s,
+                i,
+                &mut self.xb[b * width..(b + 1) * width],
+                &mut self.scratch,
+            );
+            self.yb[b] = scenario.target(s, scenario.train.y[i as usize]);
+            self.ranges[b] = scenario.train_active(s);
+        }
+    }
+}
+
+/// Accuracy (%) on every task's test set after `learned` tasks; with PackNet also, when
+/// the task must be inferred (class- and domain-IL), the % of test samples whose task the
+/// most confident mask picked right.
+///
+/// PackNet: in task-IL, task `t` is evaluated with the weights of tasks `1..=t` (tasks not
+/// learned yet with all learned ones); otherwise each sample goes to the learned task whose
+/// masked network is most confident over that task's own outputs.
+fn evaluate(
+    learner: &mut Learner<'_>,
+    scenario: &Scenario,
+    tests: &[(Vec<f32>, Vec<u16>)],
+    learned: usize,
+) -> Result<(Vec<f64>, Option<Vec<f64>>)> {
+    let pct = |right: usize, n: usize| 100.0 * right as f64 / n.max(1) as f64;
+    if learner.config().packnet.is_none() || learned == 0 {
+        let row = tests
+            .iter()
+            .enumerate()
+            .map(|(t, (x, y))| {
+                let mut out = vec![0u16; y.len()];
+                learner.predict(x, Active::Classes(scenario.eval_active(t)), &mut out)?;
+                Ok(pct(out.iter().zip(y).filter(|(a, b)| a == b).count(), y.len()))
+            })
+            .collect::<Result<_>>()?;
+        return Ok((row, None));
+    }
+    if scenario.spec.setting == Setting::TaskIl {
+        let row = tests
+            .iter()
+            .enumerate()
+            .map(|(t, (x, y))| {
+                let mut out = vec![0u16; y.len()];
+                let active = Active::Classes(scenario.eval_active(t));
+                learner.predict_task(x, (t + 1).min(learned), active, &mut out, None)?;
+                Ok(pct(out.iter().zip(y).filter(|(a, b)| a == b).count(), y.len()))
+            })
+            .collect::<Result<_>>()?;
+        return Ok((row, None));
+    }
+    let mut row = Vec::with_capacity(tests.len());
+    let mut inferred = Vec::with_capacity(tests.len());
+    for (t, (x, y)) in tests.iter().enumerate() {
+        let mut best = vec![(f32::NEG_INFINITY, 0u16, 0usize); y.len()];
+        let mut out = vec![0u16; y.len()];
+        let mut conf = vec![0f32; y.len()];
+        for s in 1..=learned {
+            let active = Active::Classes(scenario.task_outputs(s - 1));
+            learner.predict_task(x, s, active, &mut out, Some(&mut conf))?;
+            for (b, (&c, &o)) in best.iter_mut().zip(conf.iter().zip(&out)) {
+                if c > b.0 {
+                    *b = (c, o, s - 1);
+                }
+            }
+        }
+        row.push(pct(best.iter().zip(y).filter(|(b, &y)| b.1 == y).count(), y.len()));
+        inferred.push(pct(best.iter().filter(|b| b.2 == t).count(), y.len()));
+    }
+    Ok((row, Some(inferred)))
 }

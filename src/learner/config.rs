@@ -1,6 +1,7 @@
 //! What a learner is: layer sizes, optimizer, batch size and kernels.
 
 use crate::learner::consolidation::PenaltyConfig;
+use crate::learner::packnet::{self, PackNetConfig};
 use crate::learner::Error;
 
 /// Largest batch a learner may plan for.
@@ -183,6 +184,8 @@ pub struct LearnerConfig {
     pub kernels: Kernels,
     /// The importance penalty against forgetting (EWC, online EWC, SI, MAS), if any.
     pub penalty: Option<PenaltyConfig>,
+    /// PackNet's per-weight task ownership, if any ([`crate::learner::packnet`]).
+    pub packnet: Option<PackNetConfig>,
 }
 
 impl LearnerConfig {
@@ -212,6 +215,10 @@ impl LearnerConfig {
         }
         if let Some(p) = &self.penalty {
             p.validate()?;
+        }
+        if let Some(p) = &self.packnet {
+            p.validate()?;
+            packnet::owner_bits(self.max_tasks)?;
         }
         Ok(())
     }

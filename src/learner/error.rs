@@ -86,13 +86,31 @@ pub enum Error {
     /// Consolidating EWC, online EWC or MAS needs samples seen through
     /// `accumulate_importance` first.
     NoImportanceSamples,
-    /// Every per-task EWC slot is taken.
+    /// Every task the plan reserved is taken (per-task EWC slots, PackNet owner ids).
     TasksExhausted {
         /// Slots the plan reserved (the config's `max_tasks`).
         max: usize,
     },
     /// The learner was built without a penalty, so it has no importance to estimate.
     NoPenalty,
+    /// PackNet: a layer has no free weight left for a new task.
+    NoFreeWeights {
+        /// The task (1-based) that found no free weights.
+        task: usize,
+        /// The layer (0-based) whose weights are all owned by earlier tasks.
+        layer: usize,
+    },
+    /// The learner was built without PackNet.
+    NoPackNet,
+    /// A task was named that the learner has not learned (1-based).
+    NoSuchTask {
+        /// The task named.
+        task: usize,
+        /// Tasks learned so far.
+        tasks: usize,
+    },
+    /// A call came out of its protocol's order (the message says which).
+    OutOfOrder(&'static str),
 }
 
 impl fmt::Display for Error {
@@ -154,10 +172,23 @@ impl fmt::Display for Error {
             ),
             Error::TasksExhausted { max } => write!(
                 f,
-                "all {max} per-task EWC slots are taken (raise max_tasks, or use online EWC, SI or MAS, \
-                 whose size does not grow with tasks)"
+                "all {max} tasks the plan reserved are taken (per-task EWC slots or PackNet owner ids; \
+                 raise max_tasks, or use online EWC, SI or MAS, whose size does not grow with tasks)"
             ),
             Error::NoPenalty => write!(f, "this learner has no importance penalty configured"),
+            Error::NoFreeWeights { task, layer } => write!(
+                f,
+                "PackNet: no free weights left in layer {layer} for task {task}: earlier tasks own them all \
+                 (lower the prune ratio's share kept per task, i.e. raise --prune-ratio, or plan fewer tasks)"
+            ),
+            Error::NoPackNet => write!(f, "this learner has no PackNet masks configured"),
+            Error::NoSuchTask { task, tasks } => {
+                write!(
+                    f,
+                    "task {task} is not one of the {tasks} tasks learned so far (tasks count from 1)"
+                )
+            }
+            Error::OutOfOrder(what) => write!(f, "call out of order: {what}"),
         }
     }
 }

@@ -11,6 +11,7 @@
 //!     seed: 1,
 //!     kernels: Kernels::Reference,
 //!     penalty: None,
+//!     packnet: None,
 //! };
 //! let mut arena = vec![0u8; Plan::new(&config).unwrap().total()];
 //! let mut learner = Learner::new(&config, &mut arena).unwrap();
@@ -20,6 +21,7 @@
 
 use crate::learner::consolidation::{self, Consolidation, Store};
 use crate::learner::optim::{self, AdamStep};
+use crate::learner::packnet::{self, Owners, PackState};
 use crate::learner::plan::names;
 use crate::learner::rng::Rng;
 use crate::learner::{kernels, network, Arena, Error, LearnerConfig, Optimizer, Plan};
@@ -116,6 +118,7 @@ pub struct Learner<'a> {
     deltas: &'a mut [f32],
     pack: &'a mut [f32],
     cons: Option<Consolidation<'a>>,
+    packnet: Option<PackState<'a>>,
     rng: Rng,
     steps: u32,
 }
@@ -170,6 +173,21 @@ impl<'a> Learner<'a> {
                 })
             }
         };
+        let packnet = match &config.packnet {
+            None => None,
+            Some(p) => {
+                let bits = packnet::owner_bits(config.max_tasks)?;
+                let bytes = packnet::mask_bytes(d.weight_count(), config.max_tasks)?
+                    .ok_or(Error::Internal("owner mask size overflows after planning"))?;
+                Some(PackState {
+                    config: *p,
+                    owners: Owners::new(arena.carve_u8(names::OWNERS, bytes)?, bits),
+                    packed: 0,
+                    retraining: false,
+                    max_tasks: config.max_tasks,
+                })
+            }
+        };
         let mut learner = Learner {
             config: *config,
             plan,
@@ -182,6 +200,7 @@ impl<'a> Learner<'a> {
             deltas,
             pack,
             cons,
+            packnet,
             rng: Rng::new(config.seed ^ FISHER_STREAM),
             steps: 0,
         };
@@ -358,8 +377,32 @@ impl<'a> Learner<'a> {
     /// update. With a penalty, the gradient is the data loss's plus the penalty's
     /// ([`Learner::penalty`]); a non-finite gradient refuses the update and changes
     /// nothing. SI's path integral is accumulated here.
+    ///
+    /// With PackNet, only the weights the current phase may change learn (free ones while
+    /// a task trains, the task's own after [`Learner::packnet_prune`]; biases with the
+    /// first task only): the others' gradients and first moments are zeroed, so neither
+    /// momentum nor Adam moves them.
     pub fn train_step(&mut self, x: &[f32], labels: &[u16], active: Active<'_>) -> Result<f32, Error> {
+        if let Some(p) = &self.packnet {
+            if p.packed >= p.max_tasks {
+                return Err(Error::TasksExhausted { max: p.max_tasks });
+            }
+            if !p.retraining {
+                let d = self.config.dims;
+                if let Some(layer) = (0..d.layers()).find(|&l| {
+                    let at = d.weight_offset(l);
+                    let (i, o) = d.layer(l);
+                    (at..at + i * o).all(|w| p.owners.get(w) != 0)
+                }) {
+                    return Err(Error::NoFreeWeights {
+                        task: p.current(),
+                        layer,
+                    });
+                }
+            }
+        }
         let loss = self.compute_gradients(x, labels, active)?;
+        self.freeze_owned();
         let si = matches!(&self.cons, Some(c) if matches!(c.config.method, Method::Si { .. }));
         if si {
             self.path_integral(1.0);
@@ -479,6 +522,169 @@ impl<'a> Learner<'a> {
         self.cons.as_ref().map_or(0, |c| c.tasks)
     }
 
+    /// PackNet: zeroes the gradient and the first optimizer moment (momentum, Adam's `m`)
+    /// of every parameter the current phase may not change.
+    fn freeze_owned(&mut self) {
+        let Some(p) = &self.packnet else { return };
+        let nw = self.weights.len();
+        let params = nw + self.biases.len();
+        let moments = if self.config.optimizer.state_vectors() > 0 {
+            &mut self.opt_state[..params]
+        } else {
+            &mut []
+        };
+        for i in 0..nw {
+            if !p.weight_trainable(i) {
+                self.grads[i] = 0.0;
+                if let Some(m) = moments.get_mut(i) {
+                    *m = 0.0;
+                }
+            }
+        }
+        if !p.biases_trainable() {
+            self.grads[nw..params].fill(0.0);
+            if let Some(m) = moments.get_mut(nw..params) {
+                m.fill(0.0);
+            }
+        }
+    }
+
+    /// PackNet, after the current task has trained: in every layer, keeps the
+    /// largest-magnitude `1 - prune_ratio` of the free weights for this task, zeroes the
+    /// others and leaves them free; from now on only this task's weights train (retraining)
+    /// until [`Learner::packnet_end_task`]. In the output layer only the rows of `outputs`
+    /// (the task's classes) are candidates, so other tasks' classifier rows stay free. Ties
+    /// at the threshold go to the lower index. Returns the number of weights kept.
+    pub fn packnet_prune(&mut self, outputs: ClassRange) -> Result<usize, Error> {
+        let d = self.config.dims;
+        let classes = d.classes();
+        Active::Classes(outputs).validate(1, classes)?;
+        let p = self.packnet.as_ref().ok_or(Error::NoPackNet)?;
+        if p.retraining {
+            return Err(Error::OutOfOrder("this task is already pruned; end it first"));
+        }
+        if p.packed >= p.max_tasks {
+            return Err(Error::TasksExhausted { max: p.max_tasks });
+        }
+        let task = p.current();
+        let last = d.layers() - 1;
+        // Candidates of layer l: free weights (and in the output layer, rows of `outputs`).
+        let candidate = |p: &PackState<'_>, l: usize, at: usize, i: usize| {
+            let (d_in, _) = d.layer(l);
+            let row = (i - at) / d_in;
+            p.owners.get(i) == 0 && (l != last || (outputs.start as usize..outputs.end as usize).contains(&row))
+        };
+        // Check every layer before changing anything.
+        for l in 0..d.layers() {
+            let at = d.weight_offset(l);
+            let (i, o) = d.layer(l);
+            if !(at..at + i * o).any(|w| candidate(p, l, at, w)) {
+                return Err(Error::NoFreeWeights { task, layer: l });
+            }
+        }
+        let mut kept_total = 0;
+        for l in 0..d.layers() {
+            let at = d.weight_offset(l);
+            let (i, o) = d.layer(l);
+            let range = at..at + i * o;
+            let (p, weights) = (self.packnet.as_ref().ok_or(Error::NoPackNet)?, &*self.weights);
+            let free = range.clone().filter(|&w| candidate(p, l, at, w)).count();
+            let keep = p.config.kept(free);
+            let threshold = packnet::magnitude_threshold(
+                |f: &mut dyn FnMut(u32)| {
+                    for w in range.clone().filter(|&w| candidate(p, l, at, w)) {
+                        f(weights[w].abs().to_bits());
+                    }
+                },
+                keep,
+            );
+            let above = range
+                .clone()
+                .filter(|&w| candidate(p, l, at, w) && weights[w].abs().to_bits() > threshold)
+                .count();
+            let mut ties = keep - above;
+            let p = self.packnet.as_mut().ok_or(Error::NoPackNet)?;
+            for w in range {
+                if !candidate(p, l, at, w) {
+                    continue;
+                }
+                let bits = self.weights[w].abs().to_bits();
+                let own = bits > threshold
+                    || (bits == threshold && ties > 0 && {
+                        ties -= 1;
+                        true
+                    });
+                if own {
+                    p.owners.set(w, task as u8);
+                } else {
+                    self.weights[w] = 0.0;
+                }
+            }
+            kept_total += keep;
+        }
+        if let Some(p) = &mut self.packnet {
+            p.retraining = true;
+        }
+        Ok(kept_total)
+    }
+
+    /// PackNet: ends the current task (after [`Learner::packnet_prune`] and any
+    /// retraining); its weights are frozen from now on.
+    pub fn packnet_end_task(&mut self) -> Result<(), Error> {
+        let p = self.packnet.as_mut().ok_or(Error::NoPackNet)?;
+        if !p.retraining {
+            return Err(Error::OutOfOrder("prune the task before ending it"));
+        }
+        p.retraining = false;
+        p.packed += 1;
+        Ok(())
+    }
+
+    /// PackNet: tasks pruned and ended so far.
+    pub fn packnet_tasks(&self) -> usize {
+        self.packnet.as_ref().map_or(0, |p| p.packed)
+    }
+
+    /// PackNet: the owner task of weight `i` (0: free), `None` without PackNet or past the
+    /// weights.
+    pub fn packnet_owner(&self, i: usize) -> Option<u8> {
+        let p = self.packnet.as_ref()?;
+        (i < self.weights.len()).then(|| p.owners.get(i))
+    }
+
+    /// PackNet inference for `task` (1-based, at most the tasks ended so far): like
+    /// [`Learner::predict_with_confidence`], with only the weights of tasks `1..=task`
+    /// (the others are zeroed for the call and restored after it, through the gradient
+    /// buffer; gradients are scratch after this).
+    pub fn predict_task(
+        &mut self,
+        x: &[f32],
+        task: usize,
+        active: Active<'_>,
+        out: &mut [u16],
+        confidence: Option<&mut [f32]>,
+    ) -> Result<(), Error> {
+        let p = self.packnet.as_ref().ok_or(Error::NoPackNet)?;
+        if task == 0 || task > p.packed {
+            return Err(Error::NoSuchTask { task, tasks: p.packed });
+        }
+        for (i, (w, g)) in self.weights.iter_mut().zip(self.grads.iter_mut()).enumerate() {
+            if !p.used_by(i, task) {
+                *g = *w;
+                *w = 0.0;
+            }
+        }
+        let result = self.predict_with_confidence(x, active, out, confidence);
+        if let Some(p) = &self.packnet {
+            for (i, (w, g)) in self.weights.iter_mut().zip(self.grads.iter()).enumerate() {
+                if !p.used_by(i, task) {
+                    *w = *g;
+                }
+            }
+        }
+        result
+    }
+
     /// Applies the current gradients with the configured optimizer.
     fn apply_gradients(&mut self) {
         self.steps = self.steps.saturating_add(1);
@@ -519,6 +725,18 @@ impl<'a> Learner<'a> {
     /// The most likely active class of each sample of `x` (any number of samples; they
     /// are run `batch_size` at a time). `out` has one slot per sample.
     pub fn predict(&mut self, x: &[f32], active: Active<'_>, out: &mut [u16]) -> Result<(), Error> {
+        self.predict_with_confidence(x, active, out, None)
+    }
+
+    /// [`Learner::predict`], and the softmax probability (over the active classes) of
+    /// each predicted class in `confidence`, when given (one slot per sample).
+    pub fn predict_with_confidence(
+        &mut self,
+        x: &[f32],
+        active: Active<'_>,
+        out: &mut [u16],
+        mut confidence: Option<&mut [f32]>,
+    ) -> Result<(), Error> {
         let c = self.config;
         let width = c.dims.input();
         if x.len() != out.len() * width {
@@ -526,6 +744,14 @@ impl<'a> Learner<'a> {
                 got: x.len(),
                 expected: out.len() * width,
             });
+        }
+        if let Some(conf) = &confidence {
+            if conf.len() != out.len() {
+                return Err(Error::OutputShape {
+                    got: conf.len(),
+                    expected: out.len(),
+                });
+            }
         }
         let classes = c.dims.classes();
         active.validate(out.len(), classes)?;
@@ -539,7 +765,8 @@ impl<'a> Learner<'a> {
         {
             let logits = self.logits(xs)?;
             for (i, (z, y)) in logits.chunks_exact(classes).zip(ys.iter_mut()).enumerate() {
-                let (lo, hi) = active.range(chunk * c.batch_size + i, classes);
+                let sample = chunk * c.batch_size + i;
+                let (lo, hi) = active.range(sample, classes);
                 let mut best = lo;
                 for j in lo + 1..hi {
                     if z[j] > z[best] {
@@ -547,6 +774,10 @@ impl<'a> Learner<'a> {
                     }
                 }
                 *y = best as u16;
+                if let Some(conf) = confidence.as_deref_mut() {
+                    let sum: f32 = z[lo..hi].iter().map(|&v| crate::learner::math::exp(v - z[best])).sum();
+                    conf[sample] = 1.0 / sum;
+                }
             }
         }
         Ok(())
@@ -567,6 +798,7 @@ mod tests {
             seed: 42,
             kernels,
             penalty: None,
+            packnet: None,
         }
     }
 

@@ -16,6 +16,8 @@
 //! +------------+-------------------+---------+-------------------+
 //!   u8 or f32    f32 per tensor      f16/f32   f32 per parameter
 //!   (a slot per task for EWC: importance, scales and anchors)
+//!
+//! with PackNet, last: `packnet owners`, ceil(log2(max_tasks + 1)) bits per weight
 //! ```
 //!
 //! - [`config`]: what the learner is ([`LearnerConfig`]: layer sizes, optimizer, batch).
@@ -25,6 +27,7 @@
 //! - [`network`]: dense layers, ReLU and softmax cross-entropy, forward and backward.
 //! - [`optim`]: SGD with momentum and Adam, their state in the arena.
 //! - [`consolidation`]: importance (EWC, online EWC, SI, MAS), anchors and the penalty.
+//! - [`packnet`]: PackNet's bit-packed owner task per weight, pruning and masked inference.
 //! - [`rng`]: the seeded generator used for weight init (the same bits on every target).
 //! - [`learner`]: the [`Learner`] that ties them together.
 //! - [`error`]: the core's one error enum.
@@ -39,6 +42,7 @@ pub mod learner;
 pub mod math;
 pub mod network;
 pub mod optim;
+pub mod packnet;
 pub mod plan;
 pub mod rng;
 
@@ -47,4 +51,5 @@ pub use config::{Kernels, LayerDims, LearnerConfig, Optimizer};
 pub use consolidation::{FisherLabels, Method, PenaltyConfig, Quant, Storage};
 pub use error::Error;
 pub use learner::{Active, Learner};
+pub use packnet::PackNetConfig;
 pub use plan::{Component, Plan};

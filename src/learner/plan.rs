@@ -7,6 +7,7 @@
 
 use crate::learner::consolidation::{self, Storage};
 use crate::learner::kernels::fast;
+use crate::learner::packnet;
 use crate::learner::{Error, Kernels, LearnerConfig};
 
 /// Alignment of every component's start, in bytes.
@@ -57,6 +58,8 @@ pub mod names {
     pub const ANCHORS: &str = "anchors";
     /// Fisher / MAS sums over a task's samples, or SI's path integral over its updates.
     pub const ACCUMULATOR: &str = "importance sums";
+    /// PackNet's bit-packed owner task of every weight.
+    pub const OWNERS: &str = "packnet owners";
 }
 
 /// Bytes of `n` f32 values rounded up to [`ALIGN`] (for counts a [`Plan`] has checked).
@@ -112,6 +115,10 @@ impl Plan {
             }
             plan.push(names::ANCHORS, padded(mul(values, p.storage.anchor_bytes())?)?);
             plan.push(names::ACCUMULATOR, bytes(params)?);
+        }
+        if config.packnet.is_some() {
+            let mask = packnet::mask_bytes(d.weight_count(), config.max_tasks)?.ok_or(OVERFLOW)?;
+            plan.push(names::OWNERS, padded(mask)?);
         }
         plan.components()
             .iter()
@@ -179,6 +186,7 @@ mod tests {
             seed: 0,
             kernels,
             penalty: None,
+            packnet: None,
         }
     }
 
