@@ -195,7 +195,7 @@ struct Shape {
     #[arg(long, value_enum, default_value = "class-il")]
     setting: SettingArg,
     /// `naive` (fine-tune), `joint`, a penalty (`ewc`, `online-ewc`, `si`, `mas`),
-    /// `packnet`, or `packnet+PENALTY`.
+    /// `packnet`, `packnet+PENALTY`, or `progressive` (task-il).
     #[arg(long, default_value = "naive")]
     strategy: String,
     /// Board name (see `edgecl boards`) or profile file; default: netduinoplus2 for the
@@ -267,6 +267,10 @@ struct Shape {
     /// of the task's updates).
     #[arg(long)]
     retrain_iters: Option<usize>,
+    /// Progressive: hidden units of each column (default: the widest at which a column per
+    /// task fits the budget; the plan then reserves every column that fits).
+    #[arg(long)]
+    column_width: Option<usize>,
     /// The frozen backbone whose features feed the edge head: a shipped model's name
     /// (compiled in), a model folder holding backbone.onnx, or `none` for 2x2-pooled
     /// pixels [fashion-cnn].
@@ -467,6 +471,7 @@ impl Shape {
                     Length::Epochs(_) => self.training().0 / 5,
                 }),
             },
+            column_width: self.column_width,
         })
     }
 
@@ -569,25 +574,6 @@ fn simulate(args: SimulateArgs) -> Result<()> {
     let train = load_split(&dir, Split::Train, None)?;
     let test = load_split(&dir, Split::Test, Some(train.classes))?;
     let source = args.shape.source()?;
-    // The scenario over `train` and `test`, its features from the source.
-    let build = |train, test| -> Result<Scenario> {
-        #[allow(unused_mut)]
-        let mut spec = args.shape.spec(args.task_order.clone(), args.class_order.clone());
-        match &source {
-            Source::Protocol => Scenario::build(spec, train, test),
-            #[cfg(feature = "onnx")]
-            Source::Backbone(b) => {
-                spec.features = edgecl::host::scenario::Features::Pixels;
-                Scenario::build(spec, train, test)?.with_backbone(b)
-            }
-        }
-    };
-    let scenario = build(train, test)?;
-    let backbone = match &source {
-        Source::Protocol => None,
-        #[cfg(feature = "onnx")]
-        Source::Backbone(b) => Some(b.name().to_string()),
-    };
     let (default_iters, ..) = args.shape.training();
     let length = match (args.iters, args.epochs) {
         (Some(i), _) => Length::Iters(i),
@@ -596,7 +582,32 @@ fn simulate(args: SimulateArgs) -> Result<()> {
     };
     let progress = !args.quiet && std::io::stderr().is_terminal();
     let mut opts = args.shape.options(length, progress, dir.display().to_string())?;
-    opts.backbone = backbone;
+    opts.backbone = match &source {
+        Source::Protocol => None,
+        #[cfg(feature = "onnx")]
+        Source::Backbone(b) => Some(b.name().to_string()),
+    };
+    // The scenario over `train` and `test`, its features from the source; the learner's
+    // plan is checked before the backbone runs.
+    let build = |train, test| -> Result<Scenario> {
+        #[allow(unused_mut)]
+        let mut spec = args.shape.spec(args.task_order.clone(), args.class_order.clone());
+        match &source {
+            Source::Protocol => {
+                let s = Scenario::build(spec, train, test)?;
+                simulate::setup(&opts, s.input_width(), s.outputs(), s.tasks.len(), s.spec.setting)?;
+                Ok(s)
+            }
+            #[cfg(feature = "onnx")]
+            Source::Backbone(b) => {
+                spec.features = edgecl::host::scenario::Features::Pixels;
+                let s = Scenario::build(spec, train, test)?;
+                simulate::setup(&opts, b.feature_width(), s.outputs(), s.tasks.len(), s.spec.setting)?;
+                s.with_backbone(b)
+            }
+        }
+    };
+    let scenario = build(train, test)?;
     let lambdas = args.shape.lambdas();
     if args.shape.lambda.is_some() && opts.strategy.penalty().is_none() {
         bail!("--lambda is the strength of a penalty: use it with --strategy ewc, online-ewc, si or mas");
@@ -857,7 +868,7 @@ fn plan(args: PlanArgs) -> Result<bool> {
             }
         }
         None => {
-            Strategy::parse(&shape.strategy)?;
+            let strategy = Strategy::parse(&shape.strategy)?;
             // The shipped data's shape: 28x28 images of 10 classes.
             let p = shape.protocol();
             let inputs = match shape.source()? {
@@ -887,12 +898,32 @@ fn plan(args: PlanArgs) -> Result<bool> {
                 tasks * k
             };
             let (iters, ..) = shape.training();
-            simulate::learner_config(
-                &shape.options(Length::Iters(iters), false, String::new())?,
-                inputs,
-                outputs,
-                tasks,
-            )?
+            let opts = shape.options(Length::Iters(iters), false, String::new())?;
+            if strategy == Strategy::Progressive {
+                let c = simulate::columns_config(&opts, inputs, outputs, tasks)?;
+                let plan = Plan::columns(&c)?;
+                println!(
+                    "plan for board {} ({}), progressive columns of {:?} (input, {} hidden layer(s) of {}, \
+                     classes) with lateral connections, batch {}, {:?}, {:?} kernels\n",
+                    board.name,
+                    board.chip,
+                    [c.input, c.width, c.classes],
+                    c.hidden,
+                    c.width,
+                    c.batch_size,
+                    c.optimizer,
+                    c.kernels
+                );
+                println!("{}", memory_table(&ComponentBytes::of_plan(&plan), budget));
+                println!(
+                    "progressive: the plan reserves {} columns (the most that fit), {tasks} task(s) need {tasks}; \
+                     parameters per column {:?}",
+                    c.max_columns,
+                    (0..c.max_columns).map(|k| c.column_params(k)).collect::<Vec<_>>()
+                );
+                return Ok(plan.check(budget).is_ok() && tasks <= c.max_columns);
+            }
+            simulate::learner_config(&opts, inputs, outputs, tasks)?
         }
     };
     let plan = Plan::new(&config)?;

@@ -520,3 +520,51 @@ fn packnet_masks_do_not_grow_and_class_il_reports_task_inference() {
         &["prune ratio"],
     );
 }
+
+/// Progressive columns at edge scale: Split-MNIST's five tasks plan and run within a
+/// 192 KB budget (the plan reserving the columns that fit), old columns never forget, and
+/// a run needing more columns than fit is refused up front with the cap.
+#[test]
+fn progressive_columns_fit_192_kb_and_refuse_a_task_past_the_cap() {
+    let d = temp_dir("progressive");
+    let args = ["--strategy", "progressive", "--setting", "task-il", "--budget", "192k"];
+    let plan = edgecl(&[&["plan"][..], &args[..]].concat());
+    assert!(plan.status.success(), "{}", String::from_utf8_lossy(&plan.stderr));
+    assert!(String::from_utf8_lossy(&plan.stdout).contains("the plan reserves 5 columns"));
+    let r = simulate_report(&d, "split", &[&["--iters", "20"][..], &args[..]].concat());
+    let p = &r["learner"]["progressive"];
+    assert_eq!(p["max_columns"], 5);
+    assert_eq!(p["columns_used"], 5);
+    assert!(r["arena_bytes"].as_u64().unwrap() <= 192 * 1024);
+    assert_eq!(r["growth_bytes"], 0);
+    assert_eq!(r["bwt"].as_f64().unwrap(), 0.0);
+    // Six tasks at the same column width: the sixth is refused before anything trains.
+    let out = edgecl(&[
+        "simulate",
+        "--quiet",
+        "--strategy",
+        "progressive",
+        "--setting",
+        "task-il",
+        "--budget",
+        "192k",
+        "--column-width",
+        "18",
+        "--scenario",
+        "rotated",
+        "--tasks",
+        "6",
+    ]);
+    one_line_error(&out, &["task", "at most", "columns"]);
+    one_line_error(
+        &edgecl(&[
+            "simulate",
+            "--quiet",
+            "--strategy",
+            "progressive",
+            "--setting",
+            "class-il",
+        ]),
+        &["task-il"],
+    );
+}

@@ -74,6 +74,24 @@ pub struct LearnerSummary {
     /// PackNet's masks, when the strategy uses them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub packnet: Option<PackNetSummary>,
+    /// Progressive columns, when the strategy uses them (`dims` is then one column's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progressive: Option<ProgressiveSummary>,
+}
+
+/// Progressive columns in a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProgressiveSummary {
+    /// Units of each hidden layer of a column.
+    pub column_width: usize,
+    /// Hidden layers per column.
+    pub hidden_layers: usize,
+    /// Columns the plan reserved: the most that fit the budget.
+    pub max_columns: usize,
+    /// Columns the run used (one per task).
+    pub columns_used: usize,
+    /// Parameters of each column used (lateral weights included).
+    pub column_parameters: Vec<usize>,
 }
 
 /// PackNet's settings and masks in a run.
@@ -311,6 +329,13 @@ impl Report {
             "\naverage accuracy {:.2}   BWT {:+.2}   FWT {:+.2}   forgetting {:.2}\n",
             self.avg_accuracy, self.bwt, self.fwt, self.forgetting
         );
+        if let Some(p) = &self.learner.progressive {
+            let _ = writeln!(
+                s,
+                "progressive: {} of at most {} columns, width {}, {} hidden layer(s), parameters per column {:?}\n",
+                p.columns_used, p.max_columns, p.column_width, p.hidden_layers, p.column_parameters
+            );
+        }
         if let Some(p) = &self.learner.packnet {
             let _ = writeln!(
                 s,

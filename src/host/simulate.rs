@@ -8,14 +8,16 @@
 //! order; the same seed gives the same matrix to the last bit.
 
 use crate::host::board::Board;
-use crate::host::report::{self, ComponentBytes, LearnerSummary, PackNetSummary, PenaltySummary, Report, TaskStats};
+use crate::host::report::{
+    self, ComponentBytes, LearnerSummary, PackNetSummary, PenaltySummary, ProgressiveSummary, Report, TaskStats,
+};
 use crate::host::scenario::{ClassOrder, Features, Kind, Part, Scenario, Setting, MAX_TASKS};
 use crate::learner;
 use crate::learner::learner::ClassRange;
 use crate::learner::rng::Rng;
 use crate::learner::{
-    Active, FisherLabels, Kernels, LayerDims, Learner, LearnerConfig, Method, Optimizer, PackNetConfig, PenaltyConfig,
-    Plan, Quant, Storage,
+    Active, Columns, ColumnsConfig, FisherLabels, Kernels, LayerDims, Learner, LearnerConfig, Method, Optimizer,
+    PackNetConfig, PenaltyConfig, Plan, Quant, Storage,
 };
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -97,6 +99,8 @@ pub enum Strategy {
     Penalty(PenaltyKind),
     /// PackNet's per-task weight ownership, optionally with a penalty on the free weights.
     PackNet(Option<PenaltyKind>),
+    /// Progressive columns: a frozen column per task with lateral connections (task-IL).
+    Progressive,
 }
 
 /// The importance penalties a run may use.
@@ -137,7 +141,7 @@ impl PenaltyKind {
 
 impl Strategy {
     /// Known names.
-    pub const NAMES: &'static str = "naive, joint, ewc, online-ewc, si, mas, packnet (packnet+si, ...)";
+    pub const NAMES: &'static str = "naive, joint, ewc, online-ewc, si, mas, packnet (packnet+si, ...), progressive";
 
     /// Parses a strategy name, or a combination `a+b` of components that combine
     /// (PackNet and one penalty).
@@ -147,6 +151,7 @@ impl Strategy {
             "naive" | "fine-tune" | "finetune" => Ok(Strategy::Naive),
             "joint" => Ok(Strategy::Joint),
             "packnet" => Ok(Strategy::PackNet(None)),
+            "progressive" => Ok(Strategy::Progressive),
             other => match PenaltyKind::parse(other) {
                 Some(k) => Ok(Strategy::Penalty(k)),
                 None => bail!("unknown strategy `{other}`; known: {}", Strategy::NAMES),
@@ -179,6 +184,7 @@ impl Strategy {
             Strategy::Joint => "joint",
             Strategy::Penalty(p) => p.name(),
             Strategy::PackNet(None) => "packnet",
+            Strategy::Progressive => "progressive",
             Strategy::PackNet(Some(PenaltyKind::Ewc)) => "packnet+ewc",
             Strategy::PackNet(Some(PenaltyKind::OnlineEwc)) => "packnet+online-ewc",
             Strategy::PackNet(Some(PenaltyKind::Si)) => "packnet+si",
@@ -331,6 +337,8 @@ pub struct Options {
     pub reset_optimizer: bool,
     /// PackNet's settings, when the strategy uses it.
     pub packnet: PackNetOptions,
+    /// Progressive columns' hidden width (`None`: the widest that fits a column per task).
+    pub column_width: Option<usize>,
 }
 
 /// The learner for a run: the literature MLP, or for the edge protocol a
@@ -393,21 +401,176 @@ pub fn learner_config(opts: &Options, inputs: usize, outputs: usize, tasks: usiz
     make(&[inputs, hidden, outputs])
 }
 
+/// The learner a run builds: the dense [`Learner`] or progressive [`Columns`].
+enum Model<'a> {
+    Dense(Box<Learner<'a>>),
+    Columns(Box<Columns<'a>>),
+}
+
+impl Model<'_> {
+    fn train_step(&mut self, x: &[f32], y: &[u16], active: Active<'_>) -> std::result::Result<f32, learner::Error> {
+        match self {
+            Model::Dense(l) => l.train_step(x, y, active),
+            Model::Columns(c) => c.train_step(x, y, active),
+        }
+    }
+
+    fn arena_used(&self) -> usize {
+        match self {
+            Model::Dense(l) => l.arena_used(),
+            Model::Columns(c) => c.arena_used(),
+        }
+    }
+}
+
+/// Progressive columns for a run (task-IL only): `hidden` layers as the protocol's network
+/// has (2 literature, 1 edge), each `--column-width` wide, or else the widest (at most
+/// the dense network's 400 or 4096) at which one column per task fits the budget; the
+/// plan then reserves every column that fits.
+pub fn columns_config(opts: &Options, inputs: usize, outputs: usize, tasks: usize) -> Result<ColumnsConfig> {
+    let hidden = match opts.protocol {
+        Protocol::Literature => 2,
+        Protocol::Edge => 1,
+    };
+    let make = |width: usize, max_columns: usize| ColumnsConfig {
+        input: inputs,
+        width,
+        hidden,
+        classes: outputs,
+        max_columns,
+        optimizer: opts.optimizer,
+        batch_size: opts.batch,
+        seed: opts.seed,
+        kernels: opts.kernels,
+    };
+    let fits = |width: usize, columns: usize| -> Result<bool> {
+        Ok(Plan::columns(&make(width, columns))?.total() <= opts.budget)
+    };
+    let width = match opts.column_width {
+        Some(0) => bail!("--column-width 0: a column needs at least one unit"),
+        Some(w) => w,
+        None => {
+            let cap = match opts.protocol {
+                Protocol::Literature => 400,
+                Protocol::Edge => 4096,
+            };
+            let (mut lo, mut hi) = (1usize, cap);
+            if !fits(1, tasks)? {
+                1 // the plan check reports what does not fit
+            } else {
+                while lo < hi {
+                    let mid = (lo + hi).div_ceil(2);
+                    if fits(mid, tasks)? {
+                        lo = mid;
+                    } else {
+                        hi = mid - 1;
+                    }
+                }
+                lo
+            }
+        }
+    };
+    let mut columns = 1;
+    while columns < MAX_COLUMNS && fits(width, columns + 1)? {
+        columns += 1;
+    }
+    Ok(make(width, columns))
+}
+
+/// Most columns a run's plan reserves.
+pub const MAX_COLUMNS: usize = 64;
+
+/// A run's learner config and plan, checked against the budget and the task count.
+pub struct Setup {
+    /// The dense learner's config (every strategy but progressive).
+    pub config: Option<LearnerConfig>,
+    /// Progressive columns' config.
+    pub columns: Option<ColumnsConfig>,
+    /// The plan.
+    pub plan: Plan,
+    /// Layer widths (one column's for progressive).
+    pub shape: Vec<usize>,
+}
+
+/// Plans the learner `opts` asks for over `inputs` features, `outputs` classes and
+/// `tasks` tasks, and checks it fits the budget and takes that many tasks (so a run is
+/// refused before any feature is computed).
+pub fn setup(opts: &Options, inputs: usize, outputs: usize, tasks: usize, setting: Setting) -> Result<Setup> {
+    let (config, columns) = if opts.strategy == Strategy::Progressive {
+        if setting != Setting::TaskIl {
+            bail!("progressive columns need task labels: use --setting task-il");
+        }
+        (None, Some(columns_config(opts, inputs, outputs, tasks)?))
+    } else {
+        (Some(learner_config(opts, inputs, outputs, tasks)?), None)
+    };
+    let (plan, shape) = match (&config, &columns) {
+        (Some(c), _) => (Plan::new(c)?, c.dims.as_slice().to_vec()),
+        (None, Some(c)) => {
+            let mut dims = vec![c.input];
+            dims.extend(std::iter::repeat_n(c.width, c.hidden));
+            dims.push(c.classes);
+            (Plan::columns(c)?, dims)
+        }
+        (None, None) => bail!("no learner configured"),
+    };
+    plan.check(opts.budget)
+        .with_context(|| format!("learner {shape:?} on board {}", opts.board.name))?;
+    if let Some(c) = &config {
+        if tasks > c.max_tasks {
+            bail!("{tasks} tasks: the learner plans for at most {}", c.max_tasks);
+        }
+    }
+    if let Some(c) = &columns {
+        if tasks > c.max_columns {
+            return Err(learner::Error::ColumnsExhausted {
+                task: c.max_columns + 1,
+                max: c.max_columns,
+            })
+            .with_context(|| {
+                format!(
+                    "{tasks} tasks with progressive columns of width {} in {} bytes",
+                    c.width, opts.budget
+                )
+            });
+        }
+    }
+    Ok(Setup {
+        config,
+        columns,
+        plan,
+        shape,
+    })
+}
+
 /// Runs `scenario` with `opts` and reports what it measured.
 pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
     let started = Instant::now();
-    let config = learner_config(opts, scenario.input_width(), scenario.outputs(), scenario.tasks.len())?;
-    let plan = Plan::new(&config)?;
-    plan.check(opts.budget)
-        .with_context(|| format!("learner {:?} on board {}", config.dims.as_slice(), opts.board.name))?;
     let tasks = scenario.tasks.len();
-    if tasks > config.max_tasks {
-        bail!("{tasks} tasks: the learner plans for at most {}", config.max_tasks);
-    }
+    let Setup {
+        config,
+        columns,
+        plan,
+        shape,
+    } = setup(
+        opts,
+        scenario.input_width(),
+        scenario.outputs(),
+        tasks,
+        scenario.spec.setting,
+    )?;
     // The plan fits the budget; the arena is the plan's bytes (the rest of the budget
     // would stay untouched).
     let mut arena = vec![0u8; plan.total()];
-    let mut learner = Learner::new(&config, &mut arena)?;
+    let mut model = match (&config, &columns) {
+        (Some(c), _) => Model::Dense(Box::new(Learner::new(c, &mut arena)?)),
+        (None, Some(c)) => {
+            let mut m = Columns::new(c, &mut arena)?;
+            m.add_column()?; // the first task's (also the untrained network evaluated first)
+            Model::Columns(Box::new(m))
+        }
+        (None, None) => bail!("no learner configured"),
+    };
     // The (task, row) pairs each task trains on, and its number of updates.
     let pools: Vec<Vec<(u32, u32)>> = (0..tasks)
         .map(|t| {
@@ -426,7 +589,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
 
     let tests: Vec<(Vec<f32>, Vec<u16>)> = (0..tasks).map(|t| scenario.test_set(t)).collect();
     let packnet = matches!(opts.strategy, Strategy::PackNet(_));
-    let random_accuracy = evaluate(&mut learner, scenario, &tests, 0)?.0;
+    let random_accuracy = evaluate(&mut model, scenario, &tests, 0)?.0;
 
     let retrain = if packnet { opts.packnet.retrain_iters } else { 0 };
     let bar = if opts.progress {
@@ -455,8 +618,12 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
     let mut task_inference = Vec::new();
     let mut stats = Vec::with_capacity(tasks);
     for t in 0..tasks {
-        if opts.reset_optimizer && t > 0 {
-            learner.reset_optimizer();
+        match &mut model {
+            Model::Dense(l) if opts.reset_optimizer && t > 0 => l.reset_optimizer(),
+            Model::Columns(c) if c.columns() <= t => {
+                c.add_column().with_context(|| format!("task {}", t + 1))?;
+            }
+            _ => {}
         }
         bar.set_message(format!("task {}/{}", t + 1, tasks));
         batcher.pool = pools[t].clone();
@@ -465,7 +632,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         let own = packnet.then(|| scenario.task_outputs(t));
         let start = Instant::now();
         let mut recent = Vec::with_capacity(50);
-        let mut train = |learner: &mut Learner<'_>, n: usize, rng: &mut Rng| -> Result<()> {
+        let mut train = |learner: &mut Model<'_>, n: usize, rng: &mut Rng| -> Result<()> {
             for _ in 0..n {
                 batcher.next(scenario, rng);
                 let active = match (own, scenario.spec.setting) {
@@ -485,15 +652,17 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
             }
             Ok(())
         };
-        train(&mut learner, updates[t], &mut rng)?;
-        if let Some(outputs) = own {
+        train(&mut model, updates[t], &mut rng)?;
+        if let (Some(outputs), Model::Dense(learner)) = (own, &mut model) {
             learner
                 .packnet_prune(outputs)
                 .with_context(|| format!("pruning task {}", t + 1))?;
-            train(&mut learner, retrain, &mut rng)?;
-            learner.packnet_end_task()?;
+            train(&mut model, retrain, &mut rng)?;
+            if let Model::Dense(learner) = &mut model {
+                learner.packnet_end_task()?;
+            }
         }
-        if let Some(kind) = opts.strategy.penalty() {
+        if let (Some(kind), Model::Dense(learner)) = (opts.strategy.penalty(), &mut model) {
             // Estimate the task's importance on a seeded subset of its own training
             // samples (SI has measured it while training), then consolidate.
             if kind != PenaltyKind::Si {
@@ -517,7 +686,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
                 .with_context(|| format!("consolidating task {}", t + 1))?;
         }
         let seconds = start.elapsed().as_secs_f64();
-        let (row, inferred) = evaluate(&mut learner, scenario, &tests, t + 1)?;
+        let (row, inferred) = evaluate(&mut model, scenario, &tests, t + 1)?;
         matrix.push(row);
         if let Some(inferred) = inferred {
             task_inference.push(inferred);
@@ -527,7 +696,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
             updates: updates[t] + retrain,
             updates_per_second: (updates[t] + retrain) as f64 / seconds.max(1e-9),
             final_loss: recent.iter().sum::<f64>() / recent.len().max(1) as f64,
-            arena_bytes: learner.arena_used(),
+            arena_bytes: model.arena_used(),
         });
     }
     bar.finish_and_clear();
@@ -535,10 +704,43 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
     let components = ComponentBytes::of_plan(&plan);
     let first = stats.first().map_or(0, |s| s.arena_bytes);
     let last = stats.last().map_or(0, |s| s.arena_bytes);
-    let optimizer = match config.optimizer {
+    let (opt, batch_size, kernels) = match (&config, &columns) {
+        (Some(c), _) => (c.optimizer, c.batch_size, c.kernels),
+        (None, Some(c)) => (c.optimizer, c.batch_size, c.kernels),
+        (None, None) => bail!("no learner configured"),
+    };
+    let optimizer = match opt {
         Optimizer::Sgd { momentum, .. } => format!("sgd(momentum {momentum})"),
         Optimizer::Adam { beta1, beta2, eps, .. } => format!("adam(betas {beta1}, {beta2}; eps {eps:e})"),
     };
+    let parameters = match &model {
+        Model::Dense(l) => l.weights().len() + l.biases().len(),
+        Model::Columns(c) => c.column_weights().len(),
+    };
+    let packnet = match (&config, &model) {
+        (Some(config), Model::Dense(learner)) => config.packnet.map(|p| PackNetSummary {
+            prune_ratio: p.prune_ratio,
+            retrain_iters: opts.packnet.retrain_iters,
+            mask_bits: learner::packnet::owner_bits(config.max_tasks).unwrap_or(0),
+            mask_bytes: plan.bytes_of(learner::plan::names::OWNERS),
+            tasks_that_fit: p.tasks_that_fit(&config.dims, config.max_tasks),
+            weights_per_task: (1..=tasks)
+                .map(|t| {
+                    (0..config.dims.weight_count())
+                        .filter(|&i| learner.packnet_owner(i) == Some(t as u8))
+                        .count()
+                })
+                .collect(),
+        }),
+        _ => None,
+    };
+    let progressive = columns.map(|c| ProgressiveSummary {
+        column_width: c.width,
+        hidden_layers: c.hidden,
+        max_columns: c.max_columns,
+        columns_used: tasks,
+        column_parameters: (0..tasks).map(|k| c.column_params(k)).collect(),
+    });
     Ok(Report {
         scenario: scenario.spec.kind.to_string(),
         setting: scenario.spec.setting.to_string(),
@@ -564,28 +766,16 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         growth_bytes: last as i64 - first as i64,
         tasks: stats,
         learner: LearnerSummary {
-            dims: config.dims.as_slice().to_vec(),
+            dims: shape,
             optimizer,
-            lr: config.optimizer.lr(),
-            batch_size: config.batch_size,
+            lr: opt.lr(),
+            batch_size,
             iters_per_task: updates.first().copied().unwrap_or(0),
-            kernels: format!("{:?}", config.kernels).to_lowercase(),
-            parameters: config.dims.weight_count() + config.dims.bias_count(),
-            packnet: config.packnet.map(|p| PackNetSummary {
-                prune_ratio: p.prune_ratio,
-                retrain_iters: opts.packnet.retrain_iters,
-                mask_bits: learner::packnet::owner_bits(config.max_tasks).unwrap_or(0),
-                mask_bytes: plan.bytes_of(learner::plan::names::OWNERS),
-                tasks_that_fit: p.tasks_that_fit(&config.dims, config.max_tasks),
-                weights_per_task: (1..=tasks)
-                    .map(|t| {
-                        (0..config.dims.weight_count())
-                            .filter(|&i| learner.packnet_owner(i) == Some(t as u8))
-                            .count()
-                    })
-                    .collect(),
-            }),
-            penalty: config.penalty.map(|p| {
+            kernels: format!("{kernels:?}").to_lowercase(),
+            parameters,
+            packnet,
+            progressive,
+            penalty: config.and_then(|c| c.penalty).map(|p| {
                 let o = &opts.penalty;
                 let (gamma, xi, fisher) = match p.method {
                     Method::OnlineEwc { gamma, fisher } => (Some(gamma), None, Some(fisher)),
@@ -646,16 +836,34 @@ impl Batcher {
 /// the task must be inferred (class- and domain-IL), the % of test samples whose task the
 /// most confident mask picked right.
 ///
+/// Progressive columns: task `t` by its own column (tasks not learned yet by the newest).
 /// PackNet: in task-IL, task `t` is evaluated with the weights of tasks `1..=t` (tasks not
 /// learned yet with all learned ones); otherwise each sample goes to the learned task whose
 /// masked network is most confident over that task's own outputs.
 fn evaluate(
-    learner: &mut Learner<'_>,
+    model: &mut Model<'_>,
     scenario: &Scenario,
     tests: &[(Vec<f32>, Vec<u16>)],
     learned: usize,
 ) -> Result<(Vec<f64>, Option<Vec<f64>>)> {
     let pct = |right: usize, n: usize| 100.0 * right as f64 / n.max(1) as f64;
+    let learner = match model {
+        Model::Dense(l) => l,
+        Model::Columns(c) => {
+            // Task t by its own column; tasks not learned yet by the newest column.
+            let row = tests
+                .iter()
+                .enumerate()
+                .map(|(t, (x, y))| {
+                    let mut out = vec![0u16; y.len()];
+                    let column = t.min(c.columns() - 1);
+                    c.predict(x, column, Active::Classes(scenario.eval_active(t)), &mut out)?;
+                    Ok(pct(out.iter().zip(y).filter(|(a, b)| a == b).count(), y.len()))
+                })
+                .collect::<Result<_>>()?;
+            return Ok((row, None));
+        }
+    };
     if learner.config().packnet.is_none() || learned == 0 {
         let row = tests
             .iter()

@@ -150,6 +150,28 @@ impl Optimizer {
         }
     }
 
+    /// Checks the hyper-parameters: lr > 0, momentum and betas in `[0, 1)`, eps > 0.
+    pub fn validate(&self) -> Result<(), Error> {
+        let ok = match *self {
+            Optimizer::Sgd { lr, momentum } => lr.is_finite() && lr > 0.0 && (0.0..1.0).contains(&momentum),
+            Optimizer::Adam { lr, beta1, beta2, eps } => {
+                lr.is_finite()
+                    && lr > 0.0
+                    && (0.0..1.0).contains(&beta1)
+                    && (0.0..1.0).contains(&beta2)
+                    && eps.is_finite()
+                    && eps > 0.0
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::BadConfig(
+                "optimizer: lr must be > 0, momentum and betas in [0, 1), eps > 0",
+            ))
+        }
+    }
+
     /// The learning rate.
     pub fn lr(&self) -> f32 {
         match *self {
@@ -197,22 +219,7 @@ impl LearnerConfig {
         if self.max_tasks == 0 {
             return Err(Error::BadConfig("max tasks must be at least 1"));
         }
-        let ok = match self.optimizer {
-            Optimizer::Sgd { lr, momentum } => lr.is_finite() && lr > 0.0 && (0.0..1.0).contains(&momentum),
-            Optimizer::Adam { lr, beta1, beta2, eps } => {
-                lr.is_finite()
-                    && lr > 0.0
-                    && (0.0..1.0).contains(&beta1)
-                    && (0.0..1.0).contains(&beta2)
-                    && eps.is_finite()
-                    && eps > 0.0
-            }
-        };
-        if !ok {
-            return Err(Error::BadConfig(
-                "optimizer: lr must be > 0, momentum and betas in [0, 1), eps > 0",
-            ));
-        }
+        self.optimizer.validate()?;
         if let Some(p) = &self.penalty {
             p.validate()?;
         }

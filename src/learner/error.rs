@@ -100,6 +100,13 @@ pub enum Error {
         /// The layer (0-based) whose weights are all owned by earlier tasks.
         layer: usize,
     },
+    /// Progressive columns: a task past the columns the plan reserved.
+    ColumnsExhausted {
+        /// The task (1-based) that asked for a column.
+        task: usize,
+        /// Columns the plan reserved (the most that fit the budget).
+        max: usize,
+    },
     /// The learner was built without PackNet.
     NoPackNet,
     /// A task was named that the learner has not learned (1-based).
@@ -180,6 +187,11 @@ impl fmt::Display for Error {
                 f,
                 "PackNet: no free weights left in layer {layer} for task {task}: earlier tasks own them all \
                  (lower the prune ratio's share kept per task, i.e. raise --prune-ratio, or plan fewer tasks)"
+            ),
+            Error::ColumnsExhausted { task, max } => write!(
+                f,
+                "progressive: task {task} needs a new column, but the plan reserved at most {max} columns \
+                 (the most that fit the budget; raise the budget or narrow --column-width)"
             ),
             Error::NoPackNet => write!(f, "this learner has no PackNet masks configured"),
             Error::NoSuchTask { task, tasks } => {

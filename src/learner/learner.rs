@@ -20,11 +20,11 @@
 //! ```
 
 use crate::learner::consolidation::{self, Consolidation, Store};
-use crate::learner::optim::{self, AdamStep};
+use crate::learner::optim;
 use crate::learner::packnet::{self, Owners, PackState};
 use crate::learner::plan::names;
 use crate::learner::rng::Rng;
-use crate::learner::{kernels, network, Arena, Error, LearnerConfig, Optimizer, Plan};
+use crate::learner::{network, Arena, Error, LearnerConfig, Plan};
 use crate::learner::{FisherLabels, Method, Storage};
 
 /// A contiguous range of output classes, `start..end`.
@@ -83,6 +83,33 @@ impl Active<'_> {
             Active::PerSample(rs) => rs.iter().try_for_each(check),
         }
     }
+}
+
+/// Checks that `active` fits `n` samples of `classes` outputs.
+pub(crate) fn check_active(active: &Active<'_>, n: usize, classes: usize) -> Result<(), Error> {
+    active.validate(n, classes)
+}
+
+/// Checks `n` labels: the count, each in range and among its sample's active classes.
+pub(crate) fn check_labels(labels: &[u16], n: usize, active: &Active<'_>, classes: usize) -> Result<(), Error> {
+    if labels.len() != n {
+        return Err(Error::OutputShape {
+            got: labels.len(),
+            expected: n,
+        });
+    }
+    active.validate(n, classes)?;
+    for (i, &y) in labels.iter().enumerate() {
+        let y = y as usize;
+        if y >= classes {
+            return Err(Error::LabelOutOfRange { label: y, classes });
+        }
+        let (lo, hi) = active.range(i, classes);
+        if y < lo || y >= hi {
+            return Err(Error::LabelInactive { label: y });
+        }
+    }
+    Ok(())
 }
 
 /// Mixed into the seed for the stream of labels the sampled Fisher draws.
@@ -293,24 +320,7 @@ impl<'a> Learner<'a> {
 
     fn check_batch(&self, x: &[f32], labels: &[u16], active: &Active<'_>) -> Result<usize, Error> {
         let n = self.check_input(x, self.config.batch_size)?;
-        if labels.len() != n {
-            return Err(Error::OutputShape {
-                got: labels.len(),
-                expected: n,
-            });
-        }
-        let classes = self.config.dims.classes();
-        active.validate(n, classes)?;
-        for (i, &y) in labels.iter().enumerate() {
-            let y = y as usize;
-            if y >= classes {
-                return Err(Error::LabelOutOfRange { label: y, classes });
-            }
-            let (lo, hi) = active.range(i, classes);
-            if y < lo || y >= hi {
-                return Err(Error::LabelInactive { label: y });
-            }
-        }
+        check_labels(labels, n, active, self.config.dims.classes())?;
         Ok(n)
     }
 
@@ -691,26 +701,12 @@ impl<'a> Learner<'a> {
         let nw = self.weights.len();
         let (gw, gb) = self.grads.split_at(nw);
         let params = nw + self.biases.len();
-        match self.config.optimizer {
-            Optimizer::Sgd { lr, momentum } => {
-                if self.opt_state.is_empty() {
-                    optim::sgd(self.weights, gw, None, lr, momentum);
-                    optim::sgd(self.biases, gb, None, lr, momentum);
-                } else {
-                    let (vw, vb) = self.opt_state.split_at_mut(nw);
-                    optim::sgd(self.weights, gw, Some(vw), lr, momentum);
-                    optim::sgd(self.biases, gb, Some(vb), lr, momentum);
-                }
-            }
-            Optimizer::Adam { lr, beta1, beta2, eps } => {
-                let s = AdamStep::new(lr, beta1, beta2, eps, self.steps);
-                let (m, v) = self.opt_state.split_at_mut(params);
-                let (mw, mb) = m.split_at_mut(nw);
-                let (vw, vb) = v.split_at_mut(nw);
-                kernels::fast::adam(self.weights, gw, mw, vw, s);
-                kernels::fast::adam(self.biases, gb, mb, vb, s);
-            }
-        }
+        let (first, second) = self.opt_state.split_at_mut(params.min(self.opt_state.len()));
+        let (mw, mb) = first.split_at_mut(nw.min(first.len()));
+        let (vw, vb) = second.split_at_mut(nw.min(second.len()));
+        let o = self.config.optimizer;
+        optim::update(o, self.weights, gw, mw, vw, self.steps);
+        optim::update(o, self.biases, gb, mb, vb, self.steps);
     }
 
     /// Logits (`n x classes`) of up to `batch_size` samples.
@@ -787,7 +783,7 @@ impl<'a> Learner<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::learner::{Kernels, LayerDims};
+    use crate::learner::{Kernels, LayerDims, Optimizer};
 
     fn config(dims: &[usize], batch: usize, kernels: Kernels, optimizer: Optimizer) -> LearnerConfig {
         LearnerConfig {

@@ -28,6 +28,8 @@
 //! - [`optim`]: SGD with momentum and Adam, their state in the arena.
 //! - [`consolidation`]: importance (EWC, online EWC, SI, MAS), anchors and the penalty.
 //! - [`packnet`]: PackNet's bit-packed owner task per weight, pruning and masked inference.
+//! - [`progressive`]: progressive columns ([`Columns`]), a frozen column per task with
+//!   lateral connections, as many as the plan reserves.
 //! - [`rng`]: the seeded generator used for weight init (the same bits on every target).
 //! - [`learner`]: the [`Learner`] that ties them together.
 //! - [`error`]: the core's one error enum.
@@ -44,6 +46,7 @@ pub mod network;
 pub mod optim;
 pub mod packnet;
 pub mod plan;
+pub mod progressive;
 pub mod rng;
 
 pub use arena::Arena;
@@ -53,3 +56,4 @@ pub use error::Error;
 pub use learner::{Active, Learner};
 pub use packnet::PackNetConfig;
 pub use plan::{Component, Plan};
+pub use progressive::{Columns, ColumnsConfig};

@@ -3,7 +3,22 @@
 //! The state (momentum, or Adam's two moments) lives in the arena as vectors of the
 //! parameters' size; each update is one pass over parameters, gradients and state.
 
-use crate::learner::math;
+use crate::learner::{kernels, math, Optimizer};
+
+/// One update of `params` by `grads` with `optimizer` at step `t` (from 1). `first` is the
+/// momentum or Adam's first moment (absent for SGD without momentum), `second` Adam's
+/// second moment; each as long as `params`.
+pub fn update(optimizer: Optimizer, params: &mut [f32], grads: &[f32], first: &mut [f32], second: &mut [f32], t: u32) {
+    match optimizer {
+        Optimizer::Sgd { lr, momentum } => {
+            let v = (!first.is_empty()).then_some(first);
+            sgd(params, grads, v, lr, momentum)
+        }
+        Optimizer::Adam { lr, beta1, beta2, eps } => {
+            kernels::fast::adam(params, grads, first, second, AdamStep::new(lr, beta1, beta2, eps, t))
+        }
+    }
+}
 
 /// SGD: `v = momentum * v + g; theta -= lr * v`, or `theta -= lr * g` without state.
 pub fn sgd(params: &mut [f32], grads: &[f32], velocity: Option<&mut [f32]>, lr: f32, momentum: f32) {

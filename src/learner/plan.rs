@@ -8,6 +8,7 @@
 use crate::learner::consolidation::{self, Storage};
 use crate::learner::kernels::fast;
 use crate::learner::packnet;
+use crate::learner::progressive::ColumnsConfig;
 use crate::learner::{Error, Kernels, LearnerConfig};
 
 /// Alignment of every component's start, in bytes.
@@ -58,6 +59,8 @@ pub mod names {
     pub const ANCHORS: &str = "anchors";
     /// Fisher / MAS sums over a task's samples, or SI's path integral over its updates.
     pub const ACCUMULATOR: &str = "importance sums";
+    /// Progressive columns: the parameters of every column the plan reserves.
+    pub const COLUMNS: &str = "columns";
     /// PackNet's bit-packed owner task of every weight.
     pub const OWNERS: &str = "packnet owners";
 }
@@ -119,6 +122,46 @@ impl Plan {
         if config.packnet.is_some() {
             let mask = packnet::mask_bytes(d.weight_count(), config.max_tasks)?.ok_or(OVERFLOW)?;
             plan.push(names::OWNERS, padded(mask)?);
+        }
+        plan.components()
+            .iter()
+            .try_fold(0usize, |acc, c| acc.checked_add(c.bytes))
+            .ok_or(OVERFLOW)?;
+        Ok(plan)
+    }
+
+    /// The plan of a progressive-columns learner: every column the config reserves, the
+    /// largest column's gradients and optimizer state, one batch's activations (every
+    /// column's hidden layers and one column's logits) and deltas.
+    pub fn columns(config: &ColumnsConfig) -> Result<Plan, Error> {
+        config.validate()?;
+        const OVERFLOW: Error = Error::BadConfig("the plan's sizes overflow this target's address space");
+        let c = config;
+        let mut total = 0usize;
+        for k in 0..c.max_columns {
+            total = total
+                .checked_add(c.checked_column_params(k).ok_or(OVERFLOW)?)
+                .ok_or(OVERFLOW)?;
+        }
+        let largest = c.checked_column_params(c.max_columns - 1).ok_or(OVERFLOW)?;
+        let mul = |a: usize, b: usize| a.checked_mul(b).ok_or(OVERFLOW);
+        let bytes = |n: usize| checked_f32_bytes(n).ok_or(OVERFLOW);
+        let acts = mul(mul(mul(c.hidden, c.max_columns)?, c.batch_size)?, c.width)?
+            .checked_add(mul(c.batch_size, c.classes)?)
+            .ok_or(OVERFLOW)?;
+        let mut plan = Plan {
+            components: [Component { name: "", bytes: 0 }; MAX_COMPONENTS],
+            len: 0,
+        };
+        plan.push(names::ALIGNMENT, ALIGN - 1);
+        plan.push(names::COLUMNS, bytes(total)?);
+        plan.push(names::GRADIENTS, bytes(largest)?);
+        plan.push(names::OPTIMIZER, bytes(mul(c.optimizer.state_vectors(), largest)?)?);
+        plan.push(names::ACTIVATIONS, bytes(acts)?);
+        plan.push(names::DELTAS, bytes(mul(2 * c.batch_size, c.width.max(c.classes))?)?);
+        if c.kernels == Kernels::Fast {
+            let widest = c.input.max(c.width).max(c.classes).max(c.batch_size);
+            plan.push(names::PACKING, bytes(fast::packing_len(widest))?);
         }
         plan.components()
             .iter()
