@@ -314,6 +314,10 @@ struct SimulateArgs {
     /// 1,7,0,3,...; default: random for the literature protocol, sorted for the edge one.
     #[arg(long, value_parser = parse_class_order)]
     class_order: Option<ClassOrder>,
+    /// Test on a validation split carved from the training data (10% of each class's
+    /// samples, seeded) instead of the test set: for choosing any setting.
+    #[arg(long)]
+    validation: bool,
     /// Write the report as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -607,7 +611,12 @@ fn simulate(args: SimulateArgs) -> Result<()> {
             }
         }
     };
-    let scenario = build(train, test)?;
+    let scenario = if args.validation {
+        let (fit, held_out) = train.split_validation(VALIDATION_FRACTION, args.shape.seed);
+        build(fit, held_out)?
+    } else {
+        build(train, test)?
+    };
     let lambdas = args.shape.lambdas();
     if args.shape.lambda.is_some() && opts.strategy.penalty().is_none() {
         bail!("--lambda is the strength of a penalty: use it with --strategy ewc, online-ewc, si or mas");
@@ -642,6 +651,9 @@ fn simulate(args: SimulateArgs) -> Result<()> {
     }
     let mut report = simulate::run(&opts, &scenario)?;
     report.lambda_sweep = sweep;
+    if args.validation {
+        report.evaluation = "validation".to_string();
+    }
     print!("{}", report.to_table());
     if let Some(path) = args.json {
         let text = serde_json::to_string_pretty(&report)?;
@@ -942,12 +954,14 @@ fn plan(args: PlanArgs) -> Result<bool> {
         let bits = edgecl::learner::packnet::owner_bits(config.max_tasks)?;
         println!(
             "PackNet: a {bits}-bit owner per weight ({} bytes for {} weights); at prune ratio {} each \
-             layer keeps weights for {} of the {} tasks planned",
+             layer keeps weights for {} of the {} tasks planned ({} tasks before a layer runs out of \
+             free weights)",
             plan.bytes_of(edgecl::learner::plan::names::OWNERS),
             config.dims.weight_count(),
             p.prune_ratio,
             p.tasks_that_fit(&config.dims, config.max_tasks),
-            config.max_tasks
+            config.max_tasks,
+            p.tasks_that_fit(&config.dims, 255),
         );
     }
     match plan.check(budget) {

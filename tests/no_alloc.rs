@@ -89,6 +89,79 @@ fn exercise(dims: &[usize], batch: usize, optimizer: Optimizer, kernels: Kernels
     );
 }
 
+/// PackNet's whole task cycle (train, prune, retrain, end, masked inference with
+/// confidence) and progressive columns (add, train, predict) allocate nothing either.
+#[test]
+fn packnet_and_progressive_columns_allocate_nothing_after_init() {
+    use edgecl::learner::learner::ClassRange;
+    use edgecl::{Columns, ColumnsConfig, PackNetConfig};
+    let config = LearnerConfig {
+        dims: LayerDims::new(&[64, 32, 10]).unwrap(),
+        optimizer: Optimizer::adam(1e-3),
+        batch_size: 8,
+        max_tasks: 5,
+        seed: 3,
+        kernels: Kernels::Reference,
+        penalty: None,
+        packnet: Some(PackNetConfig { prune_ratio: 0.6 }),
+    };
+    let mut arena = vec![0u8; Plan::new(&config).unwrap().total()];
+    let x: Vec<f32> = (0..8 * 64).map(|i| ((i * 7919) % 256) as f32 / 255.0).collect();
+    let y: Vec<u16> = (0..8).map(|i| (i % 2) as u16).collect();
+    let mut out = vec![0u16; 8];
+    let mut conf = vec![0f32; 8];
+    let columns_config = ColumnsConfig {
+        input: 64,
+        width: 16,
+        hidden: 2,
+        classes: 10,
+        max_columns: 5,
+        optimizer: Optimizer::adam(1e-3),
+        batch_size: 8,
+        seed: 1,
+        kernels: Kernels::Fast,
+    };
+    let mut columns_arena = vec![0u8; Plan::columns(&columns_config).unwrap().total()];
+
+    let mut learner = Learner::new(&config, &mut arena).unwrap();
+    let mut columns = Columns::new(&columns_config, &mut columns_arena).unwrap();
+    let mut labels = vec![0u16; 8];
+    let before = allocations();
+    for task in 0..5u16 {
+        let own = ClassRange {
+            start: 2 * task,
+            end: 2 * task + 2,
+        };
+        for (l, &c) in labels.iter_mut().zip(&y) {
+            *l = c + 2 * task;
+        }
+        for _ in 0..50 {
+            learner.train_step(&x, &labels, Active::Classes(own)).unwrap();
+        }
+        learner.packnet_prune(own).unwrap();
+        for _ in 0..10 {
+            learner.train_step(&x, &labels, Active::Classes(own)).unwrap();
+        }
+        learner.packnet_end_task().unwrap();
+        for t in 1..=task as usize + 1 {
+            learner
+                .predict_task(&x, t, Active::Classes(own), &mut out, Some(&mut conf))
+                .unwrap();
+        }
+        columns.add_column().unwrap();
+        for _ in 0..50 {
+            columns.train_step(&x, &labels, Active::Classes(own)).unwrap();
+        }
+        for c in 0..=task as usize {
+            columns.predict(&x, c, Active::All, &mut out).unwrap();
+        }
+    }
+    assert!(learner.train_step(&x, &y, Active::All).is_err(), "no task id left");
+    assert!(columns.add_column().is_err(), "no column left");
+    let after = allocations();
+    assert_eq!(after - before, 0, "the core allocated {} times", after - before);
+}
+
 #[test]
 fn training_and_inference_allocate_nothing_after_init() {
     // The edge head as the firmware runs it, and a deeper network on the fast kernels.

@@ -214,6 +214,9 @@ pub struct Report {
     /// whose task the most confident mask inferred right (empty otherwise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub task_inference_accuracy: Vec<Vec<f64>>,
+    /// What the accuracies were measured on: `test` (the test set) or `validation` (a split
+    /// carved from the training data, `--validation`).
+    pub evaluation: String,
     /// The strengths a `--lambda` list tried on the validation split (empty otherwise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub lambda_sweep: Vec<LambdaTrial>,
@@ -274,8 +277,19 @@ impl Report {
         let t = self.accuracy_matrix.len();
         let _ = writeln!(
             s,
-            "edgecl simulate: {} {} {}, strategy {}, protocol {}, board {}, seed {}",
-            self.scenario, self.setting, self.data, self.strategy, self.protocol, self.board, self.seed
+            "edgecl simulate: {} {} {}, strategy {}, protocol {}, board {}, seed {}{}",
+            self.scenario,
+            self.setting,
+            self.data,
+            self.strategy,
+            self.protocol,
+            self.board,
+            self.seed,
+            if self.evaluation == "test" {
+                ""
+            } else {
+                ", accuracies on the validation split"
+            }
         );
         let _ = writeln!(
             s,

@@ -757,6 +757,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         task_classes: scenario.tasks.iter().map(|t| t.classes.clone()).collect(),
         accuracy_matrix: matrix,
         task_inference_accuracy: task_inference,
+        evaluation: "test".to_string(),
         lambda_sweep: Vec::new(),
         random_accuracy,
         arena_bytes: plan.total(),
