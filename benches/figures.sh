@@ -9,7 +9,7 @@
 #                                                  and progressive columns at edge scale
 #
 # SEEDS: how many seeds (1..SEEDS) [3]; JOBS: runs at once [2]; FIGURES_ONLY=REGEX keeps the
-# runs whose name matches. Each run writes its JSON report to out/FAMILY/; the summary
+# runs whose name matches; EDGECL_BIN=FILE runs that binary instead of building one. Each run writes its JSON report to out/FAMILY/; the summary
 # (mean ± standard error of the average accuracy and BWT over seeds) is printed at the end.
 # A literature Split-MNIST run takes about a minute on one core, a Permuted-MNIST one about
 # five.
@@ -20,8 +20,12 @@ seeds="${2:-3}"
 jobs="${3:-2}"
 out="out/$family"
 mkdir -p "$out"
-cargo build --release --quiet
-bin=target/release/edgecl
+# EDGECL_BIN=FILE runs a binary built before (so rebuilding does not change it mid-run).
+bin="${EDGECL_BIN:-}"
+if [ -z "$bin" ]; then
+  cargo build --release --quiet
+  bin=target/release/edgecl
+fi
 
 # name | arguments (the strengths are the defaults chosen on validation splits, see README)
 plasticity=(

@@ -217,7 +217,8 @@ struct Shape {
     /// Optimizer [adam].
     #[arg(long, value_enum)]
     optimizer: Option<OptimizerArg>,
-    /// Learning rate (default: 1e-3; 1e-4 for permuted and rotated literature).
+    /// Learning rate (default: 1e-3; 1e-4 for permuted and rotated literature, but 1e-3 for
+    /// packnet and progressive there).
     #[arg(long)]
     lr: Option<f32>,
     /// SGD momentum.
@@ -433,7 +434,8 @@ impl Shape {
     fn training(&self) -> (usize, usize, Optimizer, Kernels) {
         let p = self.protocol();
         let (iters, batch, default_opt) = p.defaults(self.kind());
-        let lr = self.lr.unwrap_or(default_opt.lr());
+        let strategy = Strategy::parse(&self.strategy).unwrap_or(Strategy::Naive);
+        let lr = self.lr.unwrap_or(simulate::default_lr(p, self.kind(), strategy));
         let optimizer = match (self.optimizer, default_opt) {
             (Some(OptimizerArg::Adam), _) | (None, Optimizer::Adam { .. }) => Optimizer::adam(lr),
             (Some(OptimizerArg::Sgd), _) | (None, Optimizer::Sgd { .. }) => Optimizer::Sgd {

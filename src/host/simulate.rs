@@ -258,6 +258,18 @@ pub fn default_lambda(protocol: Protocol, kind: Kind, penalty: PenaltyKind) -> f
     }
 }
 
+/// The default learning rate of a run. The literature protocol's 1e-4 on permuted and
+/// rotated tasks (van de Ven & Tolias) holds fine-tuning back from forgetting; PackNet
+/// and progressive columns freeze what they keep and learn faster at 1e-3 (PackNet on
+/// Permuted-MNIST with task labels, validation split, seed 1: 97.22 at 1e-3 against 94.53
+/// at 1e-4).
+pub fn default_lr(protocol: Protocol, kind: Kind, strategy: Strategy) -> f32 {
+    match strategy {
+        Strategy::PackNet(_) | Strategy::Progressive => 1e-3,
+        _ => protocol.defaults(kind).2.lr(),
+    }
+}
+
 /// `compact-log`, `compact-linear` or `f32`.
 pub fn storage_name(s: Storage) -> &'static str {
     match s {
