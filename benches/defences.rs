@@ -40,6 +40,7 @@ fn config(penalty: Option<PenaltyConfig>, packnet: Option<PackNetConfig>) -> Lea
         kernels: Kernels::Reference,
         penalty,
         packnet,
+        generator: None,
     }
 }
 

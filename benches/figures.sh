@@ -42,7 +42,7 @@ plasticity=(
 )
 allocation=(
   "split-packnet|--protocol literature --setting task-il --strategy packnet"
-  "permuted-packnet|--protocol literature --scenario permuted --setting task-il --strategy packnet"
+  "permuted-packnet|--protocol literature --scenario permuted --setting task-il --strategy packnet --prune-ratio 0.8"
   "edge-packnet|--protocol edge --setting task-il --strategy packnet"
   "edge-progressive-192k|--protocol edge --setting task-il --strategy progressive --budget 192k"
   "edge-naive-192k|--protocol edge --setting task-il --strategy naive --budget 192k"

@@ -52,6 +52,7 @@ fn config(batch: usize, optimizer: Optimizer, kernels: Kernels) -> LearnerConfig
         kernels,
         penalty: None,
         packnet: None,
+        generator: None,
     }
 }
 

@@ -23,6 +23,6 @@ pub mod learner;
 pub mod host;
 
 pub use learner::{
-    Active, Arena, Columns, ColumnsConfig, Error, FisherLabels, Kernels, LayerDims, Learner, LearnerConfig, Method,
-    Optimizer, PackNetConfig, PenaltyConfig, Plan, Quant, Storage,
+    Active, Arena, Columns, ColumnsConfig, Error, FisherLabels, GeneratorConfig, Kernels, LayerDims, Learner,
+    LearnerConfig, Method, Optimizer, PackNetConfig, PenaltyConfig, Plan, Quant, Storage,
 };

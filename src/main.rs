@@ -195,7 +195,7 @@ struct Shape {
     #[arg(long, value_enum, default_value = "class-il")]
     setting: SettingArg,
     /// `naive` (fine-tune), `joint`, a penalty (`ewc`, `online-ewc`, `si`, `mas`),
-    /// `packnet`, `packnet+PENALTY`, or `progressive` (task-il).
+    /// `packnet`, `packnet+PENALTY`, `progressive` (task-il), `replay` or `PENALTY+replay`.
     #[arg(long, default_value = "naive")]
     strategy: String,
     /// Board name (see `edgecl boards`) or profile file; default: netduinoplus2 for the
@@ -272,6 +272,9 @@ struct Shape {
     /// task fits the budget; the plan then reserves every column that fits).
     #[arg(long)]
     column_width: Option<usize>,
+    /// Replay: generated samples of old classes per real sample in each batch.
+    #[arg(long, default_value_t = 1.0)]
+    replay_ratio: f32,
     /// The frozen backbone whose features feed the edge head: a shipped model's name
     /// (compiled in), a model folder holding backbone.onnx, or `none` for 2x2-pooled
     /// pixels [fashion-cnn].
@@ -478,6 +481,7 @@ impl Shape {
                 }),
             },
             column_width: self.column_width,
+            replay_ratio: self.replay_ratio,
         })
     }
 
@@ -879,6 +883,7 @@ fn plan(args: PlanArgs) -> Result<bool> {
                 kernels,
                 penalty: None,
                 packnet: None,
+                generator: None,
             }
         }
         None => {

@@ -568,3 +568,37 @@ fn progressive_columns_fit_192_kb_and_refuse_a_task_past_the_cap() {
         &["task-il"],
     );
 }
+
+/// Replay from the Gaussian generator runs in the arena (its statistics planned up front,
+/// `growth_bytes` 0) and combines with a penalty.
+#[test]
+fn gaussian_replay_is_planned_and_does_not_grow() {
+    let d = temp_dir("replay");
+    for strategy in ["replay", "online-ewc+replay"] {
+        let r = simulate_report(
+            &d,
+            strategy,
+            &[
+                "--model",
+                "none",
+                "--iters",
+                "30",
+                "--strategy",
+                strategy,
+                "--importance-samples",
+                "20",
+            ],
+        );
+        assert_eq!(r["strategy"], strategy);
+        assert_eq!(r["growth_bytes"], 0);
+        let names: Vec<&str> = r["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        for c in ["generator counts", "generator means", "generator M2"] {
+            assert!(names.contains(&c), "{strategy}: no `{c}` in {names:?}");
+        }
+    }
+}

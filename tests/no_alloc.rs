@@ -53,6 +53,7 @@ fn exercise(dims: &[usize], batch: usize, optimizer: Optimizer, kernels: Kernels
         kernels,
         penalty: None,
         packnet: None,
+        generator: None,
     };
     let mut arena = vec![0u8; Plan::new(&config).unwrap().total()];
     let width = dims[0];
@@ -90,7 +91,8 @@ fn exercise(dims: &[usize], batch: usize, optimizer: Optimizer, kernels: Kernels
 }
 
 /// PackNet's whole task cycle (train, prune, retrain, end, masked inference with
-/// confidence) and progressive columns (add, train, predict) allocate nothing either.
+/// confidence), progressive columns (add, train, predict) and the replay generator
+/// (observe, replay, train) allocate nothing either.
 #[test]
 fn packnet_and_progressive_columns_allocate_nothing_after_init() {
     use edgecl::learner::learner::ClassRange;
@@ -104,6 +106,7 @@ fn packnet_and_progressive_columns_allocate_nothing_after_init() {
         kernels: Kernels::Reference,
         penalty: None,
         packnet: Some(PackNetConfig { prune_ratio: 0.6 }),
+        generator: None,
     };
     let mut arena = vec![0u8; Plan::new(&config).unwrap().total()];
     let x: Vec<f32> = (0..8 * 64).map(|i| ((i * 7919) % 256) as f32 / 255.0).collect();
@@ -122,6 +125,14 @@ fn packnet_and_progressive_columns_allocate_nothing_after_init() {
         kernels: Kernels::Fast,
     };
     let mut columns_arena = vec![0u8; Plan::columns(&columns_config).unwrap().total()];
+
+    let mut replaying = config;
+    replaying.packnet = None;
+    replaying.generator = Some(edgecl::GeneratorConfig { classes: 10 });
+    let mut replay_arena = vec![0u8; Plan::new(&replaying).unwrap().total()];
+    let mut replay = Learner::new(&replaying, &mut replay_arena).unwrap();
+    let mut replay_x = vec![0f32; 8 * 64];
+    let mut replay_y = vec![0u16; 8];
 
     let mut learner = Learner::new(&config, &mut arena).unwrap();
     let mut columns = Columns::new(&columns_config, &mut columns_arena).unwrap();
@@ -148,6 +159,11 @@ fn packnet_and_progressive_columns_allocate_nothing_after_init() {
                 .predict_task(&x, t, Active::Classes(own), &mut out, Some(&mut conf))
                 .unwrap();
         }
+        for (row, &c) in x.chunks_exact(64).zip(&labels) {
+            replay.observe(row, c).unwrap();
+        }
+        replay.fill_replay(&mut replay_x, &mut replay_y, own).unwrap();
+        replay.train_step(&replay_x, &replay_y, Active::All).unwrap();
         columns.add_column().unwrap();
         for _ in 0..50 {
             columns.train_step(&x, &labels, Active::Classes(own)).unwrap();

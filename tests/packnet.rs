@@ -17,6 +17,7 @@ fn config(dims: &[usize], optimizer: Optimizer, max_tasks: usize, prune_ratio: f
         kernels: Kernels::Reference,
         penalty: None,
         packnet: Some(PackNetConfig { prune_ratio }),
+        generator: None,
     }
 }
 

@@ -22,6 +22,7 @@ fn config(dims: &[usize], method: Method, lambda: f32, storage: Storage, max_tas
             storage,
         }),
         packnet: None,
+        generator: None,
     }
 }
 

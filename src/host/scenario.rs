@@ -429,6 +429,15 @@ impl Scenario {
         }
     }
 
+    /// The task whose own outputs hold output `y` (domain-IL: the current one is unknown,
+    /// so 0; every task shares the outputs).
+    pub fn task_of_output(&self, y: u16) -> usize {
+        match self.spec.setting {
+            Setting::DomainIl => 0,
+            Setting::TaskIl | Setting::ClassIl => y as usize / self.per_task.max(1),
+        }
+    }
+
     /// Outputs a test sample of task `t` may choose from.
     pub fn eval_active(&self, t: usize) -> ClassRange {
         match self.spec.setting {

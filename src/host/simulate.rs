@@ -16,8 +16,8 @@ use crate::learner;
 use crate::learner::learner::ClassRange;
 use crate::learner::rng::Rng;
 use crate::learner::{
-    Active, Columns, ColumnsConfig, FisherLabels, Kernels, LayerDims, Learner, LearnerConfig, Method, Optimizer,
-    PackNetConfig, PenaltyConfig, Plan, Quant, Storage,
+    Active, Columns, ColumnsConfig, FisherLabels, GeneratorConfig, Kernels, LayerDims, Learner, LearnerConfig, Method,
+    Optimizer, PackNetConfig, PenaltyConfig, Plan, Quant, Storage,
 };
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -101,6 +101,9 @@ pub enum Strategy {
     PackNet(Option<PenaltyKind>),
     /// Progressive columns: a frozen column per task with lateral connections (task-IL).
     Progressive,
+    /// Replay of old classes from a class-conditional Gaussian generator of the features,
+    /// optionally with a penalty.
+    Replay(Option<PenaltyKind>),
 }
 
 /// The importance penalties a run may use.
@@ -141,7 +144,8 @@ impl PenaltyKind {
 
 impl Strategy {
     /// Known names.
-    pub const NAMES: &'static str = "naive, joint, ewc, online-ewc, si, mas, packnet (packnet+si, ...), progressive";
+    pub const NAMES: &'static str =
+        "naive, joint, ewc, online-ewc, si, mas, packnet (packnet+si, ...), progressive, replay (online-ewc+replay, ...)";
 
     /// Parses a strategy name, or a combination `a+b` of components that combine
     /// (PackNet and one penalty).
@@ -152,6 +156,7 @@ impl Strategy {
             "joint" => Ok(Strategy::Joint),
             "packnet" => Ok(Strategy::PackNet(None)),
             "progressive" => Ok(Strategy::Progressive),
+            "replay" => Ok(Strategy::Replay(None)),
             other => match PenaltyKind::parse(other) {
                 Some(k) => Ok(Strategy::Penalty(k)),
                 None => bail!("unknown strategy `{other}`; known: {}", Strategy::NAMES),
@@ -163,7 +168,13 @@ impl Strategy {
                 (Strategy::PackNet(None), Strategy::Penalty(k)) | (Strategy::Penalty(k), Strategy::PackNet(None)) => {
                     Ok(Strategy::PackNet(Some(k)))
                 }
-                _ => bail!("`{s}`: these strategies do not combine (PackNet combines with one penalty: packnet+si)"),
+                (Strategy::Replay(None), Strategy::Penalty(k)) | (Strategy::Penalty(k), Strategy::Replay(None)) => {
+                    Ok(Strategy::Replay(Some(k)))
+                }
+                _ => bail!(
+                    "`{s}`: these strategies do not combine (PackNet or replay combine with one penalty: packnet+si, \
+                     online-ewc+replay)"
+                ),
             },
             _ => bail!("`{s}`: at most two strategies combine (packnet+si)"),
         }
@@ -172,23 +183,22 @@ impl Strategy {
     /// The penalty, alone or beside PackNet.
     pub fn penalty(self) -> Option<PenaltyKind> {
         match self {
-            Strategy::Penalty(k) | Strategy::PackNet(Some(k)) => Some(k),
+            Strategy::Penalty(k) | Strategy::PackNet(Some(k)) | Strategy::Replay(Some(k)) => Some(k),
             _ => None,
         }
     }
 
     /// Name in reports.
-    pub fn name(self) -> &'static str {
+    pub fn name(self) -> String {
         match self {
-            Strategy::Naive => "naive",
-            Strategy::Joint => "joint",
-            Strategy::Penalty(p) => p.name(),
-            Strategy::PackNet(None) => "packnet",
-            Strategy::Progressive => "progressive",
-            Strategy::PackNet(Some(PenaltyKind::Ewc)) => "packnet+ewc",
-            Strategy::PackNet(Some(PenaltyKind::OnlineEwc)) => "packnet+online-ewc",
-            Strategy::PackNet(Some(PenaltyKind::Si)) => "packnet+si",
-            Strategy::PackNet(Some(PenaltyKind::Mas)) => "packnet+mas",
+            Strategy::Naive => "naive".into(),
+            Strategy::Joint => "joint".into(),
+            Strategy::Penalty(p) => p.name().into(),
+            Strategy::PackNet(None) => "packnet".into(),
+            Strategy::PackNet(Some(p)) => format!("packnet+{}", p.name()),
+            Strategy::Progressive => "progressive".into(),
+            Strategy::Replay(None) => "replay".into(),
+            Strategy::Replay(Some(p)) => format!("{}+replay", p.name()),
         }
     }
 }
@@ -351,6 +361,8 @@ pub struct Options {
     pub packnet: PackNetOptions,
     /// Progressive columns' hidden width (`None`: the widest that fits a column per task).
     pub column_width: Option<usize>,
+    /// Replay: generated samples per real sample in a batch.
+    pub replay_ratio: f32,
 }
 
 /// The learner for a run: the literature MLP, or for the edge protocol a
@@ -379,6 +391,7 @@ pub fn learner_config(opts: &Options, inputs: usize, outputs: usize, tasks: usiz
             kernels: opts.kernels,
             penalty,
             packnet,
+            generator: matches!(opts.strategy, Strategy::Replay(_)).then_some(GeneratorConfig { classes: outputs }),
         })
     };
     let fits = |h: usize| -> Result<bool> {
@@ -626,6 +639,11 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         pool: Vec::new(),
         cursor: 0,
     };
+    // Replay: real rows per batch, the rest generated (at least one real row).
+    let replay_real = matches!(opts.strategy, Strategy::Replay(_)).then(|| {
+        let real = (opts.batch as f64 / (1.0 + opts.replay_ratio.max(0.0) as f64)).round() as usize;
+        real.clamp(1, opts.batch)
+    });
     let mut matrix = Vec::with_capacity(tasks);
     let mut task_inference = Vec::new();
     let mut stats = Vec::with_capacity(tasks);
@@ -646,7 +664,23 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         let mut recent = Vec::with_capacity(50);
         let mut train = |learner: &mut Model<'_>, n: usize, rng: &mut Rng| -> Result<()> {
             for _ in 0..n {
-                batcher.next(scenario, rng);
+                // Replay: the batch's last rows are generated samples of old classes (none
+                // before an old class exists).
+                let mut rows = batcher.yb.len();
+                if let (Some(real), Model::Dense(l)) = (replay_real, &mut *learner) {
+                    batcher.next(scenario, rng, real);
+                    let w = scenario.input_width();
+                    let (x, y) = (&mut batcher.xb[real * w..], &mut batcher.yb[real..]);
+                    if l.fill_replay(x, y, scenario.task_outputs(t))? == 0 {
+                        batcher.next(scenario, rng, rows);
+                    }
+                    for (r, &y) in batcher.ranges.iter_mut().zip(&batcher.yb).skip(real) {
+                        *r = scenario.task_outputs(scenario.task_of_output(y));
+                    }
+                } else {
+                    batcher.next(scenario, rng, rows);
+                }
+                rows = batcher.yb.len();
                 let active = match (own, scenario.spec.setting) {
                     (Some(r), _) => Active::Classes(r),
                     (None, Setting::TaskIl) => Active::PerSample(&batcher.ranges),
@@ -654,7 +688,11 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
                     (None, Setting::ClassIl) => Active::Classes(scenario.train_active(t)),
                 };
                 let loss = learner
-                    .train_step(&batcher.xb, &batcher.yb, active)
+                    .train_step(
+                        &batcher.xb[..rows * scenario.input_width()],
+                        &batcher.yb[..rows],
+                        active,
+                    )
                     .with_context(|| format!("training task {}", t + 1))?;
                 if recent.len() == 50 {
                     recent.remove(0);
@@ -672,6 +710,17 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
             train(&mut model, retrain, &mut rng)?;
             if let Model::Dense(learner) = &mut model {
                 learner.packnet_end_task()?;
+            }
+        }
+        if let (Some(_), Model::Dense(learner)) = (replay_real, &mut model) {
+            // The generator keeps the statistics of the task's training features, one pass.
+            let xb = &mut batcher.xb[..width];
+            for &i in &scenario.tasks[t].train {
+                scenario.fill(Part::Train, t, i, xb, &mut batcher.scratch);
+                let y = scenario.target(t, scenario.train.y[i as usize]);
+                learner
+                    .observe(xb, y)
+                    .with_context(|| format!("the generator observing task {}", t + 1))?;
             }
         }
         if let (Some(kind), Model::Dense(learner)) = (opts.strategy.penalty(), &mut model) {
@@ -822,9 +871,10 @@ struct Batcher {
 }
 
 impl Batcher {
-    fn next(&mut self, scenario: &Scenario, rng: &mut Rng) {
+    /// Fills the first `rows` rows with the pool's next samples.
+    fn next(&mut self, scenario: &Scenario, rng: &mut Rng, rows: usize) {
         let width = scenario.input_width();
-        for b in 0..self.yb.len() {
+        for b in 0..rows.min(self.yb.len()) {
             if self.cursor == self.pool.len() {
                 rng.shuffle(&mut self.pool);
                 self.cursor = 0;

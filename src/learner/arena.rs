@@ -61,6 +61,16 @@ impl<'a> Arena<'a> {
         Ok(out)
     }
 
+    /// Carves `n` zeroed `u32`s for `component`, padded to [`ALIGN`] bytes.
+    pub fn carve_u32(&mut self, component: &'static str, n: usize) -> Result<&'a mut [u32], Error> {
+        let len = n.checked_mul(4);
+        let head = self.carve_bytes(component, len.unwrap_or(usize::MAX), len.and_then(checked_padded))?;
+        let out: &'a mut [u32] = bytemuck::try_cast_slice_mut(&mut head[..n * 4])
+            .map_err(|_| Error::Internal("arena slice is not 4-byte aligned"))?;
+        out.fill(0);
+        Ok(out)
+    }
+
     /// Splits `padded` bytes (at least `n`) off the front of the rest.
     fn carve_bytes(&mut self, component: &'static str, n: usize, padded: Option<usize>) -> Result<&'a mut [u8], Error> {
         let bytes = padded.unwrap_or(usize::MAX).max(n);

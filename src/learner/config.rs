@@ -2,6 +2,7 @@
 
 use crate::learner::consolidation::PenaltyConfig;
 use crate::learner::packnet::{self, PackNetConfig};
+use crate::learner::replay::GeneratorConfig;
 use crate::learner::Error;
 
 /// Largest batch a learner may plan for.
@@ -208,6 +209,9 @@ pub struct LearnerConfig {
     pub penalty: Option<PenaltyConfig>,
     /// PackNet's per-weight task ownership, if any ([`crate::learner::packnet`]).
     pub packnet: Option<PackNetConfig>,
+    /// A class-conditional generator of the input features for replay, if any
+    /// ([`crate::learner::replay`]).
+    pub generator: Option<GeneratorConfig>,
 }
 
 impl LearnerConfig {
@@ -222,6 +226,11 @@ impl LearnerConfig {
         self.optimizer.validate()?;
         if let Some(p) = &self.penalty {
             p.validate()?;
+        }
+        if let Some(g) = &self.generator {
+            if g.classes != self.dims.classes() {
+                return Err(Error::BadConfig("the generator keeps one class per output of the head"));
+            }
         }
         if let Some(p) = &self.packnet {
             p.validate()?;

@@ -107,6 +107,13 @@ pub enum Error {
         /// Columns the plan reserved (the most that fit the budget).
         max: usize,
     },
+    /// The replay generator was asked for a class it has never observed.
+    UnknownClass {
+        /// The class asked for.
+        class: usize,
+    },
+    /// The learner was built without a replay generator.
+    NoGenerator,
     /// The learner was built without PackNet.
     NoPackNet,
     /// A task was named that the learner has not learned (1-based).
@@ -193,6 +200,11 @@ impl fmt::Display for Error {
                 "progressive: task {task} needs a new column, but the plan reserved at most {max} columns \
                  (the most that fit the budget; raise the budget or narrow --column-width)"
             ),
+            Error::UnknownClass { class } => write!(
+                f,
+                "the generator has never observed class {class}, so it cannot replay it"
+            ),
+            Error::NoGenerator => write!(f, "this learner has no replay generator configured"),
             Error::NoPackNet => write!(f, "this learner has no PackNet masks configured"),
             Error::NoSuchTask { task, tasks } => {
                 write!(

@@ -12,6 +12,7 @@
 //!     kernels: Kernels::Reference,
 //!     penalty: None,
 //!     packnet: None,
+//!     generator: None,
 //! };
 //! let mut arena = vec![0u8; Plan::new(&config).unwrap().total()];
 //! let mut learner = Learner::new(&config, &mut arena).unwrap();
@@ -23,6 +24,7 @@ use crate::learner::consolidation::{self, Consolidation, Store};
 use crate::learner::optim;
 use crate::learner::packnet::{self, Owners, PackState};
 use crate::learner::plan::names;
+use crate::learner::replay::Gaussian;
 use crate::learner::rng::Rng;
 use crate::learner::{network, Arena, Error, LearnerConfig, Plan};
 use crate::learner::{FisherLabels, Method, Storage};
@@ -115,6 +117,9 @@ pub(crate) fn check_labels(labels: &[u16], n: usize, active: &Active<'_>, classe
 /// Mixed into the seed for the stream of labels the sampled Fisher draws.
 const FISHER_STREAM: u64 = 0x5EED_F15E_u64;
 
+/// Mixed into the seed for the stream the replay generator samples from.
+const REPLAY_STREAM: u64 = 0x5EED_0EB1_A7ED_u64;
+
 /// Draws an index from the softmax of `z` with `rng`.
 fn sample_softmax(z: &[f32], rng: &mut Rng) -> u16 {
     let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -146,7 +151,9 @@ pub struct Learner<'a> {
     pack: &'a mut [f32],
     cons: Option<Consolidation<'a>>,
     packnet: Option<PackState<'a>>,
+    generator: Option<Gaussian<'a>>,
     rng: Rng,
+    replay_rng: Rng,
     steps: u32,
 }
 
@@ -200,6 +207,18 @@ impl<'a> Learner<'a> {
                 })
             }
         };
+        let generator = match &config.generator {
+            None => None,
+            Some(g) => {
+                let stats = g.classes * d.input();
+                Some(Gaussian {
+                    counts: arena.carve_u32(names::GENERATOR_COUNTS, g.classes)?,
+                    mean: arena.carve_f32(names::GENERATOR_MEANS, stats)?,
+                    m2: arena.carve_f32(names::GENERATOR_M2, stats)?,
+                    features: d.input(),
+                })
+            }
+        };
         let packnet = match &config.packnet {
             None => None,
             Some(p) => {
@@ -228,7 +247,9 @@ impl<'a> Learner<'a> {
             pack,
             cons,
             packnet,
+            generator,
             rng: Rng::new(config.seed ^ FISHER_STREAM),
+            replay_rng: Rng::new(config.seed ^ REPLAY_STREAM),
             steps: 0,
         };
         learner.init_weights();
@@ -532,6 +553,52 @@ impl<'a> Learner<'a> {
         self.cons.as_ref().map_or(0, |c| c.tasks)
     }
 
+    /// Adds one labelled sample (its input features) to the replay generator's
+    /// statistics of its class. Checked like a training sample; nothing changes on error.
+    pub fn observe(&mut self, x: &[f32], label: u16) -> Result<(), Error> {
+        if self.generator.is_none() {
+            return Err(Error::NoGenerator);
+        }
+        let n = self.check_input(x, 1)?;
+        check_labels(&[label], n, &Active::All, self.config.dims.classes())?;
+        if let Some(g) = &mut self.generator {
+            g.observe(x, label as usize);
+        }
+        Ok(())
+    }
+
+    /// Fills every row of `x` (`labels.len()` rows of the input width) with a generated
+    /// sample of an old class, drawn among the classes observed outside `exclude` (the
+    /// task being learned) in proportion to their samples seen, and its label. Returns
+    /// the rows filled: 0 when no old class has been observed (nothing is written).
+    pub fn fill_replay(&mut self, x: &mut [f32], labels: &mut [u16], exclude: ClassRange) -> Result<usize, Error> {
+        let width = self.config.dims.input();
+        if x.len() != labels.len() * width {
+            return Err(Error::InputShape {
+                got: x.len(),
+                expected: labels.len() * width,
+            });
+        }
+        let g = self.generator.as_ref().ok_or(Error::NoGenerator)?;
+        let exclude = (exclude.start as usize, exclude.end as usize);
+        if g.draw_class(exclude, &mut self.replay_rng.clone()).is_none() {
+            return Ok(0);
+        }
+        for (row, y) in x.chunks_exact_mut(width).zip(labels.iter_mut()) {
+            let class = g
+                .draw_class(exclude, &mut self.replay_rng)
+                .ok_or(Error::Internal("replay classes vanished"))?;
+            g.sample(class, &mut self.replay_rng, row)?;
+            *y = class as u16;
+        }
+        Ok(labels.len())
+    }
+
+    /// The replay generator's statistics, when configured.
+    pub fn generator(&self) -> Option<&Gaussian<'a>> {
+        self.generator.as_ref()
+    }
+
     /// PackNet: zeroes the gradient and the first optimizer moment (momentum, Adam's `m`)
     /// of every parameter the current phase may not change.
     fn freeze_owned(&mut self) {
@@ -795,6 +862,7 @@ mod tests {
             kernels,
             penalty: None,
             packnet: None,
+            generator: None,
         }
     }
 

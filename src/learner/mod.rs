@@ -28,6 +28,8 @@
 //! - [`optim`]: SGD with momentum and Adam, their state in the arena.
 //! - [`consolidation`]: importance (EWC, online EWC, SI, MAS), anchors and the penalty.
 //! - [`packnet`]: PackNet's bit-packed owner task per weight, pruning and masked inference.
+//! - [`replay`]: a class-conditional Gaussian generator of features (Welford statistics)
+//!   that replays old classes.
 //! - [`progressive`]: progressive columns ([`Columns`]), a frozen column per task with
 //!   lateral connections, as many as the plan reserves.
 //! - [`rng`]: the seeded generator used for weight init (the same bits on every target).
@@ -47,6 +49,7 @@ pub mod optim;
 pub mod packnet;
 pub mod plan;
 pub mod progressive;
+pub mod replay;
 pub mod rng;
 
 pub use arena::Arena;
@@ -57,3 +60,4 @@ pub use learner::{Active, Learner};
 pub use packnet::PackNetConfig;
 pub use plan::{Component, Plan};
 pub use progressive::{Columns, ColumnsConfig};
+pub use replay::GeneratorConfig;

@@ -59,6 +59,12 @@ pub mod names {
     pub const ANCHORS: &str = "anchors";
     /// Fisher / MAS sums over a task's samples, or SI's path integral over its updates.
     pub const ACCUMULATOR: &str = "importance sums";
+    /// The replay generator's samples seen per class.
+    pub const GENERATOR_COUNTS: &str = "generator counts";
+    /// The replay generator's per-class feature means.
+    pub const GENERATOR_MEANS: &str = "generator means";
+    /// The replay generator's per-class sums of squared deviations (Welford's M2).
+    pub const GENERATOR_M2: &str = "generator M2";
     /// Progressive columns: the parameters of every column the plan reserves.
     pub const COLUMNS: &str = "columns";
     /// PackNet's bit-packed owner task of every weight.
@@ -118,6 +124,12 @@ impl Plan {
             }
             plan.push(names::ANCHORS, padded(mul(values, p.storage.anchor_bytes())?)?);
             plan.push(names::ACCUMULATOR, bytes(params)?);
+        }
+        if let Some(g) = &config.generator {
+            let stats = mul(g.classes, d.input())?;
+            plan.push(names::GENERATOR_COUNTS, padded(mul(g.classes, 4)?)?);
+            plan.push(names::GENERATOR_MEANS, bytes(stats)?);
+            plan.push(names::GENERATOR_M2, bytes(stats)?);
         }
         if config.packnet.is_some() {
             let mask = packnet::mask_bytes(d.weight_count(), config.max_tasks)?.ok_or(OVERFLOW)?;
@@ -230,6 +242,7 @@ mod tests {
             kernels,
             penalty: None,
             packnet: None,
+            generator: None,
         }
     }
 

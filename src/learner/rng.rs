@@ -42,6 +42,18 @@ impl Rng {
         }
     }
 
+    /// A standard normal draw (Marsaglia's polar method; the same bits on every target).
+    pub fn normal(&mut self) -> f32 {
+        loop {
+            let u = self.uniform_range(-1.0, 1.0);
+            let v = self.uniform_range(-1.0, 1.0);
+            let s = u * u + v * v;
+            if s > 0.0 && s < 1.0 {
+                return u * crate::learner::math::sqrt(-2.0 * crate::learner::math::ln(s) / s);
+            }
+        }
+    }
+
     /// Shuffles a slice in place (Fisher-Yates).
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
