@@ -4,7 +4,7 @@
 //! on [`ALIGN`]-byte boundaries; the start of the buffer is aligned first, which costs
 //! at most `ALIGN - 1` bytes (the plan's `alignment` line).
 
-use crate::learner::plan::{checked_f32_bytes, checked_padded, ALIGN};
+use crate::learner::plan::{checked_padded, ALIGN};
 use crate::learner::Error;
 
 /// The unused rest of the caller's buffer, and how much of it has been carved.
@@ -36,38 +36,33 @@ impl<'a> Arena<'a> {
 
     /// Carves `n` zeroed `f32`s for `component`, padded to [`ALIGN`] bytes.
     pub fn carve_f32(&mut self, component: &'static str, n: usize) -> Result<&'a mut [f32], Error> {
-        let head = self.carve_bytes(component, n.saturating_mul(4), checked_f32_bytes(n))?;
-        let out: &'a mut [f32] = bytemuck::try_cast_slice_mut(&mut head[..n * 4])
-            .map_err(|_| Error::Internal("arena slice is not 4-byte aligned"))?;
-        out.fill(0.0);
-        Ok(out)
+        self.carve_typed(component, n)
     }
 
     /// Carves `n` zeroed bytes for `component`, padded to [`ALIGN`] bytes.
     pub fn carve_u8(&mut self, component: &'static str, n: usize) -> Result<&'a mut [u8], Error> {
-        let head = self.carve_bytes(component, n, checked_padded(n))?;
-        let out = &mut head[..n];
-        out.fill(0);
-        Ok(out)
+        self.carve_typed(component, n)
     }
 
     /// Carves `n` zeroed `u16`s for `component`, padded to [`ALIGN`] bytes.
     pub fn carve_u16(&mut self, component: &'static str, n: usize) -> Result<&'a mut [u16], Error> {
-        let len = n.checked_mul(2);
-        let head = self.carve_bytes(component, len.unwrap_or(usize::MAX), len.and_then(checked_padded))?;
-        let out: &'a mut [u16] = bytemuck::try_cast_slice_mut(&mut head[..n * 2])
-            .map_err(|_| Error::Internal("arena slice is not 2-byte aligned"))?;
-        out.fill(0);
-        Ok(out)
+        self.carve_typed(component, n)
     }
 
     /// Carves `n` zeroed `u32`s for `component`, padded to [`ALIGN`] bytes.
     pub fn carve_u32(&mut self, component: &'static str, n: usize) -> Result<&'a mut [u32], Error> {
-        let len = n.checked_mul(4);
+        self.carve_typed(component, n)
+    }
+
+    /// Carves `n` zeroed values of a plain type, padded to [`ALIGN`] bytes (components
+    /// start on [`ALIGN`]-byte boundaries, so any such type is aligned).
+    fn carve_typed<T: bytemuck::Pod>(&mut self, component: &'static str, n: usize) -> Result<&'a mut [T], Error> {
+        let size = core::mem::size_of::<T>();
+        let len = n.checked_mul(size);
         let head = self.carve_bytes(component, len.unwrap_or(usize::MAX), len.and_then(checked_padded))?;
-        let out: &'a mut [u32] = bytemuck::try_cast_slice_mut(&mut head[..n * 4])
-            .map_err(|_| Error::Internal("arena slice is not 4-byte aligned"))?;
-        out.fill(0);
+        let out: &'a mut [T] = bytemuck::try_cast_slice_mut(&mut head[..n * size])
+            .map_err(|_| Error::Internal("arena slice is not aligned for its type"))?;
+        out.fill(T::zeroed());
         Ok(out)
     }
 
