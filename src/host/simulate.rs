@@ -406,24 +406,28 @@ pub fn learner_config(opts: &Options, inputs: usize, outputs: usize, tasks: usiz
         (Protocol::Literature, Some(h)) => return make(&[inputs, h, h, outputs]),
         (Protocol::Edge, Some(0)) => return make(&[inputs, outputs]),
         (Protocol::Edge, Some(h)) => h,
-        (Protocol::Edge, None) => {
-            if !fits(1)? {
-                1 // the plan check below reports what does not fit
-            } else {
-                let (mut lo, mut hi) = (1usize, 4096usize);
-                while lo < hi {
-                    let mid = (lo + hi).div_ceil(2);
-                    if fits(mid)? {
-                        lo = mid;
-                    } else {
-                        hi = mid - 1;
-                    }
-                }
-                lo
-            }
-        }
+        (Protocol::Edge, None) => largest_fitting(4096, fits)?,
     };
     make(&[inputs, hidden, outputs])
+}
+
+/// The largest width in `1..=cap` for which `fits` holds (widths are monotone: a wider
+/// one never fits when a narrower one does not), or 1 when none does, so the plan check
+/// that follows reports what does not fit.
+fn largest_fitting(cap: usize, fits: impl Fn(usize) -> Result<bool>) -> Result<usize> {
+    if !fits(1)? {
+        return Ok(1);
+    }
+    let (mut lo, mut hi) = (1usize, cap);
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if fits(mid)? {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    Ok(lo)
 }
 
 /// The learner a run builds: the dense [`Learner`] or progressive [`Columns`].
@@ -479,20 +483,7 @@ pub fn columns_config(opts: &Options, inputs: usize, outputs: usize, tasks: usiz
                 Protocol::Literature => 400,
                 Protocol::Edge => 4096,
             };
-            let (mut lo, mut hi) = (1usize, cap);
-            if !fits(1, tasks)? {
-                1 // the plan check reports what does not fit
-            } else {
-                while lo < hi {
-                    let mid = (lo + hi).div_ceil(2);
-                    if fits(mid, tasks)? {
-                        lo = mid;
-                    } else {
-                        hi = mid - 1;
-                    }
-                }
-                lo
-            }
+            largest_fitting(cap, |w| fits(w, tasks))?
         }
     };
     let mut columns = 1;
@@ -505,49 +496,61 @@ pub fn columns_config(opts: &Options, inputs: usize, outputs: usize, tasks: usiz
 /// Most columns a run's plan reserves.
 pub const MAX_COLUMNS: usize = 64;
 
-/// A run's learner config and plan, checked against the budget and the task count.
-pub struct Setup {
-    /// The dense learner's config (every strategy but progressive).
-    pub config: Option<LearnerConfig>,
-    /// Progressive columns' config.
-    pub columns: Option<ColumnsConfig>,
-    /// The plan.
-    pub plan: Plan,
+/// The learner a run plans: the dense network, or progressive columns.
+#[derive(Debug, Clone, Copy)]
+pub enum Planned {
+    /// The dense [`Learner`] (every strategy but progressive).
+    Dense(LearnerConfig),
+    /// Progressive [`Columns`].
+    Columns(ColumnsConfig),
+}
+
+impl Planned {
+    /// Optimizer, batch size and kernels.
+    fn training(&self) -> (Optimizer, usize, Kernels) {
+        match self {
+            Planned::Dense(c) => (c.optimizer, c.batch_size, c.kernels),
+            Planned::Columns(c) => (c.optimizer, c.batch_size, c.kernels),
+        }
+    }
+
     /// Layer widths (one column's for progressive).
-    pub shape: Vec<usize>,
+    pub fn shape(&self) -> Vec<usize> {
+        match self {
+            Planned::Dense(c) => c.dims.as_slice().to_vec(),
+            Planned::Columns(c) => {
+                let mut dims = vec![c.input];
+                dims.extend(std::iter::repeat_n(c.width, c.hidden));
+                dims.push(c.classes);
+                dims
+            }
+        }
+    }
 }
 
 /// Plans the learner `opts` asks for over `inputs` features, `outputs` classes and
 /// `tasks` tasks, and checks it fits the budget and takes that many tasks (so a run is
 /// refused before any feature is computed).
-pub fn setup(opts: &Options, inputs: usize, outputs: usize, tasks: usize, setting: Setting) -> Result<Setup> {
-    let (config, columns) = if opts.strategy == Strategy::Progressive {
+pub fn setup(opts: &Options, inputs: usize, outputs: usize, tasks: usize, setting: Setting) -> Result<(Planned, Plan)> {
+    let planned = if opts.strategy == Strategy::Progressive {
         if setting != Setting::TaskIl {
             bail!("progressive columns need task labels: use --setting task-il");
         }
-        (None, Some(columns_config(opts, inputs, outputs, tasks)?))
+        Planned::Columns(columns_config(opts, inputs, outputs, tasks)?)
     } else {
-        (Some(learner_config(opts, inputs, outputs, tasks)?), None)
+        Planned::Dense(learner_config(opts, inputs, outputs, tasks)?)
     };
-    let (plan, shape) = match (&config, &columns) {
-        (Some(c), _) => (Plan::new(c)?, c.dims.as_slice().to_vec()),
-        (None, Some(c)) => {
-            let mut dims = vec![c.input];
-            dims.extend(std::iter::repeat_n(c.width, c.hidden));
-            dims.push(c.classes);
-            (Plan::columns(c)?, dims)
-        }
-        (None, None) => bail!("no learner configured"),
+    let plan = match &planned {
+        Planned::Dense(c) => Plan::new(c)?,
+        Planned::Columns(c) => Plan::columns(c)?,
     };
     plan.check(opts.budget)
-        .with_context(|| format!("learner {shape:?} on board {}", opts.board.name))?;
-    if let Some(c) = &config {
-        if tasks > c.max_tasks {
-            bail!("{tasks} tasks: the learner plans for at most {}", c.max_tasks);
+        .with_context(|| format!("learner {:?} on board {}", planned.shape(), opts.board.name))?;
+    match &planned {
+        Planned::Dense(c) if tasks > c.max_tasks => {
+            bail!("{tasks} tasks: the learner plans for at most {}", c.max_tasks)
         }
-    }
-    if let Some(c) = &columns {
-        if tasks > c.max_columns {
+        Planned::Columns(c) if tasks > c.max_columns => {
             return Err(learner::Error::ColumnsExhausted {
                 task: c.max_columns + 1,
                 max: c.max_columns,
@@ -557,27 +560,18 @@ pub fn setup(opts: &Options, inputs: usize, outputs: usize, tasks: usize, settin
                     "{tasks} tasks with progressive columns of width {} in {} bytes",
                     c.width, opts.budget
                 )
-            });
+            })
         }
+        _ => {}
     }
-    Ok(Setup {
-        config,
-        columns,
-        plan,
-        shape,
-    })
+    Ok((planned, plan))
 }
 
 /// Runs `scenario` with `opts` and reports what it measured.
 pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
     let started = Instant::now();
     let tasks = scenario.tasks.len();
-    let Setup {
-        config,
-        columns,
-        plan,
-        shape,
-    } = setup(
+    let (planned, plan) = setup(
         opts,
         scenario.input_width(),
         scenario.outputs(),
@@ -587,14 +581,13 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
     // The plan fits the budget; the arena is the plan's bytes (the rest of the budget
     // would stay untouched).
     let mut arena = vec![0u8; plan.total()];
-    let mut model = match (&config, &columns) {
-        (Some(c), _) => Model::Dense(Box::new(Learner::new(c, &mut arena)?)),
-        (None, Some(c)) => {
+    let mut model = match &planned {
+        Planned::Dense(c) => Model::Dense(Box::new(Learner::new(c, &mut arena)?)),
+        Planned::Columns(c) => {
             let mut m = Columns::new(c, &mut arena)?;
             m.add_column()?; // the first task's (also the untrained network evaluated first)
             Model::Columns(Box::new(m))
         }
-        (None, None) => bail!("no learner configured"),
     };
     // The (task, row) pairs each task trains on, and its number of updates.
     let pools: Vec<Vec<(u32, u32)>> = (0..tasks)
@@ -666,11 +659,10 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
             for _ in 0..n {
                 // Replay: the batch's last rows are generated samples of old classes (none
                 // before an old class exists).
-                let mut rows = batcher.yb.len();
+                let rows = batcher.yb.len();
                 if let (Some(real), Model::Dense(l)) = (replay_real, &mut *learner) {
                     batcher.next(scenario, rng, real);
-                    let w = scenario.input_width();
-                    let (x, y) = (&mut batcher.xb[real * w..], &mut batcher.yb[real..]);
+                    let (x, y) = (&mut batcher.xb[real * width..], &mut batcher.yb[real..]);
                     if l.fill_replay(x, y, scenario.task_outputs(t))? == 0 {
                         batcher.next(scenario, rng, rows);
                     }
@@ -680,7 +672,6 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
                 } else {
                     batcher.next(scenario, rng, rows);
                 }
-                rows = batcher.yb.len();
                 let active = match (own, scenario.spec.setting) {
                     (Some(r), _) => Active::Classes(r),
                     (None, Setting::TaskIl) => Active::PerSample(&batcher.ranges),
@@ -688,11 +679,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
                     (None, Setting::ClassIl) => Active::Classes(scenario.train_active(t)),
                 };
                 let loss = learner
-                    .train_step(
-                        &batcher.xb[..rows * scenario.input_width()],
-                        &batcher.yb[..rows],
-                        active,
-                    )
+                    .train_step(&batcher.xb, &batcher.yb, active)
                     .with_context(|| format!("training task {}", t + 1))?;
                 if recent.len() == 50 {
                     recent.remove(0);
@@ -765,11 +752,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
     let components = ComponentBytes::of_plan(&plan);
     let first = stats.first().map_or(0, |s| s.arena_bytes);
     let last = stats.last().map_or(0, |s| s.arena_bytes);
-    let (opt, batch_size, kernels) = match (&config, &columns) {
-        (Some(c), _) => (c.optimizer, c.batch_size, c.kernels),
-        (None, Some(c)) => (c.optimizer, c.batch_size, c.kernels),
-        (None, None) => bail!("no learner configured"),
-    };
+    let (opt, batch_size, kernels) = planned.training();
     let optimizer = match opt {
         Optimizer::Sgd { momentum, .. } => format!("sgd(momentum {momentum})"),
         Optimizer::Adam { beta1, beta2, eps, .. } => format!("adam(betas {beta1}, {beta2}; eps {eps:e})"),
@@ -778,8 +761,8 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         Model::Dense(l) => l.weights().len() + l.biases().len(),
         Model::Columns(c) => c.column_weights().len(),
     };
-    let packnet = match (&config, &model) {
-        (Some(config), Model::Dense(learner)) => config.packnet.map(|p| PackNetSummary {
+    let packnet = match (&planned, &model) {
+        (Planned::Dense(config), Model::Dense(learner)) => config.packnet.map(|p| PackNetSummary {
             prune_ratio: p.prune_ratio,
             retrain_iters: opts.packnet.retrain_iters,
             mask_bits: learner::packnet::owner_bits(config.max_tasks).unwrap_or(0),
@@ -794,6 +777,10 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
                 .collect(),
         }),
         _ => None,
+    };
+    let columns = match planned {
+        Planned::Columns(c) => Some(c),
+        Planned::Dense(_) => None,
     };
     let progressive = columns.map(|c| ProgressiveSummary {
         column_width: c.width,
@@ -828,7 +815,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         growth_bytes: last as i64 - first as i64,
         tasks: stats,
         learner: LearnerSummary {
-            dims: shape,
+            dims: planned.shape(),
             optimizer,
             lr: opt.lr(),
             batch_size,
@@ -837,7 +824,11 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
             parameters,
             packnet,
             progressive,
-            penalty: config.and_then(|c| c.penalty).map(|p| {
+            penalty: match planned {
+                Planned::Dense(c) => c.penalty,
+                Planned::Columns(_) => None,
+            }
+            .map(|p| {
                 let o = &opts.penalty;
                 let (gamma, xi, fisher) = match p.method {
                     Method::OnlineEwc { gamma, fisher } => (Some(gamma), None, Some(fisher)),
@@ -909,47 +900,36 @@ fn evaluate(
     tests: &[(Vec<f32>, Vec<u16>)],
     learned: usize,
 ) -> Result<(Vec<f64>, Option<Vec<f64>>)> {
-    let pct = |right: usize, n: usize| 100.0 * right as f64 / n.max(1) as f64;
+    // One accuracy per task's test set, `predict` writing task t's predictions.
+    let row = |predict: &mut Predict<'_>| {
+        tests
+            .iter()
+            .enumerate()
+            .map(|(t, (x, y))| {
+                let mut out = vec![0u16; y.len()];
+                predict(t, x, Active::Classes(scenario.eval_active(t)), &mut out)?;
+                Ok(pct(out.iter().zip(y).filter(|(a, b)| a == b).count(), y.len()))
+            })
+            .collect::<Result<Vec<f64>>>()
+    };
     let learner = match model {
         Model::Dense(l) => l,
         Model::Columns(c) => {
             // Task t by its own column; tasks not learned yet by the newest column.
-            let row = tests
-                .iter()
-                .enumerate()
-                .map(|(t, (x, y))| {
-                    let mut out = vec![0u16; y.len()];
-                    let column = t.min(c.columns() - 1);
-                    c.predict(x, column, Active::Classes(scenario.eval_active(t)), &mut out)?;
-                    Ok(pct(out.iter().zip(y).filter(|(a, b)| a == b).count(), y.len()))
-                })
-                .collect::<Result<_>>()?;
+            let newest = c.columns() - 1;
+            let row = row(&mut |t, x, active, out| Ok(c.predict(x, t.min(newest), active, out)?))?;
             return Ok((row, None));
         }
     };
     if learner.config().packnet.is_none() || learned == 0 {
-        let row = tests
-            .iter()
-            .enumerate()
-            .map(|(t, (x, y))| {
-                let mut out = vec![0u16; y.len()];
-                learner.predict(x, Active::Classes(scenario.eval_active(t)), &mut out)?;
-                Ok(pct(out.iter().zip(y).filter(|(a, b)| a == b).count(), y.len()))
-            })
-            .collect::<Result<_>>()?;
-        return Ok((row, None));
+        return Ok((
+            row(&mut |_, x, active, out| Ok(learner.predict(x, active, out)?))?,
+            None,
+        ));
     }
     if scenario.spec.setting == Setting::TaskIl {
-        let row = tests
-            .iter()
-            .enumerate()
-            .map(|(t, (x, y))| {
-                let mut out = vec![0u16; y.len()];
-                let active = Active::Classes(scenario.eval_active(t));
-                learner.predict_task(x, (t + 1).min(learned), active, &mut out, None)?;
-                Ok(pct(out.iter().zip(y).filter(|(a, b)| a == b).count(), y.len()))
-            })
-            .collect::<Result<_>>()?;
+        let row =
+            row(&mut |t, x, active, out| Ok(learner.predict_task(x, (t + 1).min(learned), active, out, None)?))?;
         return Ok((row, None));
     }
     let mut row = Vec::with_capacity(tests.len());
@@ -971,4 +951,12 @@ fn evaluate(
         inferred.push(pct(best.iter().filter(|b| b.2 == t).count(), y.len()));
     }
     Ok((row, Some(inferred)))
+}
+
+/// Writes task `t`'s predictions of `x` under `active` into `out`.
+type Predict<'p> = dyn FnMut(usize, &[f32], Active<'_>, &mut [u16]) -> Result<()> + 'p;
+
+/// `right` out of `n`, in percent.
+fn pct(right: usize, n: usize) -> f64 {
+    100.0 * right as f64 / n.max(1) as f64
 }

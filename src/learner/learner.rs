@@ -87,6 +87,36 @@ impl Active<'_> {
     }
 }
 
+/// Number of samples in `x` (rows of `width`), after checking its shape, that there are
+/// 1 to `max` of them, and that every value is finite.
+pub(crate) fn check_input(x: &[f32], width: usize, max: usize) -> Result<usize, Error> {
+    if x.is_empty() || !x.len().is_multiple_of(width) {
+        return Err(Error::InputShape {
+            got: x.len(),
+            expected: width * (x.len() / width).max(1),
+        });
+    }
+    let n = x.len() / width;
+    if n > max {
+        return Err(Error::BatchSize { got: n, max });
+    }
+    if let Some(index) = x.iter().position(|v| !v.is_finite()) {
+        return Err(Error::NonFiniteInput { index });
+    }
+    Ok(n)
+}
+
+/// The highest logit's class among `z[lo..hi]` (the first on ties).
+pub(crate) fn best_class(z: &[f32], lo: usize, hi: usize) -> usize {
+    let mut best = lo;
+    for j in lo + 1..hi {
+        if z[j] > z[best] {
+            best = j;
+        }
+    }
+    best
+}
+
 /// Checks that `active` fits `n` samples of `classes` outputs.
 pub(crate) fn check_active(active: &Active<'_>, n: usize, classes: usize) -> Result<(), Error> {
     active.validate(n, classes)
@@ -322,21 +352,7 @@ impl<'a> Learner<'a> {
 
     /// Number of samples in `x`, after checking its shape and values.
     fn check_input(&self, x: &[f32], max: usize) -> Result<usize, Error> {
-        let width = self.config.dims.input();
-        if x.is_empty() || !x.len().is_multiple_of(width) {
-            return Err(Error::InputShape {
-                got: x.len(),
-                expected: width * (x.len() / width).max(1),
-            });
-        }
-        let n = x.len() / width;
-        if n > max {
-            return Err(Error::BatchSize { got: n, max });
-        }
-        if let Some(index) = x.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NonFiniteInput { index });
-        }
-        Ok(n)
+        check_input(x, self.config.dims.input(), max)
     }
 
     fn check_batch(&self, x: &[f32], labels: &[u16], active: &Active<'_>) -> Result<usize, Error> {
@@ -581,7 +597,7 @@ impl<'a> Learner<'a> {
         }
         let g = self.generator.as_ref().ok_or(Error::NoGenerator)?;
         let exclude = (exclude.start as usize, exclude.end as usize);
-        if g.draw_class(exclude, &mut self.replay_rng.clone()).is_none() {
+        if !g.has_class_outside(exclude) {
             return Ok(0);
         }
         for (row, y) in x.chunks_exact_mut(width).zip(labels.iter_mut()) {
@@ -830,12 +846,7 @@ impl<'a> Learner<'a> {
             for (i, (z, y)) in logits.chunks_exact(classes).zip(ys.iter_mut()).enumerate() {
                 let sample = chunk * c.batch_size + i;
                 let (lo, hi) = active.range(sample, classes);
-                let mut best = lo;
-                for j in lo + 1..hi {
-                    if z[j] > z[best] {
-                        best = j;
-                    }
-                }
+                let best = best_class(z, lo, hi);
                 *y = best as u16;
                 if let Some(conf) = confidence.as_deref_mut() {
                     let sum: f32 = z[lo..hi].iter().map(|&v| crate::learner::math::exp(v - z[best])).sum();

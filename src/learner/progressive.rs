@@ -14,7 +14,7 @@
 //! layer its `k + 1` blocks (`out x width`, row-major) and its biases.
 
 use crate::learner::kernels::{gemm, MatRef};
-use crate::learner::learner::Active;
+use crate::learner::learner::{best_class, check_input, Active};
 use crate::learner::plan::names;
 use crate::learner::rng::Rng;
 use crate::learner::{math, network, optim, Arena, Error, Kernels, Optimizer, Plan};
@@ -249,24 +249,7 @@ impl<'a> Columns<'a> {
                 tasks: self.columns,
             });
         }
-        let width = self.config.input;
-        if x.is_empty() || !x.len().is_multiple_of(width) {
-            return Err(Error::InputShape {
-                got: x.len(),
-                expected: width * (x.len() / width).max(1),
-            });
-        }
-        let n = x.len() / width;
-        if n > self.config.batch_size {
-            return Err(Error::BatchSize {
-                got: n,
-                max: self.config.batch_size,
-            });
-        }
-        if let Some(index) = x.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NonFiniteInput { index });
-        }
-        Ok(n)
+        check_input(x, self.config.input, self.config.batch_size)
     }
 
     /// Forward through columns `0..=column`: their hidden outputs, then `column`'s logits.
@@ -440,13 +423,7 @@ impl<'a> Columns<'a> {
             let logits = &self.acts[c.logits_offset()..c.logits_offset() + n * c.classes];
             for (i, (z, y)) in logits.chunks_exact(c.classes).zip(ys.iter_mut()).enumerate() {
                 let (lo, hi) = active.range(chunk * c.batch_size + i, c.classes);
-                let mut best = lo;
-                for j in lo + 1..hi {
-                    if z[j] > z[best] {
-                        best = j;
-                    }
-                }
-                *y = best as u16;
+                *y = best_class(z, lo, hi) as u16;
             }
         }
         Ok(())

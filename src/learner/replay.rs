@@ -72,6 +72,11 @@ impl Gaussian<'_> {
         Ok(())
     }
 
+    /// Whether any class outside `exclude` (`start..end`) has been observed.
+    pub fn has_class_outside(&self, exclude: (usize, usize)) -> bool {
+        (0..self.counts.len()).any(|c| !(exclude.0..exclude.1).contains(&c) && self.count(c) > 0)
+    }
+
     /// Draws a class among those observed outside `exclude` (`start..end`), in proportion
     /// to the samples seen of each; `None` when there is none.
     pub fn draw_class(&self, exclude: (usize, usize), rng: &mut Rng) -> Option<usize> {
