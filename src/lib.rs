@@ -23,6 +23,7 @@ pub mod learner;
 pub mod host;
 
 pub use learner::{
-    Active, Arena, Columns, ColumnsConfig, Error, FisherLabels, GeneratorConfig, Kernels, LayerDims, Learner,
-    LearnerConfig, Method, Optimizer, PackNetConfig, PenaltyConfig, Plan, Quant, Storage,
+    Active, Arena, Columns, ColumnsConfig, Error, FisherLabels, Generator, GeneratorConfig, GeneratorKind, Kernels,
+    LayerDims, Learner, LearnerConfig, Likelihood, Method, Optimizer, PackNetConfig, PenaltyConfig, Plan, Quant,
+    Storage, VaeConfig,
 };

@@ -6,7 +6,10 @@ use edgecl::host::board::{Board, BUILTIN};
 use edgecl::host::idx::{load_split, Split};
 use edgecl::host::report::{memory_table, ComponentBytes, LambdaTrial};
 use edgecl::host::scenario::{ClassOrder, Kind, Scenario, Setting, Spec};
-use edgecl::host::simulate::{self, Length, Options, PackNetOptions, PenaltyOptions, Protocol, Strategy};
+use edgecl::host::simulate::{
+    self, GeneratorChoice, Length, Options, PackNetOptions, PenaltyOptions, Protocol, ReplayOptions, ReplayRatio,
+    Strategy,
+};
 use edgecl::{FisherLabels, Kernels, LayerDims, LearnerConfig, Optimizer, Plan, Quant, Storage};
 
 /// Share of each class's training samples a `--lambda` list holds out to choose on.
@@ -182,6 +185,28 @@ enum OptimizerArg {
     Adam,
 }
 
+/// The replay generator.
+#[derive(Clone, Copy, ValueEnum)]
+enum GeneratorArg {
+    /// Class-conditional Gaussian: mean, low-rank-plus-diagonal covariance per class.
+    Gaussian,
+    /// Conditional VAE trained with the head (deep generative replay).
+    Vae,
+    /// Reservoir of i8-quantised samples (the reference at the same bytes).
+    Buffer,
+}
+
+/// `balanced` or a non-negative number.
+fn parse_ratio(s: &str) -> std::result::Result<ReplayRatio, String> {
+    if s == "balanced" {
+        return Ok(ReplayRatio::Balanced);
+    }
+    match s.parse::<f32>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(ReplayRatio::Fixed(r)),
+        _ => Err(format!("`{s}`: a replay ratio is `balanced` or a number >= 0")),
+    }
+}
+
 /// What both `simulate` and `plan` need to shape a learner.
 #[derive(Args, Clone)]
 struct Shape {
@@ -272,9 +297,27 @@ struct Shape {
     /// task fits the budget; the plan then reserves every column that fits).
     #[arg(long)]
     column_width: Option<usize>,
-    /// Replay: generated samples of old classes per real sample in each batch.
-    #[arg(long, default_value_t = 1.0)]
-    replay_ratio: f32,
+    /// Replay: replayed samples of old classes per real sample in each batch, or
+    /// `balanced` (old classes seen over the task's classes, so every class seen weighs
+    /// the same).
+    #[arg(long, default_value = "balanced", value_parser = parse_ratio)]
+    replay_ratio: ReplayRatio,
+    /// Replay: the generator kept of old classes.
+    #[arg(long, value_enum, default_value = "gaussian")]
+    generator: GeneratorArg,
+    /// Replay, Gaussian generator: principal directions kept per class (0: diagonal).
+    #[arg(long, default_value_t = 4)]
+    generator_rank: usize,
+    /// Replay, buffer: rows kept (default: as many as fit the bytes of the Gaussian
+    /// generator of --generator-rank).
+    #[arg(long)]
+    buffer_rows: Option<usize>,
+    /// Replay, VAE: hidden units of encoder and decoder [400 literature, 32 edge].
+    #[arg(long)]
+    vae_hidden: Option<usize>,
+    /// Replay, VAE: width of the code [100 literature, 8 edge].
+    #[arg(long)]
+    vae_latent: Option<usize>,
     /// The frozen backbone whose features feed the edge head: a shipped model's name
     /// (compiled in), a model folder holding backbone.onnx, or `none` for 2x2-pooled
     /// pixels [fashion-cnn].
@@ -481,7 +524,20 @@ impl Shape {
                 }),
             },
             column_width: self.column_width,
-            replay_ratio: self.replay_ratio,
+            replay: ReplayOptions {
+                generator: match self.generator {
+                    GeneratorArg::Gaussian => GeneratorChoice::Gaussian,
+                    GeneratorArg::Vae => GeneratorChoice::Vae,
+                    GeneratorArg::Buffer => GeneratorChoice::Buffer,
+                },
+                ratio: self.replay_ratio,
+                rank: self.generator_rank,
+                // A task's classes are observed together; split tasks hold their own.
+                slots: matches!(self.scenario, ScenarioArg::Split).then_some(self.classes_per_task),
+                buffer_rows: self.buffer_rows,
+                vae_hidden: self.vae_hidden,
+                vae_latent: self.vae_latent,
+            },
         })
     }
 

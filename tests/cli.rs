@@ -569,12 +569,18 @@ fn progressive_columns_fit_192_kb_and_refuse_a_task_past_the_cap() {
     );
 }
 
-/// Replay from the Gaussian generator runs in the arena (its statistics planned up front,
-/// `growth_bytes` 0) and combines with a penalty.
+/// Every replay generator runs in the arena (planned up front, `growth_bytes` 0 from task
+/// 1 to task 5), is reported, and the buffer defaults to the Gaussian's bytes.
 #[test]
-fn gaussian_replay_is_planned_and_does_not_grow() {
+fn every_replay_generator_is_planned_and_does_not_grow() {
     let d = temp_dir("replay");
-    for strategy in ["replay", "online-ewc+replay"] {
+    let mut bytes = std::collections::HashMap::new();
+    for (strategy, generator, component) in [
+        ("replay", "gaussian", "generator factors"),
+        ("online-ewc+replay", "gaussian", "generator working slots"),
+        ("replay", "buffer", "buffer rows"),
+        ("replay", "vae", "vae replay decoder"),
+    ] {
         let r = simulate_report(
             &d,
             strategy,
@@ -585,20 +591,38 @@ fn gaussian_replay_is_planned_and_does_not_grow() {
                 "30",
                 "--strategy",
                 strategy,
+                "--generator",
+                generator,
                 "--importance-samples",
                 "20",
+                "--budget",
+                "512k",
             ],
         );
         assert_eq!(r["strategy"], strategy);
-        assert_eq!(r["growth_bytes"], 0);
+        assert_eq!(r["growth_bytes"], 0, "{strategy} {generator}");
+        let tasks = r["tasks"].as_array().unwrap();
+        assert_eq!(tasks.len(), 5);
+        assert_eq!(tasks[0]["arena_bytes"], tasks[4]["arena_bytes"]);
         let names: Vec<&str> = r["components"]
             .as_array()
             .unwrap()
             .iter()
             .map(|c| c["name"].as_str().unwrap())
             .collect();
-        for c in ["generator counts", "generator means", "generator M2"] {
-            assert!(names.contains(&c), "{strategy}: no `{c}` in {names:?}");
+        assert!(names.contains(&component), "{strategy}: no `{component}` in {names:?}");
+        let replay = &r["learner"]["replay"];
+        assert_eq!(replay["generator"], generator);
+        assert_eq!(replay["ratio"], "balanced");
+        let b = replay["bytes"].as_u64().unwrap();
+        assert!(b > 0 && b < 512 * 1024);
+        bytes.insert(generator, b);
+        match generator {
+            "gaussian" => assert_eq!((replay["rank"].as_u64(), replay["slots"].as_u64()), (Some(4), Some(2))),
+            "buffer" => assert!(replay["rows"].as_u64().unwrap() > 10),
+            _ => assert_eq!(replay["likelihood"], "gaussian"),
         }
     }
+    let (g, b) = (bytes["gaussian"], bytes["buffer"]);
+    assert!(b <= g && b + 300 > g, "buffer {b} bytes against the Gaussian's {g}");
 }

@@ -2,7 +2,10 @@
 //! The core allocates nothing after `Learner::new`: a counting global allocator watches
 //! thousands of training steps and inferences, with both kernel families.
 
-use edgecl::{Active, Kernels, LayerDims, Learner, LearnerConfig, Optimizer, Plan};
+use edgecl::{
+    Active, Generator, GeneratorConfig, GeneratorKind, Kernels, LayerDims, Learner, LearnerConfig, Likelihood,
+    Optimizer, Plan, VaeConfig,
+};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
@@ -126,11 +129,36 @@ fn packnet_and_progressive_columns_allocate_nothing_after_init() {
     };
     let mut columns_arena = vec![0u8; Plan::columns(&columns_config).unwrap().total()];
 
-    let mut replaying = config;
-    replaying.packnet = None;
-    replaying.generator = Some(edgecl::GeneratorConfig { classes: 10 });
-    let mut replay_arena = vec![0u8; Plan::new(&replaying).unwrap().total()];
-    let mut replay = Learner::new(&replaying, &mut replay_arena).unwrap();
+    // Every replay generator: a rank-3 Gaussian with a task's two working slots, a
+    // reservoir buffer, a conditional VAE.
+    let kinds = [
+        GeneratorKind::Gaussian { rank: 3, slots: 2 },
+        GeneratorKind::Buffer { capacity: 20 },
+        GeneratorKind::Vae(VaeConfig {
+            hidden: 16,
+            latent: 4,
+            likelihood: Likelihood::Bernoulli,
+            optimizer: Optimizer::adam(1e-3),
+        }),
+    ];
+    let replaying: Vec<_> = kinds
+        .iter()
+        .map(|&kind| {
+            let mut c = config;
+            c.packnet = None;
+            c.generator = Some(GeneratorConfig { classes: 10, kind });
+            c
+        })
+        .collect();
+    let mut replay_arenas: Vec<Vec<u8>> = replaying
+        .iter()
+        .map(|c| vec![0u8; Plan::new(c).unwrap().total()])
+        .collect();
+    let mut replays: Vec<Learner<'_>> = replaying
+        .iter()
+        .zip(replay_arenas.iter_mut())
+        .map(|(c, a)| Learner::new(c, a).unwrap())
+        .collect();
     let mut replay_x = vec![0f32; 8 * 64];
     let mut replay_y = vec![0u16; 8];
 
@@ -159,11 +187,20 @@ fn packnet_and_progressive_columns_allocate_nothing_after_init() {
                 .predict_task(&x, t, Active::Classes(own), &mut out, Some(&mut conf))
                 .unwrap();
         }
-        for (row, &c) in x.chunks_exact(64).zip(&labels) {
-            replay.observe(row, c).unwrap();
+        for replay in replays.iter_mut() {
+            if task > 0 {
+                assert_eq!(replay.fill_replay(&mut replay_x, &mut replay_y, own), Ok(8));
+            }
+            replay.train_step(&replay_x, &replay_y, Active::All).unwrap();
+            if matches!(replay.generator(), Some(Generator::Vae(_))) {
+                replay.train_generator(&x, &labels).unwrap();
+            }
+            for (row, &c) in x.chunks_exact(64).zip(&labels) {
+                replay.observe(row, c).unwrap();
+            }
+            replay.commit_generator().unwrap();
+            replay.generate(labels[0], &mut replay_x).unwrap();
         }
-        replay.fill_replay(&mut replay_x, &mut replay_y, own).unwrap();
-        replay.train_step(&replay_x, &replay_y, Active::All).unwrap();
         columns.add_column().unwrap();
         for _ in 0..50 {
             columns.train_step(&x, &labels, Active::Classes(own)).unwrap();

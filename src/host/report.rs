@@ -77,6 +77,39 @@ pub struct LearnerSummary {
     /// Progressive columns, when the strategy uses them (`dims` is then one column's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progressive: Option<ProgressiveSummary>,
+    /// The replay generator, when the strategy replays.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplaySummary>,
+}
+
+/// The replay generator of a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReplaySummary {
+    /// `gaussian`, `vae` or `buffer`.
+    pub generator: String,
+    /// Bytes of the generator in the arena (every `generator`, `buffer` or `vae`
+    /// component of the plan).
+    pub bytes: usize,
+    /// Replayed samples per real one: a number, or `balanced`.
+    pub ratio: String,
+    /// Gaussian: principal directions per class.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rank: Option<usize>,
+    /// Gaussian: working slots (classes observed at once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slots: Option<usize>,
+    /// Buffer: rows kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<usize>,
+    /// VAE: hidden units, code width, likelihood (`bernoulli`, `gaussian`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vae_hidden: Option<usize>,
+    /// VAE: code width.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vae_latent: Option<usize>,
+    /// VAE: the decoder's output distribution.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub likelihood: Option<String>,
 }
 
 /// Progressive columns in a run.
@@ -371,19 +404,21 @@ impl Report {
 pub fn memory_table(components: &[ComponentBytes], budget: usize) -> String {
     let mut s = String::new();
     let total: usize = components.iter().map(|c| c.bytes).sum();
-    let _ = writeln!(s, "{:<18}{:>12}{:>9}", "component", "bytes", "share");
+    // Names pad to 18 columns, or one past the longest.
+    let w = components.iter().map(|c| c.name.len() + 1).max().unwrap_or(0).max(18);
+    let _ = writeln!(s, "{:<w$}{:>12}{:>9}", "component", "bytes", "share");
     for c in components {
         let share = 100.0 * c.bytes as f64 / budget.max(1) as f64;
-        let _ = writeln!(s, "{:<18}{:>12}{:>8.1}%", c.name, c.bytes, share);
+        let _ = writeln!(s, "{:<w$}{:>12}{:>8.1}%", c.name, c.bytes, share);
     }
     let _ = writeln!(
         s,
-        "{:<18}{:>12}{:>8.1}%",
+        "{:<w$}{:>12}{:>8.1}%",
         "total",
         total,
         100.0 * total as f64 / budget.max(1) as f64
     );
-    let _ = write!(s, "{:<18}{:>12}", "budget", budget);
+    let _ = write!(s, "{:<w$}{:>12}", "budget", budget);
     if total > budget {
         let _ = write!(s, "   (over by {} bytes)", total - budget);
     } else {

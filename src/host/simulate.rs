@@ -9,15 +9,17 @@
 
 use crate::host::board::Board;
 use crate::host::report::{
-    self, ComponentBytes, LearnerSummary, PackNetSummary, PenaltySummary, ProgressiveSummary, Report, TaskStats,
+    self, ComponentBytes, LearnerSummary, PackNetSummary, PenaltySummary, ProgressiveSummary, ReplaySummary, Report,
+    TaskStats,
 };
 use crate::host::scenario::{ClassOrder, Features, Kind, Part, Scenario, Setting, MAX_TASKS};
 use crate::learner;
 use crate::learner::learner::ClassRange;
+use crate::learner::plan;
 use crate::learner::rng::Rng;
 use crate::learner::{
-    Active, Columns, ColumnsConfig, FisherLabels, GeneratorConfig, Kernels, LayerDims, Learner, LearnerConfig, Method,
-    Optimizer, PackNetConfig, PenaltyConfig, Plan, Quant, Storage,
+    Active, Columns, ColumnsConfig, FisherLabels, GeneratorConfig, GeneratorKind, Kernels, LayerDims, Learner,
+    LearnerConfig, Likelihood, Method, Optimizer, PackNetConfig, PenaltyConfig, Plan, Quant, Storage, VaeConfig,
 };
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -212,6 +214,170 @@ pub struct PackNetOptions {
     pub retrain_iters: usize,
 }
 
+/// Which replay generator the strategy keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GeneratorChoice {
+    /// Class-conditional Gaussian, low-rank plus diagonal covariance.
+    Gaussian,
+    /// Conditional VAE trained with the head (deep generative replay).
+    Vae,
+    /// Reservoir of quantised inputs.
+    Buffer,
+}
+
+impl GeneratorChoice {
+    /// Its name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            GeneratorChoice::Gaussian => "gaussian",
+            GeneratorChoice::Vae => "vae",
+            GeneratorChoice::Buffer => "buffer",
+        }
+    }
+}
+
+/// Replayed samples per real one in a batch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ReplayRatio {
+    /// A fixed ratio.
+    Fixed(f32),
+    /// Old classes seen over the current task's classes: every class seen weighs the same
+    /// in each batch.
+    Balanced,
+}
+
+/// Replay's settings (used when the strategy replays).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReplayOptions {
+    /// The generator.
+    pub generator: GeneratorChoice,
+    /// Replayed samples per real sample.
+    pub ratio: ReplayRatio,
+    /// Gaussian: principal directions per class.
+    pub rank: usize,
+    /// Gaussian: classes observed at once (a task's classes; `None`: every output).
+    pub slots: Option<usize>,
+    /// Buffer: rows kept (`None`: as many as fit the bytes of the Gaussian generator of
+    /// the same rank and slots).
+    pub buffer_rows: Option<usize>,
+    /// VAE: hidden units of encoder and decoder (`None`: 400 literature, 32 edge).
+    pub vae_hidden: Option<usize>,
+    /// VAE: code width (`None`: 100 literature, 8 edge).
+    pub vae_latent: Option<usize>,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            generator: GeneratorChoice::Gaussian,
+            ratio: ReplayRatio::Balanced,
+            rank: 4,
+            slots: None,
+            buffer_rows: None,
+            vae_hidden: None,
+            vae_latent: None,
+        }
+    }
+}
+
+/// The generator a run's learner keeps, for `inputs` features and `outputs` classes.
+pub fn generator_config(opts: &Options, inputs: usize, outputs: usize) -> Result<GeneratorConfig> {
+    let r = &opts.replay;
+    let gaussian = GeneratorConfig {
+        classes: outputs,
+        kind: GeneratorKind::Gaussian {
+            rank: r.rank,
+            slots: r.slots.unwrap_or(outputs).clamp(1, outputs),
+        },
+    };
+    let kind = match r.generator {
+        GeneratorChoice::Gaussian => gaussian.kind,
+        GeneratorChoice::Buffer => {
+            let capacity = match r.buffer_rows {
+                Some(n) => n,
+                None => {
+                    // The Gaussian's bytes, counts included, over a row's i8 features,
+                    // f32 scale and u16 label.
+                    let bytes = generator_bytes(&gaussian, inputs)?;
+                    let counts = plan::checked_padded(outputs * 4).unwrap_or(0);
+                    (bytes.saturating_sub(counts + 3 * plan::ALIGN) / (inputs + 6)).max(1)
+                }
+            };
+            GeneratorKind::Buffer { capacity }
+        }
+        GeneratorChoice::Vae => {
+            let literature = opts.protocol == Protocol::Literature;
+            GeneratorKind::Vae(VaeConfig {
+                hidden: r.vae_hidden.unwrap_or(if literature { 400 } else { 32 }),
+                latent: r.vae_latent.unwrap_or(if literature { 100 } else { 8 }),
+                likelihood: if literature {
+                    Likelihood::Bernoulli
+                } else {
+                    Likelihood::Gaussian
+                },
+                optimizer: opts.optimizer,
+            })
+        }
+    };
+    Ok(GeneratorConfig { classes: outputs, kind })
+}
+
+/// What the report says of a run's generator.
+fn replay_summary(opts: &Options, g: &GeneratorConfig, plan: &Plan) -> ReplaySummary {
+    let bytes = plan
+        .components()
+        .iter()
+        .filter(|c| ["generator", "buffer", "vae"].iter().any(|p| c.name.starts_with(p)))
+        .map(|c| c.bytes)
+        .sum();
+    let mut summary = ReplaySummary {
+        generator: opts.replay.generator.name().to_string(),
+        bytes,
+        ratio: match opts.replay.ratio {
+            ReplayRatio::Fixed(r) => r.to_string(),
+            ReplayRatio::Balanced => "balanced".to_string(),
+        },
+        rank: None,
+        slots: None,
+        rows: None,
+        vae_hidden: None,
+        vae_latent: None,
+        likelihood: None,
+    };
+    match g.kind {
+        GeneratorKind::Gaussian { rank, slots } => {
+            summary.rank = Some(rank);
+            summary.slots = Some(slots);
+        }
+        GeneratorKind::Buffer { capacity } => summary.rows = Some(capacity),
+        GeneratorKind::Vae(v) => {
+            summary.vae_hidden = Some(v.hidden);
+            summary.vae_latent = Some(v.latent);
+            summary.likelihood = Some(format!("{:?}", v.likelihood).to_lowercase());
+        }
+    }
+    summary
+}
+
+/// The bytes a generator takes in the arena: the plan of a one-layer learner with it,
+/// less the same plan without it.
+pub fn generator_bytes(g: &GeneratorConfig, inputs: usize) -> Result<usize> {
+    let mut c = LearnerConfig {
+        dims: LayerDims::new(&[inputs, g.classes])?,
+        optimizer: Optimizer::Sgd { lr: 0.1, momentum: 0.0 },
+        batch_size: 1,
+        max_tasks: 1,
+        seed: 0,
+        kernels: Kernels::Reference,
+        penalty: None,
+        packnet: None,
+        generator: Some(*g),
+    };
+    let with = Plan::new(&c)?.total();
+    c.generator = None;
+    Ok(with - Plan::new(&c)?.total())
+}
+
 /// The penalty's settings (used when the strategy is a penalty).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PenaltyOptions {
@@ -361,8 +527,8 @@ pub struct Options {
     pub packnet: PackNetOptions,
     /// Progressive columns' hidden width (`None`: the widest that fits a column per task).
     pub column_width: Option<usize>,
-    /// Replay: generated samples per real sample in a batch.
-    pub replay_ratio: f32,
+    /// Replay's settings, when the strategy replays.
+    pub replay: ReplayOptions,
 }
 
 /// The learner for a run: the literature MLP, or for the edge protocol a
@@ -381,6 +547,10 @@ pub fn learner_config(opts: &Options, inputs: usize, outputs: usize, tasks: usiz
     } else {
         MAX_TASKS
     };
+    let generator = match opts.strategy {
+        Strategy::Replay(_) => Some(generator_config(opts, inputs, outputs)?),
+        _ => None,
+    };
     let make = |dims: &[usize]| -> Result<LearnerConfig> {
         Ok(LearnerConfig {
             dims: LayerDims::new(dims)?,
@@ -391,7 +561,7 @@ pub fn learner_config(opts: &Options, inputs: usize, outputs: usize, tasks: usiz
             kernels: opts.kernels,
             penalty,
             packnet,
-            generator: matches!(opts.strategy, Strategy::Replay(_)).then_some(GeneratorConfig { classes: outputs }),
+            generator,
         })
     };
     let fits = |h: usize| -> Result<bool> {
@@ -632,11 +802,8 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         pool: Vec::new(),
         cursor: 0,
     };
-    // Replay: real rows per batch, the rest generated (at least one real row).
-    let replay_real = matches!(opts.strategy, Strategy::Replay(_)).then(|| {
-        let real = (opts.batch as f64 / (1.0 + opts.replay_ratio.max(0.0) as f64)).round() as usize;
-        real.clamp(1, opts.batch)
-    });
+    let replaying = matches!(opts.strategy, Strategy::Replay(_));
+    let vae = opts.replay.generator == GeneratorChoice::Vae;
     let mut matrix = Vec::with_capacity(tasks);
     let mut task_inference = Vec::new();
     let mut stats = Vec::with_capacity(tasks);
@@ -655,22 +822,38 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         let own = packnet.then(|| scenario.task_outputs(t));
         let start = Instant::now();
         let mut recent = Vec::with_capacity(50);
+        // Replay: real rows per batch, the rest replayed samples of old classes (none
+        // before an old class has been observed).
+        let own_outputs = scenario.task_outputs(t);
+        let replay_real = match &model {
+            Model::Dense(l) if replaying => l.generator().and_then(|g| {
+                let exclude = (own_outputs.start as usize, own_outputs.end as usize);
+                let old = (0..g.counts().len())
+                    .filter(|&c| !(exclude.0..exclude.1).contains(&c) && g.count(c) > 0)
+                    .count();
+                let ratio = match opts.replay.ratio {
+                    ReplayRatio::Fixed(r) => r.max(0.0) as f64,
+                    ReplayRatio::Balanced => old as f64 / (exclude.1 - exclude.0).max(1) as f64,
+                };
+                let real = (opts.batch as f64 / (1.0 + ratio)).round() as usize;
+                (old > 0).then_some(real.clamp(1, opts.batch))
+            }),
+            _ => None,
+        };
         let mut train = |learner: &mut Model<'_>, n: usize, rng: &mut Rng| -> Result<()> {
             for _ in 0..n {
-                // Replay: the batch's last rows are generated samples of old classes (none
-                // before an old class exists).
                 let rows = batcher.yb.len();
-                if let (Some(real), Model::Dense(l)) = (replay_real, &mut *learner) {
-                    batcher.next(scenario, rng, real);
-                    let (x, y) = (&mut batcher.xb[real * width..], &mut batcher.yb[real..]);
-                    if l.fill_replay(x, y, scenario.task_outputs(t))? == 0 {
-                        batcher.next(scenario, rng, rows);
+                match (replay_real, &mut *learner) {
+                    (Some(real), Model::Dense(l)) => {
+                        batcher.next(scenario, rng, real);
+                        let (x, y) = (&mut batcher.xb[real * width..], &mut batcher.yb[real..]);
+                        l.fill_replay(x, y, own_outputs)
+                            .with_context(|| format!("replaying during task {}", t + 1))?;
+                        for (r, &y) in batcher.ranges.iter_mut().zip(&batcher.yb).skip(real) {
+                            *r = scenario.task_outputs(scenario.task_of_output(y));
+                        }
                     }
-                    for (r, &y) in batcher.ranges.iter_mut().zip(&batcher.yb).skip(real) {
-                        *r = scenario.task_outputs(scenario.task_of_output(y));
-                    }
-                } else {
-                    batcher.next(scenario, rng, rows);
+                    _ => batcher.next(scenario, rng, rows),
                 }
                 let active = match (own, scenario.spec.setting) {
                     (Some(r), _) => Active::Classes(r),
@@ -681,6 +864,10 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
                 let loss = learner
                     .train_step(&batcher.xb, &batcher.yb, active)
                     .with_context(|| format!("training task {}", t + 1))?;
+                if let (true, Model::Dense(l)) = (vae, &mut *learner) {
+                    l.train_generator(&batcher.xb, &batcher.yb)
+                        .with_context(|| format!("training the generator on task {}", t + 1))?;
+                }
                 if recent.len() == 50 {
                     recent.remove(0);
                 }
@@ -699,8 +886,9 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
                 learner.packnet_end_task()?;
             }
         }
-        if let (Some(_), Model::Dense(learner)) = (replay_real, &mut model) {
-            // The generator keeps the statistics of the task's training features, one pass.
+        if let (true, Model::Dense(learner)) = (replaying, &mut model) {
+            // The generator observes the task's training samples once (the Gaussian's
+            // statistics, the buffer's reservoir, the VAE's class counts), then commits.
             let xb = &mut batcher.xb[..width];
             for &i in &scenario.tasks[t].train {
                 scenario.fill(Part::Train, t, i, xb, &mut batcher.scratch);
@@ -709,6 +897,9 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
                     .observe(xb, y)
                     .with_context(|| format!("the generator observing task {}", t + 1))?;
             }
+            learner
+                .commit_generator()
+                .with_context(|| format!("committing the generator after task {}", t + 1))?;
         }
         if let (Some(kind), Model::Dense(learner)) = (opts.strategy.penalty(), &mut model) {
             // Estimate the task's importance on a seeded subset of its own training
@@ -824,6 +1015,10 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
             parameters,
             packnet,
             progressive,
+            replay: match planned {
+                Planned::Dense(LearnerConfig { generator: Some(g), .. }) => Some(replay_summary(opts, &g, &plan)),
+                _ => None,
+            },
             penalty: match planned {
                 Planned::Dense(c) => c.penalty,
                 Planned::Columns(_) => None,

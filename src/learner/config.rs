@@ -231,6 +231,7 @@ impl LearnerConfig {
             if g.classes != self.dims.classes() {
                 return Err(Error::BadConfig("the generator keeps one class per output of the head"));
             }
+            g.validate()?;
         }
         if let Some(p) = &self.packnet {
             p.validate()?;

@@ -114,6 +114,14 @@ pub enum Error {
     },
     /// The learner was built without a replay generator.
     NoGenerator,
+    /// The Gaussian generator's working slots are all taken by other classes: commit
+    /// the task before observing more classes.
+    GeneratorSlotsFull {
+        /// Working slots the plan reserved.
+        slots: usize,
+        /// The class that found no slot.
+        class: usize,
+    },
     /// The learner was built without PackNet.
     NoPackNet,
     /// A task was named that the learner has not learned (1-based).
@@ -205,6 +213,11 @@ impl fmt::Display for Error {
                 "the generator has never observed class {class}, so it cannot replay it"
             ),
             Error::NoGenerator => write!(f, "this learner has no replay generator configured"),
+            Error::GeneratorSlotsFull { slots, class } => write!(
+                f,
+                "the generator's {slots} working slots are taken by other classes, so class {class} cannot be \
+                 observed; commit the generator at the end of each task, or plan more slots"
+            ),
             Error::NoPackNet => write!(f, "this learner has no PackNet masks configured"),
             Error::NoSuchTask { task, tasks } => {
                 write!(

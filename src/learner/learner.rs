@@ -24,8 +24,9 @@ use crate::learner::consolidation::{self, Consolidation, Store};
 use crate::learner::optim;
 use crate::learner::packnet::{self, Owners, PackState};
 use crate::learner::plan::names;
-use crate::learner::replay::Gaussian;
+use crate::learner::replay::{Gaussian, Generator, GeneratorKind, Reservoir};
 use crate::learner::rng::Rng;
+use crate::learner::vae::{Noise, Vae, VaeSizes};
 use crate::learner::{network, Arena, Error, LearnerConfig, Plan};
 use crate::learner::{FisherLabels, Method, Storage};
 
@@ -150,6 +151,9 @@ const FISHER_STREAM: u64 = 0x5EED_F15E_u64;
 /// Mixed into the seed for the stream the replay generator samples from.
 const REPLAY_STREAM: u64 = 0x5EED_0EB1_A7ED_u64;
 
+/// Mixed into the seed for the VAE's weight initialisation.
+const VAE_STREAM: u64 = 0x0FAE_1A7E_u64;
+
 /// Draws an index from the softmax of `z` with `rng`.
 fn sample_softmax(z: &[f32], rng: &mut Rng) -> u16 {
     let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -181,7 +185,7 @@ pub struct Learner<'a> {
     pack: &'a mut [f32],
     cons: Option<Consolidation<'a>>,
     packnet: Option<PackState<'a>>,
-    generator: Option<Gaussian<'a>>,
+    generator: Option<Generator<'a>>,
     rng: Rng,
     replay_rng: Rng,
     steps: u32,
@@ -240,12 +244,80 @@ impl<'a> Learner<'a> {
         let generator = match &config.generator {
             None => None,
             Some(g) => {
-                let stats = g.classes * d.input();
-                Some(Gaussian {
-                    counts: arena.carve_u32(names::GENERATOR_COUNTS, g.classes)?,
-                    mean: arena.carve_f32(names::GENERATOR_MEANS, stats)?,
-                    m2: arena.carve_f32(names::GENERATOR_M2, stats)?,
-                    features: d.input(),
+                let counts = arena.carve_u32(names::GENERATOR_COUNTS, g.classes)?;
+                let f = d.input();
+                let stats = g.classes * f;
+                Some(match g.kind {
+                    GeneratorKind::Gaussian { rank, slots } => {
+                        let words = Gaussian::slot_words(f, rank).ok_or(Error::Internal("slot size changed"))?;
+                        let means = arena.carve_u16(names::GENERATOR_MEANS, stats)?;
+                        let spreads = arena.carve_u16(names::GENERATOR_SPREADS, stats)?;
+                        let (factors, scales): (&mut [i8], &mut [f32]) = if rank > 0 {
+                            (
+                                bytemuck::cast_slice_mut(arena.carve_u8(names::GENERATOR_FACTORS, stats * rank)?),
+                                arena.carve_f32(names::GENERATOR_SCALES, g.classes * rank)?,
+                            )
+                        } else {
+                            (&mut [], &mut [])
+                        };
+                        let mut gaussian = Gaussian {
+                            counts,
+                            means,
+                            spreads,
+                            factors,
+                            scales,
+                            slot_class: arena.carve_u16(names::GENERATOR_SLOT_CLASSES, slots)?,
+                            work: arena.carve_f32(names::GENERATOR_SLOTS, slots * words)?,
+                            scratch: arena.carve_f32(names::GENERATOR_SCRATCH, f)?,
+                            features: f,
+                            rank,
+                        };
+                        gaussian.mark_free();
+                        Generator::Gaussian(gaussian)
+                    }
+                    GeneratorKind::Buffer { capacity } => Generator::Buffer(Reservoir {
+                        counts,
+                        rows: bytemuck::cast_slice_mut(arena.carve_u8(names::BUFFER_ROWS, capacity * f)?),
+                        scales: arena.carve_f32(names::BUFFER_SCALES, capacity)?,
+                        labels: arena.carve_u16(names::BUFFER_LABELS, capacity)?,
+                        seen: 0,
+                        features: f,
+                    }),
+                    GeneratorKind::Vae(v) => {
+                        let s = VaeSizes::of(&v, f, g.classes, b)?.ok_or(Error::Internal("VAE size changed"))?;
+                        let acts = names::VAE_ACTIVATIONS;
+                        let mut vae = Vae {
+                            config: v,
+                            enc: v.encoder(f, g.classes)?,
+                            dec: v.decoder(f, g.classes)?,
+                            classes: g.classes,
+                            features: f,
+                            batch: b,
+                            counts,
+                            params: arena.carve_f32(names::VAE_PARAMS, s.params)?,
+                            grads: arena.carve_f32(names::VAE_GRADIENTS, s.params)?,
+                            first: arena.carve_f32(names::VAE_OPTIMIZER, v.optimizer.state_vectors() * s.params)?,
+                            second: &mut [],
+                            replay: arena.carve_f32(names::VAE_REPLAY, s.decoder)?,
+                            enc_in: arena.carve_f32(acts, s.enc_in)?,
+                            enc_acts: arena.carve_f32(acts, s.enc_acts)?,
+                            eps: arena.carve_f32(acts, s.eps)?,
+                            dec_in: arena.carve_f32(acts, s.dec_in)?,
+                            dec_acts: arena.carve_f32(acts, s.dec_acts)?,
+                            dz: arena.carve_f32(acts, s.dec_in)?,
+                            deltas: arena.carve_f32(acts, s.deltas)?,
+                            steps: 0,
+                            committed: false,
+                        };
+                        if v.optimizer.state_vectors() == 2 {
+                            let state = core::mem::take(&mut vae.first);
+                            let (first, second) = state.split_at_mut(s.params);
+                            vae.first = first;
+                            vae.second = second;
+                        }
+                        vae.init(&mut Rng::new(config.seed ^ VAE_STREAM));
+                        Generator::Vae(vae)
+                    }
                 })
             }
         };
@@ -569,24 +641,47 @@ impl<'a> Learner<'a> {
         self.cons.as_ref().map_or(0, |c| c.tasks)
     }
 
-    /// Adds one labelled sample (its input features) to the replay generator's
-    /// statistics of its class. Checked like a training sample; nothing changes on error.
+    /// Adds one labelled sample (its input features) to the replay generator: the
+    /// Gaussian's statistics of its class, the buffer's reservoir, the VAE's count of the
+    /// class (the VAE itself learns in [`Learner::train_generator`]). Checked like a
+    /// training sample; nothing changes on error.
     pub fn observe(&mut self, x: &[f32], label: u16) -> Result<(), Error> {
         if self.generator.is_none() {
             return Err(Error::NoGenerator);
         }
         let n = self.check_input(x, 1)?;
         check_labels(&[label], n, &Active::All, self.config.dims.classes())?;
-        if let Some(g) = &mut self.generator {
-            g.observe(x, label as usize);
+        match &mut self.generator {
+            Some(Generator::Gaussian(g)) => g.observe(x, label as usize)?,
+            Some(Generator::Buffer(b)) => b.observe(x, label as usize, &mut self.replay_rng),
+            Some(Generator::Vae(v)) => {
+                let c = &mut v.counts[label as usize];
+                *c = c.saturating_add(1);
+            }
+            None => {}
         }
         Ok(())
     }
 
-    /// Fills every row of `x` (`labels.len()` rows of the input width) with a generated
-    /// sample of an old class, drawn among the classes observed outside `exclude` (the
-    /// task being learned) in proportion to their samples seen, and its label. Returns
-    /// the rows filled: 0 when no old class has been observed (nothing is written).
+    /// Ends a task for the generator: the Gaussian compresses its working slots into the
+    /// classes' compact records, the VAE freezes its decoder as the one replayed from
+    /// until the next commit; the buffer has nothing to do.
+    pub fn commit_generator(&mut self) -> Result<(), Error> {
+        match &mut self.generator {
+            Some(Generator::Gaussian(g)) => g.commit(),
+            Some(Generator::Vae(v)) => v.commit(),
+            Some(Generator::Buffer(_)) => {}
+            None => return Err(Error::NoGenerator),
+        }
+        Ok(())
+    }
+
+    /// Fills every row of `x` (`labels.len()` rows of the input width) with a replayed
+    /// sample of an old class and its label: a class drawn among those observed outside
+    /// `exclude` (the task being learned) in proportion to their samples seen, then a
+    /// sample of it from the Gaussian or the VAE; for the buffer, a uniformly chosen
+    /// kept row of such a class. Returns the rows filled: 0 when there is no old class
+    /// to replay (nothing is written).
     pub fn fill_replay(&mut self, x: &mut [f32], labels: &mut [u16], exclude: ClassRange) -> Result<usize, Error> {
         let width = self.config.dims.input();
         if x.len() != labels.len() * width {
@@ -595,24 +690,123 @@ impl<'a> Learner<'a> {
                 expected: labels.len() * width,
             });
         }
-        let g = self.generator.as_ref().ok_or(Error::NoGenerator)?;
+        let g = self.generator.as_mut().ok_or(Error::NoGenerator)?;
         let exclude = (exclude.start as usize, exclude.end as usize);
         if !g.has_class_outside(exclude) {
             return Ok(0);
         }
-        for (row, y) in x.chunks_exact_mut(width).zip(labels.iter_mut()) {
-            let class = g
-                .draw_class(exclude, &mut self.replay_rng)
-                .ok_or(Error::Internal("replay classes vanished"))?;
-            g.sample(class, &mut self.replay_rng, row)?;
-            *y = class as u16;
+        let rng = &mut self.replay_rng;
+        match g {
+            Generator::Buffer(b) => {
+                for (row, y) in x.chunks_exact_mut(width).zip(labels.iter_mut()) {
+                    match b.draw(|y| !(exclude.0..exclude.1).contains(&(y as usize)), rng, row) {
+                        Some(label) => *y = label,
+                        None => return Ok(0),
+                    }
+                }
+            }
+            Generator::Gaussian(_) | Generator::Vae(_) => {
+                for y in labels.iter_mut() {
+                    *y = g
+                        .draw_class(exclude, rng)
+                        .ok_or(Error::Internal("replay classes vanished"))? as u16;
+                }
+                match g {
+                    Generator::Gaussian(gs) => {
+                        for (row, &y) in x.chunks_exact_mut(width).zip(labels.iter()) {
+                            gs.sample(y as usize, rng, row)?;
+                        }
+                    }
+                    Generator::Vae(v) => v.generate(labels, x, rng, self.config.kernels, self.pack)?,
+                    Generator::Buffer(_) => {}
+                }
+            }
         }
         Ok(labels.len())
     }
 
-    /// The replay generator's statistics, when configured.
-    pub fn generator(&self) -> Option<&Gaussian<'a>> {
+    /// Writes `out.len() / input width` samples of `class` from the generator (the
+    /// Gaussian's or the VAE's; a buffer row of the class for the buffer). A class never
+    /// observed is [`Error::UnknownClass`], and nothing is written.
+    pub fn generate(&mut self, class: u16, out: &mut [f32]) -> Result<(), Error> {
+        let width = self.config.dims.input();
+        if out.is_empty() || !out.len().is_multiple_of(width) {
+            return Err(Error::InputShape {
+                got: out.len(),
+                expected: width * (out.len() / width).max(1),
+            });
+        }
+        let c = class as usize;
+        let g = self.generator.as_mut().ok_or(Error::NoGenerator)?;
+        if g.count(c) == 0 {
+            return Err(Error::UnknownClass { class: c });
+        }
+        let rng = &mut self.replay_rng;
+        match g {
+            Generator::Gaussian(gs) => {
+                for row in out.chunks_exact_mut(width) {
+                    gs.sample(c, rng, row)?;
+                }
+            }
+            Generator::Buffer(b) => {
+                for row in out.chunks_exact_mut(width) {
+                    b.draw(|y| y as usize == c, rng, row)
+                        .ok_or(Error::UnknownClass { class: c })?;
+                }
+            }
+            Generator::Vae(v) => {
+                let mut labels = [0u16; 64];
+                for chunk in out.chunks_mut(width * 64) {
+                    let n = chunk.len() / width;
+                    labels[..n].fill(class);
+                    v.generate(&labels[..n], chunk, rng, self.config.kernels, self.pack)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deep generative replay: one update of the VAE on a batch (the task's real samples
+    /// and the replayed ones, as the head sees them). Returns the batch's mean negative
+    /// ELBO before the update. Checked like a training batch.
+    pub fn train_generator(&mut self, x: &[f32], labels: &[u16]) -> Result<f32, Error> {
+        let loss = self.generator_gradients(x, labels, None)?;
+        if let Some(Generator::Vae(v)) = &mut self.generator {
+            v.apply_gradients();
+        }
+        Ok(loss)
+    }
+
+    /// The VAE's negative ELBO on a batch and its gradient (in the VAE's
+    /// [`Vae::gradients`]), without an update: with the reparameterisation noise `eps`
+    /// (`n x latent`) when given, else drawn. [`Error::NoGenerator`] unless the generator
+    /// is a VAE.
+    pub fn generator_gradients(&mut self, x: &[f32], labels: &[u16], eps: Option<&[f32]>) -> Result<f32, Error> {
+        let n = self.check_batch(x, labels, &Active::All)?;
+        let Some(Generator::Vae(v)) = &mut self.generator else {
+            return Err(Error::NoGenerator);
+        };
+        let noise = match eps {
+            Some(e) => Noise::Fixed(e),
+            None => Noise::Draw(&mut self.replay_rng),
+        };
+        v.compute_gradients(
+            &x[..n * self.config.dims.input()],
+            labels,
+            noise,
+            self.config.kernels,
+            self.pack,
+        )
+    }
+
+    /// The replay generator, when configured.
+    pub fn generator(&self) -> Option<&Generator<'a>> {
         self.generator.as_ref()
+    }
+
+    /// The replay generator, mutable (the VAE's parameters, for checks).
+    pub fn generator_mut(&mut self) -> Option<&mut Generator<'a>> {
+        self.generator.as_mut()
     }
 
     /// PackNet: zeroes the gradient and the first optimizer moment (momentum, Adam's `m`)

@@ -51,6 +51,7 @@ pub mod plan;
 pub mod progressive;
 pub mod replay;
 pub mod rng;
+pub mod vae;
 
 pub use arena::Arena;
 pub use config::{Kernels, LayerDims, LearnerConfig, Optimizer};
@@ -60,4 +61,5 @@ pub use learner::{Active, Learner};
 pub use packnet::PackNetConfig;
 pub use plan::{Component, Plan};
 pub use progressive::{Columns, ColumnsConfig};
-pub use replay::GeneratorConfig;
+pub use replay::{Generator, GeneratorConfig, GeneratorKind};
+pub use vae::{Likelihood, VaeConfig};

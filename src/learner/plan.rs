@@ -9,13 +9,15 @@ use crate::learner::consolidation::{self, Storage};
 use crate::learner::kernels::fast;
 use crate::learner::packnet;
 use crate::learner::progressive::ColumnsConfig;
+use crate::learner::replay::{Gaussian, GeneratorKind};
+use crate::learner::vae::VaeSizes;
 use crate::learner::{Error, Kernels, LearnerConfig};
 
 /// Alignment of every component's start, in bytes.
 pub const ALIGN: usize = 16;
 
 /// Most components a plan holds.
-pub const MAX_COMPONENTS: usize = 16;
+pub const MAX_COMPONENTS: usize = 24;
 
 /// One line of the plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,10 +63,37 @@ pub mod names {
     pub const ACCUMULATOR: &str = "importance sums";
     /// The replay generator's samples seen per class.
     pub const GENERATOR_COUNTS: &str = "generator counts";
-    /// The replay generator's per-class feature means.
+    /// Gaussian generator: committed per-class means (f16).
     pub const GENERATOR_MEANS: &str = "generator means";
-    /// The replay generator's per-class sums of squared deviations (Welford's M2).
-    pub const GENERATOR_M2: &str = "generator M2";
+    /// Gaussian generator: committed per-class residual standard deviations (f16).
+    pub const GENERATOR_SPREADS: &str = "generator spreads";
+    /// Gaussian generator: committed per-class principal factors (i8).
+    pub const GENERATOR_FACTORS: &str = "generator factors";
+    /// Gaussian generator: one scale per committed factor.
+    pub const GENERATOR_SCALES: &str = "generator factor scales";
+    /// Gaussian generator: the class each working slot holds.
+    pub const GENERATOR_SLOT_CLASSES: &str = "generator slot classes";
+    /// Gaussian generator: per working slot, Welford's mean and M2 and the CCIPCA
+    /// directions (f32).
+    pub const GENERATOR_SLOTS: &str = "generator working slots";
+    /// Gaussian generator: one row of scratch.
+    pub const GENERATOR_SCRATCH: &str = "generator scratch";
+    /// Replay buffer: the kept rows (i8).
+    pub const BUFFER_ROWS: &str = "buffer rows";
+    /// Replay buffer: one scale per row.
+    pub const BUFFER_SCALES: &str = "buffer scales";
+    /// Replay buffer: one label per row.
+    pub const BUFFER_LABELS: &str = "buffer labels";
+    /// VAE: encoder and decoder weights and biases.
+    pub const VAE_PARAMS: &str = "vae parameters";
+    /// VAE: their gradients.
+    pub const VAE_GRADIENTS: &str = "vae gradients";
+    /// VAE: its optimizer's state.
+    pub const VAE_OPTIMIZER: &str = "vae optimizer state";
+    /// VAE: the decoder replayed from (a copy taken at the end of the last task).
+    pub const VAE_REPLAY: &str = "vae replay decoder";
+    /// VAE: one batch's inputs, activations, noise and deltas.
+    pub const VAE_ACTIVATIONS: &str = "vae activations";
     /// Progressive columns: the parameters of every column the plan reserves.
     pub const COLUMNS: &str = "columns";
     /// PackNet's bit-packed owner task of every weight.
@@ -111,7 +140,11 @@ impl Plan {
         plan.push(names::ACTIVATIONS, bytes(mul(b, d.hidden_sum() + d.classes())?)?);
         plan.push(names::DELTAS, bytes(mul(2 * b, d.widest_output())?)?);
         if config.kernels == Kernels::Fast {
-            let largest = d.as_slice().iter().copied().max().unwrap_or(1).max(b);
+            let vae = match config.generator.map(|g| (g, g.kind)) {
+                Some((g, GeneratorKind::Vae(v))) => VaeSizes::of(&v, d.input(), g.classes, b)?.ok_or(OVERFLOW)?.widest,
+                _ => 0,
+            };
+            let largest = d.as_slice().iter().copied().max().unwrap_or(1).max(b).max(vae);
             plan.push(names::PACKING, bytes(fast::packing_len(largest))?);
         }
         if let Some(p) = &config.penalty {
@@ -126,10 +159,42 @@ impl Plan {
             plan.push(names::ACCUMULATOR, bytes(params)?);
         }
         if let Some(g) = &config.generator {
-            let stats = mul(g.classes, d.input())?;
             plan.push(names::GENERATOR_COUNTS, padded(mul(g.classes, 4)?)?);
-            plan.push(names::GENERATOR_MEANS, bytes(stats)?);
-            plan.push(names::GENERATOR_M2, bytes(stats)?);
+            match g.kind {
+                GeneratorKind::Gaussian { rank, slots } => {
+                    let stats = mul(g.classes, d.input())?;
+                    plan.push(names::GENERATOR_MEANS, padded(mul(stats, 2)?)?);
+                    plan.push(names::GENERATOR_SPREADS, padded(mul(stats, 2)?)?);
+                    if rank > 0 {
+                        plan.push(names::GENERATOR_FACTORS, padded(mul(stats, rank)?)?);
+                        plan.push(names::GENERATOR_SCALES, bytes(mul(g.classes, rank)?)?);
+                    }
+                    plan.push(names::GENERATOR_SLOT_CLASSES, padded(mul(slots, 2)?)?);
+                    let words = Gaussian::slot_words(d.input(), rank).ok_or(OVERFLOW)?;
+                    plan.push(names::GENERATOR_SLOTS, bytes(mul(slots, words)?)?);
+                    plan.push(names::GENERATOR_SCRATCH, bytes(d.input())?);
+                }
+                GeneratorKind::Buffer { capacity } => {
+                    plan.push(names::BUFFER_ROWS, padded(mul(capacity, d.input())?)?);
+                    plan.push(names::BUFFER_SCALES, bytes(capacity)?);
+                    plan.push(names::BUFFER_LABELS, padded(mul(capacity, 2)?)?);
+                }
+                GeneratorKind::Vae(v) => {
+                    let s = VaeSizes::of(&v, d.input(), g.classes, b)?.ok_or(OVERFLOW)?;
+                    plan.push(names::VAE_PARAMS, bytes(s.params)?);
+                    plan.push(names::VAE_GRADIENTS, bytes(s.params)?);
+                    plan.push(
+                        names::VAE_OPTIMIZER,
+                        bytes(mul(v.optimizer.state_vectors(), s.params)?)?,
+                    );
+                    plan.push(names::VAE_REPLAY, bytes(s.decoder)?);
+                    let acts = [s.enc_in, s.enc_acts, s.eps, s.dec_in, s.dec_acts, s.dec_in, s.deltas]
+                        .iter()
+                        .try_fold(0usize, |acc, &n| acc.checked_add(checked_f32_bytes(n)?))
+                        .ok_or(OVERFLOW)?;
+                    plan.push(names::VAE_ACTIVATIONS, acts);
+                }
+            }
         }
         if config.packnet.is_some() {
             let mask = packnet::mask_bytes(d.weight_count(), config.max_tasks)?.ok_or(OVERFLOW)?;

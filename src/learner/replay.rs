@@ -1,102 +1,548 @@
-//! Feature-space replay: a class-conditional Gaussian generator of the features the head
-//! sees, kept with Welford's streaming method (Welford 1962) inside the arena.
+//! Replay generators: what the device keeps of old classes, in fixed bytes of the arena,
+//! to replay them while new classes are learned.
 //!
-//! Per class: the number of samples seen, the running mean and the running sum of squared
-//! deviations (`M2`) of every feature, so the diagonal covariance is `M2 / count`. Its bytes
-//! are `classes * (1 + 2 * features)` words whatever the number of tasks, and a sample of
-//! class `c` is `mean_c + sqrt(var_c) * z` with `z` standard normal from the core's seeded
-//! generator. Replayed samples stand in for the data of old classes while new ones train.
+//! Three kinds, all class-conditional and all sized by the plan whatever the number of
+//! tasks ([`GeneratorKind`]):
+//! - [`Gaussian`]: per class a mean and a low-rank-plus-diagonal covariance of the
+//!   features. The classes being observed live in f32 *working slots*: Welford's running
+//!   mean and sum of squared deviations (Welford 1962), and the leading principal
+//!   directions of the deviations by candid covariance-free incremental PCA (CCIPCA, Weng,
+//!   Zhang & Hwang 2003), one pass, no covariance matrix. [`Gaussian::commit`] compresses
+//!   each slot into the class's compact record: mean and residual standard deviation as
+//!   f16, the `rank` factors as i8 with one f32 scale each. A sample is
+//!   `mean + F z + sd * e` with `z`, `e` standard normal from the core's seeded generator.
+//!   With rank 0 it is the diagonal Gaussian.
+//! - [`Reservoir`]: a reservoir sample (Vitter's algorithm R) of the observed inputs,
+//!   each row i8 with one f32 scale: the plain reference point every generator is
+//!   compared against at the same bytes.
+//! - [`crate::learner::vae::Vae`]: a conditional variational autoencoder trained on the
+//!   device (deep generative replay, Shin et al. 2017).
 
+use crate::learner::math;
 use crate::learner::rng::Rng;
+use crate::learner::vae::{Vae, VaeConfig};
 use crate::learner::Error;
+use half::f16;
+
+/// Most principal directions a Gaussian generator keeps per class.
+pub const MAX_RANK: usize = 16;
+
+/// CCIPCA's amnesic parameter: how much more the newest samples weigh than the mean of
+/// the older ones (2 is the value Weng et al. recommend; it forgets the first samples'
+/// deviations, measured against a mean that was still moving).
+const AMNESIA: f32 = 2.0;
+
+/// Marks a free working slot.
+const FREE: u16 = u16::MAX;
+
+/// What the generator keeps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum GeneratorKind {
+    /// Class-conditional Gaussian with `rank` principal directions per class (0: diagonal)
+    /// and `slots` classes observed at once in f32 before [`Gaussian::commit`].
+    Gaussian {
+        /// Principal directions per class, at most [`MAX_RANK`].
+        rank: usize,
+        /// Classes that can be observed between two commits (a task's classes).
+        slots: usize,
+    },
+    /// Reservoir of `capacity` observed inputs, i8 with a scale per row.
+    Buffer {
+        /// Rows kept.
+        capacity: usize,
+    },
+    /// Conditional VAE trained with the head.
+    Vae(VaeConfig),
+}
 
 /// The generator's shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GeneratorConfig {
-    /// Classes it can keep statistics of (the head's outputs).
+    /// Classes it can keep (the head's outputs).
     pub classes: usize,
+    /// What it keeps of them.
+    pub kind: GeneratorKind,
 }
 
-/// The per-class statistics, over slices of the arena.
-#[derive(Debug)]
-pub struct Gaussian<'a> {
-    pub(crate) counts: &'a mut [u32],
-    pub(crate) mean: &'a mut [f32],
-    pub(crate) m2: &'a mut [f32],
-    pub(crate) features: usize,
-}
-
-impl Gaussian<'_> {
-    /// Adds one sample of `class` to its statistics (Welford's update, in place). The
-    /// caller has checked the sample's width, finiteness and the class range.
-    pub fn observe(&mut self, x: &[f32], class: usize) {
-        let d = self.features;
-        let n = self.counts[class].saturating_add(1);
-        self.counts[class] = n;
-        let inv = 1.0 / n as f32;
-        let mean = &mut self.mean[class * d..(class + 1) * d];
-        let m2 = &mut self.m2[class * d..(class + 1) * d];
-        for ((m, s), &v) in mean.iter_mut().zip(m2.iter_mut()).zip(x) {
-            let delta = v - *m;
-            *m += delta * inv;
-            *s += delta * (v - *m);
+impl GeneratorConfig {
+    /// A diagonal Gaussian with a working slot per class (the simplest configuration).
+    pub fn diagonal(classes: usize) -> Self {
+        GeneratorConfig {
+            classes,
+            kind: GeneratorKind::Gaussian {
+                rank: 0,
+                slots: classes,
+            },
         }
     }
 
-    /// Samples seen of `class`.
-    pub fn count(&self, class: usize) -> u32 {
-        self.counts.get(class).copied().unwrap_or(0)
-    }
-
-    /// The mean of `class`'s features.
-    pub fn mean(&self, class: usize) -> &[f32] {
-        &self.mean[class * self.features..(class + 1) * self.features]
-    }
-
-    /// The (population) variance of feature `j` of `class`: `M2 / count`.
-    pub fn variance(&self, class: usize, j: usize) -> f32 {
-        let n = self.count(class).max(1) as f32;
-        (self.m2[class * self.features + j] / n).max(0.0)
-    }
-
-    /// Writes one sample of `class` into `out`; a class never observed is
-    /// [`Error::UnknownClass`].
-    pub fn sample(&self, class: usize, rng: &mut Rng, out: &mut [f32]) -> Result<(), Error> {
-        if self.count(class) == 0 {
-            return Err(Error::UnknownClass { class });
+    /// Checks the parts the plan does not.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.classes == 0 || self.classes >= FREE as usize {
+            return Err(Error::BadConfig("the generator needs 1 to 65534 classes"));
         }
-        for (j, o) in out.iter_mut().enumerate().take(self.features) {
-            let sd = crate::learner::math::sqrt(self.variance(class, j));
-            *o = self.mean[class * self.features + j] + sd * rng.normal();
+        match self.kind {
+            GeneratorKind::Gaussian { rank, slots } => {
+                if rank > MAX_RANK {
+                    return Err(Error::BadConfig(
+                        "a Gaussian generator keeps at most 16 directions per class",
+                    ));
+                }
+                if slots == 0 || slots > self.classes {
+                    return Err(Error::BadConfig(
+                        "a Gaussian generator needs 1 to `classes` working slots",
+                    ));
+                }
+            }
+            GeneratorKind::Buffer { capacity } => {
+                if capacity == 0 {
+                    return Err(Error::BadConfig("a replay buffer needs at least one row"));
+                }
+            }
+            GeneratorKind::Vae(v) => v.validate()?,
         }
         Ok(())
+    }
+}
+
+/// A configured generator over its slices of the arena.
+// One per learner and the core has no heap to box into: the VAE's slice handles make it
+// the largest variant, a few hundred bytes of the learner struct.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Generator<'a> {
+    /// Low-rank-plus-diagonal Gaussian per class.
+    Gaussian(Gaussian<'a>),
+    /// Reservoir of quantised inputs.
+    Buffer(Reservoir<'a>),
+    /// Conditional VAE.
+    Vae(Vae<'a>),
+}
+
+impl Generator<'_> {
+    /// Samples observed of each class.
+    pub fn counts(&self) -> &[u32] {
+        match self {
+            Generator::Gaussian(g) => g.counts,
+            Generator::Buffer(b) => b.counts,
+            Generator::Vae(v) => v.counts(),
+        }
+    }
+
+    /// Samples observed of `class` (0 for a class out of range).
+    pub fn count(&self, class: usize) -> u32 {
+        self.counts().get(class).copied().unwrap_or(0)
     }
 
     /// Whether any class outside `exclude` (`start..end`) has been observed.
     pub fn has_class_outside(&self, exclude: (usize, usize)) -> bool {
-        (0..self.counts.len()).any(|c| !(exclude.0..exclude.1).contains(&c) && self.count(c) > 0)
+        let counts = self.counts();
+        (0..counts.len()).any(|c| !(exclude.0..exclude.1).contains(&c) && counts[c] > 0)
     }
 
     /// Draws a class among those observed outside `exclude` (`start..end`), in proportion
     /// to the samples seen of each; `None` when there is none.
     pub fn draw_class(&self, exclude: (usize, usize), rng: &mut Rng) -> Option<usize> {
+        let counts = self.counts();
         let weight = |c: usize| {
             if (exclude.0..exclude.1).contains(&c) {
                 0u64
             } else {
-                self.count(c) as u64
+                u64::from(counts[c])
             }
         };
-        let total: u64 = (0..self.counts.len()).map(weight).sum();
+        let total: u64 = (0..counts.len()).map(weight).sum();
         if total == 0 {
             return None;
         }
         // Two 32-bit draws make a 64-bit uniform pick without modulo bias worth noting.
         let r = ((u64::from(rng.next_u32()) << 32) | u64::from(rng.next_u32())) % total;
         let mut acc = 0u64;
-        (0..self.counts.len()).find(|&c| {
+        (0..counts.len()).find(|&c| {
             acc += weight(c);
             r < acc
         })
+    }
+}
+
+/// Per-class Gaussians over slices of the arena (see the module docs).
+#[derive(Debug)]
+pub struct Gaussian<'a> {
+    pub(crate) counts: &'a mut [u32],
+    /// Committed means, f16 bits, `classes x features`.
+    pub(crate) means: &'a mut [u16],
+    /// Committed residual standard deviations, f16 bits.
+    pub(crate) spreads: &'a mut [u16],
+    /// Committed factors, `classes x rank x features`, i8.
+    pub(crate) factors: &'a mut [i8],
+    /// One scale per committed factor, `classes x rank`.
+    pub(crate) scales: &'a mut [f32],
+    /// The class each working slot holds, [`FREE`] when none.
+    pub(crate) slot_class: &'a mut [u16],
+    /// Per slot: mean, M2, then `rank` CCIPCA vectors, `features` f32 each.
+    pub(crate) work: &'a mut [f32],
+    /// One row of `features` f32: the CCIPCA residual, a factor being quantised.
+    pub(crate) scratch: &'a mut [f32],
+    pub(crate) features: usize,
+    pub(crate) rank: usize,
+}
+
+/// `sum a_i b_i`.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn f16_bits(x: f32) -> u16 {
+    f16::from_f32(x).to_bits()
+}
+
+fn from_f16(bits: u16) -> f32 {
+    f16::from_bits(bits).to_f32()
+}
+
+impl Gaussian<'_> {
+    /// f32 words per working slot: mean, M2 and `rank` directions.
+    pub(crate) fn slot_words(features: usize, rank: usize) -> Option<usize> {
+        features.checked_mul(rank.checked_add(2)?)
+    }
+
+    pub(crate) fn mark_free(&mut self) {
+        self.slot_class.fill(FREE);
+    }
+
+    fn slot_of(&self, class: usize) -> Option<usize> {
+        self.slot_class.iter().position(|&c| c as usize == class)
+    }
+
+    fn slot(&mut self, s: usize) -> (&mut [f32], &mut [f32], &mut [f32]) {
+        let d = self.features;
+        let words = d * (self.rank + 2);
+        let work = &mut self.work[s * words..(s + 1) * words];
+        let (mean, rest) = work.split_at_mut(d);
+        let (m2, vectors) = rest.split_at_mut(d);
+        (mean, m2, vectors)
+    }
+
+    /// Classes in working slots (observed since the last commit).
+    pub fn working(&self) -> usize {
+        self.slot_class.iter().filter(|&&c| c != FREE).count()
+    }
+
+    /// Takes a free slot for `class`, restoring its committed record when it has one.
+    fn open(&mut self, class: usize) -> Result<usize, Error> {
+        let slot = self
+            .slot_class
+            .iter()
+            .position(|&c| c == FREE)
+            .ok_or(Error::GeneratorSlotsFull {
+                slots: self.slot_class.len(),
+                class,
+            })?;
+        let (d, rank) = (self.features, self.rank);
+        let n = self.counts[class] as f32;
+        if n > 0.0 {
+            // Reopen: mean and M2 from the record, direction q as f_q * |f_q| (its norm
+            // is the direction's variance, as CCIPCA keeps it).
+            let at = class * d;
+            let (means, spreads) = (&self.means[at..at + d], &self.spreads[at..at + d]);
+            let factors = &self.factors[class * rank * d..(class + 1) * rank * d];
+            let scales = &self.scales[class * rank..(class + 1) * rank];
+            let words = d * (rank + 2);
+            let work = &mut self.work[slot * words..(slot + 1) * words];
+            let (mean, rest) = work.split_at_mut(d);
+            let (m2, vectors) = rest.split_at_mut(d);
+            for j in 0..d {
+                mean[j] = from_f16(means[j]);
+                let sd = from_f16(spreads[j]);
+                m2[j] = n * sd * sd;
+            }
+            for q in 0..rank {
+                let f = &factors[q * d..(q + 1) * d];
+                let norm = scales[q] * math::sqrt(f.iter().map(|&v| (v as f32) * (v as f32)).sum());
+                for j in 0..d {
+                    let fj = scales[q] * f[j] as f32;
+                    m2[j] += n * fj * fj;
+                    vectors[q * d + j] = fj * norm;
+                }
+            }
+        }
+        self.slot_class[slot] = class as u16;
+        Ok(slot)
+    }
+
+    /// Adds one sample of `class` to its working slot: Welford's update, then one CCIPCA
+    /// step on the deviation from the updated mean. A committed class is reopened into a
+    /// free slot from its compact record; with every slot taken by other classes it is
+    /// [`Error::GeneratorSlotsFull`] and nothing changes. The caller has checked the
+    /// sample's width, finiteness and the class range.
+    pub fn observe(&mut self, x: &[f32], class: usize) -> Result<(), Error> {
+        let slot = match self.slot_of(class) {
+            Some(s) => s,
+            None => self.open(class)?,
+        };
+        let (d, rank) = (self.features, self.rank);
+        let n = self.counts[class].saturating_add(1);
+        self.counts[class] = n;
+        let u = core::mem::take(&mut self.scratch);
+        let (mean, m2, vectors) = self.slot(slot);
+        let inv = 1.0 / n as f32;
+        for (((m, s), &v), r) in mean.iter_mut().zip(m2.iter_mut()).zip(x).zip(u.iter_mut()) {
+            let delta = v - *m;
+            *m += delta * inv;
+            *s += delta * (v - *m);
+            *r = v - *m;
+        }
+        // Direction q starts with the residual of the class's (q + 2)-th sample, then
+        // learns from every later one (its own count is n - q - 1).
+        for q in 0..rank.min(n.saturating_sub(1) as usize) {
+            let v = &mut vectors[q * d..(q + 1) * d];
+            let own = (n as usize - q - 1) as f32;
+            if own <= 1.0 {
+                v.copy_from_slice(u);
+                break;
+            }
+            let norm = math::sqrt(dot(v, v));
+            if norm > 0.0 {
+                let proj = dot(u, v) / norm;
+                let keep = ((own - 1.0 - AMNESIA) / own).max(0.0);
+                let take = (1.0 + AMNESIA) / own * proj;
+                for (vj, &uj) in v.iter_mut().zip(u.iter()) {
+                    *vj = keep * *vj + take * uj;
+                }
+            }
+            let nn = dot(v, v);
+            if nn > 0.0 {
+                let c = dot(u, v) / nn;
+                for (uj, &vj) in u.iter_mut().zip(v.iter()) {
+                    *uj -= c * vj;
+                }
+            }
+        }
+        self.scratch = u;
+        Ok(())
+    }
+
+    /// Compresses every working slot into its class's compact record (f16 mean and
+    /// residual spread, i8 factors with a scale each) and frees the slots.
+    pub fn commit(&mut self) {
+        let (d, rank) = (self.features, self.rank);
+        for s in 0..self.slot_class.len() {
+            let class = self.slot_class[s];
+            if class == FREE {
+                continue;
+            }
+            let class = class as usize;
+            let n = self.counts[class].max(1) as f32;
+            let words = d * (rank + 2);
+            let work = &mut self.work[s * words..(s + 1) * words];
+            let (mean, rest) = work.split_at_mut(d);
+            let (m2, vectors) = rest.split_at_mut(d);
+            // Residual variance: the diagonal minus what the factors explain.
+            for v in m2.iter_mut() {
+                *v /= n;
+            }
+            for q in 0..rank {
+                let v = &vectors[q * d..(q + 1) * d];
+                let norm = math::sqrt(dot(v, v));
+                let f = &mut self.scratch[..d];
+                let root = math::sqrt(norm);
+                for (fj, &vj) in f.iter_mut().zip(v) {
+                    *fj = if norm > 0.0 { vj / root } else { 0.0 };
+                }
+                let max = f.iter().fold(0.0f32, |a, &b| a.max(b.abs()));
+                let scale = max / 127.0;
+                self.scales[class * rank + q] = scale;
+                let out = &mut self.factors[(class * rank + q) * d..(class * rank + q + 1) * d];
+                for (o, &fj) in out.iter_mut().zip(f.iter()) {
+                    let level = if scale > 0.0 { libm::roundf(fj / scale) } else { 0.0 };
+                    *o = level.clamp(-127.0, 127.0) as i8;
+                }
+                for (var, o) in m2.iter_mut().zip(out.iter()) {
+                    let fj = scale * *o as f32;
+                    *var -= fj * fj;
+                }
+            }
+            for j in 0..d {
+                self.means[class * d + j] = f16_bits(mean[j]);
+                self.spreads[class * d + j] = f16_bits(math::sqrt(m2[j].max(0.0)));
+            }
+            work.fill(0.0);
+            self.slot_class[s] = FREE;
+        }
+    }
+
+    /// Samples observed of `class`.
+    pub fn count(&self, class: usize) -> u32 {
+        self.counts.get(class).copied().unwrap_or(0)
+    }
+
+    /// Element `j` of committed factor `q` of `class` (0 while the class is in a working
+    /// slot or beyond the rank).
+    pub fn factor(&self, class: usize, q: usize, j: usize) -> f32 {
+        let (d, rank) = (self.features, self.rank);
+        if q >= rank || self.slot_of(class).is_some() {
+            return 0.0;
+        }
+        self.scales[class * rank + q] * self.factors[(class * rank + q) * d + j] as f32
+    }
+
+    /// The mean of feature `j` of `class`.
+    pub fn mean(&self, class: usize, j: usize) -> f32 {
+        let d = self.features;
+        match self.slot_of(class) {
+            Some(s) => self.work[s * d * (self.rank + 2) + j],
+            None => from_f16(self.means[class * d + j]),
+        }
+    }
+
+    /// The (population) variance of feature `j` of `class`: the covariance's diagonal.
+    pub fn variance(&self, class: usize, j: usize) -> f32 {
+        let (d, rank) = (self.features, self.rank);
+        let n = self.counts.get(class).copied().unwrap_or(0).max(1) as f32;
+        match self.slot_of(class) {
+            Some(s) => (self.work[s * d * (rank + 2) + d + j] / n).max(0.0),
+            None => {
+                let sd = from_f16(self.spreads[class * d + j]);
+                let explained: f32 = (0..rank)
+                    .map(|q| {
+                        let f = self.scales[class * rank + q] * self.factors[(class * rank + q) * d + j] as f32;
+                        f * f
+                    })
+                    .sum();
+                sd * sd + explained
+            }
+        }
+    }
+
+    /// Writes one sample of `class` into `out` (`features` long); a class never observed
+    /// is [`Error::UnknownClass`].
+    pub fn sample(&self, class: usize, rng: &mut Rng, out: &mut [f32]) -> Result<(), Error> {
+        let n = self.counts.get(class).copied().unwrap_or(0);
+        if n == 0 {
+            return Err(Error::UnknownClass { class });
+        }
+        let (d, rank) = (self.features, self.rank);
+        let mut z = [0.0f32; MAX_RANK];
+        for zq in z.iter_mut().take(rank) {
+            *zq = rng.normal();
+        }
+        let out = &mut out[..d];
+        match self.slot_of(class) {
+            Some(s) => {
+                let words = d * (rank + 2);
+                let work = &self.work[s * words..(s + 1) * words];
+                let (mean, rest) = work.split_at(d);
+                let (m2, vectors) = rest.split_at(d);
+                // Factor q is v_q / sqrt|v_q|; the coefficient folds z_q in.
+                let mut coef = [0.0f32; MAX_RANK];
+                for q in 0..rank {
+                    let v = &vectors[q * d..(q + 1) * d];
+                    let norm = math::sqrt(dot(v, v));
+                    coef[q] = if norm > 0.0 { 1.0 / math::sqrt(norm) } else { 0.0 };
+                }
+                for (j, o) in out.iter_mut().enumerate() {
+                    let mut x = mean[j];
+                    let mut explained = 0.0f32;
+                    for q in 0..rank {
+                        let f = vectors[q * d + j] * coef[q];
+                        x += f * z[q];
+                        explained += f * f;
+                    }
+                    let sd = math::sqrt((m2[j] / n as f32 - explained).max(0.0));
+                    *o = x + sd * rng.normal();
+                }
+            }
+            None => {
+                let at = class * d;
+                let factors = &self.factors[class * rank * d..(class + 1) * rank * d];
+                let scales = &self.scales[class * rank..(class + 1) * rank];
+                let mut coef = [0.0f32; MAX_RANK];
+                for q in 0..rank {
+                    coef[q] = scales[q] * z[q];
+                }
+                for (j, o) in out.iter_mut().enumerate() {
+                    let mut x = from_f16(self.means[at + j]);
+                    for q in 0..rank {
+                        x += coef[q] * factors[q * d + j] as f32;
+                    }
+                    *o = x + from_f16(self.spreads[at + j]) * rng.normal();
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A reservoir sample of observed inputs over slices of the arena: each row i8 with a
+/// symmetric f32 scale, and its label.
+#[derive(Debug)]
+pub struct Reservoir<'a> {
+    pub(crate) counts: &'a mut [u32],
+    pub(crate) rows: &'a mut [i8],
+    pub(crate) scales: &'a mut [f32],
+    pub(crate) labels: &'a mut [u16],
+    /// Samples offered so far.
+    pub(crate) seen: u64,
+    pub(crate) features: usize,
+}
+
+impl Reservoir<'_> {
+    /// Rows held.
+    pub fn len(&self) -> usize {
+        (self.seen.min(self.labels.len() as u64)) as usize
+    }
+
+    /// Whether no row is held.
+    pub fn is_empty(&self) -> bool {
+        self.seen == 0
+    }
+
+    /// Rows it can hold.
+    pub fn capacity(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Offers one sample: kept while the buffer fills, then with probability
+    /// `capacity / seen`, replacing a uniformly chosen row (algorithm R).
+    pub fn observe(&mut self, x: &[f32], class: usize, rng: &mut Rng) {
+        self.counts[class] = self.counts[class].saturating_add(1);
+        self.seen += 1;
+        let cap = self.labels.len() as u64;
+        let slot = if self.seen <= cap {
+            self.seen - 1
+        } else {
+            let r = ((u64::from(rng.next_u32()) << 32) | u64::from(rng.next_u32())) % self.seen;
+            if r >= cap {
+                return;
+            }
+            r
+        } as usize;
+        let d = self.features;
+        let max = x[..d].iter().fold(0.0f32, |a, &b| a.max(b.abs()));
+        let scale = max / 127.0;
+        self.scales[slot] = scale;
+        self.labels[slot] = class as u16;
+        for (o, &v) in self.rows[slot * d..(slot + 1) * d].iter_mut().zip(x) {
+            let level = if scale > 0.0 { libm::roundf(v / scale) } else { 0.0 };
+            *o = level.clamp(-127.0, 127.0) as i8;
+        }
+    }
+
+    /// Copies a uniformly chosen held row whose label `keep` accepts into `out` and
+    /// returns its label; `None` when no held row qualifies.
+    pub fn draw(&self, keep: impl Fn(u16) -> bool, rng: &mut Rng, out: &mut [f32]) -> Option<u16> {
+        let held = &self.labels[..self.len()];
+        let k = held.iter().filter(|&&y| keep(y)).count();
+        if k == 0 {
+            return None;
+        }
+        let pick = rng.below(k as u32) as usize;
+        let row = held.iter().enumerate().filter(|&(_, &y)| keep(y)).nth(pick)?.0;
+        let d = self.features;
+        let scale = self.scales[row];
+        for (o, &q) in out[..d].iter_mut().zip(&self.rows[row * d..(row + 1) * d]) {
+            *o = scale * q as f32;
+        }
+        Some(held[row])
     }
 }
