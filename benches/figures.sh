@@ -7,6 +7,11 @@
 #   benches/figures.sh allocation [SEEDS] [JOBS]   PackNet on Split-MNIST task-IL and
 #                                                  Permuted-MNIST with task labels; PackNet
 #                                                  and progressive columns at edge scale
+#   benches/figures.sh replay [SEEDS] [JOBS]       class-IL Split-MNIST: every generator
+#                                                  and a reservoir buffer of the same bytes
+#                                                  at edge scale (64 KiB, the netduinoplus2's
+#                                                  96 KiB), input-space VAE replay on the
+#                                                  literature network
 #
 # SEEDS: how many seeds (1..SEEDS) [3]; JOBS: runs at once [2]; FIGURES_ONLY=REGEX keeps the
 # runs whose name matches; EDGECL_BIN=FILE runs that binary instead of building one. Each run writes its JSON report to out/FAMILY/; the summary
@@ -15,7 +20,7 @@
 # five.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-family="${1:?usage: benches/figures.sh plasticity|allocation [SEEDS] [JOBS]}"
+family="${1:?usage: benches/figures.sh plasticity|allocation|replay [SEEDS] [JOBS]}"
 seeds="${2:-3}"
 jobs="${3:-2}"
 out="out/$family"
@@ -47,10 +52,32 @@ allocation=(
   "edge-progressive-192k|--protocol edge --setting task-il --strategy progressive --budget 192k"
   "edge-naive-192k|--protocol edge --setting task-il --strategy naive --budget 192k"
 )
+# The 64 KiB learner: a linear head on plain SGD (its gradient is its only state), so the
+# Gaussian's working slots and records fit beside it.
+e64="--setting class-il --budget 64k --hidden 0 --optimizer sgd --momentum 0 --lr 0.03"
+replay=(
+  "edge64k-naive|$e64 --strategy naive"
+  "edge64k-online-ewc|$e64 --strategy online-ewc"
+  "edge64k-gaussian-rank0|$e64 --strategy replay --generator-rank 0"
+  "edge64k-gaussian-rank4|$e64 --strategy replay --generator-rank 4"
+  "edge64k-gaussian-rank3-distill|$e64 --strategy replay --generator-rank 3 --distill"
+  "edge64k-buffer|$e64 --strategy replay --generator buffer --generator-rank 4"
+  "edge64k-joint|$e64 --strategy joint"
+  "edge96k-naive|--setting class-il --strategy naive"
+  "edge96k-gaussian-rank4|--setting class-il --strategy replay"
+  "edge96k-gaussian-rank4-distill|--setting class-il --strategy replay --distill"
+  "edge96k-buffer|--setting class-il --strategy replay --generator buffer"
+  "edge512k-vae|--setting class-il --strategy replay --generator vae --budget 512k"
+  "lit-naive|--protocol literature --setting class-il --strategy naive"
+  "lit-vae|--protocol literature --setting class-il --strategy replay --generator vae --budget 32m"
+  "lit-vae-distill|--protocol literature --setting class-il --strategy replay --generator vae --distill --batch 256 --replay-ratio 1 --budget 48m"
+  "lit-buffer500|--protocol literature --setting class-il --strategy replay --generator buffer --buffer-rows 500"
+)
 case "$family" in
   plasticity) configs=("${plasticity[@]/|/|--protocol literature }") ;;
   allocation) configs=("${allocation[@]}") ;;
-  *) echo "unknown family $family (plasticity or allocation)" >&2; exit 2 ;;
+  replay) configs=("${replay[@]}") ;;
+  *) echo "unknown family $family (plasticity, allocation or replay)" >&2; exit 2 ;;
 esac
 filter="${FIGURES_ONLY:-}"
 
@@ -92,7 +119,12 @@ for name, rs in rows.items():
     sem = lambda v: st.stdev(v) / len(v) ** 0.5 if len(v) > 1 else 0.0
     learner = rs[0]["learner"]
     p, k, c = learner.get("penalty"), learner.get("packnet"), learner.get("progressive")
+    g = learner.get("replay")
     desc = []
+    if g:
+        what = {"gaussian": f'gaussian rank {g.get("rank")}', "buffer": f'buffer of {g.get("rows")} rows',
+                "vae": f'vae {g.get("vae_hidden")}-{g.get("vae_latent")}'}[g["generator"]]
+        desc.append(f'{what}, {g["bytes"]} B' + (f', distilled at T {g["distill"]:g}' if g.get("distill") else ""))
     if p:
         desc.append(f'{p["method"]} lambda {p["lambda"]:g}, {p["storage"]}')
     if k:

@@ -318,6 +318,11 @@ struct Shape {
     /// Replay, VAE: width of the code [100 literature, 8 edge].
     #[arg(long)]
     vae_latent: Option<usize>,
+    /// Replay: learn replayed samples from the head as it was after the last task, its
+    /// outputs softened by this temperature [2 when given without a value], instead of
+    /// their labels (costs a copy of the head).
+    #[arg(long, num_args = 0..=1, default_missing_value = "2")]
+    distill: Option<f32>,
     /// The frozen backbone whose features feed the edge head: a shipped model's name
     /// (compiled in), a model folder holding backbone.onnx, or `none` for 2x2-pooled
     /// pixels [fashion-cnn].
@@ -537,6 +542,7 @@ impl Shape {
                 buffer_rows: self.buffer_rows,
                 vae_hidden: self.vae_hidden,
                 vae_latent: self.vae_latent,
+                distill: self.distill,
             },
         })
     }

@@ -146,7 +146,11 @@ fn packnet_and_progressive_columns_allocate_nothing_after_init() {
         .map(|&kind| {
             let mut c = config;
             c.packnet = None;
-            c.generator = Some(GeneratorConfig { classes: 10, kind });
+            c.generator = Some(GeneratorConfig {
+                classes: 10,
+                kind,
+                distill: Some(2.0),
+            });
             c
         })
         .collect();
@@ -191,7 +195,7 @@ fn packnet_and_progressive_columns_allocate_nothing_after_init() {
             if task > 0 {
                 assert_eq!(replay.fill_replay(&mut replay_x, &mut replay_y, own), Ok(8));
             }
-            replay.train_step(&replay_x, &replay_y, Active::All).unwrap();
+            replay.train_step_replay(&replay_x, &replay_y, Active::All, 4).unwrap();
             if matches!(replay.generator(), Some(Generator::Vae(_))) {
                 replay.train_generator(&x, &labels).unwrap();
             }

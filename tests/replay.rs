@@ -21,7 +21,11 @@ fn config(features: usize, classes: usize, seed: u64, kind: GeneratorKind) -> Le
         kernels: Kernels::Reference,
         penalty: None,
         packnet: None,
-        generator: Some(GeneratorConfig { classes, kind }),
+        generator: Some(GeneratorConfig {
+            classes,
+            kind,
+            distill: None,
+        }),
     }
 }
 
@@ -259,7 +263,8 @@ fn unseen_classes_full_slots_and_bad_samples_are_errors_that_change_nothing() {
     assert!(
         GeneratorConfig {
             classes: 3,
-            kind: gaussian(17, 1)
+            kind: gaussian(17, 1),
+            distill: None,
         }
         .validate()
         .is_err(),
@@ -423,4 +428,63 @@ fn the_vae_learns_class_conditional_samples_and_refuses_unseen_classes() {
     let mut rx = [0f32; 48];
     assert_eq!(l.fill_replay(&mut rx, &mut ry, ClassRange { start: 2, end: 3 }), Ok(8));
     assert!(ry.iter().all(|&c| c < 2));
+}
+
+#[test]
+fn distillation_learns_the_committed_heads_softened_outputs_over_observed_classes() {
+    let t = 2.0f32;
+    let mut cfg = config(2, 3, 1, gaussian(0, 3));
+    cfg.dims = LayerDims::new(&[2, 3]).unwrap();
+    cfg.optimizer = Optimizer::Sgd { lr: 1.0, momentum: 0.0 };
+    cfg.generator.as_mut().unwrap().distill = Some(t);
+    let plan = Plan::new(&cfg).unwrap();
+    assert_eq!(plan.bytes_of(names::TEACHER), 48, "9 parameters, padded");
+    let mut arena = vec![0u8; plan.total()];
+    let mut l = Learner::new(&cfg, &mut arena).unwrap();
+    let x = [1.0f32, -0.5, 0.3, 2.0];
+    let y = [0u16, 1];
+    // Before any commit there is no teacher: the labels are learned.
+    let before = l.biases().to_vec();
+    l.train_step_replay(&x, &y, edgecl::Active::All, 2).unwrap();
+    assert_ne!(l.biases(), &before[..]);
+    for (row, &c) in x.chunks_exact(2).zip(&y) {
+        l.observe(row, c).unwrap();
+    }
+    l.commit_generator().unwrap();
+    // The student is the teacher, over the observed classes: nothing to learn.
+    let (w0, b0) = (l.weights().to_vec(), l.biases().to_vec());
+    let observed = edgecl::Active::Classes(ClassRange { start: 0, end: 2 });
+    l.train_step_replay(&x, &y, observed, 2).unwrap();
+    assert_eq!((l.weights(), l.biases()), (&w0[..], &b0[..]));
+    // Move the student with the labels, then one replayed step: each class's bias moves
+    // by -T (p_T - q_T) summed over rows / n, p over the 3 active classes, q the teacher's
+    // over the 2 observed ones (0 for class 2, which replay teaches to stay low).
+    l.train_step(&x, &[2, 2], edgecl::Active::All).unwrap();
+    let (w1, b1) = (l.weights().to_vec(), l.biases().to_vec());
+    let logit = |w: &[f32], b: &[f32], row: &[f32], k: usize| b[k] + w[k * 2] * row[0] + w[k * 2 + 1] * row[1];
+    let soft = |w: &[f32], b: &[f32], row: &[f32], classes: usize| -> Vec<f32> {
+        let z: Vec<f32> = (0..classes).map(|k| logit(w, b, row, k) / t).collect();
+        let m = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let e: Vec<f32> = z.iter().map(|v| (v - m).exp()).collect();
+        let s: f32 = e.iter().sum();
+        let mut p: Vec<f32> = e.iter().map(|v| v / s).collect();
+        p.resize(3, 0.0);
+        p
+    };
+    let mut expected = b1.clone();
+    for row in x.chunks_exact(2) {
+        let (p, q) = (soft(&w1, &b1, row, 3), soft(&w0, &b0, row, 2));
+        for ((e, pk), qk) in expected.iter_mut().zip(&p).zip(&q) {
+            *e -= t * (pk - qk) / 2.0;
+        }
+    }
+    l.train_step_replay(&x, &[2, 2], edgecl::Active::All, 2).unwrap();
+    for (k, (&b, e)) in l.biases().iter().zip(&expected).enumerate() {
+        assert!((b - e).abs() < 1e-5, "bias {k}: {b} vs {e}");
+    }
+    assert!(l.biases()[2] < b1[2], "replay pushes the unobserved class down");
+    assert!(matches!(
+        l.train_step_replay(&x, &y, edgecl::Active::All, 3),
+        Err(Error::OutputShape { .. })
+    ));
 }

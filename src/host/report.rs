@@ -110,6 +110,10 @@ pub struct ReplaySummary {
     /// VAE: the decoder's output distribution.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub likelihood: Option<String>,
+    /// Distillation's temperature, when replayed samples learn the committed head's
+    /// outputs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distill: Option<f32>,
 }
 
 /// Progressive columns in a run.

@@ -264,6 +264,9 @@ pub struct ReplayOptions {
     pub vae_hidden: Option<usize>,
     /// VAE: code width (`None`: 100 literature, 8 edge).
     pub vae_latent: Option<usize>,
+    /// Distill replayed samples from the head committed after the last task, with this
+    /// temperature.
+    pub distill: Option<f32>,
 }
 
 impl Default for ReplayOptions {
@@ -276,6 +279,7 @@ impl Default for ReplayOptions {
             buffer_rows: None,
             vae_hidden: None,
             vae_latent: None,
+            distill: None,
         }
     }
 }
@@ -289,6 +293,7 @@ pub fn generator_config(opts: &Options, inputs: usize, outputs: usize) -> Result
             rank: r.rank,
             slots: r.slots.unwrap_or(outputs).clamp(1, outputs),
         },
+        distill: None,
     };
     let kind = match r.generator {
         GeneratorChoice::Gaussian => gaussian.kind,
@@ -319,7 +324,11 @@ pub fn generator_config(opts: &Options, inputs: usize, outputs: usize) -> Result
             })
         }
     };
-    Ok(GeneratorConfig { classes: outputs, kind })
+    Ok(GeneratorConfig {
+        classes: outputs,
+        kind,
+        distill: r.distill,
+    })
 }
 
 /// What the report says of a run's generator.
@@ -343,6 +352,7 @@ fn replay_summary(opts: &Options, g: &GeneratorConfig, plan: &Plan) -> ReplaySum
         vae_hidden: None,
         vae_latent: None,
         likelihood: None,
+        distill: g.distill,
     };
     match g.kind {
         GeneratorKind::Gaussian { rank, slots } => {
@@ -861,9 +871,11 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
                     (None, Setting::DomainIl) => Active::All,
                     (None, Setting::ClassIl) => Active::Classes(scenario.train_active(t)),
                 };
-                let loss = learner
-                    .train_step(&batcher.xb, &batcher.yb, active)
-                    .with_context(|| format!("training task {}", t + 1))?;
+                let loss = match (replay_real, &mut *learner) {
+                    (Some(real), Model::Dense(l)) => l.train_step_replay(&batcher.xb, &batcher.yb, active, rows - real),
+                    (_, learner) => learner.train_step(&batcher.xb, &batcher.yb, active),
+                }
+                .with_context(|| format!("training task {}", t + 1))?;
                 if let (true, Model::Dense(l)) = (vae, &mut *learner) {
                     l.train_generator(&batcher.xb, &batcher.yb)
                         .with_context(|| format!("training the generator on task {}", t + 1))?;

@@ -27,7 +27,7 @@ use crate::learner::plan::names;
 use crate::learner::replay::{Gaussian, Generator, GeneratorKind, Reservoir};
 use crate::learner::rng::Rng;
 use crate::learner::vae::{Noise, Vae, VaeSizes};
-use crate::learner::{network, Arena, Error, LearnerConfig, Plan};
+use crate::learner::{math, network, Arena, Error, LearnerConfig, Plan};
 use crate::learner::{FisherLabels, Method, Storage};
 
 /// A contiguous range of output classes, `start..end`.
@@ -186,6 +186,13 @@ pub struct Learner<'a> {
     cons: Option<Consolidation<'a>>,
     packnet: Option<PackState<'a>>,
     generator: Option<Generator<'a>>,
+    /// Distillation: the head's parameters at the last commit, and one batch of its
+    /// logits; `teacher_ready` once a commit has filled them.
+    teacher: Option<(&'a mut [f32], &'a mut [f32])>,
+    teacher_ready: bool,
+    /// Set by [`Learner::train_step_replay`] for one step: the first replayed row and
+    /// the temperature.
+    distill: Option<(usize, f32)>,
     rng: Rng,
     replay_rng: Rng,
     steps: u32,
@@ -321,6 +328,13 @@ impl<'a> Learner<'a> {
                 })
             }
         };
+        let teacher = match config.generator.and_then(|g| g.distill) {
+            Some(_) => Some((
+                arena.carve_f32(names::TEACHER, params)?,
+                arena.carve_f32(names::TEACHER_LOGITS, b * d.classes())?,
+            )),
+            None => None,
+        };
         let packnet = match &config.packnet {
             None => None,
             Some(p) => {
@@ -350,6 +364,9 @@ impl<'a> Learner<'a> {
             cons,
             packnet,
             generator,
+            teacher,
+            teacher_ready: false,
+            distill: None,
             rng: Rng::new(config.seed ^ FISHER_STREAM),
             replay_rng: Rng::new(config.seed ^ REPLAY_STREAM),
             steps: 0,
@@ -463,6 +480,41 @@ impl<'a> Learner<'a> {
         let loss = network::softmax_xent(logits, labels, &active, classes, &mut self.deltas[..n * classes]);
         if !loss.is_finite() {
             return Err(Error::Diverged);
+        }
+        if let (Some((first, t)), Some((_, teacher)), Some(g)) = (self.distill, &self.teacher, &self.generator) {
+            // Replayed rows: the gradient of T^2 KL(q_T || p_T), T (p_T - q_T) / n, in place
+            // of the label's: p_T the student's softened outputs over the row's active
+            // classes, q_T the teacher's over the classes the generator has observed
+            // (zero on the others, so replay also teaches the new classes' outputs to stay
+            // low on old samples).
+            let inv_n = 1.0 / n as f32;
+            for i in first..n {
+                let (lo, hi) = active.range(i, classes);
+                let z = &logits[i * classes..(i + 1) * classes];
+                let zt = &teacher[(i - first) * classes..(i - first + 1) * classes];
+                let known = |k: usize| g.count(k) > 0;
+                let max_s = z[lo..hi].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let max_t = (lo..hi)
+                    .filter(|&k| known(k))
+                    .map(|k| zt[k])
+                    .fold(f32::NEG_INFINITY, f32::max);
+                let sum_s: f32 = z[lo..hi].iter().map(|&v| math::exp((v - max_s) / t)).sum();
+                let sum_t: f32 = (lo..hi)
+                    .filter(|&k| known(k))
+                    .map(|k| math::exp((zt[k] - max_t) / t))
+                    .sum();
+                let d = &mut self.deltas[i * classes..(i + 1) * classes];
+                d.fill(0.0);
+                for k in lo..hi {
+                    let p = math::exp((z[k] - max_s) / t) / sum_s;
+                    let q = if known(k) && sum_t > 0.0 {
+                        math::exp((zt[k] - max_t) / t) / sum_t
+                    } else {
+                        0.0
+                    };
+                    d[k] = t * (p - q) * inv_n;
+                }
+            }
         }
         self.backward(x, n)?;
         if let Some(cons) = &self.cons {
@@ -673,7 +725,65 @@ impl<'a> Learner<'a> {
             Some(Generator::Buffer(_)) => {}
             None => return Err(Error::NoGenerator),
         }
+        if let Some((params, _)) = &mut self.teacher {
+            let nw = self.weights.len();
+            params[..nw].copy_from_slice(self.weights);
+            params[nw..].copy_from_slice(self.biases);
+            self.teacher_ready = true;
+        }
         Ok(())
+    }
+
+    /// One update on a batch whose last `replayed` rows are replayed samples
+    /// ([`Learner::fill_replay`]). With distillation configured and a commit behind it,
+    /// those rows learn the committed head's outputs softened by the temperature over
+    /// the classes the generator has observed, zero on the row's other active classes
+    /// (loss `T^2 * KL`); otherwise this is [`Learner::train_step`]. The loss returned is
+    /// the batch's cross-entropy against its labels either way.
+    pub fn train_step_replay(
+        &mut self,
+        x: &[f32],
+        labels: &[u16],
+        active: Active<'_>,
+        replayed: usize,
+    ) -> Result<f32, Error> {
+        let n = self.check_batch(x, labels, &active)?;
+        let Some(t) = self.config.generator.and_then(|g| g.distill) else {
+            return self.train_step(x, labels, active);
+        };
+        if !self.teacher_ready || replayed == 0 {
+            return self.train_step(x, labels, active);
+        }
+        if replayed > n {
+            return Err(Error::OutputShape {
+                got: replayed,
+                expected: n,
+            });
+        }
+        let c = self.config;
+        let (classes, w) = (c.dims.classes(), c.dims.input());
+        let first = n - replayed;
+        let logits_at = network::act_offset(&c.dims, c.batch_size, c.dims.layers() - 1);
+        // The teacher's logits of the replayed rows, kept aside.
+        if let Some((params, logits)) = &mut self.teacher {
+            let (tw, tb) = params.split_at(self.weights.len());
+            network::forward(
+                c.kernels,
+                &c.dims,
+                tw,
+                tb,
+                &x[first * w..n * w],
+                replayed,
+                c.batch_size,
+                self.acts,
+                self.pack,
+            )?;
+            logits[..replayed * classes].copy_from_slice(&self.acts[logits_at..logits_at + replayed * classes]);
+        }
+        self.distill = Some((first, t));
+        let loss = self.train_step(x, labels, active);
+        self.distill = None;
+        loss
     }
 
     /// Fills every row of `x` (`labels.len()` rows of the input width) with a replayed

@@ -94,6 +94,10 @@ pub mod names {
     pub const VAE_REPLAY: &str = "vae replay decoder";
     /// VAE: one batch's inputs, activations, noise and deltas.
     pub const VAE_ACTIVATIONS: &str = "vae activations";
+    /// Distillation: the copy of the head taken at the last commit.
+    pub const TEACHER: &str = "teacher head";
+    /// Distillation: the teacher's logits of one batch.
+    pub const TEACHER_LOGITS: &str = "teacher logits";
     /// Progressive columns: the parameters of every column the plan reserves.
     pub const COLUMNS: &str = "columns";
     /// PackNet's bit-packed owner task of every weight.
@@ -194,6 +198,10 @@ impl Plan {
                         .ok_or(OVERFLOW)?;
                     plan.push(names::VAE_ACTIVATIONS, acts);
                 }
+            }
+            if g.distill.is_some() {
+                plan.push(names::TEACHER, bytes(params)?);
+                plan.push(names::TEACHER_LOGITS, bytes(mul(b, d.classes())?)?);
             }
         }
         if config.packnet.is_some() {

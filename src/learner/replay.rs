@@ -62,6 +62,11 @@ pub struct GeneratorConfig {
     pub classes: usize,
     /// What it keeps of them.
     pub kind: GeneratorKind,
+    /// Distillation (Hinton et al. 2015), with this temperature: replayed samples are
+    /// learned from a copy of the head taken at each commit, its softened outputs over
+    /// the classes observed so far, instead of their labels (DGR+distill in van de Ven &
+    /// Tolias 2019). The copy costs the head's parameters again.
+    pub distill: Option<f32>,
 }
 
 impl GeneratorConfig {
@@ -73,6 +78,7 @@ impl GeneratorConfig {
                 rank: 0,
                 slots: classes,
             },
+            distill: None,
         }
     }
 
@@ -80,6 +86,11 @@ impl GeneratorConfig {
     pub fn validate(&self) -> Result<(), Error> {
         if self.classes == 0 || self.classes >= FREE as usize {
             return Err(Error::BadConfig("the generator needs 1 to 65534 classes"));
+        }
+        if self.distill.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
+            return Err(Error::BadConfig(
+                "the distillation temperature must be a positive number",
+            ));
         }
         match self.kind {
             GeneratorKind::Gaussian { rank, slots } => {
