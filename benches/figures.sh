@@ -67,6 +67,8 @@ replay=(
   "edge96k-gaussian-rank4|--setting class-il --strategy replay"
   "edge96k-gaussian-rank4-distill|--setting class-il --strategy replay --distill"
   "edge96k-buffer|--setting class-il --strategy replay --generator buffer"
+  "edge96k-packnet|--setting class-il --strategy packnet"
+  "edge96k-packnet-replay|--setting class-il --strategy packnet+replay"
   "edge512k-vae|--setting class-il --strategy replay --generator vae --budget 512k"
   "lit-naive|--protocol literature --setting class-il --strategy naive"
   "lit-vae|--protocol literature --setting class-il --strategy replay --generator vae --budget 32m"

@@ -103,9 +103,12 @@ pub enum Strategy {
     PackNet(Option<PenaltyKind>),
     /// Progressive columns: a frozen column per task with lateral connections (task-IL).
     Progressive,
-    /// Replay of old classes from a class-conditional Gaussian generator of the features,
-    /// optionally with a penalty.
+    /// Replay of old classes from a generator (`--generator`), optionally with a penalty.
     Replay(Option<PenaltyKind>),
+    /// PackNet's weight ownership with replay: each task trains its free weights on its
+    /// samples and replayed old ones over every class seen, and without task labels the
+    /// newest mask (every task's weights) predicts over every class seen.
+    PackNetReplay,
 }
 
 /// The importance penalties a run may use.
@@ -147,7 +150,8 @@ impl PenaltyKind {
 impl Strategy {
     /// Known names.
     pub const NAMES: &'static str =
-        "naive, joint, ewc, online-ewc, si, mas, packnet (packnet+si, ...), progressive, replay (online-ewc+replay, ...)";
+        "naive, joint, ewc, online-ewc, si, mas, packnet (packnet+si, ...), progressive, replay (online-ewc+replay, \
+         packnet+replay, ...)";
 
     /// Parses a strategy name, or a combination `a+b` of components that combine
     /// (PackNet and one penalty).
@@ -173,9 +177,11 @@ impl Strategy {
                 (Strategy::Replay(None), Strategy::Penalty(k)) | (Strategy::Penalty(k), Strategy::Replay(None)) => {
                     Ok(Strategy::Replay(Some(k)))
                 }
+                (Strategy::PackNet(None), Strategy::Replay(None))
+                | (Strategy::Replay(None), Strategy::PackNet(None)) => Ok(Strategy::PackNetReplay),
                 _ => bail!(
                     "`{s}`: these strategies do not combine (PackNet or replay combine with one penalty: packnet+si, \
-                     online-ewc+replay)"
+                     online-ewc+replay; or with each other: packnet+replay)"
                 ),
             },
             _ => bail!("`{s}`: at most two strategies combine (packnet+si)"),
@@ -201,7 +207,18 @@ impl Strategy {
             Strategy::Progressive => "progressive".into(),
             Strategy::Replay(None) => "replay".into(),
             Strategy::Replay(Some(p)) => format!("{}+replay", p.name()),
+            Strategy::PackNetReplay => "packnet+replay".into(),
         }
+    }
+
+    /// Whether PackNet's masks are part of it.
+    pub fn packnet(self) -> bool {
+        matches!(self, Strategy::PackNet(_) | Strategy::PackNetReplay)
+    }
+
+    /// Whether it replays old classes.
+    pub fn replays(self) -> bool {
+        matches!(self, Strategy::Replay(_) | Strategy::PackNetReplay)
     }
 }
 
@@ -451,7 +468,7 @@ pub fn default_lambda(protocol: Protocol, kind: Kind, penalty: PenaltyKind) -> f
 /// at 1e-4).
 pub fn default_lr(protocol: Protocol, kind: Kind, strategy: Strategy) -> f32 {
     match strategy {
-        Strategy::PackNet(_) | Strategy::Progressive => 1e-3,
+        Strategy::PackNet(_) | Strategy::PackNetReplay | Strategy::Progressive => 1e-3,
         _ => protocol.defaults(kind).2.lr(),
     }
 }
@@ -548,7 +565,7 @@ pub struct Options {
 /// `tasks` sizes per-task state (EWC's slots).
 pub fn learner_config(opts: &Options, inputs: usize, outputs: usize, tasks: usize) -> Result<LearnerConfig> {
     let penalty = opts.strategy.penalty().map(|kind| opts.penalty.config(kind));
-    let packnet = matches!(opts.strategy, Strategy::PackNet(_)).then_some(PackNetConfig {
+    let packnet = opts.strategy.packnet().then_some(PackNetConfig {
         prune_ratio: opts.packnet.prune_ratio,
     });
     // Per-task state (EWC's slots, PackNet's owner ids) is sized for the run's tasks.
@@ -557,9 +574,9 @@ pub fn learner_config(opts: &Options, inputs: usize, outputs: usize, tasks: usiz
     } else {
         MAX_TASKS
     };
-    let generator = match opts.strategy {
-        Strategy::Replay(_) => Some(generator_config(opts, inputs, outputs)?),
-        _ => None,
+    let generator = match opts.strategy.replays() {
+        true => Some(generator_config(opts, inputs, outputs)?),
+        false => None,
     };
     let make = |dims: &[usize]| -> Result<LearnerConfig> {
         Ok(LearnerConfig {
@@ -786,8 +803,10 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         .collect::<Result<_>>()?;
 
     let tests: Vec<(Vec<f32>, Vec<u16>)> = (0..tasks).map(|t| scenario.test_set(t)).collect();
-    let packnet = matches!(opts.strategy, Strategy::PackNet(_));
-    let random_accuracy = evaluate(&mut model, scenario, &tests, 0)?.0;
+    let packnet = opts.strategy.packnet();
+    // PackNet alone trains each task's own outputs; with replay, every class seen.
+    let own_only = matches!(opts.strategy, Strategy::PackNet(_));
+    let random_accuracy = evaluate(&mut model, scenario, &tests, 0, !own_only)?.0;
 
     let retrain = if packnet { opts.packnet.retrain_iters } else { 0 };
     let bar = if opts.progress {
@@ -812,7 +831,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         pool: Vec::new(),
         cursor: 0,
     };
-    let replaying = matches!(opts.strategy, Strategy::Replay(_));
+    let replaying = opts.strategy.replays();
     let vae = opts.replay.generator == GeneratorChoice::Vae;
     let mut matrix = Vec::with_capacity(tasks);
     let mut task_inference = Vec::new();
@@ -828,8 +847,15 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         bar.set_message(format!("task {}/{}", t + 1, tasks));
         batcher.pool = pools[t].clone();
         batcher.cursor = batcher.pool.len();
-        // PackNet trains each task's own outputs, and infers the task at test time.
-        let own = packnet.then(|| scenario.task_outputs(t));
+        // PackNet trains each task's own outputs and infers the task at test time; with
+        // replay it trains, and keeps weights in, every output the task sees.
+        let own = packnet.then(|| {
+            if own_only {
+                scenario.task_outputs(t)
+            } else {
+                scenario.train_active(t)
+            }
+        });
         let start = Instant::now();
         let mut recent = Vec::with_capacity(50);
         // Replay: real rows per batch, the rest replayed samples of old classes (none
@@ -865,7 +891,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
                     }
                     _ => batcher.next(scenario, rng, rows),
                 }
-                let active = match (own, scenario.spec.setting) {
+                let active = match (own.filter(|_| own_only), scenario.spec.setting) {
                     (Some(r), _) => Active::Classes(r),
                     (None, Setting::TaskIl) => Active::PerSample(&batcher.ranges),
                     (None, Setting::DomainIl) => Active::All,
@@ -937,7 +963,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
                 .with_context(|| format!("consolidating task {}", t + 1))?;
         }
         let seconds = start.elapsed().as_secs_f64();
-        let (row, inferred) = evaluate(&mut model, scenario, &tests, t + 1)?;
+        let (row, inferred) = evaluate(&mut model, scenario, &tests, t + 1, !own_only)?;
         matrix.push(row);
         if let Some(inferred) = inferred {
             task_inference.push(inferred);
@@ -1106,6 +1132,7 @@ fn evaluate(
     scenario: &Scenario,
     tests: &[(Vec<f32>, Vec<u16>)],
     learned: usize,
+    single_head: bool,
 ) -> Result<(Vec<f64>, Option<Vec<f64>>)> {
     // One accuracy per task's test set, `predict` writing task t's predictions.
     let row = |predict: &mut Predict<'_>| {
@@ -1137,6 +1164,17 @@ fn evaluate(
     if scenario.spec.setting == Setting::TaskIl {
         let row =
             row(&mut |t, x, active, out| Ok(learner.predict_task(x, (t + 1).min(learned), active, out, None)?))?;
+        return Ok((row, None));
+    }
+    if single_head {
+        // PackNet with replay: the newest mask holds every task's weights and has learned
+        // to tell every class seen apart; over those classes (an unlearned class's row is
+        // masked out whole, its bias alone is no output).
+        let seen = match scenario.spec.setting {
+            Setting::ClassIl => Active::Classes(scenario.train_active(learned - 1)),
+            _ => Active::All,
+        };
+        let row = row(&mut |_, x, _, out| Ok(learner.predict_task(x, learned, seen, out, None)?))?;
         return Ok((row, None));
     }
     let mut row = Vec::with_capacity(tests.len());
