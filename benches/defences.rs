@@ -13,6 +13,14 @@
 //!   18-unit progressive head (four frozen columns feeding it laterally).
 //! - `inference/naive`, `inference/packnet_task1`, `inference/progressive_column5`: one
 //!   batch's predictions; PackNet's masks the weights of later tasks out for the call.
+//! - `replay_step/gaussian_rank4`, `replay_step/buffer`, `replay_step/vae`: a replay
+//!   update as the simulator makes it in class-IL after four tasks: the batch's last 26
+//!   rows filled by [`Learner::fill_replay`] (8 old classes, balanced), then
+//!   [`Learner::train_step`]; for the VAE (32 hidden, 8 latent) also
+//!   [`Learner::train_generator`] on the batch. `replay_step/gaussian_rank4_distill`
+//!   learns the replayed rows from the committed head ([`Learner::train_step_replay`]).
+//! - `observe/gaussian_rank4`: one sample into the Gaussian's working slot (Welford and a
+//!   CCIPCA step), the per-sample cost after a task.
 //!
 //! Run with `cargo bench --bench defences`.
 
@@ -23,8 +31,8 @@ use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use edgecl::learner::learner::ClassRange;
 use edgecl::learner::rng::Rng;
 use edgecl::{
-    Active, Columns, ColumnsConfig, Kernels, LayerDims, Learner, LearnerConfig, Method, Optimizer, PackNetConfig,
-    PenaltyConfig, Plan, Quant, Storage,
+    Active, Columns, ColumnsConfig, GeneratorConfig, GeneratorKind, Kernels, LayerDims, Learner, LearnerConfig,
+    Likelihood, Method, Optimizer, PackNetConfig, PenaltyConfig, Plan, Quant, Storage, VaeConfig,
 };
 
 const BATCH: usize = 32;
@@ -131,6 +139,70 @@ fn benches(c: &mut Criterion) {
             black_box(out[0])
         })
     });
+
+    // Replay after four tasks of two classes: 8 old classes observed and committed.
+    let vae = VaeConfig {
+        hidden: 32,
+        latent: 8,
+        likelihood: Likelihood::Gaussian,
+        optimizer: Optimizer::adam(1e-3),
+    };
+    for (name, kind, distill) in [
+        ("gaussian_rank4", GeneratorKind::Gaussian { rank: 4, slots: 2 }, None),
+        (
+            "gaussian_rank4_distill",
+            GeneratorKind::Gaussian { rank: 4, slots: 2 },
+            Some(2.0),
+        ),
+        ("buffer", GeneratorKind::Buffer { capacity: 130 }, None),
+        ("vae", GeneratorKind::Vae(vae), None),
+    ] {
+        let mut cfg = config(None, None);
+        cfg.generator = Some(GeneratorConfig {
+            classes: 10,
+            kind,
+            distill,
+        });
+        let mut arena = vec![0u8; Plan::new(&cfg).expect("plan").total()];
+        let mut l = Learner::new(&cfg, &mut arena).expect("learner");
+        let mut rng = Rng::new(5);
+        for task in 0..4u16 {
+            for _ in 0..200 {
+                let c = 2 * task + (rng.next_u32() % 2) as u16;
+                let row: Vec<f32> = (0..INPUT)
+                    .map(|j| (j as f32 * 0.01 + c as f32).sin() + rng.normal())
+                    .collect();
+                l.observe(&row, c).expect("observe");
+            }
+            l.commit_generator().expect("commit");
+        }
+        let (mut xb, mut yb) = (x.clone(), y.clone());
+        let real = 6;
+        let current = ClassRange { start: 8, end: 10 };
+        for v in yb.iter_mut().take(real) {
+            *v += 8;
+        }
+        let vae = matches!(kind, GeneratorKind::Vae(_));
+        g.bench_function(format!("replay_step/{name}"), |b| {
+            b.iter(|| {
+                l.fill_replay(&mut xb[real * INPUT..], &mut yb[real..], current)
+                    .expect("replay");
+                let loss = l
+                    .train_step_replay(black_box(&xb), &yb, Active::All, BATCH - real)
+                    .expect("step");
+                if vae {
+                    l.train_generator(&xb, &yb).expect("generator");
+                }
+                black_box(loss)
+            })
+        });
+        if name == "gaussian_rank4" {
+            let row = x[..INPUT].to_vec();
+            g.bench_function("observe/gaussian_rank4", |b| {
+                b.iter(|| l.observe(black_box(&row), 8).expect("observe"))
+            });
+        }
+    }
     g.finish();
 }
 

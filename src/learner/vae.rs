@@ -222,7 +222,6 @@ impl Vae<'_> {
         }
         let (ew, rest) = self.params.split_at(enc.weight_count());
         let (eb, dp) = rest.split_at(ep - enc.weight_count());
-        let (dw, db) = dp.split_at(dec.weight_count());
         network::forward(
             kernels,
             &enc,
@@ -262,11 +261,10 @@ impl Vae<'_> {
             row[z + labels[i] as usize] = 1.0;
         }
         // Decoder and reconstruction loss; dL/dout into the first half of the deltas.
-        network::forward(
+        decode(
             kernels,
             &dec,
-            dw,
-            db,
+            dp,
             &self.dec_in[..n * (z + c)],
             n,
             b,
@@ -372,7 +370,6 @@ impl Vae<'_> {
             self.batch,
         );
         let dec = self.dec;
-        let (dw, db) = self.replay.split_at(dec.weight_count());
         for (ys, rows) in labels.chunks(b).zip(out.chunks_mut(b * d)) {
             let n = ys.len();
             for (row, &y) in self.dec_in.chunks_exact_mut(z + c).zip(ys) {
@@ -380,11 +377,10 @@ impl Vae<'_> {
                 row[z..].fill(0.0);
                 row[z + y as usize] = 1.0;
             }
-            network::forward(
+            decode(
                 kernels,
                 &dec,
-                dw,
-                db,
+                self.replay,
                 &self.dec_in[..n * (z + c)],
                 n,
                 b,
@@ -401,6 +397,22 @@ impl Vae<'_> {
         }
         Ok(())
     }
+}
+
+/// The decoder's forward pass with `params` (its weights, then biases).
+#[allow(clippy::too_many_arguments)]
+fn decode(
+    kernels: Kernels,
+    dec: &LayerDims,
+    params: &[f32],
+    input: &[f32],
+    n: usize,
+    batch: usize,
+    acts: &mut [f32],
+    pack: &mut [f32],
+) -> Result<(), Error> {
+    let (w, b) = params.split_at(dec.weight_count());
+    network::forward(kernels, dec, w, b, input, n, batch, acts, pack)
 }
 
 /// The gradient of the loss with respect to the decoder's input, `n x (latent + classes)`,
