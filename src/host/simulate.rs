@@ -832,7 +832,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         cursor: 0,
     };
     let replaying = opts.strategy.replays();
-    let vae = opts.replay.generator == GeneratorChoice::Vae;
+    let vae = replaying && opts.replay.generator == GeneratorChoice::Vae;
     let mut matrix = Vec::with_capacity(tasks);
     let mut task_inference = Vec::new();
     let mut stats = Vec::with_capacity(tasks);
@@ -879,14 +879,23 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         let mut train = |learner: &mut Model<'_>, n: usize, rng: &mut Rng| -> Result<()> {
             for _ in 0..n {
                 let rows = batcher.yb.len();
+                // Replayed rows in this batch (0 when the generator had nothing to give:
+                // the batch is then all real).
+                let mut replayed = 0;
                 match (replay_real, &mut *learner) {
                     (Some(real), Model::Dense(l)) => {
                         batcher.next(scenario, rng, real);
                         let (x, y) = (&mut batcher.xb[real * width..], &mut batcher.yb[real..]);
-                        l.fill_replay(x, y, own_outputs)
+                        let filled = l
+                            .fill_replay(x, y, own_outputs)
                             .with_context(|| format!("replaying during task {}", t + 1))?;
-                        for (r, &y) in batcher.ranges.iter_mut().zip(&batcher.yb).skip(real) {
-                            *r = scenario.task_outputs(scenario.task_of_output(y));
+                        if filled == 0 {
+                            batcher.next(scenario, rng, rows);
+                        } else {
+                            replayed = rows - real;
+                            for (r, &y) in batcher.ranges.iter_mut().zip(&batcher.yb).skip(real) {
+                                *r = scenario.task_outputs(scenario.task_of_output(y));
+                            }
                         }
                     }
                     _ => batcher.next(scenario, rng, rows),
@@ -897,9 +906,9 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
                     (None, Setting::DomainIl) => Active::All,
                     (None, Setting::ClassIl) => Active::Classes(scenario.train_active(t)),
                 };
-                let loss = match (replay_real, &mut *learner) {
-                    (Some(real), Model::Dense(l)) => l.train_step_replay(&batcher.xb, &batcher.yb, active, rows - real),
-                    (_, learner) => learner.train_step(&batcher.xb, &batcher.yb, active),
+                let loss = match &mut *learner {
+                    Model::Dense(l) if replayed > 0 => l.train_step_replay(&batcher.xb, &batcher.yb, active, replayed),
+                    learner => learner.train_step(&batcher.xb, &batcher.yb, active),
                 }
                 .with_context(|| format!("training task {}", t + 1))?;
                 if let (true, Model::Dense(l)) = (vae, &mut *learner) {

@@ -186,9 +186,10 @@ pub struct Learner<'a> {
     cons: Option<Consolidation<'a>>,
     packnet: Option<PackState<'a>>,
     generator: Option<Generator<'a>>,
-    /// Distillation: the head's parameters at the last commit, and one batch of its
-    /// logits; `teacher_ready` once a commit has filled them.
-    teacher: Option<(&'a mut [f32], &'a mut [f32])>,
+    /// Distillation: the head's parameters at the last commit, one batch of its logits,
+    /// and the classes it had learned (1 or 0 each); `teacher_ready` once a commit has
+    /// filled them.
+    teacher: Option<(&'a mut [f32], &'a mut [f32], &'a mut [u8])>,
     teacher_ready: bool,
     /// Set by [`Learner::train_step_replay`] for one step: the first replayed row and
     /// the temperature.
@@ -306,6 +307,7 @@ impl<'a> Learner<'a> {
                             first: arena.carve_f32(names::VAE_OPTIMIZER, v.optimizer.state_vectors() * s.params)?,
                             second: &mut [],
                             replay: arena.carve_f32(names::VAE_REPLAY, s.decoder)?,
+                            committed: arena.carve_u32(names::VAE_COMMITTED, g.classes)?,
                             enc_in: arena.carve_f32(acts, s.enc_in)?,
                             enc_acts: arena.carve_f32(acts, s.enc_acts)?,
                             eps: arena.carve_f32(acts, s.eps)?,
@@ -314,7 +316,6 @@ impl<'a> Learner<'a> {
                             dz: arena.carve_f32(acts, s.dec_in)?,
                             deltas: arena.carve_f32(acts, s.deltas)?,
                             steps: 0,
-                            committed: false,
                         };
                         if v.optimizer.state_vectors() == 2 {
                             let state = core::mem::take(&mut vae.first);
@@ -332,6 +333,7 @@ impl<'a> Learner<'a> {
             Some(_) => Some((
                 arena.carve_f32(names::TEACHER, params)?,
                 arena.carve_f32(names::TEACHER_LOGITS, b * d.classes())?,
+                arena.carve_u8(names::TEACHER_CLASSES, d.classes())?,
             )),
             None => None,
         };
@@ -481,23 +483,27 @@ impl<'a> Learner<'a> {
         if !loss.is_finite() {
             return Err(Error::Diverged);
         }
-        if let (Some((first, t)), Some((_, teacher)), Some(g)) = (self.distill, &self.teacher, &self.generator) {
+        if let (Some((first, t)), Some((_, teacher, learned))) = (self.distill, &self.teacher) {
             // Replayed rows: the gradient of T^2 KL(q_T || p_T), T (p_T - q_T) / n, in place
             // of the label's: p_T the student's softened outputs over the row's active
-            // classes, q_T the teacher's over the classes the generator has observed
+            // classes, q_T the teacher's over the classes it had learned at its commit
             // (zero on the others, so replay also teaches the new classes' outputs to stay
-            // low on old samples).
+            // low on old samples). A row whose active classes hold none the teacher learned
+            // keeps its label's gradient.
             let inv_n = 1.0 / n as f32;
+            let known = |k: usize| learned[k] != 0;
             for i in first..n {
                 let (lo, hi) = active.range(i, classes);
                 let z = &logits[i * classes..(i + 1) * classes];
                 let zt = &teacher[(i - first) * classes..(i - first + 1) * classes];
-                let known = |k: usize| g.count(k) > 0;
-                let max_s = z[lo..hi].iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let max_t = (lo..hi)
                     .filter(|&k| known(k))
                     .map(|k| zt[k])
                     .fold(f32::NEG_INFINITY, f32::max);
+                if max_t == f32::NEG_INFINITY {
+                    continue;
+                }
+                let max_s = z[lo..hi].iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let sum_s: f32 = z[lo..hi].iter().map(|&v| math::exp((v - max_s) / t)).sum();
                 let sum_t: f32 = (lo..hi)
                     .filter(|&k| known(k))
@@ -507,7 +513,7 @@ impl<'a> Learner<'a> {
                 d.fill(0.0);
                 for k in lo..hi {
                     let p = math::exp((z[k] - max_s) / t) / sum_s;
-                    let q = if known(k) && sum_t > 0.0 {
+                    let q = if known(k) {
                         math::exp((zt[k] - max_t) / t) / sum_t
                     } else {
                         0.0
@@ -725,10 +731,13 @@ impl<'a> Learner<'a> {
             Some(Generator::Buffer(_)) => {}
             None => return Err(Error::NoGenerator),
         }
-        if let Some((params, _)) = &mut self.teacher {
+        if let (Some((params, _, known)), Some(g)) = (&mut self.teacher, &self.generator) {
             let nw = self.weights.len();
             params[..nw].copy_from_slice(self.weights);
             params[nw..].copy_from_slice(self.biases);
+            for (k, m) in known.iter_mut().enumerate() {
+                *m = u8::from(g.count(k) > 0);
+            }
             self.teacher_ready = true;
         }
         Ok(())
@@ -748,24 +757,24 @@ impl<'a> Learner<'a> {
         replayed: usize,
     ) -> Result<f32, Error> {
         let n = self.check_batch(x, labels, &active)?;
-        let Some(t) = self.config.generator.and_then(|g| g.distill) else {
-            return self.train_step(x, labels, active);
-        };
-        if !self.teacher_ready || replayed == 0 {
-            return self.train_step(x, labels, active);
-        }
         if replayed > n {
             return Err(Error::OutputShape {
                 got: replayed,
                 expected: n,
             });
         }
+        let Some(t) = self.config.generator.and_then(|g| g.distill) else {
+            return self.train_step(x, labels, active);
+        };
+        if !self.teacher_ready || replayed == 0 {
+            return self.train_step(x, labels, active);
+        }
         let c = self.config;
         let (classes, w) = (c.dims.classes(), c.dims.input());
         let first = n - replayed;
         let logits_at = network::act_offset(&c.dims, c.batch_size, c.dims.layers() - 1);
         // The teacher's logits of the replayed rows, kept aside.
-        if let Some((params, logits)) = &mut self.teacher {
+        if let Some((params, logits, _)) = &mut self.teacher {
             let (tw, tb) = params.split_at(self.weights.len());
             network::forward(
                 c.kernels,

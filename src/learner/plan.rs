@@ -33,6 +33,8 @@ pub struct Component {
 pub struct Plan {
     components: [Component; MAX_COMPONENTS],
     len: usize,
+    /// A component did not fit the table (a bug: raise [`MAX_COMPONENTS`]).
+    dropped: bool,
 }
 
 /// Names of the components, as they appear in plans, errors and reports.
@@ -98,6 +100,10 @@ pub mod names {
     pub const TEACHER: &str = "teacher head";
     /// Distillation: the teacher's logits of one batch.
     pub const TEACHER_LOGITS: &str = "teacher logits";
+    /// Distillation: which classes the teacher had learned at its commit (a byte each).
+    pub const TEACHER_CLASSES: &str = "teacher classes";
+    /// VAE: samples per class the replay decoder had seen at its commit.
+    pub const VAE_COMMITTED: &str = "vae committed counts";
     /// Progressive columns: the parameters of every column the plan reserves.
     pub const COLUMNS: &str = "columns";
     /// PackNet's bit-packed owner task of every weight.
@@ -135,6 +141,7 @@ impl Plan {
         let mut plan = Plan {
             components: [Component { name: "", bytes: 0 }; MAX_COMPONENTS],
             len: 0,
+            dropped: false,
         };
         plan.push(names::ALIGNMENT, ALIGN - 1);
         plan.push(names::WEIGHTS, bytes(d.weight_count())?);
@@ -192,6 +199,7 @@ impl Plan {
                         bytes(mul(v.optimizer.state_vectors(), s.params)?)?,
                     );
                     plan.push(names::VAE_REPLAY, bytes(s.decoder)?);
+                    plan.push(names::VAE_COMMITTED, padded(mul(g.classes, 4)?)?);
                     let acts = [s.enc_in, s.enc_acts, s.eps, s.dec_in, s.dec_acts, s.dec_in, s.deltas]
                         .iter()
                         .try_fold(0usize, |acc, &n| acc.checked_add(checked_f32_bytes(n)?))
@@ -202,11 +210,15 @@ impl Plan {
             if g.distill.is_some() {
                 plan.push(names::TEACHER, bytes(params)?);
                 plan.push(names::TEACHER_LOGITS, bytes(mul(b, d.classes())?)?);
+                plan.push(names::TEACHER_CLASSES, padded(g.classes)?);
             }
         }
         if config.packnet.is_some() {
             let mask = packnet::mask_bytes(d.weight_count(), config.max_tasks)?.ok_or(OVERFLOW)?;
             plan.push(names::OWNERS, padded(mask)?);
+        }
+        if plan.dropped {
+            return Err(Error::Internal("the plan has more components than its table holds"));
         }
         plan.components()
             .iter()
@@ -237,6 +249,7 @@ impl Plan {
         let mut plan = Plan {
             components: [Component { name: "", bytes: 0 }; MAX_COMPONENTS],
             len: 0,
+            dropped: false,
         };
         plan.push(names::ALIGNMENT, ALIGN - 1);
         plan.push(names::COLUMNS, bytes(total)?);
@@ -248,6 +261,9 @@ impl Plan {
             let widest = c.input.max(c.width).max(c.classes).max(c.batch_size);
             plan.push(names::PACKING, bytes(fast::packing_len(widest))?);
         }
+        if plan.dropped {
+            return Err(Error::Internal("the plan has more components than its table holds"));
+        }
         plan.components()
             .iter()
             .try_fold(0usize, |acc, c| acc.checked_add(c.bytes))
@@ -256,9 +272,12 @@ impl Plan {
     }
 
     fn push(&mut self, name: &'static str, bytes: usize) {
-        if let Some(slot) = self.components.get_mut(self.len) {
-            *slot = Component { name, bytes };
-            self.len += 1;
+        match self.components.get_mut(self.len) {
+            Some(slot) => {
+                *slot = Component { name, bytes };
+                self.len += 1;
+            }
+            None => self.dropped = true,
         }
     }
 

@@ -286,7 +286,7 @@ impl Gaussian<'_> {
     /// free slot from its compact record; with every slot taken by other classes it is
     /// [`Error::GeneratorSlotsFull`] and nothing changes. The caller has checked the
     /// sample's width, finiteness and the class range.
-    pub fn observe(&mut self, x: &[f32], class: usize) -> Result<(), Error> {
+    pub(crate) fn observe(&mut self, x: &[f32], class: usize) -> Result<(), Error> {
         let slot = match self.slot_of(class) {
             Some(s) => s,
             None => self.open(class)?,
@@ -313,7 +313,11 @@ impl Gaussian<'_> {
                 break;
             }
             let norm = math::sqrt(dot(v, v));
-            if norm > 0.0 {
+            if norm == 0.0 {
+                // A direction that started from a zero residual (or a zero record) starts
+                // again from this one.
+                v.copy_from_slice(u);
+            } else {
                 let proj = dot(u, v) / norm;
                 let keep = ((own - 1.0 - AMNESIA) / own).max(0.0);
                 let take = (1.0 + AMNESIA) / own * proj;
@@ -335,7 +339,7 @@ impl Gaussian<'_> {
 
     /// Compresses every working slot into its class's compact record (f16 mean and
     /// residual spread, i8 factors with a scale each) and frees the slots.
-    pub fn commit(&mut self) {
+    pub(crate) fn commit(&mut self) {
         let (d, rank) = (self.features, self.rank);
         for s in 0..self.slot_class.len() {
             let class = self.slot_class[s];
@@ -388,29 +392,39 @@ impl Gaussian<'_> {
     }
 
     /// Element `j` of committed factor `q` of `class` (0 while the class is in a working
-    /// slot or beyond the rank).
-    pub fn factor(&self, class: usize, q: usize, j: usize) -> f32 {
+    /// slot); `None` out of range.
+    pub fn factor(&self, class: usize, q: usize, j: usize) -> Option<f32> {
         let (d, rank) = (self.features, self.rank);
-        if q >= rank || self.slot_of(class).is_some() {
-            return 0.0;
+        if q >= rank || j >= d || class >= self.counts.len() {
+            return None;
         }
-        self.scales[class * rank + q] * self.factors[(class * rank + q) * d + j] as f32
+        if self.slot_of(class).is_some() {
+            return Some(0.0);
+        }
+        Some(self.scales[class * rank + q] * self.factors[(class * rank + q) * d + j] as f32)
     }
 
-    /// The mean of feature `j` of `class`.
-    pub fn mean(&self, class: usize, j: usize) -> f32 {
+    /// The mean of feature `j` of `class`; `None` out of range.
+    pub fn mean(&self, class: usize, j: usize) -> Option<f32> {
         let d = self.features;
-        match self.slot_of(class) {
+        if j >= d || class >= self.counts.len() {
+            return None;
+        }
+        Some(match self.slot_of(class) {
             Some(s) => self.work[s * d * (self.rank + 2) + j],
             None => from_f16(self.means[class * d + j]),
-        }
+        })
     }
 
-    /// The (population) variance of feature `j` of `class`: the covariance's diagonal.
-    pub fn variance(&self, class: usize, j: usize) -> f32 {
+    /// The (population) variance of feature `j` of `class`: the covariance's diagonal;
+    /// `None` out of range.
+    pub fn variance(&self, class: usize, j: usize) -> Option<f32> {
         let (d, rank) = (self.features, self.rank);
-        let n = self.counts.get(class).copied().unwrap_or(0).max(1) as f32;
-        match self.slot_of(class) {
+        if j >= d || class >= self.counts.len() {
+            return None;
+        }
+        let n = self.counts[class].max(1) as f32;
+        Some(match self.slot_of(class) {
             Some(s) => (self.work[s * d * (rank + 2) + d + j] / n).max(0.0),
             None => {
                 let sd = from_f16(self.spreads[class * d + j]);
@@ -422,12 +436,12 @@ impl Gaussian<'_> {
                     .sum();
                 sd * sd + explained
             }
-        }
+        })
     }
 
     /// Writes one sample of `class` into `out` (`features` long); a class never observed
     /// is [`Error::UnknownClass`].
-    pub fn sample(&self, class: usize, rng: &mut Rng, out: &mut [f32]) -> Result<(), Error> {
+    pub(crate) fn sample(&self, class: usize, rng: &mut Rng, out: &mut [f32]) -> Result<(), Error> {
         let n = self.counts.get(class).copied().unwrap_or(0);
         if n == 0 {
             return Err(Error::UnknownClass { class });
@@ -515,7 +529,7 @@ impl Reservoir<'_> {
 
     /// Offers one sample: kept while the buffer fills, then with probability
     /// `capacity / seen`, replacing a uniformly chosen row (algorithm R).
-    pub fn observe(&mut self, x: &[f32], class: usize, rng: &mut Rng) {
+    pub(crate) fn observe(&mut self, x: &[f32], class: usize, rng: &mut Rng) {
         self.counts[class] = self.counts[class].saturating_add(1);
         self.seen += 1;
         let cap = self.labels.len() as u64;
@@ -541,7 +555,7 @@ impl Reservoir<'_> {
 
     /// Copies a uniformly chosen held row whose label `keep` accepts into `out` and
     /// returns its label; `None` when no held row qualifies.
-    pub fn draw(&self, keep: impl Fn(u16) -> bool, rng: &mut Rng, out: &mut [f32]) -> Option<u16> {
+    pub(crate) fn draw(&self, keep: impl Fn(u16) -> bool, rng: &mut Rng, out: &mut [f32]) -> Option<u16> {
         let held = &self.labels[..self.len()];
         let k = held.iter().filter(|&&y| keep(y)).count();
         if k == 0 {

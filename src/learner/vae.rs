@@ -86,6 +86,8 @@ pub struct Vae<'a> {
     pub(crate) features: usize,
     pub(crate) batch: usize,
     pub(crate) counts: &'a mut [u32],
+    /// The counts at the last commit: the classes the replay decoder has learned.
+    pub(crate) committed: &'a mut [u32],
     /// Encoder weights and biases, then the decoder's.
     pub(crate) params: &'a mut [f32],
     pub(crate) grads: &'a mut [f32],
@@ -103,7 +105,6 @@ pub struct Vae<'a> {
     pub(crate) dz: &'a mut [f32],
     pub(crate) deltas: &'a mut [f32],
     pub(crate) steps: u32,
-    pub(crate) committed: bool,
 }
 
 /// Sizes of a VAE's buffers, for the plan and the carve.
@@ -146,8 +147,14 @@ impl VaeSizes {
 }
 
 impl Vae<'_> {
-    /// Samples observed of each class.
+    /// Samples observed of each class by the last commit: the classes the replay decoder
+    /// has learned (a class observed since is not replayed until the next commit).
     pub fn counts(&self) -> &[u32] {
+        self.committed
+    }
+
+    /// Samples observed of each class so far.
+    pub fn observed(&self) -> &[u32] {
         self.counts
     }
 
@@ -192,11 +199,12 @@ impl Vae<'_> {
         }
     }
 
-    /// Freezes the current decoder as the one replayed from.
-    pub fn commit(&mut self) {
+    /// Freezes the current decoder as the one replayed from, with the classes it has
+    /// learned.
+    pub(crate) fn commit(&mut self) {
         let at = self.params.len() - self.replay.len();
         self.replay.copy_from_slice(&self.params[at..]);
-        self.committed = true;
+        self.committed.copy_from_slice(self.counts);
     }
 
     /// Computes the gradient of the batch's mean negative ELBO into [`Vae::gradients`]
