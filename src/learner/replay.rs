@@ -136,7 +136,7 @@ impl Generator<'_> {
         match self {
             Generator::Gaussian(g) => g.counts,
             Generator::Buffer(b) => b.counts,
-            Generator::Vae(v) => v.counts(),
+            Generator::Vae(v) => v.replayable(),
         }
     }
 

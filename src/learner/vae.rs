@@ -149,7 +149,7 @@ impl VaeSizes {
 impl Vae<'_> {
     /// Samples observed of each class by the last commit: the classes the replay decoder
     /// has learned (a class observed since is not replayed until the next commit).
-    pub fn counts(&self) -> &[u32] {
+    pub fn replayable(&self) -> &[u32] {
         self.committed
     }
 
