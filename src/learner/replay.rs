@@ -168,8 +168,7 @@ impl Generator<'_> {
         if total == 0 {
             return None;
         }
-        // Two 32-bit draws make a 64-bit uniform pick without modulo bias worth noting.
-        let r = ((u64::from(rng.next_u32()) << 32) | u64::from(rng.next_u32())) % total;
+        let r = rng.below_u64(total);
         let mut acc = 0u64;
         (0..counts.len()).find(|&c| {
             acc += weight(c);
@@ -203,6 +202,18 @@ pub struct Gaussian<'a> {
 /// `sum a_i b_i`.
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Symmetric i8 quantisation of `src` into `dst`: levels `round(v / scale)` with
+/// `scale = max |v| / 127`, which is returned (0 for an all-zero row).
+fn quantise_i8(src: &[f32], dst: &mut [i8]) -> f32 {
+    let max = src.iter().fold(0.0f32, |a, &b| a.max(b.abs()));
+    let scale = max / 127.0;
+    for (o, &v) in dst.iter_mut().zip(src) {
+        let level = if scale > 0.0 { libm::roundf(v / scale) } else { 0.0 };
+        *o = level.clamp(-127.0, 127.0) as i8;
+    }
+    scale
 }
 
 fn f16_bits(x: f32) -> u16 {
@@ -366,14 +377,9 @@ impl Gaussian<'_> {
                 for (fj, &vj) in f.iter_mut().zip(v) {
                     *fj = if norm > 0.0 { vj / root } else { 0.0 };
                 }
-                let max = f.iter().fold(0.0f32, |a, &b| a.max(b.abs()));
-                let scale = max / 127.0;
-                self.scales[class * rank + q] = scale;
                 let out = &mut self.factors[(class * rank + q) * d..(class * rank + q + 1) * d];
-                for (o, &fj) in out.iter_mut().zip(f.iter()) {
-                    let level = if scale > 0.0 { libm::roundf(fj / scale) } else { 0.0 };
-                    *o = level.clamp(-127.0, 127.0) as i8;
-                }
+                let scale = quantise_i8(f, out);
+                self.scales[class * rank + q] = scale;
                 for (var, o) in m2.iter_mut().zip(out.iter()) {
                     let fj = scale * *o as f32;
                     *var -= fj * fj;
@@ -538,21 +544,15 @@ impl Reservoir<'_> {
         let slot = if self.seen <= cap {
             self.seen - 1
         } else {
-            let r = ((u64::from(rng.next_u32()) << 32) | u64::from(rng.next_u32())) % self.seen;
+            let r = rng.below_u64(self.seen);
             if r >= cap {
                 return;
             }
             r
         } as usize;
         let d = self.features;
-        let max = x[..d].iter().fold(0.0f32, |a, &b| a.max(b.abs()));
-        let scale = max / 127.0;
-        self.scales[slot] = scale;
+        self.scales[slot] = quantise_i8(&x[..d], &mut self.rows[slot * d..(slot + 1) * d]);
         self.labels[slot] = class as u16;
-        for (o, &v) in self.rows[slot * d..(slot + 1) * d].iter_mut().zip(x) {
-            let level = if scale > 0.0 { libm::roundf(v / scale) } else { 0.0 };
-            *o = level.clamp(-127.0, 127.0) as i8;
-        }
     }
 
     /// Copies a uniformly chosen held row whose label `keep` accepts into `out` and

@@ -42,6 +42,12 @@ impl Rng {
         }
     }
 
+    /// Uniform integer in `0..n` for 64-bit `n` (> 0): two 32-bit draws, high word first,
+    /// reduced modulo `n` (the bias is below `n / 2^64`, nothing worth noting here).
+    pub fn below_u64(&mut self, n: u64) -> u64 {
+        ((u64::from(self.next_u32()) << 32) | u64::from(self.next_u32())) % n.max(1)
+    }
+
     /// A standard normal draw (Marsaglia's polar method; the same bits on every target).
     pub fn normal(&mut self) -> f32 {
         loop {

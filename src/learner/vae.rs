@@ -226,8 +226,7 @@ impl Vae<'_> {
         // Encoder.
         for ((row, xi), &y) in self.enc_in.chunks_exact_mut(d + c).zip(x.chunks_exact(d)).zip(labels) {
             row[..d].copy_from_slice(xi);
-            row[d..].fill(0.0);
-            row[d + y as usize] = 1.0;
+            one_hot(&mut row[d..], y);
         }
         let (ew, rest) = self.params.split_at(enc.weight_count());
         let (eb, dp) = rest.split_at(ep - enc.weight_count());
@@ -257,7 +256,7 @@ impl Vae<'_> {
                 self.eps[..n * z].copy_from_slice(e);
             }
         }
-        for i in 0..n {
+        for (i, &y) in labels.iter().enumerate() {
             let stats = &self.enc_acts[stats_at + i * 2 * z..stats_at + (i + 1) * 2 * z];
             let row = &mut self.dec_in[i * (z + c)..(i + 1) * (z + c)];
             for q in 0..z {
@@ -266,8 +265,7 @@ impl Vae<'_> {
                 row[q] = mu + sd * self.eps[i * z + q];
                 kl += 0.5 * (mu * mu + sd * sd - 1.0 - lv);
             }
-            row[z..].fill(0.0);
-            row[z + labels[i] as usize] = 1.0;
+            one_hot(&mut row[z..], y);
         }
         // Decoder and reconstruction loss; dL/dout into the first half of the deltas.
         decode(
@@ -383,8 +381,7 @@ impl Vae<'_> {
             let n = ys.len();
             for (row, &y) in self.dec_in.chunks_exact_mut(z + c).zip(ys) {
                 row[..z].iter_mut().for_each(|v| *v = rng.normal());
-                row[z..].fill(0.0);
-                row[z + y as usize] = 1.0;
+                one_hot(&mut row[z..], y);
             }
             decode(
                 kernels,
@@ -406,6 +403,12 @@ impl Vae<'_> {
         }
         Ok(())
     }
+}
+
+/// Writes the condition: 1 at `y`, 0 elsewhere.
+fn one_hot(row: &mut [f32], y: u16) {
+    row.fill(0.0);
+    row[y as usize] = 1.0;
 }
 
 /// The decoder's forward pass with `params` (its weights, then biases).
