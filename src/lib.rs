@@ -12,12 +12,18 @@
 //! - [`host`] (feature `std`, on by default): IDX data loaders, continual-learning
 //!   scenarios, board profiles, the simulator that measures forgetting, and reports.
 //!
+//! - [`device`]: the `no_std` device loop firmware runs (backbone from flash, sample
+//!   stream, evaluation, accuracy matrix), also run by the host simulator to reproduce a
+//!   board's numbers bit for bit.
+//!
 //! The `edgecl` binary (`src/main.rs`) is the command line over the host half.
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
 pub mod learner;
+
+pub mod device;
 
 #[cfg(feature = "std")]
 pub mod host;

@@ -39,6 +39,10 @@ enum Command {
     Plan(PlanArgs),
     /// List the shipped board profiles.
     Boards,
+    /// Write the flash images the firmware embeds: the int8 backbone (from an ONNX model
+    /// of dense layers) and the labelled sample stream (from MNIST).
+    #[cfg(feature = "onnx")]
+    DeviceData(DeviceDataArgs),
     /// Train a backbone on the host (burn, CPU) and write it as a model folder:
     /// backbone.onnx, head.json and MODEL.md.
     #[cfg(feature = "train")]
@@ -376,6 +380,41 @@ struct SimulateArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Run a board's firmware loop instead of a scenario: DIR is a board folder with
+    /// firmware (e.g. boards/netduinoplus2); its firmware.toml, learner budget and the
+    /// flash images in boards/flash/ are used, and the lines the firmware prints are
+    /// printed, bit for bit.
+    #[arg(long, value_name = "DIR")]
+    firmware: Option<PathBuf>,
+    /// With --firmware: this config file instead of DIR/firmware.toml.
+    #[arg(long, value_name = "FILE", requires = "firmware")]
+    firmware_config: Option<PathBuf>,
+}
+
+#[cfg(feature = "onnx")]
+#[derive(Args)]
+struct DeviceDataArgs {
+    /// Model folder whose backbone.onnx has dense layers only (`edgecl train --arch mlp`).
+    #[arg(long, default_value = "models/fashion-mlp")]
+    model: PathBuf,
+    /// Folder of IDX files the stream is drawn from; default: the shipped MNIST.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Training samples per task (Split-MNIST's five tasks of two digits).
+    #[arg(long, default_value_t = 200)]
+    train_per_task: usize,
+    /// Held-out test samples per task.
+    #[arg(long, default_value_t = 60)]
+    test_per_task: usize,
+    /// Bits per stored pixel: 4 or 8.
+    #[arg(long, default_value_t = 4)]
+    bits: u8,
+    /// Seed of the samples drawn and their order.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Folder to write backbone.bin and stream.bin to.
+    #[arg(long, default_value = "boards/flash")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -642,6 +681,11 @@ fn default_data() -> PathBuf {
 }
 
 fn simulate(args: SimulateArgs) -> Result<()> {
+    if let Some(dir) = &args.firmware {
+        let fw = edgecl::host::device::FirmwareDir::load(dir, args.firmware_config.as_deref())?;
+        print!("{}", fw.simulate()?);
+        return Ok(());
+    }
     let dir = args.data.clone().unwrap_or_else(default_data);
     let train = load_split(&dir, Split::Train, None)?;
     let test = load_split(&dir, Split::Test, Some(train.classes))?;
@@ -1042,6 +1086,32 @@ fn plan(args: PlanArgs) -> Result<bool> {
     }
 }
 
+#[cfg(feature = "onnx")]
+fn device_data(args: DeviceDataArgs) -> Result<()> {
+    use edgecl::host::device::{backbone_image, stream_image, StreamSpec};
+    let onnx = args.model.join("backbone.onnx");
+    let bytes = std::fs::read(&onnx).with_context(|| format!("reading {}", onnx.display()))?;
+    let model = edgecl::host::onnx::BackboneModel::from_onnx(&bytes, &onnx.display().to_string())?;
+    let backbone = backbone_image(&model)?;
+    let dir = args.data.clone().unwrap_or_else(default_data);
+    let train = load_split(&dir, Split::Train, None)?;
+    let test = load_split(&dir, Split::Test, Some(train.classes))?;
+    let spec = StreamSpec::split(args.train_per_task, args.test_per_task, args.bits, args.seed);
+    let stream = stream_image(&train, &test, &spec)?;
+    let check = edgecl::host::device::check_against_tract(&bytes, &backbone, &stream)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    for (name, image) in [("backbone.bin", &backbone), ("stream.bin", &stream)] {
+        let path = args.out.join(name);
+        std::fs::write(&path, image).with_context(|| format!("writing {}", path.display()))?;
+        println!("{}: {} bytes", path.display(), image.len());
+    }
+    println!(
+        "int8 backbone against tract (f32 ONNX) on the stream's {} held-out samples: largest difference {:.4}, largest feature {:.3}",
+        check.samples, check.max_abs_difference, check.max_feature
+    );
+    Ok(())
+}
+
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -1049,6 +1119,8 @@ fn main() {
         Command::Plan(a) => plan(a),
         #[cfg(feature = "train")]
         Command::Train(a) => train(a).map(|()| true),
+        #[cfg(feature = "onnx")]
+        Command::DeviceData(a) => device_data(a).map(|()| true),
         Command::Boards => {
             for (name, _) in BUILTIN {
                 match Board::load(name) {

@@ -1,6 +1,7 @@
 //! Board profiles: chip, core, clock, FPU, RAM, flash and the learner's share of RAM.
 //!
-//! The profiles in `boards/*.toml` are compiled into the binary, so `--board NAME` works
+//! The profiles in `boards/*.toml` (and `boards/<name>/board.toml` for the boards with
+//! firmware) are compiled into the binary, so `--board NAME` works
 //! from anywhere; `--board FILE.toml` reads any other profile with the same keys.
 
 use anyhow::{bail, Context, Result};
@@ -39,10 +40,10 @@ pub struct Board {
 
 /// The profiles shipped in `boards/`, by name.
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("netduinoplus2", include_str!("../../boards/netduinoplus2.toml")),
+    ("netduinoplus2", include_str!("../../boards/netduinoplus2/board.toml")),
     ("stm32f746g-disco", include_str!("../../boards/stm32f746g-disco.toml")),
     ("nrf52840-dk", include_str!("../../boards/nrf52840-dk.toml")),
-    ("rp-pico", include_str!("../../boards/rp-pico.toml")),
+    ("rp-pico", include_str!("../../boards/rp-pico/board.toml")),
     ("esp32-s3-devkitc", include_str!("../../boards/esp32-s3-devkitc.toml")),
     ("raspberry-pi-4", include_str!("../../boards/raspberry-pi-4.toml")),
     (

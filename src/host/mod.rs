@@ -9,6 +9,7 @@
 //! - [`report`]: the accuracy matrix, forgetting metrics, memory table and JSON.
 
 pub mod board;
+pub mod device;
 pub mod idx;
 #[cfg(feature = "onnx")]
 pub mod onnx;

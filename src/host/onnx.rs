@@ -391,6 +391,82 @@ impl BackboneModel {
         Ok(model.encode_to_vec())
     }
 
+    /// Reads back a backbone of dense layers (`Gemm`, `Relu`) from an ONNX file such as
+    /// [`BackboneModel::to_onnx`] and `edgecl train --arch mlp` write: what the device's
+    /// int8 image is made from. Any other operator, or a graph that is not one chain from
+    /// the input, is an error.
+    pub fn from_onnx(bytes: &[u8], name: &str) -> Result<BackboneModel> {
+        use pb::tensor_proto::DataType;
+        let bad = |what: String| anyhow::anyhow!("{name}: {what}");
+        let proto = pb::ModelProto::decode(bytes).map_err(|e| bad(format!("not a valid ONNX file ({e})")))?;
+        let graph = proto.graph.as_ref().ok_or_else(|| bad("not an ONNX model: it has no graph".into()))?;
+        check_graph(graph).map_err(|e| bad(e.to_string()))?;
+        let input = graph.input.first().ok_or_else(|| bad("the graph has no input".into()))?;
+        let floats = |t: &pb::TensorProto| -> Result<Vec<f32>> {
+            check_initializer(t).map_err(|e| bad(format!("initializer `{}`: {e}", t.name)))?;
+            ensure!(t.data_type == DataType::Float as i32, "{name}: initializer `{}` is not float", t.name);
+            Ok(if t.raw_data.is_empty() {
+                t.float_data.clone()
+            } else {
+                t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+            })
+        };
+        let init = |n: &str| graph.initializer.iter().find(|t| t.name == n);
+        let mut x = input.name.clone();
+        let mut width = None;
+        let mut layers = Vec::new();
+        for node in &graph.node {
+            ensure!(
+                node.input.first() == Some(&x) && node.output.len() == 1,
+                "{name}: node `{}` does not continue the chain from the input",
+                node.name
+            );
+            let attr = |n: &str| node.attribute.iter().find(|a| a.name == n);
+            match node.op_type.as_str() {
+                "Relu" => layers.push(Layer::Relu),
+                "Gemm" => {
+                    let trans_b = attr("transB").map_or(0, |a| a.i);
+                    ensure!(
+                        attr("transA").map_or(0, |a| a.i) == 0
+                            && attr("alpha").map_or(1.0, |a| a.f) == 1.0
+                            && attr("beta").map_or(1.0, |a| a.f) == 1.0
+                            && node.input.len() == 3,
+                        "{name}: Gemm `{}` is not y = x W^T + b",
+                        node.name
+                    );
+                    let (w, b) = match (init(&node.input[1]), init(&node.input[2])) {
+                        (Some(w), Some(b)) => (w, b),
+                        _ => bail!("{name}: Gemm `{}` takes its weights from outside the file", node.name),
+                    };
+                    ensure!(w.dims.len() == 2, "{name}: Gemm `{}` weights are not a matrix", node.name);
+                    let (d0, d1) = (w.dims[0] as usize, w.dims[1] as usize);
+                    let (outputs, inputs) = if trans_b == 1 { (d0, d1) } else { (d1, d0) };
+                    let mut weights = floats(w)?;
+                    if trans_b != 1 {
+                        weights = (0..outputs * inputs).map(|k| weights[(k % inputs) * outputs + k / inputs]).collect();
+                    }
+                    let biases = floats(b)?;
+                    ensure!(biases.len() == outputs, "{name}: Gemm `{}` has {} biases for {outputs} outputs", node.name, biases.len());
+                    width.get_or_insert(inputs);
+                    layers.push(Layer::Dense {
+                        weights,
+                        biases,
+                        inputs,
+                        outputs,
+                    });
+                }
+                op => bail!("{name}: operator {op} (node `{}`): the device runs dense layers and ReLU only", node.name),
+            }
+            x = node.output[0].clone();
+        }
+        let model = BackboneModel {
+            input_width: width.ok_or_else(|| bad("no dense layer".into()))?,
+            layers,
+        };
+        model.shapes().map_err(|e| bad(e.to_string()))?;
+        Ok(model)
+    }
+
     /// The features of `x` (`n x input_width`) computed with plain loops in f64: the
     /// reference the ONNX runtime and the trainer are checked against.
     pub fn forward(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {

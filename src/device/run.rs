@@ -1,0 +1,442 @@
+//! The device loop: samples in, features through the backbone, updates on the head (with
+//! replayed rows or a penalty), an evaluation on the held-out set after each task, the
+//! accuracy matrix out. Every buffer is carved from the one arena after the learner.
+
+use super::{Backbone, DeviceConfig, DeviceError, DeviceStrategy, Stream, StreamIo};
+use crate::learner::learner::ClassRange;
+use crate::learner::plan::{checked_f32_bytes, checked_padded, ALIGN};
+use crate::learner::{Active, Arena, Learner, Plan};
+use core::fmt;
+
+/// What the sample source gives next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A labelled sample; its pixels are in the buffer given to [`DeviceIo::next`].
+    Sample {
+        /// Output class (below the config's classes).
+        label: u16,
+    },
+    /// The current task is over: consolidate, evaluate, start the next.
+    TaskEnd,
+    /// No more samples.
+    End,
+}
+
+/// What the device is doing, for a status LED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Taking samples and updating the head.
+    Learning,
+    /// Measuring accuracy on the held-out set.
+    Evaluating,
+    /// Done.
+    Idle,
+}
+
+/// The device's inputs and outputs, whatever they are: the embedded stream and
+/// semihosting in QEMU ([`StreamIo`]), a sensor, a label button and a LED on a board
+/// ([`super::hal::HalIo`], feature `hal`).
+pub trait DeviceIo {
+    /// The next event; a sample's `pixels` (the backbone's input width) are written.
+    fn next(&mut self, pixels: &mut [u8]) -> Result<Event, DeviceError>;
+    /// Tasks with a held-out set (0: no evaluation).
+    fn holdout_tasks(&self) -> usize {
+        0
+    }
+    /// Held-out samples of `task`.
+    fn holdout_len(&self, _task: usize) -> usize {
+        0
+    }
+    /// Held-out sample `i` of `task` into `pixels`; its label.
+    fn holdout(&mut self, _task: usize, _i: usize, _pixels: &mut [u8]) -> Result<u16, DeviceError> {
+        Err(DeviceError::Mismatch("this device has no held-out set"))
+    }
+    /// Shows what the device is doing.
+    fn status(&mut self, _status: Status) {}
+    /// Writes one line of output.
+    fn print(&mut self, _args: fmt::Arguments<'_>) {}
+}
+
+/// The bytes of a device run: the learner's plan and the loop's own buffers.
+#[derive(Debug, Clone)]
+pub struct DevicePlan {
+    /// The learner's plan.
+    pub learner: Plan,
+    /// The loop's buffers: the batch's features and labels, the pixel buffer, the
+    /// backbone's scratch, the predictions and the accuracy matrix, with alignment.
+    pub loop_bytes: usize,
+    /// Everything: what the arena must hold.
+    pub total: usize,
+}
+
+/// The bytes `config` needs with `backbone`'s features.
+pub fn plan(config: &DeviceConfig, backbone: &Backbone<'_>) -> Result<DevicePlan, DeviceError> {
+    let learner = Plan::new(&config.learner(backbone.output())?)?;
+    let too_big = DeviceError::Config {
+        line: 0,
+        why: "the loop's buffers overflow",
+    };
+    let (b, f) = (config.batch, backbone.output());
+    let parts = [
+        b.checked_mul(f).and_then(checked_f32_bytes),
+        b.checked_mul(2).and_then(checked_padded),
+        checked_padded(backbone.input()),
+        checked_f32_bytes(backbone.scratch_len()),
+        b.checked_mul(2).and_then(checked_padded),
+        config.tasks.checked_mul(config.tasks).and_then(|n| n.checked_mul(2)).and_then(checked_padded),
+    ];
+    let mut loop_bytes = ALIGN - 1;
+    for p in parts {
+        loop_bytes = loop_bytes.checked_add(p.ok_or(too_big)?).ok_or(too_big)?;
+    }
+    let total = learner.total().checked_add(loop_bytes).ok_or(too_big)?;
+    Ok(DevicePlan {
+        learner,
+        loop_bytes,
+        total,
+    })
+}
+
+/// What a run ends with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunSummary {
+    /// Tasks learned.
+    pub tasks: usize,
+    /// Samples learned from.
+    pub samples: u32,
+    /// Updates of the head.
+    pub updates: u32,
+    /// Class-IL average accuracy (%) over the tasks learned, after the last one.
+    pub average: f32,
+    /// Backward transfer (points): final minus just-learned accuracy, averaged over all
+    /// tasks but the last.
+    pub bwt: f32,
+    /// FNV-1a of the head's final weights and biases (their bits).
+    pub checksum: u32,
+}
+
+/// Rows of a batch of `real` samples that are replayed: as many per old class as per
+/// class of the current task (`lo` old classes, `hi - lo` current ones), within `batch`.
+fn replayed_rows(real: usize, batch: usize, lo: usize, hi: usize) -> usize {
+    let new = hi.saturating_sub(lo).max(1);
+    ((2 * real * lo + new) / (2 * new)).min(batch - real)
+}
+
+/// Real samples per full batch: `batch` shared between the current task's classes and the
+/// old ones in proportion (all of it when nothing is replayed), at least one.
+fn real_rows(batch: usize, lo: usize, hi: usize, replay: bool) -> usize {
+    if !replay || lo == 0 || hi <= lo {
+        return batch;
+    }
+    ((2 * batch * (hi - lo) + hi) / (2 * hi)).max(1)
+}
+
+struct Dims<'a>(&'a [usize]);
+
+impl fmt::Display for Dims<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            write!(f, "{}{d}", if i == 0 { "" } else { "-" })?;
+        }
+        Ok(())
+    }
+}
+
+/// Streams `io`'s samples into a learner built from `config` in `arena`, class-
+/// incrementally: the classes seen so far are active, a task's own classes are those
+/// first seen in it. After each task: the generator commits (replay), SI consolidates,
+/// and the held-out set is evaluated into a row of the accuracy matrix. Prints the
+/// matrix as it goes and the summary at the end; nothing is allocated.
+pub fn run(
+    config: &DeviceConfig,
+    backbone: &Backbone<'_>,
+    arena: &mut [u8],
+    io: &mut impl DeviceIo,
+) -> Result<RunSummary, DeviceError> {
+    let p = plan(config, backbone)?;
+    if p.total > arena.len() {
+        return Err(DeviceError::OverBudget {
+            needed: p.total,
+            arena: arena.len(),
+        });
+    }
+    let holdout = io.holdout_tasks();
+    if holdout > config.tasks {
+        return Err(DeviceError::Mismatch("the held-out set has more tasks than the config's tasks"));
+    }
+    let lc = config.learner(backbone.output())?;
+    let name = config.strategy.name();
+    io.print(format_args!(
+        "run {name}: head {}, learner {} B + loop {} B = {} B of a {} B arena",
+        Dims(lc.dims.as_slice()),
+        p.learner.total(),
+        p.loop_bytes,
+        p.total,
+        arena.len()
+    ));
+    let (head, rest) = arena.split_at_mut(p.learner.total());
+    let mut learner = Learner::new(&lc, head)?;
+    let mut a = Arena::new(rest);
+    let (b, f, tasks) = (config.batch, backbone.output(), config.tasks);
+    let xb = a.carve_f32("device batch", b * f)?;
+    let yb = a.carve_u16("device labels", b)?;
+    let pixels = a.carve_u8("device pixels", backbone.input())?;
+    let scratch = a.carve_f32("backbone scratch", backbone.scratch_len())?;
+    let preds = a.carve_u16("device predictions", b)?;
+    let matrix = a.carve_u16("accuracy matrix", tasks * tasks)?;
+    let replay = config.strategy == DeviceStrategy::Replay;
+
+    let (mut task, mut lo, mut hi) = (0usize, 0usize, 0usize);
+    let (mut k, mut pending, mut samples, mut updates) = (0usize, 0usize, 0u32, 0u32);
+    loop {
+        let event = io.next(pixels)?;
+        if let Event::Sample { label } = event {
+            if usize::from(label) >= config.classes {
+                return Err(crate::learner::Error::LabelOutOfRange {
+                    label: usize::from(label),
+                    classes: config.classes,
+                }
+                .into());
+            }
+            if task >= tasks {
+                return Err(DeviceError::Mismatch("the stream has more tasks than the config's tasks"));
+            }
+            if pending == 0 {
+                io.status(Status::Learning);
+            }
+            hi = hi.max(usize::from(label) + 1);
+            let row = &mut xb[k * f..(k + 1) * f];
+            backbone.features(pixels, row, scratch)?;
+            yb[k] = label;
+            if replay {
+                learner.observe(row, label)?;
+            }
+            (k, pending, samples) = (k + 1, pending + 1, samples + 1);
+            if k >= real_rows(b, lo, hi, replay) {
+                updates += update(&mut learner, config, xb, yb, k, lo, hi, f)?;
+                k = 0;
+            }
+            continue;
+        }
+        if pending > 0 {
+            if k > 0 {
+                updates += update(&mut learner, config, xb, yb, k, lo, hi, f)?;
+                k = 0;
+            }
+            match config.strategy {
+                DeviceStrategy::Replay => learner.commit_generator()?,
+                DeviceStrategy::Si => learner.consolidate()?,
+                DeviceStrategy::FineTune => {}
+            }
+            if holdout > 0 {
+                io.status(Status::Evaluating);
+                evaluate(&mut learner, backbone, io, config, task, hi, xb, yb, preds, pixels, scratch, matrix)?;
+            }
+            (task, lo, pending) = (task + 1, hi, 0);
+        }
+        if event == Event::End {
+            break;
+        }
+    }
+    io.status(Status::Idle);
+    let pct = |t: usize, s: usize| {
+        let n = io.holdout_len(s).max(1);
+        f32::from(matrix[t * tasks + s]) * 100.0 / n as f32
+    };
+    let (mut average, mut bwt) = (0.0f32, 0.0f32);
+    let seen = task.min(holdout);
+    if seen > 0 {
+        for s in 0..seen {
+            average += pct(seen - 1, s);
+        }
+        average /= seen as f32;
+        for s in 0..seen - 1 {
+            bwt += pct(seen - 1, s) - pct(s, s);
+        }
+        bwt /= (seen - 1).max(1) as f32;
+    }
+    let mut hash = 0x811c_9dc5u32;
+    for v in learner.weights().iter().chain(learner.biases()) {
+        for byte in v.to_bits().to_le_bytes() {
+            hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+        }
+    }
+    io.print(format_args!(
+        "{name}: average accuracy {average:.2} over {seen} tasks, BWT {bwt:.2}"
+    ));
+    io.print(format_args!(
+        "{name}: {samples} samples, {updates} updates, head FNV-1a {hash:08x}"
+    ));
+    Ok(RunSummary {
+        tasks: task,
+        samples,
+        updates,
+        average,
+        bwt,
+        checksum: hash,
+    })
+}
+
+/// `config.repeats` updates on the batch's `k` real rows, each time with fresh replayed
+/// rows of the old classes `0..lo` when replaying.
+#[allow(clippy::too_many_arguments)]
+fn update(
+    learner: &mut Learner<'_>,
+    config: &DeviceConfig,
+    xb: &mut [f32],
+    yb: &mut [u16],
+    k: usize,
+    lo: usize,
+    hi: usize,
+    f: usize,
+) -> Result<u32, DeviceError> {
+    let active = Active::Classes(ClassRange {
+        start: 0,
+        end: hi as u16,
+    });
+    let replay = config.strategy == DeviceStrategy::Replay;
+    let extra = if replay { replayed_rows(k, config.batch, lo, hi) } else { 0 };
+    for _ in 0..config.repeats {
+        let mut replayed = 0;
+        if extra > 0 {
+            let exclude = ClassRange {
+                start: lo as u16,
+                end: hi as u16,
+            };
+            replayed = learner.fill_replay(&mut xb[k * f..(k + extra) * f], &mut yb[k..k + extra], exclude)?;
+        }
+        let n = k + replayed;
+        learner.train_step_replay(&xb[..n * f], &yb[..n], active, replayed)?;
+    }
+    Ok(config.repeats as u32)
+}
+
+/// Row `task` of the accuracy matrix: correct predictions on each held-out task, with
+/// the classes seen so far (`0..hi`) active; prints it.
+#[allow(clippy::too_many_arguments)]
+fn evaluate(
+    learner: &mut Learner<'_>,
+    backbone: &Backbone<'_>,
+    io: &mut impl DeviceIo,
+    config: &DeviceConfig,
+    task: usize,
+    hi: usize,
+    xb: &mut [f32],
+    yb: &mut [u16],
+    preds: &mut [u16],
+    pixels: &mut [u8],
+    scratch: &mut [f32],
+    matrix: &mut [u16],
+) -> Result<(), DeviceError> {
+    let (b, f, tasks) = (config.batch, backbone.output(), config.tasks);
+    let active = Active::Classes(ClassRange {
+        start: 0,
+        end: hi as u16,
+    });
+    for s in 0..io.holdout_tasks() {
+        let n = io.holdout_len(s);
+        let mut correct = 0u16;
+        let mut i = 0;
+        while i < n {
+            let m = (n - i).min(b);
+            for r in 0..m {
+                yb[r] = io.holdout(s, i + r, pixels)?;
+                backbone.features(pixels, &mut xb[r * f..(r + 1) * f], scratch)?;
+            }
+            learner.predict(&xb[..m * f], active, &mut preds[..m])?;
+            correct += preds[..m].iter().zip(&yb[..m]).filter(|(p, y)| p == y).count() as u16;
+            i += m;
+        }
+        matrix[task * tasks + s] = correct;
+    }
+    let row = &matrix[task * tasks..task * tasks + io.holdout_tasks()];
+    let mut line = line_buf::Line::new();
+    for (s, &c) in row.iter().enumerate() {
+        let n = io.holdout_len(s).max(1);
+        let _ = fmt::Write::write_fmt(&mut line, format_args!(" {:6.2}", f32::from(c) * 100.0 / n as f32));
+    }
+    let _ = fmt::Write::write_str(&mut line, " |");
+    for (s, &c) in row.iter().enumerate() {
+        let _ = fmt::Write::write_fmt(&mut line, format_args!(" {c}/{}", io.holdout_len(s)));
+    }
+    io.print(format_args!("{} after task {}:{}", config.strategy.name(), task + 1, line.as_str()));
+    Ok(())
+}
+
+/// A fixed line buffer on the stack for one row of output.
+mod line_buf {
+    use core::fmt;
+
+    const CAP: usize = 768;
+
+    pub(super) struct Line {
+        buf: [u8; CAP],
+        len: usize,
+    }
+
+    impl Line {
+        pub(super) fn new() -> Self {
+            Line { buf: [0; CAP], len: 0 }
+        }
+
+        pub(super) fn as_str(&self) -> &str {
+            core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+        }
+    }
+
+    impl fmt::Write for Line {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            let end = self.len + s.len();
+            if end > CAP {
+                return Err(fmt::Error);
+            }
+            self.buf[self.len..end].copy_from_slice(s.as_bytes());
+            self.len = end;
+            Ok(())
+        }
+    }
+}
+
+/// Runs `config` and then its fine-tune baseline over `stream`, each from a fresh learner
+/// in `arena`, printing to `out`: what the firmware does, and what the host simulator
+/// does to reproduce it.
+pub fn run_with_baseline<W: fmt::Write>(
+    config: &DeviceConfig,
+    backbone: &Backbone<'_>,
+    stream: Stream<'_>,
+    arena: &mut [u8],
+    out: &mut W,
+) -> Result<(RunSummary, RunSummary), DeviceError> {
+    let _ = writeln!(
+        out,
+        "edgecl device: backbone {} layers {}-{} ({} int8 weights), stream {} tasks x ({} train + {} test) at {} bits, seed {}",
+        backbone.layers(),
+        backbone.input(),
+        backbone.output(),
+        backbone.weights(),
+        stream.tasks(),
+        stream.train_per_task(),
+        stream.test_per_task(),
+        stream.bits(),
+        config.seed
+    );
+    if stream.width() != backbone.input() {
+        return Err(DeviceError::Mismatch("the stream's pixels are not the backbone's input width"));
+    }
+    if stream.classes() > config.classes {
+        return Err(DeviceError::Mismatch("the stream has more classes than the head"));
+    }
+    let main = run(config, backbone, arena, &mut StreamIo::new(stream, &mut *out))?;
+    let base = if config.strategy == DeviceStrategy::FineTune {
+        main
+    } else {
+        run(&config.fine_tune(), backbone, arena, &mut StreamIo::new(stream, &mut *out))?
+    };
+    let _ = writeln!(
+        out,
+        "{} over fine-tune: {:+.2} points of average accuracy",
+        config.strategy.name(),
+        main.average - base.average
+    );
+    Ok((main, base))
+}

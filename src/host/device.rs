@@ -1,0 +1,253 @@
+//! Host side of the device loop ([`crate::device`]): the int8 backbone image made from an
+//! ONNX model of dense layers, the sample stream image made from an IDX dataset, and the
+//! firmware's run reproduced on the host from a board folder (`edgecl simulate
+//! --firmware boards/B`), with the very code the firmware runs.
+
+use crate::device::{self, Backbone, DeviceConfig, Stream};
+use crate::host::board::Board;
+use crate::host::idx::Dataset;
+use crate::host::onnx::{BackboneModel, Layer};
+use crate::learner::rng::Rng;
+use anyhow::{bail, ensure, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// The int8 image of a backbone of dense layers (each optionally followed by ReLU): per
+/// output row, `scale = max |w| / 127` and `q = round(w / scale)`; biases stay f32.
+pub fn backbone_image(model: &BackboneModel) -> Result<Vec<u8>> {
+    let mut body = Vec::new();
+    let mut count = 0u16;
+    let mut output = model.input_width;
+    let mut layers = model.layers.iter().peekable();
+    while let Some(layer) = layers.next() {
+        let Layer::Dense {
+            weights,
+            biases,
+            inputs,
+            outputs,
+        } = layer
+        else {
+            bail!("the device backbone runs dense layers, each optionally followed by ReLU; found {layer:?}");
+        };
+        let relu = matches!(layers.peek(), Some(Layer::Relu));
+        if relu {
+            layers.next();
+        }
+        for v in [*inputs as u32, *outputs as u32, u32::from(relu), 0] {
+            body.extend_from_slice(&v.to_le_bytes());
+        }
+        let rows: Vec<&[f32]> = weights.chunks_exact(*inputs).collect();
+        let scales: Vec<f32> = rows
+            .iter()
+            .map(|r| {
+                let m = r.iter().fold(0.0f32, |m, w| m.max(w.abs()));
+                if m > 0.0 {
+                    m / 127.0
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        for v in scales.iter().chain(biases) {
+            body.extend_from_slice(&v.to_le_bytes());
+        }
+        for (r, s) in rows.iter().zip(&scales) {
+            body.extend(r.iter().map(|w| (w / s).round().clamp(-127.0, 127.0) as i8 as u8));
+        }
+        while body.len() % 4 != 0 {
+            body.push(0);
+        }
+        count += 1;
+        output = *outputs;
+    }
+    ensure!(count > 0, "the backbone has no dense layer");
+    let mut image = b"ECBB".to_vec();
+    image.extend_from_slice(&1u16.to_le_bytes());
+    image.extend_from_slice(&count.to_le_bytes());
+    for v in [model.input_width as u32, output as u32, body.len() as u32, device::crc32(&body)] {
+        image.extend_from_slice(&v.to_le_bytes());
+    }
+    image.extend_from_slice(&body);
+    Backbone::parse(&image).map_err(|e| anyhow::anyhow!("the image written does not read back: {e}"))?;
+    Ok(image)
+}
+
+/// What a stream image holds.
+#[derive(Debug, Clone)]
+pub struct StreamSpec {
+    /// Source classes of each task, in order (task `t`'s classes become outputs
+    /// `t * k .. (t + 1) * k`).
+    pub tasks: Vec<Vec<u16>>,
+    /// Training samples per task, shared evenly between its classes.
+    pub train_per_task: usize,
+    /// Held-out test samples per task, shared evenly between its classes.
+    pub test_per_task: usize,
+    /// Bits per pixel, 4 or 8.
+    pub bits: u8,
+    /// Seed of which samples are drawn and their order.
+    pub seed: u64,
+}
+
+impl StreamSpec {
+    /// Split-MNIST's five tasks of two digits, sorted.
+    pub fn split(train_per_task: usize, test_per_task: usize, bits: u8, seed: u64) -> Self {
+        StreamSpec {
+            tasks: (0..5).map(|t| vec![2 * t, 2 * t + 1]).collect(),
+            train_per_task,
+            test_per_task,
+            bits,
+            seed,
+        }
+    }
+}
+
+/// The stream image of `spec` drawn from `train` (training records) and `test` (held-out
+/// records); pixels are the datasets' values times 255.
+pub fn stream_image(train: &Dataset, test: &Dataset, spec: &StreamSpec) -> Result<Vec<u8>> {
+    ensure!(matches!(spec.bits, 4 | 8), "pixels are stored in 4 or 8 bits");
+    let order: Vec<u16> = spec.tasks.iter().flatten().copied().collect();
+    ensure!(!order.is_empty() && order.len() <= 256, "1 to 256 classes");
+    let width = train.x.ncols();
+    ensure!(test.x.ncols() == width, "training and test samples differ in width");
+    let mut rng = Rng::new(spec.seed);
+    let mut body: Vec<u8> = order.iter().map(|&c| c as u8).collect();
+    while body.len() % 4 != 0 {
+        body.push(0);
+    }
+    for classes in &spec.tasks {
+        for (data, per_task) in [(train, spec.train_per_task), (test, spec.test_per_task)] {
+            let mut picked = Vec::new();
+            for (j, &c) in classes.iter().enumerate() {
+                let mut pool: Vec<usize> = (0..data.len()).filter(|&i| data.y[i] == c).collect();
+                let want = per_task / classes.len() + usize::from(j < per_task % classes.len());
+                ensure!(pool.len() >= want, "class {c} has {} samples, {want} wanted", pool.len());
+                rng.shuffle(&mut pool);
+                let output = order.iter().position(|&o| o == c).expect("c is in order") as u8;
+                picked.extend(pool[..want].iter().map(|&i| (output, i)));
+            }
+            rng.shuffle(&mut picked);
+            for (label, i) in picked {
+                body.push(label);
+                let px = data.x.row(i).map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8);
+                if spec.bits == 8 {
+                    body.extend(px.iter());
+                } else {
+                    let nib: Vec<u8> = px.iter().map(|&p| ((u16::from(p) + 8) / 17) as u8).collect();
+                    body.extend(nib.chunks(2).map(|c| c[0] << 4 | c.get(1).copied().unwrap_or(0)));
+                }
+            }
+        }
+    }
+    let mut image = b"ECST".to_vec();
+    for v in [1u16, spec.tasks.len() as u16, order.len() as u16, u16::from(spec.bits)] {
+        image.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [
+        width as u32,
+        spec.train_per_task as u32,
+        spec.test_per_task as u32,
+        body.len() as u32,
+        device::crc32(&body),
+    ] {
+        image.extend_from_slice(&v.to_le_bytes());
+    }
+    image.extend_from_slice(&body);
+    Stream::parse(&image).map_err(|e| anyhow::anyhow!("the image written does not read back: {e}"))?;
+    Ok(image)
+}
+
+/// A board folder with firmware: its profile, the firmware's config, and the flash images
+/// the firmware embeds (`boards/flash/`).
+#[derive(Debug)]
+pub struct FirmwareDir {
+    /// The board's profile (`board.toml`).
+    pub board: Board,
+    /// The firmware's config text (`firmware.toml`).
+    pub config: String,
+    /// The backbone image.
+    pub backbone: Vec<u8>,
+    /// The stream image.
+    pub stream: Vec<u8>,
+}
+
+/// Where the flash images of the firmware live, relative to a board folder.
+pub const FLASH_DIR: &str = "../flash";
+
+impl FirmwareDir {
+    /// Reads `dir/board.toml`, `dir/firmware.toml` and the images in `dir/../flash/`;
+    /// `config` replaces `dir/firmware.toml` when given.
+    pub fn load(dir: &Path, config: Option<&Path>) -> Result<Self> {
+        let read = |p: PathBuf| std::fs::read(&p).with_context(|| format!("reading {}", p.display()));
+        let board = Board::load(&dir.join("board.toml").display().to_string())?;
+        let config_path = config.map_or_else(|| dir.join("firmware.toml"), Path::to_path_buf);
+        let config = String::from_utf8(read(config_path.clone())?)
+            .with_context(|| format!("{} is not UTF-8", config_path.display()))?;
+        Ok(FirmwareDir {
+            board,
+            config,
+            backbone: read(dir.join(FLASH_DIR).join("backbone.bin"))?,
+            stream: read(dir.join(FLASH_DIR).join("stream.bin"))?,
+        })
+    }
+
+    /// Runs the firmware's loop on the host in an arena of the board's learner budget:
+    /// the lines the firmware prints between its banner and its memory report.
+    pub fn simulate(&self) -> Result<String> {
+        let config = DeviceConfig::parse(&self.config).map_err(|e| anyhow::anyhow!("firmware.toml: {e}"))?;
+        let backbone = Backbone::parse(&self.backbone).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let stream = Stream::parse(&self.stream).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut arena = vec![0u8; self.board.budget()];
+        let mut out = String::new();
+        match device::run_with_baseline(&config, &backbone, stream, &mut arena, &mut out) {
+            Ok(_) => Ok(out),
+            Err(e) => bail!("{out}edgecl: {e}"),
+        }
+    }
+}
+
+/// How far the device's int8 backbone is from tract running the f32 ONNX model.
+#[derive(Debug, Clone, Copy)]
+pub struct TractCheck {
+    /// Samples compared (the stream's held-out ones).
+    pub samples: usize,
+    /// Largest `|device - tract|` over every feature of every sample.
+    pub max_abs_difference: f32,
+    /// Largest feature tract computed.
+    pub max_feature: f32,
+}
+
+/// Runs the stream's held-out samples through the device backbone (its own kernels, int8)
+/// and through tract (the ONNX model in f32), on the same pixels.
+#[cfg(feature = "onnx")]
+pub fn check_against_tract(onnx: &[u8], backbone: &[u8], stream: &[u8]) -> Result<TractCheck> {
+    let tract = crate::host::onnx::Backbone::from_bytes(onnx, "backbone.onnx")?;
+    let device = Backbone::parse(backbone).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let stream = Stream::parse(stream).map_err(|e| anyhow::anyhow!("{e}"))?;
+    ensure!(
+        tract.input_width() == device.input() && stream.width() == device.input(),
+        "backbone and stream widths differ"
+    );
+    let (w, f) = (device.input(), device.output());
+    let n = stream.tasks() * stream.test_per_task();
+    let mut pixels = vec![0u8; w];
+    let mut x = ndarray::Array2::<f32>::zeros((n, w));
+    let mut ours = vec![0.0f32; n * f];
+    let mut scratch = vec![0.0f32; device.scratch_len()];
+    for t in 0..stream.tasks() {
+        for i in 0..stream.test_per_task() {
+            let r = t * stream.test_per_task() + i;
+            stream.test_sample(t, i, &mut pixels).map_err(|e| anyhow::anyhow!("{e}"))?;
+            for (v, &p) in x.row_mut(r).iter_mut().zip(&pixels) {
+                *v = f32::from(p) / 255.0;
+            }
+            device
+                .features(&pixels, &mut ours[r * f..(r + 1) * f], &mut scratch)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+    }
+    let theirs = tract.features(x.view())?;
+    Ok(TractCheck {
+        samples: n,
+        max_abs_difference: crate::host::onnx::max_abs_difference(&ours, theirs.iter()),
+        max_feature: theirs.iter().fold(0.0f32, |m, v| m.max(v.abs())),
+    })
+}
