@@ -72,7 +72,15 @@ fn build(name: &str, features: &[&str], config: Option<&Path>) -> PathBuf {
 fn qemu(elf: &Path) -> (Option<i32>, String, String, Duration) {
     let start = Instant::now();
     let mut child = Command::new("qemu-system-arm")
-        .args(["-M", "netduinoplus2", "-display", "none", "-semihosting-config", "enable=on,target=native", "-kernel"])
+        .args([
+            "-M",
+            "netduinoplus2",
+            "-display",
+            "none",
+            "-semihosting-config",
+            "enable=on,target=native",
+            "-kernel",
+        ])
         .arg(elf)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -108,8 +116,14 @@ fn loop_lines(out: &str) -> String {
 
 fn average(out: &str, strategy: &str) -> f32 {
     let prefix = format!("{strategy}: average accuracy ");
-    let line = out.lines().find_map(|l| l.strip_prefix(&prefix)).expect("an average line");
-    line.split_whitespace().next().and_then(|v| v.parse().ok()).expect("a number")
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .expect("an average line");
+    line.split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("a number")
 }
 
 #[test]
@@ -122,12 +136,21 @@ fn firmware_prints_the_host_simulators_accuracy_matrix_bit_for_bit() {
     let (code, out, err, took) = qemu(&elf);
     eprintln!("{out}QEMU ran {took:.1?}");
     assert_eq!(code, Some(0), "the firmware failed: {out}{err}");
-    let host = FirmwareDir::load(&board(), None).and_then(|f| f.simulate()).expect("the host simulation runs");
+    let host = FirmwareDir::load(&board(), None)
+        .and_then(|f| f.simulate())
+        .expect("the host simulation runs");
     assert_eq!(loop_lines(&out), host, "firmware and host simulator differ");
-    assert_eq!(host.lines().filter(|l| l.contains(" after task ")).count(), 10, "two runs of five tasks");
+    assert_eq!(
+        host.lines().filter(|l| l.contains(" after task ")).count(),
+        10,
+        "two runs of five tasks"
+    );
     // It learns on the device: replay well above fine-tuning on the same stream.
     let (replay, fine_tune) = (average(&out, "replay"), average(&out, "fine-tune"));
-    assert!(replay > fine_tune + 30.0, "replay {replay} against fine-tune {fine_tune}");
+    assert!(
+        replay > fine_tune + 30.0,
+        "replay {replay} against fine-tune {fine_tune}"
+    );
     // Statics plus the measured stack peak fit the SRAM the firmware uses (128 KiB), with
     // the headroom printed.
     let memory = out.lines().find(|l| l.starts_with("memory:")).expect("a memory line");

@@ -239,3 +239,46 @@ fn training_and_inference_allocate_nothing_after_init() {
     let v = std::hint::black_box(vec![1u8; 10]);
     assert!(allocations() > before && v.len() == 10);
 }
+
+/// Lines into a fixed buffer, so writing them allocates nothing either.
+struct Fixed {
+    buf: [u8; 8192],
+    len: usize,
+}
+
+impl std::fmt::Write for Fixed {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or(std::fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+#[test]
+fn the_device_loop_allocates_nothing_at_all() {
+    use edgecl::device::{run_with_baseline, Backbone, DeviceConfig, Stream};
+    static BACKBONE: &[u8] = include_bytes!("../boards/flash/backbone.bin");
+    static STREAM: &[u8] = include_bytes!("../boards/flash/stream.bin");
+    let mut arena = vec![0u8; 98304];
+    let mut out = Fixed { buf: [0; 8192], len: 0 };
+    for config in [
+        "strategy = \"replay\"\nrepeats = 2",
+        "strategy = \"si\"\nhidden = 16\noptimizer = \"adam\"",
+    ] {
+        let before = allocations();
+        let config = DeviceConfig::parse(config).unwrap();
+        let backbone = Backbone::parse(BACKBONE).unwrap();
+        let stream = Stream::parse(STREAM).unwrap();
+        run_with_baseline(&config, &backbone, stream, &mut arena, &mut out).unwrap();
+        assert_eq!(
+            allocations() - before,
+            0,
+            "parsing, planning, carving, learning, evaluating and printing"
+        );
+        out.len = 0;
+    }
+}

@@ -50,14 +50,19 @@ impl<'a> Backbone<'a> {
         if count == 0 || count > MAX_LAYERS {
             return Err(bad("1 to 8 layers"));
         }
-        let b = Reader { bytes: body, what: WHAT };
+        let b = Reader {
+            bytes: body,
+            what: WHAT,
+        };
         let mut layers = [LayerAt::default(); MAX_LAYERS];
         let (mut at, mut width, mut widest) = (0usize, input, 0usize);
         for layer in layers.iter_mut().take(count) {
             let (inputs, outputs) = (b.u32(at)? as usize, b.u32(at + 4)? as usize);
             let flags = b.u32(at + 8)?;
             if inputs != width || outputs == 0 || flags > 1 {
-                return Err(bad("a layer's inputs differ from the width before it, or it has no outputs"));
+                return Err(bad(
+                    "a layer's inputs differ from the width before it, or it has no outputs",
+                ));
             }
             let values = at + LAYER_HEADER;
             let weights = outputs.checked_mul(inputs).ok_or(bad("a layer's size overflows"))?;
@@ -77,7 +82,9 @@ impl<'a> Backbone<'a> {
             (at, width, widest) = (end, outputs, widest.max(outputs));
         }
         if width != output || at != body.len() {
-            return Err(bad("the last layer's width is not the output, or the body has bytes left"));
+            return Err(bad(
+                "the last layer's width is not the output, or the body has bytes left",
+            ));
         }
         Ok(Backbone {
             body,
@@ -118,7 +125,9 @@ impl<'a> Backbone<'a> {
     /// `out` (`output()` values), through `scratch` (`scratch_len()` values).
     pub fn features(&self, pixels: &[u8], out: &mut [f32], scratch: &mut [f32]) -> Result<(), DeviceError> {
         if pixels.len() != self.input || out.len() != self.output || scratch.len() < self.scratch_len() {
-            return Err(DeviceError::Mismatch("backbone buffers: pixels, features or scratch of the wrong length"));
+            return Err(DeviceError::Mismatch(
+                "backbone buffers: pixels, features or scratch of the wrong length",
+            ));
         }
         let (a, rest) = scratch.split_at_mut(self.widest);
         let b = &mut rest[..self.widest];
@@ -133,7 +142,11 @@ impl<'a> Backbone<'a> {
                 let scale = le_f32(&scales[4 * j..]);
                 let bias = le_f32(&biases[4 * j..]);
                 let v = if l == 0 {
-                    let acc: i32 = row.iter().zip(pixels).map(|(&w, &p)| i32::from(w as i8) * i32::from(p)).sum();
+                    let acc: i32 = row
+                        .iter()
+                        .zip(pixels)
+                        .map(|(&w, &p)| i32::from(w as i8) * i32::from(p))
+                        .sum();
                     acc as f32 * (scale / 255.0) + bias
                 } else {
                     let mut acc = 0.0f32;

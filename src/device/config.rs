@@ -4,8 +4,7 @@
 
 use super::DeviceError;
 use crate::learner::{
-    GeneratorConfig, GeneratorKind, Kernels, LayerDims, LearnerConfig, Method, Optimizer, PenaltyConfig, Quant,
-    Storage,
+    GeneratorConfig, GeneratorKind, Kernels, LayerDims, LearnerConfig, Method, Optimizer, PenaltyConfig, Quant, Storage,
 };
 
 /// What the device does against forgetting.
@@ -69,7 +68,10 @@ impl Default for DeviceConfig {
             hidden: 0,
             classes: 10,
             tasks: 5,
-            optimizer: Optimizer::Sgd { lr: 0.03, momentum: 0.0 },
+            optimizer: Optimizer::Sgd {
+                lr: 0.03,
+                momentum: 0.0,
+            },
             batch: 32,
             repeats: 8,
             rank: 4,

@@ -86,7 +86,10 @@ impl fmt::Display for DeviceError {
                 write!(f, "{what} image: truncated, needs {needed} bytes, has {got}")
             }
             DeviceError::BadCrc { what, stored, computed } => {
-                write!(f, "{what} image: CRC {computed:#010x} of the body, header says {stored:#010x}")
+                write!(
+                    f,
+                    "{what} image: CRC {computed:#010x} of the body, header says {stored:#010x}"
+                )
             }
             DeviceError::Malformed { what, why } => write!(f, "{what} image: {why}"),
             DeviceError::Config { line: 0, why } => write!(f, "device config: {why}"),

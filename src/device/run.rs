@@ -83,7 +83,11 @@ pub fn plan(config: &DeviceConfig, backbone: &Backbone<'_>) -> Result<DevicePlan
         checked_padded(backbone.input()),
         checked_f32_bytes(backbone.scratch_len()),
         b.checked_mul(2).and_then(checked_padded),
-        config.tasks.checked_mul(config.tasks).and_then(|n| n.checked_mul(2)).and_then(checked_padded),
+        config
+            .tasks
+            .checked_mul(config.tasks)
+            .and_then(|n| n.checked_mul(2))
+            .and_then(checked_padded),
     ];
     let mut loop_bytes = ALIGN - 1;
     for p in parts {
@@ -162,7 +166,9 @@ pub fn run(
     }
     let holdout = io.holdout_tasks();
     if holdout > config.tasks {
-        return Err(DeviceError::Mismatch("the held-out set has more tasks than the config's tasks"));
+        return Err(DeviceError::Mismatch(
+            "the held-out set has more tasks than the config's tasks",
+        ));
     }
     let lc = config.learner(backbone.output())?;
     let name = config.strategy.name();
@@ -199,7 +205,9 @@ pub fn run(
                 .into());
             }
             if task >= tasks {
-                return Err(DeviceError::Mismatch("the stream has more tasks than the config's tasks"));
+                return Err(DeviceError::Mismatch(
+                    "the stream has more tasks than the config's tasks",
+                ));
             }
             if pending == 0 {
                 io.status(Status::Learning);
@@ -230,7 +238,20 @@ pub fn run(
             }
             if holdout > 0 {
                 io.status(Status::Evaluating);
-                evaluate(&mut learner, backbone, io, config, task, hi, xb, yb, preds, pixels, scratch, matrix)?;
+                evaluate(
+                    &mut learner,
+                    backbone,
+                    io,
+                    config,
+                    task,
+                    hi,
+                    xb,
+                    yb,
+                    preds,
+                    pixels,
+                    scratch,
+                    matrix,
+                )?;
             }
             (task, lo, pending) = (task + 1, hi, 0);
         }
@@ -295,7 +316,11 @@ fn update(
         end: hi as u16,
     });
     let replay = config.strategy == DeviceStrategy::Replay;
-    let extra = if replay { replayed_rows(k, config.batch, lo, hi) } else { 0 };
+    let extra = if replay {
+        replayed_rows(k, config.batch, lo, hi)
+    } else {
+        0
+    };
     for _ in 0..config.repeats {
         let mut replayed = 0;
         if extra > 0 {
@@ -359,7 +384,12 @@ fn evaluate(
     for (s, &c) in row.iter().enumerate() {
         let _ = fmt::Write::write_fmt(&mut line, format_args!(" {c}/{}", io.holdout_len(s)));
     }
-    io.print(format_args!("{} after task {}:{}", config.strategy.name(), task + 1, line.as_str()));
+    io.print(format_args!(
+        "{} after task {}:{}",
+        config.strategy.name(),
+        task + 1,
+        line.as_str()
+    ));
     Ok(())
 }
 
@@ -421,7 +451,9 @@ pub fn run_with_baseline<W: fmt::Write>(
         config.seed
     );
     if stream.width() != backbone.input() {
-        return Err(DeviceError::Mismatch("the stream's pixels are not the backbone's input width"));
+        return Err(DeviceError::Mismatch(
+            "the stream's pixels are not the backbone's input width",
+        ));
     }
     if stream.classes() > config.classes {
         return Err(DeviceError::Mismatch("the stream has more classes than the head"));
@@ -430,7 +462,12 @@ pub fn run_with_baseline<W: fmt::Write>(
     let base = if config.strategy == DeviceStrategy::FineTune {
         main
     } else {
-        run(&config.fine_tune(), backbone, arena, &mut StreamIo::new(stream, &mut *out))?
+        run(
+            &config.fine_tune(),
+            backbone,
+            arena,
+            &mut StreamIo::new(stream, &mut *out),
+        )?
     };
     let _ = writeln!(
         out,

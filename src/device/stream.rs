@@ -34,7 +34,9 @@ impl<'a> Stream<'a> {
         let (tasks, classes, bits) = (r.u16(6)? as usize, r.u16(8)? as usize, r.u16(10)?);
         let (width, train, test) = (r.u32(12)? as usize, r.u32(16)? as usize, r.u32(20)? as usize);
         if tasks == 0 || classes == 0 || classes > 256 || width == 0 || train == 0 {
-            return Err(bad("tasks, classes (1 to 256), width and train samples must be positive"));
+            return Err(bad(
+                "tasks, classes (1 to 256), width and train samples must be positive",
+            ));
         }
         let packed = match bits {
             8 => width,
@@ -108,7 +110,11 @@ impl<'a> Stream<'a> {
     }
 
     fn record(&self) -> usize {
-        1 + if self.bits == 8 { self.width } else { self.width.div_ceil(2) }
+        1 + if self.bits == 8 {
+            self.width
+        } else {
+            self.width.div_ceil(2)
+        }
     }
 
     /// Record `i` of task `t`: its train samples first, then its test samples.

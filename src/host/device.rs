@@ -53,7 +53,7 @@ pub fn backbone_image(model: &BackboneModel) -> Result<Vec<u8>> {
         for (r, s) in rows.iter().zip(&scales) {
             body.extend(r.iter().map(|w| (w / s).round().clamp(-127.0, 127.0) as i8 as u8));
         }
-        while body.len() % 4 != 0 {
+        while !body.len().is_multiple_of(4) {
             body.push(0);
         }
         count += 1;
@@ -63,7 +63,12 @@ pub fn backbone_image(model: &BackboneModel) -> Result<Vec<u8>> {
     let mut image = b"ECBB".to_vec();
     image.extend_from_slice(&1u16.to_le_bytes());
     image.extend_from_slice(&count.to_le_bytes());
-    for v in [model.input_width as u32, output as u32, body.len() as u32, device::crc32(&body)] {
+    for v in [
+        model.input_width as u32,
+        output as u32,
+        body.len() as u32,
+        device::crc32(&body),
+    ] {
         image.extend_from_slice(&v.to_le_bytes());
     }
     image.extend_from_slice(&body);
@@ -110,7 +115,7 @@ pub fn stream_image(train: &Dataset, test: &Dataset, spec: &StreamSpec) -> Resul
     ensure!(test.x.ncols() == width, "training and test samples differ in width");
     let mut rng = Rng::new(spec.seed);
     let mut body: Vec<u8> = order.iter().map(|&c| c as u8).collect();
-    while body.len() % 4 != 0 {
+    while !body.len().is_multiple_of(4) {
         body.push(0);
     }
     for classes in &spec.tasks {
@@ -119,7 +124,11 @@ pub fn stream_image(train: &Dataset, test: &Dataset, spec: &StreamSpec) -> Resul
             for (j, &c) in classes.iter().enumerate() {
                 let mut pool: Vec<usize> = (0..data.len()).filter(|&i| data.y[i] == c).collect();
                 let want = per_task / classes.len() + usize::from(j < per_task % classes.len());
-                ensure!(pool.len() >= want, "class {c} has {} samples, {want} wanted", pool.len());
+                ensure!(
+                    pool.len() >= want,
+                    "class {c} has {} samples, {want} wanted",
+                    pool.len()
+                );
                 rng.shuffle(&mut pool);
                 let output = order.iter().position(|&o| o == c).expect("c is in order") as u8;
                 picked.extend(pool[..want].iter().map(|&i| (output, i)));
@@ -235,7 +244,9 @@ pub fn check_against_tract(onnx: &[u8], backbone: &[u8], stream: &[u8]) -> Resul
     for t in 0..stream.tasks() {
         for i in 0..stream.test_per_task() {
             let r = t * stream.test_per_task() + i;
-            stream.test_sample(t, i, &mut pixels).map_err(|e| anyhow::anyhow!("{e}"))?;
+            stream
+                .test_sample(t, i, &mut pixels)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             for (v, &p) in x.row_mut(r).iter_mut().zip(&pixels) {
                 *v = f32::from(p) / 255.0;
             }

@@ -399,16 +399,29 @@ impl BackboneModel {
         use pb::tensor_proto::DataType;
         let bad = |what: String| anyhow::anyhow!("{name}: {what}");
         let proto = pb::ModelProto::decode(bytes).map_err(|e| bad(format!("not a valid ONNX file ({e})")))?;
-        let graph = proto.graph.as_ref().ok_or_else(|| bad("not an ONNX model: it has no graph".into()))?;
+        let graph = proto
+            .graph
+            .as_ref()
+            .ok_or_else(|| bad("not an ONNX model: it has no graph".into()))?;
         check_graph(graph).map_err(|e| bad(e.to_string()))?;
-        let input = graph.input.first().ok_or_else(|| bad("the graph has no input".into()))?;
+        let input = graph
+            .input
+            .first()
+            .ok_or_else(|| bad("the graph has no input".into()))?;
         let floats = |t: &pb::TensorProto| -> Result<Vec<f32>> {
             check_initializer(t).map_err(|e| bad(format!("initializer `{}`: {e}", t.name)))?;
-            ensure!(t.data_type == DataType::Float as i32, "{name}: initializer `{}` is not float", t.name);
+            ensure!(
+                t.data_type == DataType::Float as i32,
+                "{name}: initializer `{}` is not float",
+                t.name
+            );
             Ok(if t.raw_data.is_empty() {
                 t.float_data.clone()
             } else {
-                t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+                t.raw_data
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect()
             })
         };
         let init = |n: &str| graph.initializer.iter().find(|t| t.name == n);
@@ -438,15 +451,26 @@ impl BackboneModel {
                         (Some(w), Some(b)) => (w, b),
                         _ => bail!("{name}: Gemm `{}` takes its weights from outside the file", node.name),
                     };
-                    ensure!(w.dims.len() == 2, "{name}: Gemm `{}` weights are not a matrix", node.name);
+                    ensure!(
+                        w.dims.len() == 2,
+                        "{name}: Gemm `{}` weights are not a matrix",
+                        node.name
+                    );
                     let (d0, d1) = (w.dims[0] as usize, w.dims[1] as usize);
                     let (outputs, inputs) = if trans_b == 1 { (d0, d1) } else { (d1, d0) };
                     let mut weights = floats(w)?;
                     if trans_b != 1 {
-                        weights = (0..outputs * inputs).map(|k| weights[(k % inputs) * outputs + k / inputs]).collect();
+                        weights = (0..outputs * inputs)
+                            .map(|k| weights[(k % inputs) * outputs + k / inputs])
+                            .collect();
                     }
                     let biases = floats(b)?;
-                    ensure!(biases.len() == outputs, "{name}: Gemm `{}` has {} biases for {outputs} outputs", node.name, biases.len());
+                    ensure!(
+                        biases.len() == outputs,
+                        "{name}: Gemm `{}` has {} biases for {outputs} outputs",
+                        node.name,
+                        biases.len()
+                    );
                     width.get_or_insert(inputs);
                     layers.push(Layer::Dense {
                         weights,
@@ -455,7 +479,10 @@ impl BackboneModel {
                         outputs,
                     });
                 }
-                op => bail!("{name}: operator {op} (node `{}`): the device runs dense layers and ReLU only", node.name),
+                op => bail!(
+                    "{name}: operator {op} (node `{}`): the device runs dense layers and ReLU only",
+                    node.name
+                ),
             }
             x = node.output[0].clone();
         }

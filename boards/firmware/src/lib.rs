@@ -79,7 +79,10 @@ pub unsafe fn paint_stack() {
 pub fn stack_peak() -> usize {
     // SAFETY: linker symbols; the words between them are the stack's, readable.
     unsafe {
-        let (bottom, top) = (addr(&*core::ptr::addr_of!(_stack_end)), addr(&*core::ptr::addr_of!(_stack_start)));
+        let (bottom, top) = (
+            addr(&*core::ptr::addr_of!(_stack_end)),
+            addr(&*core::ptr::addr_of!(_stack_start)),
+        );
         let mut p = bottom;
         while p < top && (p as *const u32).read_volatile() == PAINT {
             p += 4;
