@@ -14,10 +14,8 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn small_backbone() -> (BackboneModel, Vec<u8>) {
-    let model = BackboneModel::random_dense(&[12, 8, 4], 7);
-    let image = backbone_image(&model).unwrap();
-    (model, image)
+fn small_backbone() -> Vec<u8> {
+    backbone_image(&BackboneModel::random_dense(&[12, 8, 4], 7)).unwrap()
 }
 
 fn small_dataset(n: usize, width: usize, classes: u16, seed: u32) -> Dataset {
@@ -46,7 +44,7 @@ fn small_stream(bits: u8) -> Vec<u8> {
 
 #[test]
 fn every_truncation_and_every_flipped_bit_of_an_image_is_an_error() {
-    let (_, backbone) = small_backbone();
+    let backbone = small_backbone();
     for image in [backbone, small_stream(4), small_stream(8)] {
         let parse = |b: &[u8]| -> Result<(), DeviceError> {
             if b.starts_with(b"ECBB") || image.starts_with(b"ECBB") {
@@ -75,7 +73,7 @@ fn every_truncation_and_every_flipped_bit_of_an_image_is_an_error() {
 
 #[test]
 fn each_kind_of_damage_has_its_own_error() {
-    let (_, image) = small_backbone();
+    let image = small_backbone();
     let mut magic = image.clone();
     magic[0] = b'X';
     assert!(matches!(Backbone::parse(&magic), Err(DeviceError::BadMagic { .. })));
@@ -104,8 +102,15 @@ fn each_kind_of_damage_has_its_own_error() {
 
 #[test]
 fn the_int8_kernels_equal_a_float_reference_of_the_quantised_weights() {
-    let (model, image) = small_backbone();
-    let backbone = Backbone::parse(&image).unwrap();
+    for dims in [&[12, 4][..], &[12, 8, 4], &[12, 9, 6, 4]] {
+        let model = BackboneModel::random_dense(dims, 7);
+        let image = backbone_image(&model).unwrap();
+        kernels_match(&model, &image);
+    }
+}
+
+fn kernels_match(model: &BackboneModel, image: &[u8]) {
+    let backbone = Backbone::parse(image).unwrap();
     // The same weights as the image holds, dequantised, run in f64.
     let mut quantised = model.clone();
     for layer in &mut quantised.layers {
@@ -121,6 +126,7 @@ fn the_int8_kernels_equal_a_float_reference_of_the_quantised_weights() {
     let pixels: Vec<u8> = (0..12).map(|i| (i * 37 % 256) as u8).collect();
     let x = ndarray::Array2::from_shape_fn((1, 12), |(_, j)| f32::from(pixels[j]) / 255.0);
     let reference = quantised.forward(x.view()).unwrap();
+    assert_eq!(reference.len(), backbone.output());
     let mut ours = vec![0.0f32; 4];
     let mut scratch = vec![0.0f32; backbone.scratch_len()];
     backbone.features(&pixels, &mut ours, &mut scratch).unwrap();
@@ -132,6 +138,71 @@ fn the_int8_kernels_equal_a_float_reference_of_the_quantised_weights() {
     }
     // Wrong buffer lengths are refused.
     assert!(backbone.features(&pixels[..11], &mut ours, &mut scratch).is_err());
+}
+
+#[test]
+fn layer_sizes_past_memory_are_errors_even_behind_a_valid_crc() {
+    for (inputs, outputs) in [(u32::MAX, u32::MAX), (8, 1 << 28 | 1), (70_000, 2), (12, 0)] {
+        let mut body = Vec::new();
+        for v in [inputs, outputs, 0, 0] {
+            body.extend_from_slice(&v.to_le_bytes());
+        }
+        body.extend_from_slice(&[0; 64]);
+        let mut image = b"ECBB".to_vec();
+        image.extend_from_slice(&1u16.to_le_bytes());
+        image.extend_from_slice(&1u16.to_le_bytes());
+        for v in [inputs, outputs, body.len() as u32, device::crc32(&body)] {
+            image.extend_from_slice(&v.to_le_bytes());
+        }
+        image.extend_from_slice(&body);
+        assert!(Backbone::parse(&image).is_err(), "{inputs} x {outputs}");
+    }
+    // A stream whose width overflows a record.
+    let mut stream = b"ECST".to_vec();
+    for v in [1u16, 1, 2, 8] {
+        stream.extend_from_slice(&v.to_le_bytes());
+    }
+    let body = [0u8, 1, 0, 0];
+    for v in [u32::MAX, 1, 0, 4, device::crc32(&body)] {
+        stream.extend_from_slice(&v.to_le_bytes());
+    }
+    stream.extend_from_slice(&body);
+    assert!(Stream::parse(&stream).is_err());
+}
+
+#[test]
+fn four_bit_pixels_decode_to_the_nearest_of_sixteen_levels() {
+    let (train, test) = (small_dataset(40, 12, 4, 0), small_dataset(20, 12, 4, 5));
+    let spec = |bits| StreamSpec {
+        tasks: vec![vec![0, 1], vec![2, 3]],
+        train_per_task: 6,
+        test_per_task: 4,
+        bits,
+        seed: 3,
+    };
+    let (four, eight) = (
+        stream_image(&train, &test, &spec(4)).unwrap(),
+        stream_image(&train, &test, &spec(8)).unwrap(),
+    );
+    let (four, eight) = (Stream::parse(&four).unwrap(), Stream::parse(&eight).unwrap());
+    let (mut a, mut b) = ([0u8; 12], [0u8; 12]);
+    for t in 0..2 {
+        for i in 0..6 {
+            assert_eq!(
+                four.train_sample(t, i, &mut a).unwrap(),
+                eight.train_sample(t, i, &mut b).unwrap()
+            );
+            for (q, p) in a.iter().zip(&b) {
+                assert_eq!(*q, ((u16::from(*p) + 8) / 17 * 17) as u8, "{a:?} from {b:?}");
+            }
+            // The 8-bit pixels are the dataset's values.
+            assert!(b
+                .iter()
+                .all(|&p| train.x.iter().any(|&v| (v * 255.0).round() as u8 == p)));
+        }
+        assert!(four.train_sample(t, 6, &mut a).is_err() && four.test_sample(t, 4, &mut a).is_err());
+    }
+    assert_eq!((four.source_label(3), four.source_label(4)), (Some(3), None));
 }
 
 #[test]
@@ -218,7 +289,7 @@ impl DeviceIo for Script {
 
 #[test]
 fn the_run_refuses_an_arena_too_small_a_bad_label_and_too_many_tasks() {
-    let (_, image) = small_backbone();
+    let image = small_backbone();
     let backbone = Backbone::parse(&image).unwrap();
     let config = DeviceConfig::parse("classes = 4\ntasks = 2\nbatch = 4\nrepeats = 1").unwrap();
     let need = device::plan(&config, &backbone).unwrap().total;
@@ -273,7 +344,7 @@ mod mocks {
     use std::convert::Infallible;
 
     /// A sensor that answers a write of its frame register with a frame of one value per
-    /// read, or fails on read `fail_at`.
+    /// read, or fails once on read `fail_at`.
     pub struct Sensor {
         pub reads: usize,
         pub fail_at: Option<usize>,
@@ -291,6 +362,7 @@ mod mocks {
                     Operation::Write(bytes) => assert_eq!(bytes, &[edgecl::device::hal::FRAME_REGISTER]),
                     Operation::Read(buf) => {
                         if self.fail_at == Some(self.reads) {
+                            self.fail_at = None;
                             return Err(i2c::ErrorKind::Bus);
                         }
                         buf.fill(self.reads as u8);
@@ -395,4 +467,8 @@ fn the_hal_io_labels_frames_by_the_button_and_ends_tasks() {
     };
     let mut io = HalIo::new(sensor, 0x42, button, Led::default(), String::new(), 2, 1);
     assert!(matches!(io.next(&mut px), Err(DeviceError::Source(_))));
+    // The failed frame does not count: the task still takes two samples.
+    assert_eq!(io.next(&mut px).unwrap(), Event::Sample { label: 0 });
+    assert_eq!(io.next(&mut px).unwrap(), Event::Sample { label: 0 });
+    assert_eq!(io.next(&mut px).unwrap(), Event::TaskEnd);
 }

@@ -11,6 +11,10 @@ use super::DeviceError;
 /// Most layers a backbone image may have.
 pub const MAX_LAYERS: usize = 8;
 
+/// Most inputs of the first layer: its integer sums of `i8 x u8` stay inside `i32`
+/// (`65535 x 128 x 255 < 2^31`).
+const MAX_PIXELS: usize = 65535;
+
 const MAGIC: &[u8; 4] = b"ECBB";
 const VERSION: u16 = 1;
 const HEADER: usize = 24;
@@ -64,9 +68,19 @@ impl<'a> Backbone<'a> {
                     "a layer's inputs differ from the width before it, or it has no outputs",
                 ));
             }
-            let values = at + LAYER_HEADER;
-            let weights = outputs.checked_mul(inputs).ok_or(bad("a layer's size overflows"))?;
-            let end = values + pad4(8 * outputs + weights);
+            if at == 0 && inputs > MAX_PIXELS {
+                return Err(bad("the first layer takes at most 65535 pixels"));
+            }
+            let overflow = bad("a layer's size overflows");
+            let values = at.checked_add(LAYER_HEADER).ok_or(overflow)?;
+            let bytes = (|| {
+                outputs
+                    .checked_mul(inputs)?
+                    .checked_add(outputs.checked_mul(8)?)?
+                    .checked_add(3)
+            })()
+            .ok_or(overflow)?;
+            let end = values.checked_add(pad4(bytes - 3)).ok_or(overflow)?;
             b.slice(values, end - values)?;
             for i in 0..2 * outputs {
                 if !b.f32(values + 4 * i)?.is_finite() {

@@ -63,7 +63,8 @@ pub struct DevicePlan {
     /// The learner's plan.
     pub learner: Plan,
     /// The loop's buffers: the batch's features and labels, the pixel buffer, the
-    /// backbone's scratch, the predictions and the accuracy matrix, with alignment.
+    /// backbone's scratch, the predictions, the accuracy matrix (correct counts) and the
+    /// held-out sizes, with alignment.
     pub loop_bytes: usize,
     /// Everything: what the arena must hold.
     pub total: usize,
@@ -86,8 +87,9 @@ pub fn plan(config: &DeviceConfig, backbone: &Backbone<'_>) -> Result<DevicePlan
         config
             .tasks
             .checked_mul(config.tasks)
-            .and_then(|n| n.checked_mul(2))
+            .and_then(|n| n.checked_mul(4))
             .and_then(checked_padded),
+        config.tasks.checked_mul(4).and_then(checked_padded),
     ];
     let mut loop_bytes = ALIGN - 1;
     for p in parts {
@@ -107,9 +109,9 @@ pub struct RunSummary {
     /// Tasks learned.
     pub tasks: usize,
     /// Samples learned from.
-    pub samples: u32,
+    pub samples: u64,
     /// Updates of the head.
-    pub updates: u32,
+    pub updates: u64,
     /// Class-IL average accuracy (%) over the tasks learned, after the last one.
     pub average: f32,
     /// Backward transfer (points): final minus just-learned accuracy, averaged over all
@@ -189,11 +191,16 @@ pub fn run(
     let pixels = a.carve_u8("device pixels", backbone.input())?;
     let scratch = a.carve_f32("backbone scratch", backbone.scratch_len())?;
     let preds = a.carve_u16("device predictions", b)?;
-    let matrix = a.carve_u16("accuracy matrix", tasks * tasks)?;
+    let matrix = a.carve_u32("accuracy matrix", tasks * tasks)?;
+    let lens = a.carve_u32("held-out sizes", tasks)?;
+    for (s, n) in lens.iter_mut().enumerate().take(holdout) {
+        *n = u32::try_from(io.holdout_len(s))
+            .map_err(|_| DeviceError::Mismatch("a held-out set of 2^32 samples or more"))?;
+    }
     let replay = config.strategy == DeviceStrategy::Replay;
 
     let (mut task, mut lo, mut hi) = (0usize, 0usize, 0usize);
-    let (mut k, mut pending, mut samples, mut updates) = (0usize, 0usize, 0u32, 0u32);
+    let (mut k, mut pending, mut samples, mut updates) = (0usize, 0usize, 0u64, 0u64);
     loop {
         let event = io.next(pixels)?;
         if let Event::Sample { label } = event {
@@ -251,6 +258,7 @@ pub fn run(
                     pixels,
                     scratch,
                     matrix,
+                    lens,
                 )?;
             }
             (task, lo, pending) = (task + 1, hi, 0);
@@ -260,22 +268,8 @@ pub fn run(
         }
     }
     io.status(Status::Idle);
-    let pct = |t: usize, s: usize| {
-        let n = io.holdout_len(s).max(1);
-        f32::from(matrix[t * tasks + s]) * 100.0 / n as f32
-    };
-    let (mut average, mut bwt) = (0.0f32, 0.0f32);
+    let (average, bwt) = metrics(matrix, lens, tasks, task, holdout);
     let seen = task.min(holdout);
-    if seen > 0 {
-        for s in 0..seen {
-            average += pct(seen - 1, s);
-        }
-        average /= seen as f32;
-        for s in 0..seen - 1 {
-            bwt += pct(seen - 1, s) - pct(s, s);
-        }
-        bwt /= (seen - 1).max(1) as f32;
-    }
     let mut hash = 0x811c_9dc5u32;
     for v in learner.weights().iter().chain(learner.biases()) {
         for byte in v.to_bits().to_le_bytes() {
@@ -310,7 +304,7 @@ fn update(
     lo: usize,
     hi: usize,
     f: usize,
-) -> Result<u32, DeviceError> {
+) -> Result<u64, DeviceError> {
     let active = Active::Classes(ClassRange {
         start: 0,
         end: hi as u16,
@@ -333,7 +327,33 @@ fn update(
         let n = k + replayed;
         learner.train_step_replay(&xb[..n * f], &yb[..n], active, replayed)?;
     }
-    Ok(config.repeats as u32)
+    Ok(config.repeats as u64)
+}
+
+/// Average accuracy and backward transfer (points) after `learned` tasks from the correct
+/// counts (`tasks x tasks`, row = after task, column = held-out task): row `learned - 1`
+/// over the tasks learned that have a held-out set; BWT over those but the last learned.
+fn metrics(matrix: &[u32], lens: &[u32], tasks: usize, learned: usize, holdout: usize) -> (f32, f32) {
+    let seen = learned.min(holdout);
+    if seen == 0 {
+        return (0.0, 0.0);
+    }
+    let pct = |t: usize, s: usize| percent(matrix[t * tasks + s], lens[s]);
+    let mut average = 0.0f32;
+    for s in 0..seen {
+        average += pct(learned - 1, s);
+    }
+    let old = seen.min(learned - 1);
+    let mut bwt = 0.0f32;
+    for s in 0..old {
+        bwt += pct(learned - 1, s) - pct(s, s);
+    }
+    (average / seen as f32, bwt / old.max(1) as f32)
+}
+
+/// `correct` of `n` as a percentage (0 for an empty set), the same on every target.
+fn percent(correct: u32, n: u32) -> f32 {
+    correct as f32 * 100.0 / n.max(1) as f32
 }
 
 /// Row `task` of the accuracy matrix: correct predictions on each held-out task, with
@@ -351,16 +371,18 @@ fn evaluate(
     preds: &mut [u16],
     pixels: &mut [u8],
     scratch: &mut [f32],
-    matrix: &mut [u16],
+    matrix: &mut [u32],
+    lens: &[u32],
 ) -> Result<(), DeviceError> {
     let (b, f, tasks) = (config.batch, backbone.output(), config.tasks);
     let active = Active::Classes(ClassRange {
         start: 0,
         end: hi as u16,
     });
-    for s in 0..io.holdout_tasks() {
-        let n = io.holdout_len(s);
-        let mut correct = 0u16;
+    let holdout = io.holdout_tasks();
+    for s in 0..holdout {
+        let n = lens[s] as usize;
+        let mut correct = 0u32;
         let mut i = 0;
         while i < n {
             let m = (n - i).min(b);
@@ -369,61 +391,35 @@ fn evaluate(
                 backbone.features(pixels, &mut xb[r * f..(r + 1) * f], scratch)?;
             }
             learner.predict(&xb[..m * f], active, &mut preds[..m])?;
-            correct += preds[..m].iter().zip(&yb[..m]).filter(|(p, y)| p == y).count() as u16;
+            correct += preds[..m].iter().zip(&yb[..m]).filter(|(p, y)| p == y).count() as u32;
             i += m;
         }
         matrix[task * tasks + s] = correct;
     }
-    let row = &matrix[task * tasks..task * tasks + io.holdout_tasks()];
-    let mut line = line_buf::Line::new();
-    for (s, &c) in row.iter().enumerate() {
-        let n = io.holdout_len(s).max(1);
-        let _ = fmt::Write::write_fmt(&mut line, format_args!(" {:6.2}", f32::from(c) * 100.0 / n as f32));
-    }
-    let _ = fmt::Write::write_str(&mut line, " |");
-    for (s, &c) in row.iter().enumerate() {
-        let _ = fmt::Write::write_fmt(&mut line, format_args!(" {c}/{}", io.holdout_len(s)));
-    }
-    io.print(format_args!(
-        "{} after task {}:{}",
-        config.strategy.name(),
-        task + 1,
-        line.as_str()
-    ));
+    let row = Row {
+        correct: &matrix[task * tasks..task * tasks + holdout],
+        lens: &lens[..holdout],
+    };
+    io.print(format_args!("{} after task {}:{row}", config.strategy.name(), task + 1));
     Ok(())
 }
 
-/// A fixed line buffer on the stack for one row of output.
-mod line_buf {
-    use core::fmt;
+/// A row of the accuracy matrix as printed: percentages, then `correct/n` per task.
+struct Row<'a> {
+    correct: &'a [u32],
+    lens: &'a [u32],
+}
 
-    const CAP: usize = 768;
-
-    pub(super) struct Line {
-        buf: [u8; CAP],
-        len: usize,
-    }
-
-    impl Line {
-        pub(super) fn new() -> Self {
-            Line { buf: [0; CAP], len: 0 }
+impl fmt::Display for Row<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (&c, &n) in self.correct.iter().zip(self.lens) {
+            write!(f, " {:6.2}", percent(c, n))?;
         }
-
-        pub(super) fn as_str(&self) -> &str {
-            core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+        f.write_str(" |")?;
+        for (&c, &n) in self.correct.iter().zip(self.lens) {
+            write!(f, " {c}/{n}")?;
         }
-    }
-
-    impl fmt::Write for Line {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            let end = self.len + s.len();
-            if end > CAP {
-                return Err(fmt::Error);
-            }
-            self.buf[self.len..end].copy_from_slice(s.as_bytes());
-            self.len = end;
-            Ok(())
-        }
+        Ok(())
     }
 }
 
@@ -476,4 +472,42 @@ pub fn run_with_baseline<W: fmt::Write>(
         main.average - base.average
     );
     Ok((main, base))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replayed_rows_weigh_every_class_alike_within_the_batch() {
+        // Task 3 of Split-MNIST: 4 old classes, 2 new: a third of the batch is real.
+        assert_eq!(real_rows(32, 4, 6, true), 11);
+        assert_eq!(replayed_rows(11, 32, 4, 6), 21);
+        // Nothing old, or no replay: the whole batch is real, nothing replayed.
+        assert_eq!(real_rows(32, 0, 2, true), 32);
+        assert_eq!(real_rows(32, 4, 6, false), 32);
+        assert_eq!(replayed_rows(5, 32, 0, 2), 0);
+        // A partial batch replays in proportion, never past the batch.
+        assert_eq!(replayed_rows(3, 32, 4, 6), 6);
+        assert_eq!(replayed_rows(30, 32, 8, 10), 2);
+        // Many old classes: at least one real row.
+        assert_eq!(real_rows(4, 200, 201, true), 1);
+    }
+
+    #[test]
+    fn average_and_bwt_come_from_the_row_after_the_last_task() {
+        // 3 tasks, 10 held-out samples each; rows: after task 1, 2, 3.
+        let m = [9, 0, 0, 5, 8, 0, 4, 6, 10];
+        let lens = [10, 10, 10];
+        let (avg, bwt) = metrics(&m, &lens, 3, 3, 3);
+        assert!((avg - 200.0 / 3.0).abs() < 1e-4);
+        assert!((bwt - (-50.0 - 20.0) / 2.0).abs() < 1e-4);
+        // Two held-out sets for three tasks learned: the last row over those two, and BWT
+        // over both (neither is the last task).
+        let (avg, bwt) = metrics(&m, &lens, 3, 3, 2);
+        assert!((avg - 50.0).abs() < 1e-4);
+        assert!((bwt - (-35.0)).abs() < 1e-4);
+        assert_eq!(metrics(&m, &lens, 3, 0, 3), (0.0, 0.0));
+        assert_eq!(metrics(&m, &lens, 3, 1, 3), (90.0, 0.0));
+    }
 }

@@ -43,7 +43,7 @@ impl<'a> Stream<'a> {
             4 => width.div_ceil(2),
             _ => return Err(bad("pixels must be 4 or 8 bits")),
         };
-        let record = packed + 1;
+        let record = packed.checked_add(1).ok_or(bad("sizes overflow"))?;
         let total = (|| tasks.checked_mul(train.checked_add(test)?)?.checked_mul(record))()
             .and_then(|n| n.checked_add(pad4(classes)))
             .ok_or(bad("sizes overflow"))?;

@@ -6,6 +6,7 @@
 use crate::device::{self, Backbone, DeviceConfig, Stream};
 use crate::host::board::Board;
 use crate::host::idx::Dataset;
+#[cfg(feature = "onnx")]
 use crate::host::onnx::{BackboneModel, Layer};
 use crate::learner::rng::Rng;
 use anyhow::{bail, ensure, Context, Result};
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 /// The int8 image of a backbone of dense layers (each optionally followed by ReLU): per
 /// output row, `scale = max |w| / 127` and `q = round(w / scale)`; biases stay f32.
+#[cfg(feature = "onnx")]
 pub fn backbone_image(model: &BackboneModel) -> Result<Vec<u8>> {
     let mut body = Vec::new();
     let mut count = 0u16;
@@ -28,6 +30,10 @@ pub fn backbone_image(model: &BackboneModel) -> Result<Vec<u8>> {
         else {
             bail!("the device backbone runs dense layers, each optionally followed by ReLU; found {layer:?}");
         };
+        ensure!(
+            *inputs > 0 && *outputs > 0,
+            "a dense layer of the backbone has no inputs or no outputs"
+        );
         let relu = matches!(layers.peek(), Some(Layer::Relu));
         if relu {
             layers.next();

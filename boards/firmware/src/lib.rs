@@ -129,9 +129,10 @@ pub fn run(board: &BoardInfo, arena: &'static mut [u8]) -> ! {
     let used = statics + peak;
     let _ = writeln!(
         out,
-        "memory: flash {flash} B of {}; RAM: statics {statics} B (arena {arena_bytes}) + stack peak {peak} B of {stack} B reserved = {used} B of the {sram} B SRAM the firmware uses, headroom {} B ({} B of the board's {} B RAM unused)",
+        "memory: flash {flash} B of {}; RAM: statics {statics} B (arena {arena_bytes}) + stack peak {peak} B = {used} B; stack headroom {} B of {stack} B reserved; {} B of the {sram} B SRAM region unused, {} B of the board's {} B RAM",
         board.flash_bytes,
-        sram - used.min(sram),
+        stack - peak.min(stack),
+        sram - (statics + stack).min(sram),
         board.ram_bytes - used.min(board.ram_bytes),
         board.ram_bytes,
     );
