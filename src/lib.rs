@@ -25,6 +25,8 @@ pub mod learner;
 
 pub mod device;
 
+pub mod storage;
+
 #[cfg(feature = "std")]
 pub mod host;
 

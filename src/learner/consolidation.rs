@@ -282,6 +282,23 @@ pub(crate) struct Consolidation<'a> {
 }
 
 impl Consolidation<'_> {
+    /// Visits the persistent parts as bytes (importance, scales, anchors, accumulator).
+    pub(crate) fn state_parts(&mut self, f: &mut dyn FnMut(&mut [u8]) -> Result<(), Error>) -> Result<(), Error> {
+        use bytemuck::cast_slice_mut as bytes;
+        match &mut self.store {
+            Store::Compact { q, scales, anchors, .. } => {
+                f(q)?;
+                f(bytes(scales))?;
+                f(bytes(anchors))?;
+            }
+            Store::F32 { importance, anchors } => {
+                f(bytes(importance))?;
+                f(bytes(anchors))?;
+            }
+        }
+        f(bytes(&mut *self.acc))
+    }
+
     /// Slots holding a consolidated task.
     pub(crate) fn used_slots(&self) -> usize {
         match self.config.method {

@@ -133,6 +133,8 @@ pub enum Error {
     },
     /// A call came out of its protocol's order (the message says which).
     OutOfOrder(&'static str),
+    /// A checkpoint image was refused (the inner error says why); nothing changed.
+    Checkpoint(crate::learner::checkpoint::CheckpointError),
 }
 
 impl fmt::Display for Error {
@@ -226,6 +228,7 @@ impl fmt::Display for Error {
                 )
             }
             Error::OutOfOrder(what) => write!(f, "call out of order: {what}"),
+            Error::Checkpoint(e) => write!(f, "{e}"),
         }
     }
 }

@@ -37,6 +37,7 @@
 //! - [`error`]: the core's one error enum.
 
 pub mod arena;
+pub mod checkpoint;
 pub mod config;
 pub mod consolidation;
 pub mod error;

@@ -86,6 +86,11 @@ impl<'a> Owners<'a> {
         Owners { bytes, bits }
     }
 
+    /// The packed fields as bytes (for a checkpoint).
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        self.bytes
+    }
+
     fn window(&self, i: usize) -> (usize, u32) {
         let bit = i * self.bits as usize;
         (bit / 8, (bit % 8) as u32)

@@ -133,6 +133,38 @@ pub enum Generator<'a> {
 }
 
 impl Generator<'_> {
+    /// Visits the persistent parts as bytes, in a fixed order (for a checkpoint).
+    pub(crate) fn state_parts(&mut self, f: &mut dyn FnMut(&mut [u8]) -> Result<(), Error>) -> Result<(), Error> {
+        use bytemuck::cast_slice_mut as bytes;
+        match self {
+            Generator::Gaussian(g) => {
+                f(bytes(&mut *g.counts))?;
+                f(bytes(&mut *g.means))?;
+                f(bytes(&mut *g.spreads))?;
+                f(bytes(&mut *g.factors))?;
+                f(bytes(&mut *g.scales))?;
+                f(bytes(&mut *g.slot_class))?;
+                f(bytes(&mut *g.work))
+            }
+            Generator::Buffer(b) => {
+                f(bytes(&mut *b.counts))?;
+                f(bytes(&mut *b.rows))?;
+                f(bytes(&mut *b.scales))?;
+                f(bytes(&mut *b.labels))
+            }
+            Generator::Vae(v) => {
+                f(bytes(&mut *v.counts))?;
+                f(bytes(&mut *v.committed))?;
+                f(bytes(&mut *v.params))?;
+                f(bytes(&mut *v.first))?;
+                f(bytes(&mut *v.second))?;
+                f(bytes(&mut *v.replay))
+            }
+        }
+    }
+}
+
+impl Generator<'_> {
     /// Samples observed of each class.
     pub fn counts(&self) -> &[u32] {
         match self {

@@ -1,23 +1,65 @@
 //! The core's seeded random generator: xoshiro128++ (32-bit state words, fast on
 //! Cortex-M), seeded through SplitMix64. The same seed gives the same stream on every
 //! target; nothing here depends on `std`.
+//!
+//! The generator is the one `rand_xoshiro`'s `Xoshiro128PlusPlus::seed_from_u64` gives,
+//! word for word (a test draws both side by side), written out here because a checkpoint
+//! must save and restore its state, which that crate keeps private unless its `serde`
+//! feature is on, and that feature needs `std`.
 
-use rand_core::{Rng as _, SeedableRng};
-use rand_xoshiro::Xoshiro128PlusPlus;
+/// SplitMix64's increment (the golden ratio).
+const PHI: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// A seeded generator with the few draws the learner and simulator need.
-#[derive(Debug, Clone)]
-pub struct Rng(Xoshiro128PlusPlus);
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rng {
+    s: [u32; 4],
+}
 
 impl Rng {
-    /// A generator from a 64-bit seed.
+    /// A generator from a 64-bit seed: two SplitMix64 outputs, little-endian, are the
+    /// state's four words (an all-zero state, which xoshiro cannot leave, never comes out
+    /// of SplitMix64 in practice; it is replaced as `rand_xoshiro` does).
     pub fn new(seed: u64) -> Self {
-        Rng(Xoshiro128PlusPlus::seed_from_u64(seed))
+        let mut x = seed;
+        let mut next = || {
+            x = x.wrapping_add(PHI);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        let (a, b) = (next(), next());
+        let s = [a as u32, (a >> 32) as u32, b as u32, (b >> 32) as u32];
+        if s == [0; 4] {
+            return Rng::new(0);
+        }
+        Rng { s }
+    }
+
+    /// The state, for a checkpoint.
+    pub fn state(&self) -> [u32; 4] {
+        self.s
+    }
+
+    /// A generator that continues from a saved [`Rng::state`]; `None` for the all-zero
+    /// state, which no generator reaches.
+    pub fn from_state(s: [u32; 4]) -> Option<Self> {
+        (s != [0; 4]).then_some(Rng { s })
     }
 
     /// 32 random bits.
     pub fn next_u32(&mut self) -> u32 {
-        self.0.next_u32()
+        let s = &mut self.s;
+        let out = s[0].wrapping_add(s[3]).rotate_left(7).wrapping_add(s[0]);
+        let t = s[1] << 9;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(11);
+        out
     }
 
     /// Uniform in `[0, 1)` with 24 bits of resolution.
@@ -72,6 +114,27 @@ impl Rng {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stream_is_rand_xoshiros_word_for_word() {
+        use rand_core::{Rng as _, SeedableRng};
+        for seed in [0u64, 1, 2, 3, 42, 0x5EED_0EB1_A7ED, u64::MAX] {
+            let mut ours = Rng::new(seed);
+            let mut theirs = rand_xoshiro::Xoshiro128PlusPlus::seed_from_u64(seed);
+            for _ in 0..1000 {
+                assert_eq!(ours.next_u32(), theirs.next_u32(), "seed {seed}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_saved_state_continues_the_stream() {
+        let mut a = Rng::new(9);
+        a.next_u32();
+        let mut b = Rng::from_state(a.state()).unwrap();
+        assert_eq!(a.next_u32(), b.next_u32());
+        assert!(Rng::from_state([0; 4]).is_none());
+    }
 
     #[test]
     fn same_seed_same_stream_other_seed_other_stream() {

@@ -1,0 +1,426 @@
+//! Checkpoints: resuming gives bit for bit the run that never stopped (every defence);
+//! damaged images are refused and change nothing; two NOR slots survive a power cut at
+//! every byte of a save, and two cuts over 10,000 sampled pairs (`cargo test power_cut`).
+
+use edgecl::device::DeviceConfig;
+use edgecl::learner::checkpoint::{self, CheckpointError};
+use edgecl::learner::learner::ClassRange;
+use edgecl::learner::rng::Rng;
+use edgecl::storage::{FileStore, MockNor, Slots};
+use edgecl::{
+    Active, Error, FisherLabels, GeneratorConfig, GeneratorKind, Kernels, LayerDims, Learner, LearnerConfig,
+    Likelihood, Method, Optimizer, PackNetConfig, PenaltyConfig, Quant, Storage, VaeConfig,
+};
+use embedded_storage::nor_flash::NorFlash;
+
+/// Steps per task of the synthetic stream; task `t` teaches classes `2t` and `2t + 1`.
+const TASK: usize = 20;
+
+fn base(dims: &[usize], optimizer: Optimizer) -> LearnerConfig {
+    LearnerConfig {
+        dims: LayerDims::new(dims).unwrap(),
+        optimizer,
+        batch_size: 6,
+        max_tasks: 5,
+        seed: 11,
+        kernels: Kernels::Reference,
+        penalty: None,
+        packnet: None,
+        generator: None,
+    }
+}
+
+fn configs() -> Vec<(&'static str, LearnerConfig)> {
+    let dims = [8, 6, 10];
+    let penalty = |method, storage| PenaltyConfig {
+        method,
+        lambda: 5.0,
+        storage,
+    };
+    let mut out = vec![
+        (
+            "sgd",
+            base(
+                &dims,
+                Optimizer::Sgd {
+                    lr: 0.05,
+                    momentum: 0.9,
+                },
+            ),
+        ),
+        ("adam", base(&dims, Optimizer::adam(1e-2))),
+    ];
+    for (name, method, storage) in [
+        (
+            "ewc",
+            Method::Ewc {
+                fisher: FisherLabels::Sampled,
+            },
+            Storage::Compact(Quant::Log),
+        ),
+        (
+            "online-ewc",
+            Method::OnlineEwc {
+                gamma: 0.9,
+                fisher: FisherLabels::True,
+            },
+            Storage::F32,
+        ),
+        ("si", Method::Si { xi: 0.1 }, Storage::Compact(Quant::Linear)),
+        ("mas", Method::Mas, Storage::Compact(Quant::Log)),
+    ] {
+        let mut c = base(&dims, Optimizer::adam(1e-2));
+        c.penalty = Some(penalty(method, storage));
+        out.push((name, c));
+    }
+    let mut c = base(&dims, Optimizer::adam(1e-2));
+    c.packnet = Some(PackNetConfig { prune_ratio: 0.5 });
+    out.push(("packnet", c));
+    for (name, kind, distill) in [
+        ("gaussian", GeneratorKind::Gaussian { rank: 2, slots: 2 }, Some(2.0)),
+        ("buffer", GeneratorKind::Buffer { capacity: 9 }, None),
+        (
+            "vae",
+            GeneratorKind::Vae(VaeConfig {
+                hidden: 5,
+                latent: 2,
+                likelihood: Likelihood::Gaussian,
+                optimizer: Optimizer::adam(1e-2),
+            }),
+            None,
+        ),
+    ] {
+        let mut c = base(&dims, Optimizer::adam(1e-2));
+        c.generator = Some(GeneratorConfig {
+            classes: 10,
+            kind,
+            distill,
+        });
+        out.push((name, c));
+    }
+    out
+}
+
+/// Steps `from..to` of a seeded stream, with each defence's task ends.
+fn drive(l: &mut Learner<'_>, from: usize, to: usize) {
+    let c = *l.config();
+    let (w, b) = (c.dims.input(), c.batch_size);
+    for step in from..to {
+        let task = step / TASK;
+        let hi = 2 * task as u16 + 2;
+        let mut r = Rng::new(step as u64);
+        let mut x: Vec<f32> = (0..b * w).map(|_| r.normal()).collect();
+        let mut y: Vec<u16> = (0..b).map(|i| hi - 2 + (i as u16 % 2)).collect();
+        for (row, &label) in x.chunks_exact_mut(w).zip(&y) {
+            row[usize::from(label) % w] += 2.0;
+        }
+        let active = Active::Classes(ClassRange { start: 0, end: hi });
+        if c.generator.is_some() {
+            for (row, &label) in x.chunks_exact(w).zip(&y) {
+                l.observe(row, label).unwrap();
+            }
+            let real = b / 2;
+            let exclude = ClassRange { start: hi - 2, end: hi };
+            let replayed = l.fill_replay(&mut x[real * w..], &mut y[real..], exclude).unwrap();
+            let n = if replayed > 0 { b } else { real };
+            l.train_step_replay(&x[..n * w], &y[..n], active, replayed).unwrap();
+            if matches!(c.generator.map(|g| g.kind), Some(GeneratorKind::Vae(_))) {
+                l.train_generator(&x[..real * w], &y[..real]).unwrap();
+            }
+        } else {
+            l.train_step(&x, &y, active).unwrap();
+        }
+        let phase = step % TASK;
+        if c.packnet.is_some() && phase == TASK - 6 {
+            l.packnet_prune(ClassRange { start: hi - 2, end: hi }).unwrap();
+        }
+        if phase == TASK - 1 {
+            if c.penalty.is_some() {
+                for (row, &label) in x.chunks_exact(w).zip(&y) {
+                    l.accumulate_importance(row, label, active).unwrap();
+                }
+                l.consolidate().unwrap();
+            }
+            if c.packnet.is_some() {
+                l.packnet_end_task().unwrap();
+            }
+            if c.generator.is_some() {
+                l.commit_generator().unwrap();
+            }
+        }
+    }
+}
+
+fn image(l: &mut Learner<'_>, sequence: u32, task: u32) -> Vec<u8> {
+    let mut out = vec![0u8; l.checkpoint_capacity()];
+    let n = l.write_checkpoint(sequence, task, &mut out).unwrap();
+    out.truncate(n);
+    out
+}
+
+#[test]
+fn resuming_from_a_checkpoint_continues_bit_for_bit_for_every_defence() {
+    for (name, config) in configs() {
+        // Step 56: mid-task, and for PackNet while the pruned weights retrain.
+        let mut arena = vec![0u8; 1 << 16];
+        let mut a = Learner::new(&config, &mut arena).unwrap();
+        drive(&mut a, 0, 56);
+        let saved = image(&mut a, 7, 2);
+        drive(&mut a, 56, 90);
+        let straight = image(&mut a, 8, 4);
+
+        let mut other = vec![0u8; 1 << 16];
+        let mut b = Learner::new(&config, &mut other).unwrap();
+        let (info, task) = b.read_checkpoint(&saved).unwrap();
+        assert_eq!((info.sequence, task, info.len), (7, 2, saved.len()), "{name}");
+        assert_eq!(
+            image(&mut b, 7, 2),
+            saved,
+            "{name}: a restored learner saves the same image"
+        );
+        drive(&mut b, 56, 90);
+        assert_eq!(
+            image(&mut b, 8, 4),
+            straight,
+            "{name}: resumed and uninterrupted runs differ"
+        );
+        // A run that never stopped and one that restored predict alike, too.
+        let x: Vec<f32> = (0..8).map(|i| i as f32 * 0.3 - 1.0).collect();
+        assert_eq!(a.logits(&x).unwrap(), b.logits(&x).unwrap(), "{name}");
+    }
+}
+
+#[test]
+fn a_damaged_or_foreign_checkpoint_is_refused_and_changes_nothing() {
+    let (_, config) = configs().swap_remove(4); // SI, compact
+    let mut arena = vec![0u8; 1 << 16];
+    let mut l = Learner::new(&config, &mut arena).unwrap();
+    drive(&mut l, 0, 30);
+    let good = image(&mut l, 3, 1);
+    drive(&mut l, 30, 35);
+    let before = image(&mut l, 9, 9);
+    let refuse = |l: &mut Learner<'_>, bytes: &[u8]| l.read_checkpoint(bytes).unwrap_err();
+    for bit in (0..good.len() * 8).step_by(7) {
+        let mut bad = good.clone();
+        bad[bit / 8] ^= 1 << (bit % 8);
+        refuse(&mut l, &bad);
+    }
+    for len in (0..good.len()).step_by(13) {
+        refuse(&mut l, &good[..len]);
+    }
+    let mut magic = good.clone();
+    magic[0] = b'X';
+    assert_eq!(refuse(&mut l, &magic), Error::Checkpoint(CheckpointError::BadMagic));
+    let mut version = good.clone();
+    version[4] = 2;
+    assert_eq!(
+        refuse(&mut l, &version),
+        Error::Checkpoint(CheckpointError::Version { got: 2 })
+    );
+    assert!(matches!(
+        refuse(&mut l, &good[..40]),
+        Error::Checkpoint(CheckpointError::Truncated { .. })
+    ));
+    let mut crc = good.clone();
+    crc[30] ^= 1;
+    assert_eq!(refuse(&mut l, &crc), Error::Checkpoint(CheckpointError::BadCrc));
+    // Another config's image, intact.
+    let mut other_config = config;
+    other_config.seed = 12;
+    let mut other_arena = vec![0u8; 1 << 16];
+    let mut other = Learner::new(&other_config, &mut other_arena).unwrap();
+    assert_eq!(
+        refuse(&mut l, &image(&mut other, 1, 0)),
+        Error::Checkpoint(CheckpointError::OtherConfig)
+    );
+    assert_eq!(image(&mut l, 9, 9), before, "nothing changed");
+    // A buffer too small to write into is an error, not a panic.
+    let mut small = vec![0u8; 10];
+    assert!(matches!(
+        l.write_checkpoint(1, 1, &mut small),
+        Err(Error::Checkpoint(CheckpointError::NoRoom { .. }))
+    ));
+}
+
+/// The edge head the firmware runs (64 features, 10 classes, Gaussian replay rank 4),
+/// trained a little; its images.
+fn edge_images(sequences: &[u32]) -> (Vec<Vec<u8>>, usize) {
+    let config = DeviceConfig::default().learner(64).unwrap();
+    let mut arena = vec![0u8; 1 << 16];
+    let mut l = Learner::new(&config, &mut arena).unwrap();
+    let mut images = Vec::new();
+    for (k, &s) in sequences.iter().enumerate() {
+        let mut r = Rng::new(k as u64);
+        let x: Vec<f32> = (0..32 * 64).map(|_| r.normal()).collect();
+        let y: Vec<u16> = (0..32).map(|i| (2 * k + i % 2) as u16).collect();
+        for (row, &label) in x.chunks_exact(64).zip(&y) {
+            l.observe(row, label).unwrap();
+        }
+        let active = Active::Classes(ClassRange {
+            start: 0,
+            end: 2 * k as u16 + 2,
+        });
+        l.train_step(&x, &y, active).unwrap();
+        l.commit_generator().unwrap();
+        images.push(image(&mut l, s, k as u32));
+    }
+    let slot = images
+        .iter()
+        .map(Vec::len)
+        .max()
+        .unwrap()
+        .next_multiple_of(MockNor::ERASE_SIZE);
+    (images, slot)
+}
+
+/// Saves `image` on `flash` with power cut after `cut` steps, then reboots and loads:
+/// the image found (None: nothing valid).
+fn save_cut_load(flash: &mut MockNor, slot: usize, image: &[u8], cut: Option<u64>) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; slot];
+    if let Some(n) = cut {
+        flash.cut_after(n);
+    }
+    let mut slots = Slots::new(
+        std::mem::replace(flash, MockNor::new(MockNor::ERASE_SIZE)),
+        0,
+        slot as u32,
+    )
+    .unwrap();
+    let result = slots.save(image, &mut buf);
+    *flash = slots.release();
+    assert_eq!(
+        result.is_err(),
+        flash.was_cut(),
+        "a save fails exactly when power is cut"
+    );
+    flash.reboot();
+    let mut slots = Slots::new(
+        std::mem::replace(flash, MockNor::new(MockNor::ERASE_SIZE)),
+        0,
+        slot as u32,
+    )
+    .unwrap();
+    let found = slots.load(&mut buf).unwrap().map(|(_, info)| buf[..info.len].to_vec());
+    *flash = slots.release();
+    found
+}
+
+/// Flash with `older` in slot 0 and `old` (the newest) in slot 1, so the next save
+/// erases and rewrites slot 0.
+fn prepared(slot: usize, older: &[u8], old: &[u8]) -> MockNor {
+    let mut flash = MockNor::new(2 * slot);
+    assert_eq!(save_cut_load(&mut flash, slot, older, None).as_deref(), Some(older));
+    assert_eq!(save_cut_load(&mut flash, slot, old, None).as_deref(), Some(old));
+    flash
+}
+
+#[test]
+fn power_cut_at_every_byte_of_a_checkpoint_write_loses_nothing() {
+    let (images, slot) = edge_images(&[1, 2, 3]);
+    let (older, old, new) = (&images[0], &images[1], &images[2]);
+    let base = prepared(slot, older, old);
+    let mut whole = base.clone();
+    let before = whole.steps();
+    assert_eq!(save_cut_load(&mut whole, slot, new, None).as_deref(), Some(&new[..]));
+    let total = whole.steps() - before;
+    assert_eq!(
+        total as usize,
+        slot + new.len().next_multiple_of(4),
+        "erase a slot, write the image"
+    );
+    let (mut lost, mut got_new) = (0, 0);
+    for cut in 0..=total {
+        let mut flash = base.clone();
+        match save_cut_load(&mut flash, slot, new, Some(cut)) {
+            Some(found) if found == *old => {}
+            Some(found) if found == *new => got_new += 1,
+            _ => lost += 1,
+        }
+    }
+    eprintln!(
+        "power cuts tried {} (every byte of a {} B erase and a {} B write of a {} B checkpoint), states lost {lost}, new state kept {got_new}",
+        total + 1,
+        slot,
+        new.len().next_multiple_of(4),
+        new.len()
+    );
+    assert_eq!(lost, 0);
+    assert!(got_new >= 1, "the uncut save lands");
+    // The state loaded restores into a learner.
+    let config = DeviceConfig::default().learner(64).unwrap();
+    let mut arena = vec![0u8; 1 << 16];
+    let mut l = Learner::new(&config, &mut arena).unwrap();
+    let mut slots = Slots::new(base, 0, slot as u32).unwrap();
+    let mut buf = vec![0u8; slot];
+    assert_eq!(slots.restore(&mut l, &mut buf).unwrap(), Some((2, 1)));
+}
+
+#[test]
+fn power_cut_twice_over_ten_thousand_sampled_pairs_loses_nothing() {
+    // old (2) is the newest; the first save writes new1 (3); the second writes the next
+    // sequence after whatever survived: new2 as 3 or as 4.
+    let (images, slot) = edge_images(&[1, 2, 3, 3, 4]);
+    let (older, old, new1) = (&images[0], &images[1], &images[2]);
+    let new2 = |seq: u32| if seq == 2 { &images[3] } else { &images[4] };
+    let base = prepared(slot, older, old);
+    let total = (slot + new1.len().next_multiple_of(4)) as u32;
+    let mut rng = Rng::new(2024);
+    let (mut pairs, mut lost) = (0, 0);
+    for _ in 0..10_000 {
+        let (c1, c2) = (rng.below(total + 1), rng.below(total + 1));
+        let mut flash = base.clone();
+        let first = save_cut_load(&mut flash, slot, new1, Some(u64::from(c1)));
+        let Some(first) = first.filter(|f| f == old || f == new1) else {
+            lost += 1;
+            continue;
+        };
+        let seq = checkpoint::peek(&first).unwrap().sequence;
+        let second = new2(seq);
+        match save_cut_load(&mut flash, slot, second, Some(u64::from(c2))) {
+            Some(found) if found == first || found == *second => {}
+            _ => lost += 1,
+        }
+        pairs += 1;
+    }
+    eprintln!("double power cuts tried {pairs} pairs, states lost {lost}");
+    assert_eq!((pairs, lost), (10_000, 0));
+}
+
+#[test]
+fn power_cut_geometry_and_bad_images_are_refused_before_any_write() {
+    let (images, slot) = edge_images(&[1]);
+    assert!(
+        Slots::new(MockNor::new(2 * slot), 100, slot as u32).is_err(),
+        "unaligned base"
+    );
+    assert!(
+        Slots::new(MockNor::new(slot), 0, slot as u32).is_err(),
+        "two slots do not fit"
+    );
+    let mut slots = Slots::new(MockNor::new(2 * slot), 0, slot as u32).unwrap();
+    let mut buf = vec![0u8; slot];
+    let mut bad = images[0].clone();
+    bad[25] ^= 4;
+    assert!(slots.save(&bad, &mut buf).is_err());
+    assert!(slots.load(&mut buf).unwrap().is_none(), "nothing was written");
+    assert_eq!(slots.release().steps(), 0);
+}
+
+#[test]
+fn a_file_checkpoint_is_replaced_whole_and_a_damaged_file_is_an_error() {
+    let (images, _) = edge_images(&[1, 2]);
+    let dir = std::env::temp_dir().join(format!("edgecl-ckpt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = FileStore::new(dir.join("learner.ckpt"));
+    assert!(store.load().unwrap().is_none());
+    store.save(&images[0]).unwrap();
+    store.save(&images[1]).unwrap();
+    let (bytes, info) = store.load().unwrap().unwrap();
+    assert_eq!((bytes, info.sequence), (images[1].clone(), 2));
+    assert!(!dir.join("learner.ckpt.tmp").exists());
+    assert!(store.save(&images[1][..100]).is_err(), "a truncated image is not saved");
+    std::fs::write(dir.join("learner.ckpt"), &images[1][..images[1].len() - 1]).unwrap();
+    let err = store.load().unwrap_err();
+    assert!(err.to_string().contains("learner.ckpt"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
