@@ -43,6 +43,17 @@ enum Command {
     /// of dense layers) and the labelled sample stream (from MNIST).
     #[cfg(feature = "onnx")]
     DeviceData(DeviceDataArgs),
+    /// Make an Ed25519 key pair for signing device images: KEY (the secret seed, hex,
+    /// readable by its owner only) and KEY.pub (the public key the firmware compiles in).
+    Keygen {
+        /// Where to write the secret key (the public key goes to the same path + .pub).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write a signed device image for a board: the learner config, the head's initial
+    /// weights and, for microcontrollers, the int8 backbone.
+    #[cfg(feature = "onnx")]
+    Export(ExportArgs),
     /// Train a backbone on the host (burn, CPU) and write it as a model folder:
     /// backbone.onnx, head.json and MODEL.md.
     #[cfg(feature = "train")]
@@ -414,6 +425,26 @@ struct DeviceDataArgs {
     seed: u64,
     /// Folder to write backbone.bin and stream.bin to.
     #[arg(long, default_value = "boards/flash")]
+    out: PathBuf,
+}
+
+#[cfg(feature = "onnx")]
+#[derive(Args)]
+struct ExportArgs {
+    /// Board profile (its learner budget and kind: mcu images carry the backbone).
+    #[arg(long)]
+    board: String,
+    /// Model folder with a backbone.onnx (dense layers for mcu boards).
+    #[arg(long, default_value = "models/fashion-mlp")]
+    model: PathBuf,
+    /// Device config text [boards/BOARD/firmware.toml].
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Secret key from `edgecl keygen`.
+    #[arg(long)]
+    sign: PathBuf,
+    /// Image file to write.
+    #[arg(long)]
     out: PathBuf,
 }
 
@@ -1112,6 +1143,69 @@ fn device_data(args: DeviceDataArgs) -> Result<()> {
     Ok(())
 }
 
+fn keygen(out: &std::path::Path) -> Result<()> {
+    use edgecl::host::device::{keygen, to_hex};
+    use std::io::Write;
+    let (secret, public) = keygen();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options
+        .open(out)
+        .with_context(|| format!("creating {} (an existing key is never overwritten)", out.display()))?;
+    writeln!(f, "{}", to_hex(&secret))?;
+    let mut pub_path = out.as_os_str().to_owned();
+    pub_path.push(".pub");
+    std::fs::write(&pub_path, format!("{}\n", to_hex(&public)))
+        .with_context(|| format!("writing {}", std::path::Path::new(&pub_path).display()))?;
+    println!(
+        "secret key {} (keep it), public key {}: {}",
+        out.display(),
+        std::path::Path::new(&pub_path).display(),
+        to_hex(&public)
+    );
+    Ok(())
+}
+
+#[cfg(feature = "onnx")]
+fn export(args: ExportArgs) -> Result<()> {
+    use edgecl::host::device::{backbone_image, device_image, from_hex32, public_key, to_hex};
+    let board = Board::load(&args.board)?;
+    let config_path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("boards/{}/firmware.toml", board.name)));
+    let config = std::fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
+    let key_text = std::fs::read_to_string(&args.sign).with_context(|| format!("reading {}", args.sign.display()))?;
+    let secret = from_hex32(&key_text).with_context(|| format!("{}", args.sign.display()))?;
+    let onnx_path = args.model.join("backbone.onnx");
+    let onnx = std::fs::read(&onnx_path).with_context(|| format!("reading {}", onnx_path.display()))?;
+    let (backbone, features) = if board.kind == "mcu" {
+        let model = edgecl::host::onnx::BackboneModel::from_onnx(&onnx, &onnx_path.display().to_string())?;
+        (backbone_image(&model)?, model.feature_width()?)
+    } else {
+        let tract = edgecl::host::onnx::Backbone::from_bytes(&onnx, &onnx_path.display().to_string())?;
+        (Vec::new(), tract.feature_width())
+    };
+    let image = device_image(&board, &config, &backbone, features, &secret)?;
+    std::fs::write(&args.out, &image).with_context(|| format!("writing {}", args.out.display()))?;
+    println!(
+        "{}: {} bytes for {} ({} config, {} backbone), signed by {}",
+        args.out.display(),
+        image.len(),
+        board.name,
+        config_path.display(),
+        if backbone.is_empty() {
+            "no".to_string()
+        } else {
+            format!("{} B", backbone.len())
+        },
+        to_hex(&public_key(&secret))
+    );
+    Ok(())
+}
+
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -1121,6 +1215,9 @@ fn main() {
         Command::Train(a) => train(a).map(|()| true),
         #[cfg(feature = "onnx")]
         Command::DeviceData(a) => device_data(a).map(|()| true),
+        Command::Keygen { out } => keygen(&out).map(|()| true),
+        #[cfg(feature = "onnx")]
+        Command::Export(a) => export(a).map(|()| true),
         Command::Boards => {
             for (name, _) in BUILTIN {
                 match Board::load(name) {

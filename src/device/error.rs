@@ -63,6 +63,10 @@ pub enum DeviceError {
         /// Bytes of the arena.
         arena: usize,
     },
+    /// A device image made for another board.
+    WrongBoard,
+    /// A device image whose Ed25519 signature does not verify with the firmware's key.
+    BadSignature,
     /// The sample source failed (a bus error, a closed port).
     Source(&'static str),
     /// The learner refused a step.
@@ -100,6 +104,8 @@ impl fmt::Display for DeviceError {
                 "config over budget: it needs {needed} bytes, the arena has {arena} ({} too many)",
                 needed - arena.min(needed)
             ),
+            DeviceError::WrongBoard => write!(f, "device image: made for another board"),
+            DeviceError::BadSignature => write!(f, "device image: the signature does not verify"),
             DeviceError::Source(why) => write!(f, "sample source: {why}"),
             DeviceError::Learner(e) => write!(f, "learner: {e}"),
         }

@@ -41,6 +41,7 @@ mod config;
 mod error;
 mod image;
 mod run;
+pub mod signed;
 mod stream;
 
 #[cfg(feature = "hal")]

@@ -268,3 +268,86 @@ pub fn check_against_tract(onnx: &[u8], backbone: &[u8], stream: &[u8]) -> Resul
         max_feature: theirs.iter().fold(0.0f32, |m, v| m.max(v.abs())),
     })
 }
+
+/// A new Ed25519 key pair from the operating system's randomness: the 32-byte secret
+/// seed and the public key.
+pub fn keygen() -> ([u8; 32], [u8; 32]) {
+    let pair = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::generate());
+    let mut seed = [0u8; 32];
+    seed.copy_from_slice(&pair.sk.seed()[..]);
+    (seed, *pair.pk)
+}
+
+/// The public key of a secret seed.
+pub fn public_key(seed: &[u8; 32]) -> [u8; 32] {
+    *ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(*seed)).pk
+}
+
+/// Lowercase hex.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// 32 bytes from 64 hex digits (surrounding whitespace ignored).
+pub fn from_hex32(text: &str) -> Result<[u8; 32]> {
+    let t = text.trim();
+    ensure!(t.len() == 64 && t.is_ascii(), "a key is 64 hex digits");
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(t.as_bytes().chunks_exact(2)) {
+        let s = std::str::from_utf8(pair).expect("ascii");
+        *o = u8::from_str_radix(s, 16).with_context(|| format!("`{s}` is not hex"))?;
+    }
+    Ok(out)
+}
+
+/// A signed device image for `board`: `config_text`, the head's seeded initial weights
+/// (the learner's own initialisation from the config's seed), and `backbone` (an int8
+/// image; empty for boards that run the ONNX backbone with tract) whose feature width
+/// is `features`. Refused when the learner does not fit the board's budget.
+pub fn device_image(
+    board: &Board,
+    config_text: &str,
+    backbone: &[u8],
+    features: usize,
+    secret: &[u8; 32],
+) -> Result<Vec<u8>> {
+    let config = DeviceConfig::parse(config_text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let learner_config = config.learner(features).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let needed = if backbone.is_empty() {
+        crate::learner::Plan::new(&learner_config)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .total()
+    } else {
+        let b = Backbone::parse(backbone).map_err(|e| anyhow::anyhow!("{e}"))?;
+        ensure!(
+            b.output() == features,
+            "the backbone has {} features, not {features}",
+            b.output()
+        );
+        device::plan(&config, &b).map_err(|e| anyhow::anyhow!("{e}"))?.total
+    };
+    ensure!(
+        needed <= board.budget(),
+        "over budget: the config needs {needed} bytes, {} has a {} byte learner budget",
+        board.name,
+        board.budget()
+    );
+    let mut arena = vec![0u8; needed];
+    let learner = crate::learner::Learner::new(&learner_config, &mut arena).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let head: Vec<u8> = learner
+        .weights()
+        .iter()
+        .chain(learner.biases())
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let header = device::signed::header(&board.name, config_text.as_bytes(), &head, backbone)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut image = header.to_vec();
+    image.extend_from_slice(config_text.as_bytes());
+    image.extend_from_slice(&head);
+    image.extend_from_slice(backbone);
+    let pair = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(*secret));
+    let signature = pair.sk.sign(&image, None);
+    image.extend_from_slice(&signature[..]);
+    Ok(image)
+}

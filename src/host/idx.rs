@@ -617,8 +617,12 @@ fn samples_matrix(samples: IdxArray) -> Result<(Array2<f32>, Vec<usize>), IdxErr
         len: data.len(),
     };
     let (&rows, sample_shape) = dims.split_first().ok_or_else(shape_err)?;
-    // The full product fits (check_shape), so the partial one does too.
-    let cols: usize = sample_shape.iter().product();
+    // With no rows the full product is 0 whatever the others are, so the sample's own
+    // product is checked too (found by the `idx` fuzz target).
+    let cols = sample_shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(shape_err)?;
     let values: Vec<f32> = match &data {
         IdxData::U8(v) => v.iter().map(|&b| f32::from(b) / 255.0).collect(),
         IdxData::F32(v) => {
@@ -841,6 +845,18 @@ mod tests {
         let a = parse_idx(&idx(0x08, &[0, 28, 28], &[])).unwrap();
         assert_eq!(a.dims, vec![0, 28, 28]);
         assert!(a.data.is_empty());
+    }
+
+    #[test]
+    fn no_rows_with_huge_sample_dims_is_an_error_not_an_overflow() {
+        // Found by the `idx` fuzz target: 0 samples of 0x1ce0e0e0 x 0xe0e0e02a x
+        // 0xe0000000 values.
+        let bytes = [
+            0, 0, 8, 4, 0, 0, 0, 0, 0x1c, 0xe0, 0xe0, 0xe0, 0xe0, 0xe0, 0xe0, 0x2a, 0xe0, 0, 0, 0,
+        ];
+        let samples = parse_idx(&bytes).unwrap();
+        let labels = parse_idx(&idx(0x08, &[0], &[])).unwrap();
+        assert!(dataset_from_arrays(samples, labels, None).is_err());
     }
 
     #[test]

@@ -83,7 +83,7 @@ const CHUNK: usize = 256;
 
 impl<F: NorFlash> Slots<F> {
     /// Slots at `base` and `base + slot`; both must be erase-aligned and inside the flash,
-    /// and the write size must divide [`CHUNK`] (256).
+    /// and the write and read sizes must divide 256 (the bytes moved per call).
     pub fn new(flash: F, base: u32, slot: u32) -> Result<Self, StorageError> {
         let erase = F::ERASE_SIZE as u32;
         if slot == 0 || erase == 0 || !base.is_multiple_of(erase) || !slot.is_multiple_of(erase) {

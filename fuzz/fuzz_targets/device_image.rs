@@ -1,0 +1,33 @@
+//! The device's image decoders on any bytes: the backbone and stream images, the signed
+//! device image and the config text must return an error or a valid value, never panic;
+//! a backbone that parses must run.
+#![no_main]
+
+use edgecl::device::{signed, Backbone, DeviceConfig, Stream};
+use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
+
+/// The public key of the seed `[7; 32]`, which signs the signed image in the corpus.
+fn key() -> &'static [u8; 32] {
+    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+    KEY.get_or_init(|| edgecl::host::device::public_key(&[7; 32]))
+}
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(b) = Backbone::parse(data) {
+        if b.input() <= 1 << 16 {
+            let pixels = vec![255u8; b.input()];
+            let mut out = vec![0f32; b.output()];
+            let mut scratch = vec![0f32; b.scratch_len()];
+            let _ = b.features(&pixels, &mut out, &mut scratch);
+        }
+    }
+    if let Ok(s) = Stream::parse(data) {
+        let mut px = vec![0u8; s.width().min(1 << 20)];
+        let _ = s.train_sample(0, 0, &mut px);
+    }
+    let _ = signed::verify(data, key(), "netduinoplus2", 98304);
+    if let Ok(text) = core::str::from_utf8(data) {
+        let _ = DeviceConfig::parse(text);
+    }
+});

@@ -1,0 +1,190 @@
+//! Device images: what `edgecl export` writes for a board and what the firmware loads,
+//! verified before use with the owner's Ed25519 public key compiled into the firmware.
+//!
+//! ```text
+//!  0  magic "ECDI" | 4 version u16 (1) | 6 reserved u16 (0)
+//!  8  board id, 24 bytes (ASCII, zero-padded)
+//! 32  config bytes u32 | 36 head bytes u32 | 40 backbone bytes u32
+//! 44  CRC-32 (ISO-HDLC) of bytes 0..44 and of the payload
+//! 48  payload: the device config text | the initial head (f32 little-endian: the
+//!     config's weights, then its biases, the core's layout) | the backbone image (none
+//!     on boards that run the backbone elsewhere)
+//! end - 64: Ed25519 signature of every byte before it
+//! ```
+//!
+//! [`verify`] checks, in order: length, magic, version, sizes, CRC, signature, board,
+//! then that the config parses, the head fits it, the backbone image is valid and the
+//! learner fits the arena. Each failure has its own error.
+
+use super::image::Reader;
+use super::{plan, Backbone, DeviceConfig, DeviceError};
+
+/// The image's magic bytes.
+pub const MAGIC: &[u8; 4] = b"ECDI";
+/// The format version this build reads.
+pub const VERSION: u16 = 1;
+/// Bytes before the payload.
+pub const HEADER: usize = 48;
+/// Bytes of the signature after the payload.
+pub const SIGNATURE: usize = 64;
+/// Bytes of the board id field.
+pub const BOARD_ID: usize = 24;
+const WHAT: &str = "device image";
+
+/// A verified device image.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceImage<'a> {
+    /// The board it was made for.
+    pub board: &'a str,
+    /// The learner's config.
+    pub config: DeviceConfig,
+    /// The config's text.
+    pub config_text: &'a str,
+    /// The initial head: weights then biases, f32 little-endian.
+    pub head: &'a [u8],
+    /// The backbone, when the image carries one.
+    pub backbone: Option<Backbone<'a>>,
+}
+
+impl DeviceImage<'_> {
+    /// The initial head into `weights` and `biases` (the learner's own slices).
+    pub fn load_head(&self, weights: &mut [f32], biases: &mut [f32]) -> Result<(), DeviceError> {
+        if self.head.len() != 4 * (weights.len() + biases.len()) {
+            return Err(DeviceError::Mismatch("the image's head is not the learner's size"));
+        }
+        for (v, b) in weights
+            .iter_mut()
+            .chain(biases.iter_mut())
+            .zip(self.head.chunks_exact(4))
+        {
+            *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+        Ok(())
+    }
+}
+
+/// The header of an image for `board` over `config`, `head` and `backbone` payloads,
+/// CRC included; the caller appends the payloads and signs everything.
+pub fn header(board: &str, config: &[u8], head: &[u8], backbone: &[u8]) -> Result<[u8; HEADER], DeviceError> {
+    if board.len() > BOARD_ID || !board.is_ascii() {
+        return Err(DeviceError::Mismatch("a board id is 1 to 24 ASCII bytes"));
+    }
+    let mut h = [0u8; HEADER];
+    h[..4].copy_from_slice(MAGIC);
+    h[4..6].copy_from_slice(&VERSION.to_le_bytes());
+    h[8..8 + board.len()].copy_from_slice(board.as_bytes());
+    for (i, part) in [config, head, backbone].iter().enumerate() {
+        let n = u32::try_from(part.len()).map_err(|_| DeviceError::Mismatch("a payload of 4 GiB or more"))?;
+        h[32 + 4 * i..36 + 4 * i].copy_from_slice(&n.to_le_bytes());
+    }
+    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+    let mut d = crc.digest();
+    d.update(&h[..44]);
+    for part in [config, head, backbone] {
+        d.update(part);
+    }
+    h[44..48].copy_from_slice(&d.finalize().to_le_bytes());
+    Ok(h)
+}
+
+/// Verifies an image for `board` against the owner's Ed25519 `public_key` and an arena
+/// of `arena` bytes; see the [module docs](self) for the order of the checks.
+pub fn verify<'a>(
+    bytes: &'a [u8],
+    public_key: &[u8; 32],
+    board: &str,
+    arena: usize,
+) -> Result<DeviceImage<'a>, DeviceError> {
+    let r = Reader { bytes, what: WHAT };
+    if bytes.len() < HEADER + SIGNATURE {
+        return Err(DeviceError::Truncated {
+            what: WHAT,
+            needed: HEADER + SIGNATURE,
+            got: bytes.len(),
+        });
+    }
+    if r.slice(0, 4)? != MAGIC {
+        return Err(DeviceError::BadMagic { what: WHAT });
+    }
+    let version = r.u16(4)?;
+    if version != VERSION {
+        return Err(DeviceError::Version {
+            what: WHAT,
+            got: version,
+            supported: VERSION,
+        });
+    }
+    let sizes = [r.u32(32)? as usize, r.u32(36)? as usize, r.u32(40)? as usize];
+    let payload = sizes.iter().try_fold(0usize, |a, &n| a.checked_add(n));
+    let needed = payload
+        .and_then(|p| p.checked_add(HEADER + SIGNATURE))
+        .ok_or(DeviceError::Malformed {
+            what: WHAT,
+            why: "sizes overflow",
+        })?;
+    if bytes.len() < needed {
+        return Err(DeviceError::Truncated {
+            what: WHAT,
+            needed,
+            got: bytes.len(),
+        });
+    }
+    if bytes.len() > needed {
+        return Err(DeviceError::Malformed {
+            what: WHAT,
+            why: "bytes after the signature",
+        });
+    }
+    let signed = &bytes[..needed - SIGNATURE];
+    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+    let mut d = crc.digest();
+    d.update(&bytes[..44]);
+    d.update(&signed[HEADER..]);
+    let (computed, stored) = (d.finalize(), r.u32(44)?);
+    if computed != stored {
+        return Err(DeviceError::BadCrc {
+            what: WHAT,
+            stored,
+            computed,
+        });
+    }
+    let key = ed25519_compact::PublicKey::new(*public_key);
+    let signature =
+        ed25519_compact::Signature::from_slice(&bytes[needed - SIGNATURE..]).map_err(|_| DeviceError::BadSignature)?;
+    key.verify(signed, &signature).map_err(|_| DeviceError::BadSignature)?;
+    let id = &bytes[8..8 + BOARD_ID];
+    let id_len = id.iter().position(|&b| b == 0).unwrap_or(BOARD_ID);
+    let id = core::str::from_utf8(&id[..id_len]).map_err(|_| DeviceError::WrongBoard)?;
+    if id != board {
+        return Err(DeviceError::WrongBoard);
+    }
+    let (config_bytes, rest) = signed[HEADER..].split_at(sizes[0]);
+    let (head, backbone_bytes) = rest.split_at(sizes[1]);
+    let config_text = core::str::from_utf8(config_bytes).map_err(|_| DeviceError::Config {
+        line: 0,
+        why: "the config is not UTF-8",
+    })?;
+    let config = DeviceConfig::parse(config_text)?;
+    let backbone = if backbone_bytes.is_empty() {
+        None
+    } else {
+        Some(Backbone::parse(backbone_bytes)?)
+    };
+    if let Some(b) = &backbone {
+        let p = plan(&config, b)?;
+        let dims = config.learner(b.output())?.dims;
+        if head.len() != 4 * (dims.weight_count() + dims.bias_count()) {
+            return Err(DeviceError::Mismatch("the image's head is not its config's size"));
+        }
+        if p.total > arena {
+            return Err(DeviceError::OverBudget { needed: p.total, arena });
+        }
+    }
+    Ok(DeviceImage {
+        board: id,
+        config,
+        config_text,
+        head,
+        backbone,
+    })
+}

@@ -1,0 +1,113 @@
+#![cfg(feature = "onnx")]
+//! The fuzz targets' seed corpus (`fuzz/corpus/<target>/`) holds real files, each valid
+//! for its decoder. `EDGECL_WRITE_CORPUS=1 cargo test --release --test fuzz_corpus`
+//! (re)writes them from the project's own data and models.
+
+use edgecl::device::{signed, Backbone, DeviceConfig, Stream};
+use edgecl::host::board::Board;
+use edgecl::host::device::{backbone_image, device_image, public_key, stream_image, StreamSpec};
+use edgecl::host::idx::{load_split, parse_idx, Split};
+use edgecl::host::onnx::BackboneModel;
+use edgecl::learner::learner::ClassRange;
+use edgecl::learner::rng::Rng;
+use edgecl::{Active, Learner};
+use std::path::{Path, PathBuf};
+
+fn corpus(target: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target)
+}
+
+fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // A checkpoint of the firmware's learner after two tasks.
+    let config = DeviceConfig::default().learner(64).unwrap();
+    let mut arena = vec![0u8; 1 << 16];
+    let mut l = Learner::new(&config, &mut arena).unwrap();
+    for t in 0..2u16 {
+        let mut r = Rng::new(u64::from(t));
+        let x: Vec<f32> = (0..32 * 64).map(|_| r.normal()).collect();
+        let y: Vec<u16> = (0..32).map(|i| 2 * t + i % 2).collect();
+        for (row, &label) in x.chunks_exact(64).zip(&y) {
+            l.observe(row, label).unwrap();
+        }
+        l.train_step(
+            &x,
+            &y,
+            Active::Classes(ClassRange {
+                start: 0,
+                end: 2 * t + 2,
+            }),
+        )
+        .unwrap();
+        l.commit_generator().unwrap();
+    }
+    let mut ckpt = vec![0u8; l.checkpoint_capacity()];
+    let n = l.write_checkpoint(1, 2, &mut ckpt).unwrap();
+    ckpt.truncate(n);
+    // Device images: a small backbone, a small MNIST stream, a signed image, the config.
+    let backbone = backbone_image(&BackboneModel::random_dense(&[784, 8, 4], 3)).unwrap();
+    let train = load_split(&root.join("data/mnist"), Split::Test, None).unwrap();
+    let spec = StreamSpec {
+        tasks: vec![vec![0, 1], vec![2, 3]],
+        train_per_task: 2,
+        test_per_task: 2,
+        bits: 4,
+        seed: 1,
+    };
+    let stream = stream_image(&train, &train, &spec).unwrap();
+    let small = backbone_image(&BackboneModel::random_dense(&[6, 3], 5)).unwrap();
+    let config_text = "strategy = \"fine-tune\"\nclasses = 4\nbatch = 2\n";
+    let image = device_image(&Board::load("netduinoplus2").unwrap(), config_text, &small, 3, &[7; 32]).unwrap();
+    let firmware = std::fs::read(root.join("boards/netduinoplus2/firmware.toml")).unwrap();
+    // IDX: the first three MNIST test images and their labels, uncompressed.
+    let mut images = vec![0, 0, 8, 3];
+    for d in [3u32, 28, 28] {
+        images.extend_from_slice(&d.to_be_bytes());
+    }
+    images.extend(
+        train
+            .x
+            .rows()
+            .into_iter()
+            .take(3)
+            .flat_map(|r| r.iter().map(|v| (v * 255.0).round() as u8).collect::<Vec<_>>()),
+    );
+    let mut labels = vec![0, 0, 8, 1, 0, 0, 0, 3];
+    labels.extend(train.y[..3].iter().map(|&y| y as u8));
+    vec![
+        ("checkpoint", "edge-head.ckpt", ckpt),
+        ("device_image", "backbone.bin", backbone),
+        ("device_image", "stream.bin", stream),
+        ("device_image", "signed.img", image),
+        ("device_image", "firmware.toml", firmware),
+        ("idx", "images-idx3-ubyte", images),
+        ("idx", "labels-idx1-ubyte", labels),
+    ]
+}
+
+#[test]
+fn the_fuzz_corpus_holds_real_valid_files() {
+    let write = std::env::var_os("EDGECL_WRITE_CORPUS").is_some_and(|v| v == "1");
+    for (target, name, bytes) in seeds() {
+        let path = corpus(target).join(name);
+        if write {
+            std::fs::create_dir_all(corpus(target)).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let stored = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let valid = match (target, name) {
+            ("checkpoint", _) => edgecl::learner::checkpoint::peek(&stored).is_ok(),
+            (_, "backbone.bin") => Backbone::parse(&stored).is_ok(),
+            (_, "stream.bin") => Stream::parse(&stored).is_ok(),
+            (_, "signed.img") => signed::verify(&stored, &public_key(&[7; 32]), "netduinoplus2", 98304).is_ok(),
+            (_, "firmware.toml") => DeviceConfig::parse(std::str::from_utf8(&stored).unwrap()).is_ok(),
+            _ => parse_idx(&stored).is_ok(),
+        };
+        assert!(valid, "{} is not a valid file for its decoder", path.display());
+        if target != "device_image" || name != "signed.img" {
+            // Deterministic seeds are byte for byte what this test makes (the signature
+            // too: Ed25519 signing is deterministic without noise).
+            assert_eq!(stored, bytes, "{} differs from what the test writes", path.display());
+        }
+    }
+}
