@@ -301,7 +301,7 @@ fn the_run_refuses_an_arena_too_small_a_bad_label_and_too_many_tasks() {
     let mut small = vec![0u8; need - 1];
     let mut io = script(vec![Event::Sample { label: 0 }]);
     assert_eq!(
-        device::run(&config, &backbone, &mut small, &mut io),
+        device::run(&config, &backbone, None, &mut small, &mut io),
         Err(DeviceError::OverBudget {
             needed: need,
             arena: need - 1
@@ -311,13 +311,13 @@ fn the_run_refuses_an_arena_too_small_a_bad_label_and_too_many_tasks() {
     let mut arena = vec![0u8; need];
     let mut io = script(vec![Event::Sample { label: 4 }]);
     assert!(matches!(
-        device::run(&config, &backbone, &mut arena, &mut io),
+        device::run(&config, &backbone, None, &mut arena, &mut io),
         Err(DeviceError::Learner(edgecl::Error::LabelOutOfRange { .. }))
     ));
     let s = Event::Sample { label: 1 };
     let mut io = script(vec![s, Event::TaskEnd, s, Event::TaskEnd, s]);
     assert!(matches!(
-        device::run(&config, &backbone, &mut arena, &mut io),
+        device::run(&config, &backbone, None, &mut arena, &mut io),
         Err(DeviceError::Mismatch(_))
     ));
     let mut io = script(vec![
@@ -326,7 +326,7 @@ fn the_run_refuses_an_arena_too_small_a_bad_label_and_too_many_tasks() {
         Event::TaskEnd,
         Event::Sample { label: 2 },
     ]);
-    let summary = device::run(&config, &backbone, &mut arena, &mut io).unwrap();
+    let summary = device::run(&config, &backbone, None, &mut arena, &mut io).unwrap();
     assert_eq!((summary.tasks, summary.samples), (2, 3), "End closes the open task");
 }
 
@@ -471,4 +471,25 @@ fn the_hal_io_labels_frames_by_the_button_and_ends_tasks() {
     assert_eq!(io.next(&mut px).unwrap(), Event::Sample { label: 0 });
     assert_eq!(io.next(&mut px).unwrap(), Event::Sample { label: 0 });
     assert_eq!(io.next(&mut px).unwrap(), Event::TaskEnd);
+}
+
+#[test]
+fn the_shipped_device_images_are_what_export_writes_from_the_firmware_configs() {
+    use edgecl::host::device::{device_image, from_hex32, public_key};
+    let secret = from_hex32(&std::fs::read_to_string(root().join("boards/dev-key")).unwrap()).unwrap();
+    let public = from_hex32(&std::fs::read_to_string(root().join("boards/dev-key.pub")).unwrap()).unwrap();
+    assert_eq!(public_key(&secret), public);
+    let backbone = std::fs::read(root().join("boards/flash/backbone.bin")).unwrap();
+    for board in ["netduinoplus2", "rp-pico"] {
+        let config = std::fs::read_to_string(root().join(format!("boards/{board}/firmware.toml"))).unwrap();
+        let b = edgecl::host::board::Board::load(board).unwrap();
+        let image = device_image(&b, &config, &backbone, 64, &secret).unwrap();
+        let shipped = std::fs::read(root().join(format!("boards/flash/{board}.img"))).unwrap();
+        assert!(
+            image == shipped,
+            "boards/flash/{board}.img is stale: re-export it (README, Firmware)"
+        );
+        let v = device::signed::verify(&shipped, &public, board, b.budget()).unwrap();
+        assert_eq!(v.config_text, config);
+    }
 }

@@ -1,7 +1,7 @@
 //! The netduinoplus2 firmware under QEMU: it learns, prints the same accuracy matrices as
-//! the host simulator to the last bit, fits the chip's RAM, refuses an over-budget config
-//! at start with a message, and a stack overflow faults instead of running into the
-//! arena.
+//! the host simulator to the last bit, fits the chip's RAM, refuses an image signed by
+//! another key and an over-budget config at start with a message, and a stack overflow
+//! faults instead of running into the arena.
 //!
 //! Needs `qemu-system-arm` (Debian: `apt-get install qemu-system-arm`) and the
 //! `thumbv7em-none-eabihf` target (`rustup target add thumbv7em-none-eabihf`); `.ci/run`
@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The three tests share the board crate's target folder: one build at a time.
+/// The tests share the board crate's target folder: one build at a time.
 static BUILD: Mutex<()> = Mutex::new(());
 
 const QEMU_LIMIT: Duration = Duration::from_secs(120);
@@ -36,9 +36,9 @@ fn skip() -> bool {
     false
 }
 
-/// Builds the firmware (release) with `features` and `config` (None: firmware.toml) and
-/// returns a copy of the ELF.
-fn build(name: &str, features: &[&str], config: Option<&Path>) -> PathBuf {
+/// Builds the firmware (release) with `features` and a device `image` (None: the shipped
+/// one) and returns a copy of the ELF.
+fn build(name: &str, features: &[&str], image: Option<&Path>) -> PathBuf {
     let dir = board();
     let target = dir.join("target");
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -51,10 +51,11 @@ fn build(name: &str, features: &[&str], config: Option<&Path>) -> PathBuf {
     if !features.is_empty() {
         cmd.args(["--features", &features.join(",")]);
     }
-    match config {
-        Some(c) => cmd.env("EDGECL_FIRMWARE_CONFIG", c),
-        None => cmd.env_remove("EDGECL_FIRMWARE_CONFIG"),
+    match image {
+        Some(i) => cmd.env("EDGECL_FIRMWARE_IMAGE", i),
+        None => cmd.env_remove("EDGECL_FIRMWARE_IMAGE"),
     };
+    cmd.env_remove("EDGECL_PUBLIC_KEY");
     let out = cmd.output().expect("cargo runs");
     assert!(
         out.status.success(),
@@ -159,8 +160,42 @@ fn firmware_prints_the_host_simulators_accuracy_matrix_bit_for_bit() {
         rest.split(' ').next().and_then(|v| v.parse().ok()).expect("a number")
     };
     let (peak, headroom) = (number_after("stack peak "), number_after("stack headroom "));
+    let reserved = number_after(&format!("stack headroom {headroom} B of "));
     assert!(peak > 1024 && headroom > 0, "{memory}");
-    assert_eq!(peak + headroom, 16384, "{memory}");
+    assert_eq!(peak + headroom, reserved, "{memory}");
+}
+
+/// A device image for netduinoplus2 with `config` and the shipped backbone, signed with
+/// `secret` (no budget check: that is what the firmware must do), written to a file.
+fn signed_image(name: &str, config: &str, secret: &[u8; 32]) -> PathBuf {
+    let backbone = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("boards/flash/backbone.bin")).unwrap();
+    let image = edgecl::host::device::sign_image("netduinoplus2", config, &[], &backbone, secret).unwrap();
+    let path = std::env::temp_dir().join(format!("edgecl-{name}-{}.img", std::process::id()));
+    std::fs::write(&path, image).unwrap();
+    path
+}
+
+fn dev_key() -> [u8; 32] {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("boards/dev-key")).unwrap();
+    edgecl::host::device::from_hex32(&text).unwrap()
+}
+
+#[test]
+fn firmware_refuses_an_image_signed_by_another_key() {
+    if skip() {
+        return;
+    }
+    let image = signed_image("other-key", "strategy = \"replay\"\n", &[3; 32]);
+    let _one = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let elf = build("other-key", &[], Some(&image));
+    let _ = std::fs::remove_file(&image);
+    let (code, out, err, _) = qemu(&elf);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        out.contains("edgecl: device image: the signature does not verify"),
+        "{out}"
+    );
+    assert!(!out.contains("run replay"), "{out}");
 }
 
 #[test]
@@ -168,10 +203,13 @@ fn firmware_refuses_an_over_budget_config_at_start_with_a_message() {
     if skip() {
         return;
     }
+    let text = "strategy = \"replay\"\nhidden = 2000\n";
+    let image = signed_image("over-budget", text, &dev_key());
     let config = std::env::temp_dir().join(format!("edgecl-over-budget-{}.toml", std::process::id()));
-    std::fs::write(&config, "strategy = \"replay\"\nhidden = 2000\n").unwrap();
+    std::fs::write(&config, text).unwrap();
     let _one = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let elf = build("over-budget", &[], Some(&config));
+    let elf = build("over-budget", &[], Some(&image));
+    let _ = std::fs::remove_file(&image);
     let (code, out, err, _) = qemu(&elf);
     assert_eq!(code, Some(2), "{out}{err}");
     assert!(out.contains("edgecl: config over budget: it needs"), "{out}");

@@ -273,7 +273,7 @@ fn the_device_loop_allocates_nothing_at_all() {
         let config = DeviceConfig::parse(config).unwrap();
         let backbone = Backbone::parse(BACKBONE).unwrap();
         let stream = Stream::parse(STREAM).unwrap();
-        run_with_baseline(&config, &backbone, stream, &mut arena, &mut out).unwrap();
+        run_with_baseline(&config, &backbone, None, stream, &mut arena, &mut out).unwrap();
         assert_eq!(
             allocations() - before,
             0,

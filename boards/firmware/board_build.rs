@@ -1,7 +1,8 @@
 //! Shared build script of the board crates (`build = "../firmware/board_build.rs"`): copies
 //! `memory.x` where the linker finds it, turns `board.toml` into constants, and picks the
-//! firmware config (`EDGECL_FIRMWARE_CONFIG`, a path relative to the board crate, or
-//! `firmware.toml`).
+//! signed device image (`EDGECL_FIRMWARE_IMAGE`, a path relative to the board crate, or
+//! `../flash/<board>.img`) and the public key compiled in to verify it
+//! (`EDGECL_PUBLIC_KEY`, or the development key `../dev-key.pub`).
 use std::{env, fs, path::PathBuf};
 
 fn key(profile: &str, name: &str) -> String {
@@ -30,10 +31,23 @@ fn main() {
         key(&profile, "flash_bytes"),
     );
     fs::write(out.join("board.rs"), consts).expect("board.rs");
-    println!("cargo:rerun-if-env-changed=EDGECL_FIRMWARE_CONFIG");
-    let config = env::var("EDGECL_FIRMWARE_CONFIG").unwrap_or_else(|_| "firmware.toml".into());
-    println!("cargo:rerun-if-changed={config}");
-    fs::copy(&config, out.join("firmware.toml")).unwrap_or_else(|e| panic!("firmware config {config}: {e}"));
-    println!("cargo:rerun-if-changed=../flash/backbone.bin");
+    // The signed device image (config, initial head, backbone) and the key it must
+    // verify with.
+    println!("cargo:rerun-if-env-changed=EDGECL_FIRMWARE_IMAGE");
+    println!("cargo:rerun-if-env-changed=EDGECL_PUBLIC_KEY");
+    let image = env::var("EDGECL_FIRMWARE_IMAGE").unwrap_or_else(|_| format!("../flash/{}.img", key(&profile, "name")));
+    println!("cargo:rerun-if-changed={image}");
+    fs::copy(&image, out.join("device.img")).unwrap_or_else(|e| panic!("device image {image}: {e}"));
+    let public = env::var("EDGECL_PUBLIC_KEY").unwrap_or_else(|_| "../dev-key.pub".into());
+    println!("cargo:rerun-if-changed={public}");
+    let hex = fs::read_to_string(&public).unwrap_or_else(|e| panic!("public key {public}: {e}"));
+    let hex = hex.trim();
+    assert!(hex.len() == 64, "{public}: a public key is 64 hex digits");
+    let bytes: Vec<String> = (0..32).map(|i| format!("0x{}", &hex[2 * i..2 * i + 2])).collect();
+    fs::write(
+        out.join("key.rs"),
+        format!("const PUBLIC_KEY: [u8; 32] = [{}];\n", bytes.join(", ")),
+    )
+    .expect("key.rs");
     println!("cargo:rerun-if-changed=../flash/stream.bin");
 }

@@ -156,6 +156,7 @@ impl fmt::Display for Dims<'_> {
 pub fn run(
     config: &DeviceConfig,
     backbone: &Backbone<'_>,
+    head: Option<&[u8]>,
     arena: &mut [u8],
     io: &mut impl DeviceIo,
 ) -> Result<RunSummary, DeviceError> {
@@ -182,8 +183,17 @@ pub fn run(
         p.total,
         arena.len()
     ));
-    let (head, rest) = arena.split_at_mut(p.learner.total());
-    let mut learner = Learner::new(&lc, head)?;
+    let (learner_bytes, rest) = arena.split_at_mut(p.learner.total());
+    let mut learner = Learner::new(&lc, learner_bytes)?;
+    if let Some(h) = head {
+        let (w, b) = learner.params_mut();
+        if h.len() != 4 * (w.len() + b.len()) {
+            return Err(DeviceError::Mismatch("the initial head is not the learner's size"));
+        }
+        for (v, c) in w.iter_mut().chain(b.iter_mut()).zip(h.chunks_exact(4)) {
+            *v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+    }
     let mut a = Arena::new(rest);
     let (b, f, tasks) = (config.batch, backbone.output(), config.tasks);
     let xb = a.carve_f32("device batch", b * f)?;
@@ -424,11 +434,13 @@ impl fmt::Display for Row<'_> {
 }
 
 /// Runs `config` and then its fine-tune baseline over `stream`, each from a fresh learner
-/// in `arena`, printing to `out`: what the firmware does, and what the host simulator
-/// does to reproduce it.
+/// in `arena` (started from `head`, weights then biases as f32 little-endian, when
+/// given), printing to `out`: what the firmware does, and what the host simulator does
+/// to reproduce it.
 pub fn run_with_baseline<W: fmt::Write>(
     config: &DeviceConfig,
     backbone: &Backbone<'_>,
+    head: Option<&[u8]>,
     stream: Stream<'_>,
     arena: &mut [u8],
     out: &mut W,
@@ -454,13 +466,14 @@ pub fn run_with_baseline<W: fmt::Write>(
     if stream.classes() > config.classes {
         return Err(DeviceError::Mismatch("the stream has more classes than the head"));
     }
-    let main = run(config, backbone, arena, &mut StreamIo::new(stream, &mut *out))?;
+    let main = run(config, backbone, head, arena, &mut StreamIo::new(stream, &mut *out))?;
     let base = if config.strategy == DeviceStrategy::FineTune {
         main
     } else {
         run(
             &config.fine_tune(),
             backbone,
+            head,
             arena,
             &mut StreamIo::new(stream, &mut *out),
         )?

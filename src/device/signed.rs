@@ -13,8 +13,8 @@
 //! ```
 //!
 //! [`verify`] checks, in order: length, magic, version, sizes, CRC, signature, board,
-//! then that the config parses, the head fits it, the backbone image is valid and the
-//! learner fits the arena. Each failure has its own error.
+//! then that the config parses, the backbone image is valid, the learner fits the arena
+//! and the head fits the config. Each failure has its own error.
 
 use super::image::Reader;
 use super::{plan, Backbone, DeviceConfig, DeviceError};
@@ -173,11 +173,11 @@ pub fn verify<'a>(
     if let Some(b) = &backbone {
         let p = plan(&config, b)?;
         let dims = config.learner(b.output())?.dims;
-        if head.len() != 4 * (dims.weight_count() + dims.bias_count()) {
-            return Err(DeviceError::Mismatch("the image's head is not its config's size"));
-        }
         if p.total > arena {
             return Err(DeviceError::OverBudget { needed: p.total, arena });
+        }
+        if head.len() != 4 * (dims.weight_count() + dims.bias_count()) {
+            return Err(DeviceError::Mismatch("the image's head is not its config's size"));
         }
     }
     Ok(DeviceImage {

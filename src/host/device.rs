@@ -170,16 +170,20 @@ pub fn stream_image(train: &Dataset, test: &Dataset, spec: &StreamSpec) -> Resul
     Ok(image)
 }
 
-/// A board folder with firmware: its profile, the firmware's config, and the flash images
-/// the firmware embeds (`boards/flash/`).
+/// A board folder with firmware, as the firmware sees it: its profile, the signed device
+/// image it embeds (`boards/flash/<board>.img`: config, initial head, backbone), the
+/// public key it verifies that image with (`boards/dev-key.pub` unless built with
+/// another), and the sample stream (`boards/flash/stream.bin`).
 #[derive(Debug)]
 pub struct FirmwareDir {
     /// The board's profile (`board.toml`).
     pub board: Board,
-    /// The firmware's config text (`firmware.toml`).
-    pub config: String,
-    /// The backbone image.
-    pub backbone: Vec<u8>,
+    /// The signed device image.
+    pub image: Vec<u8>,
+    /// The public key the image must verify with.
+    pub public_key: [u8; 32],
+    /// A config text run instead of the image's (host experiments; no signature).
+    pub config: Option<String>,
     /// The stream image.
     pub stream: Vec<u8>,
 }
@@ -187,34 +191,52 @@ pub struct FirmwareDir {
 /// Where the flash images of the firmware live, relative to a board folder.
 pub const FLASH_DIR: &str = "../flash";
 
+/// The development key's public half, relative to a board folder.
+pub const DEV_PUBLIC_KEY: &str = "../dev-key.pub";
+
 impl FirmwareDir {
-    /// Reads `dir/board.toml`, `dir/firmware.toml` and the images in `dir/../flash/`;
-    /// `config` replaces `dir/firmware.toml` when given.
+    /// Reads `dir/board.toml`, the board's signed image and the stream in `dir/../flash/`
+    /// and the development public key; `config` (a file) replaces the image's config
+    /// for an experiment on the host.
     pub fn load(dir: &Path, config: Option<&Path>) -> Result<Self> {
         let read = |p: PathBuf| std::fs::read(&p).with_context(|| format!("reading {}", p.display()));
         let board = Board::load(&dir.join("board.toml").display().to_string())?;
-        let config_path = config.map_or_else(|| dir.join("firmware.toml"), Path::to_path_buf);
-        let config = String::from_utf8(read(config_path.clone())?)
-            .with_context(|| format!("{} is not UTF-8", config_path.display()))?;
+        let key = String::from_utf8(read(dir.join(DEV_PUBLIC_KEY))?).context("the public key is not text")?;
+        let config = match config {
+            Some(p) => Some(
+                String::from_utf8(read(p.to_path_buf())?).with_context(|| format!("{} is not UTF-8", p.display()))?,
+            ),
+            None => None,
+        };
         Ok(FirmwareDir {
-            board,
+            image: read(dir.join(FLASH_DIR).join(format!("{}.img", board.name)))?,
+            public_key: from_hex32(&key).context(DEV_PUBLIC_KEY)?,
             config,
-            backbone: read(dir.join(FLASH_DIR).join("backbone.bin"))?,
             stream: read(dir.join(FLASH_DIR).join("stream.bin"))?,
+            board,
         })
     }
 
-    /// Runs the firmware's loop on the host in an arena of the board's learner budget:
-    /// the lines the firmware prints between its banner and its memory report.
+    /// Runs the firmware's loop on the host in an arena of the board's learner budget,
+    /// after the firmware's checks of its image: the lines the firmware prints between
+    /// its banner and its memory report.
     pub fn simulate(&self) -> Result<String> {
-        let config = DeviceConfig::parse(&self.config).map_err(|e| anyhow::anyhow!("firmware.toml: {e}"))?;
-        let backbone = Backbone::parse(&self.backbone).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let stream = Stream::parse(&self.stream).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let fail = |out: &str, e: device::DeviceError| anyhow::anyhow!("{out}edgecl: {e}");
+        let image = device::signed::verify(&self.image, &self.public_key, &self.board.name, self.board.budget())
+            .map_err(|e| fail("", e))?;
+        let backbone = image
+            .backbone
+            .ok_or_else(|| anyhow::anyhow!("edgecl: the image carries no backbone"))?;
+        let (config, head) = match &self.config {
+            Some(text) => (DeviceConfig::parse(text).map_err(|e| fail("", e))?, None),
+            None => (image.config, Some(image.head)),
+        };
+        let stream = Stream::parse(&self.stream).map_err(|e| fail("", e))?;
         let mut arena = vec![0u8; self.board.budget()];
         let mut out = String::new();
-        match device::run_with_baseline(&config, &backbone, stream, &mut arena, &mut out) {
+        match device::run_with_baseline(&config, &backbone, head, stream, &mut arena, &mut out) {
             Ok(_) => Ok(out),
-            Err(e) => bail!("{out}edgecl: {e}"),
+            Err(e) => Err(fail(&out, e)),
         }
     }
 }
@@ -340,11 +362,17 @@ pub fn device_image(
         .chain(learner.biases())
         .flat_map(|v| v.to_le_bytes())
         .collect();
-    let header = device::signed::header(&board.name, config_text.as_bytes(), &head, backbone)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    sign_image(&board.name, config_text, &head, backbone, secret)
+}
+
+/// A device image of the given parts signed with `secret`, without the checks
+/// [`device_image`] makes (for tests of what the firmware refuses).
+pub fn sign_image(board: &str, config_text: &str, head: &[u8], backbone: &[u8], secret: &[u8; 32]) -> Result<Vec<u8>> {
+    let header =
+        device::signed::header(board, config_text.as_bytes(), head, backbone).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut image = header.to_vec();
     image.extend_from_slice(config_text.as_bytes());
-    image.extend_from_slice(&head);
+    image.extend_from_slice(head);
     image.extend_from_slice(backbone);
     let pair = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(*secret));
     let signature = pair.sk.sign(&image, None);

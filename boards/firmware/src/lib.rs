@@ -1,21 +1,20 @@
-//! What every edgecl board firmware shares: the device loop ([`edgecl::device`]) over the
-//! flash images in `boards/flash/`, lines out through semihosting (QEMU, or a debug probe),
-//! the stack painted at start and measured at the end, and the memory report.
+//! What every edgecl board firmware shares: the board's signed device image verified with
+//! the public key compiled in, the device loop ([`edgecl::device`]) over the embedded
+//! sample stream, lines out through semihosting (QEMU, or a debug probe), the stack painted
+//! at start and measured at the end, and the memory report.
 //!
 //! A board crate holds its `memory.x`, `.cargo/config.toml`, `board.toml` and
-//! `firmware.toml`, and one line of code: [`board_main!`]. Its build script
-//! (`boards/firmware/board_build.rs`, shared) turns `board.toml` into the arena's size and picks
-//! the config (`EDGECL_FIRMWARE_CONFIG` overrides `firmware.toml`).
+//! `firmware.toml` (what its image in `boards/flash/` was exported from), and one line of
+//! code: [`board_main!`]. Its build script (`boards/firmware/board_build.rs`, shared) turns
+//! `board.toml` into the arena's size and picks the image and the public key.
 #![no_std]
 
 use core::fmt::{self, Write as _};
-use edgecl::device::{self, Backbone, DeviceConfig, DeviceError, Stream};
+use edgecl::device::{self, signed, DeviceError, Stream};
 
 pub use cortex_m_rt;
 pub use semihosting;
 
-/// The backbone image every board embeds.
-pub static BACKBONE: &[u8] = include_bytes!("../../flash/backbone.bin");
 /// The sample stream every board embeds.
 pub static STREAM: &[u8] = include_bytes!("../../flash/stream.bin");
 
@@ -31,8 +30,10 @@ pub struct BoardInfo {
     pub ram_bytes: usize,
     /// The board profile's flash.
     pub flash_bytes: usize,
-    /// The firmware config text.
-    pub config: &'static str,
+    /// The signed device image (config, initial head, backbone).
+    pub image: &'static [u8],
+    /// The owner's Ed25519 public key the image must verify with.
+    pub public_key: [u8; 32],
 }
 
 /// Lines to the host through semihosting.
@@ -91,9 +92,10 @@ pub fn stack_peak() -> usize {
     }
 }
 
-/// Runs the firmware: the config over the stream and its fine-tune baseline in `arena`,
-/// then the memory report. Exit status 0, or 2 with the error's message (an over-budget
-/// config, a malformed image...).
+/// Runs the firmware: verifies the device image (CRC, signature, board, budget), runs its
+/// config from its initial head over the stream and the fine-tune baseline in `arena`,
+/// then prints the memory report. Exit status 0, or 2 with the error's message (an
+/// image signed by another key, an over-budget config...).
 pub fn run(board: &BoardInfo, arena: &'static mut [u8]) -> ! {
     let mut out = Host;
     let arena_bytes = arena.len();
@@ -105,10 +107,12 @@ pub fn run(board: &BoardInfo, arena: &'static mut [u8]) -> ! {
         arena.as_ptr() as usize
     );
     let result = (|| -> Result<(), DeviceError> {
-        let config = DeviceConfig::parse(board.config)?;
-        let backbone = Backbone::parse(BACKBONE)?;
+        let image = signed::verify(board.image, &board.public_key, board.name, arena.len())?;
+        let backbone = image
+            .backbone
+            .ok_or(DeviceError::Mismatch("the device image carries no backbone"))?;
         let stream = Stream::parse(STREAM)?;
-        device::run_with_baseline(&config, &backbone, stream, arena, &mut out)?;
+        device::run_with_baseline(&image.config, &backbone, Some(image.head), stream, arena, &mut out)?;
         Ok(())
     })();
     if let Err(e) = result {
@@ -146,6 +150,7 @@ pub fn run(board: &BoardInfo, arena: &'static mut [u8]) -> ! {
 macro_rules! board_main {
     () => {
         include!(concat!(env!("OUT_DIR"), "/board.rs"));
+        include!(concat!(env!("OUT_DIR"), "/key.rs"));
 
         #[repr(C, align(16))]
         struct ArenaBytes([u8; ARENA_BYTES]);
@@ -164,7 +169,8 @@ macro_rules! board_main {
                     name: BOARD,
                     ram_bytes: RAM_BYTES,
                     flash_bytes: FLASH_BYTES,
-                    config: include_str!(concat!(env!("OUT_DIR"), "/firmware.toml")),
+                    image: include_bytes!(concat!(env!("OUT_DIR"), "/device.img")),
+                    public_key: PUBLIC_KEY,
                 },
                 arena,
             )
