@@ -424,3 +424,15 @@ fn a_file_checkpoint_is_replaced_whole_and_a_damaged_file_is_an_error() {
     assert!(err.to_string().contains("learner.ckpt"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn power_cut_the_sequence_may_wrap_past_u32_max() {
+    let (images, slot) = edge_images(&[u32::MAX, 0]);
+    let mut flash = MockNor::new(2 * slot);
+    save_cut_load(&mut flash, slot, &images[0], None);
+    // 0 comes after u32::MAX: it is the newest, whichever slot it sits in.
+    assert_eq!(
+        save_cut_load(&mut flash, slot, &images[1], None).as_deref(),
+        Some(&images[1][..])
+    );
+}

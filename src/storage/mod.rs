@@ -4,8 +4,8 @@
 //!   [`NorFlash`] traits. A save goes to the slot that does not hold the newest valid
 //!   checkpoint: erase it, write the image, read it back and compare. At boot both slots
 //!   are checked (magic, version, length, CRC-32) and the valid one with the higher
-//!   sequence number wins, so a cut at any point of a save leaves either the old
-//!   checkpoint or the new one.
+//!   sequence number wins (in serial-number order, so the counter may wrap), so a cut
+//!   at any point of a save leaves either the old checkpoint or the new one.
 //! - [`FileStore`] (feature `std`, Linux boards): the image goes to a temporary file,
 //!   which is synced and renamed over the old one (and the folder synced), so the file is
 //!   always one whole image.
@@ -129,7 +129,8 @@ impl<F: NorFlash> Slots<F> {
         let a = self.read_slot(0, buf)?;
         let b = self.read_slot(1, buf)?;
         let newest = match (a, b) {
-            (Some(a), Some(b)) if a.sequence > b.sequence => Some((0, a)),
+            // Serial-number order, so the sequence may wrap past u32::MAX.
+            (Some(a), Some(b)) if (a.sequence.wrapping_sub(b.sequence) as i32) > 0 => Some((0, a)),
             (Some(_), Some(b)) => Some((1, b)),
             (Some(a), None) => Some((0, a)),
             (None, Some(b)) => Some((1, b)),
