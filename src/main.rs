@@ -1157,8 +1157,13 @@ fn keygen(out: &std::path::Path) -> Result<()> {
     writeln!(f, "{}", to_hex(&secret))?;
     let mut pub_path = out.as_os_str().to_owned();
     pub_path.push(".pub");
-    std::fs::write(&pub_path, format!("{}\n", to_hex(&public)))
-        .with_context(|| format!("writing {}", std::path::Path::new(&pub_path).display()))?;
+    let mut p = options.open(&pub_path).with_context(|| {
+        format!(
+            "creating {} (an existing key is never overwritten)",
+            std::path::Path::new(&pub_path).display()
+        )
+    })?;
+    writeln!(p, "{}", to_hex(&public))?;
     println!(
         "secret key {} (keep it), public key {}: {}",
         out.display(),

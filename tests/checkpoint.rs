@@ -365,9 +365,11 @@ fn power_cut_twice_over_ten_thousand_sampled_pairs_loses_nothing() {
     let base = prepared(slot, older, old);
     let total = (slot + new1.len().next_multiple_of(4)) as u32;
     let mut rng = Rng::new(2024);
-    let (mut pairs, mut lost) = (0, 0);
+    let (mut pairs, mut lost, mut completed) = (0, 0, 0);
     for _ in 0..10_000 {
-        let (c1, c2) = (rng.below(total + 1), rng.below(total + 1));
+        // A fifth of the first saves complete (a cut drawn past the save's end), so the
+        // second save also writes into the other slot, the one holding the old image.
+        let (c1, c2) = (rng.below(total + total / 4 + 1), rng.below(total + 1));
         let mut flash = base.clone();
         let first = save_cut_load(&mut flash, slot, new1, Some(u64::from(c1)));
         let Some(first) = first.filter(|f| f == old || f == new1) else {
@@ -375,6 +377,7 @@ fn power_cut_twice_over_ten_thousand_sampled_pairs_loses_nothing() {
             continue;
         };
         let seq = checkpoint::peek(&first).unwrap().sequence;
+        completed += usize::from(seq == 3);
         let second = new2(seq);
         match save_cut_load(&mut flash, slot, second, Some(u64::from(c2))) {
             Some(found) if found == first || found == *second => {}
@@ -382,8 +385,9 @@ fn power_cut_twice_over_ten_thousand_sampled_pairs_loses_nothing() {
         }
         pairs += 1;
     }
-    eprintln!("double power cuts tried {pairs} pairs, states lost {lost}");
+    eprintln!("double power cuts tried {pairs} pairs ({completed} first saves complete), states lost {lost}");
     assert_eq!((pairs, lost), (10_000, 0));
+    assert!(completed > 1000, "{completed}");
 }
 
 #[test]
@@ -435,4 +439,59 @@ fn power_cut_the_sequence_may_wrap_past_u32_max() {
         save_cut_load(&mut flash, slot, &images[1], None).as_deref(),
         Some(&images[1][..])
     );
+}
+
+#[test]
+fn power_cut_a_save_that_would_never_load_is_refused_before_any_erase() {
+    let (images, slot) = edge_images(&[5, 5, 3]);
+    let mut flash = MockNor::new(2 * slot);
+    save_cut_load(&mut flash, slot, &images[0], None);
+    let steps = flash.steps();
+    let mut slots = Slots::new(flash, 0, slot as u32).unwrap();
+    let mut buf = vec![0u8; slot];
+    for stale in [&images[1], &images[2]] {
+        assert!(matches!(
+            slots.save(stale, &mut buf),
+            Err(edgecl::storage::StorageError::Stale { newest: 5, .. })
+        ));
+    }
+    assert_eq!(slots.release().steps(), steps, "nothing erased or written");
+}
+
+#[test]
+fn a_crafted_checkpoint_with_a_valid_crc_is_still_refused() {
+    // The edge learner (64-10, SGD without momentum, Gaussian rank 4, 2 slots): its state
+    // is weights, biases, then the Gaussian's counts, means, spreads, factors, scales and
+    // slot classes.
+    let (images, _) = edge_images(&[1]);
+    let image = &images[0];
+    let config = DeviceConfig::default().learner(64).unwrap();
+    let mut arena = vec![0u8; 1 << 16];
+    let mut l = Learner::new(&config, &mut arena).unwrap();
+    let meta = image.len() - checkpoint::HEADER - l.state_bytes();
+    let slot_classes = checkpoint::HEADER + meta + 4 * (640 + 10) + 4 * 10 + 2 * 640 * 2 + 640 * 4 + 4 * 40;
+    let held = u16::from_le_bytes([image[slot_classes], image[slot_classes + 1]]);
+    assert!(
+        held < 10 || held == u16::MAX,
+        "the offset points at a slot class ({held})"
+    );
+    let mut crafted = image.clone();
+    crafted[slot_classes..slot_classes + 2].copy_from_slice(&999u16.to_le_bytes());
+    let crc = {
+        let covered = [&crafted[..16], &crafted[checkpoint::HEADER..]].concat();
+        edgecl::device::crc32(&covered)
+    };
+    crafted[16..20].copy_from_slice(&crc.to_le_bytes());
+    assert!(checkpoint::peek(&crafted).is_ok(), "the CRC is right");
+    let before = image_of(&mut l);
+    assert!(matches!(
+        l.read_checkpoint(&crafted),
+        Err(Error::Checkpoint(CheckpointError::Malformed(_)))
+    ));
+    assert_eq!(image_of(&mut l), before, "nothing changed");
+    l.read_checkpoint(image).unwrap();
+}
+
+fn image_of(l: &mut Learner<'_>) -> Vec<u8> {
+    image(l, 1, 0)
 }

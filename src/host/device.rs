@@ -9,7 +9,7 @@ use crate::host::idx::Dataset;
 #[cfg(feature = "onnx")]
 use crate::host::onnx::{BackboneModel, Layer};
 use crate::learner::rng::Rng;
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use std::path::{Path, PathBuf};
 
 /// The int8 image of a backbone of dense layers (each optionally followed by ReLU): per
@@ -28,7 +28,7 @@ pub fn backbone_image(model: &BackboneModel) -> Result<Vec<u8>> {
             outputs,
         } = layer
         else {
-            bail!("the device backbone runs dense layers, each optionally followed by ReLU; found {layer:?}");
+            anyhow::bail!("the device backbone runs dense layers, each optionally followed by ReLU; found {layer:?}");
         };
         ensure!(
             *inputs > 0 && *outputs > 0,

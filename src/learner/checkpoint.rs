@@ -93,6 +93,18 @@ impl From<CheckpointError> for Error {
     }
 }
 
+/// What a part of the state holds, where a loaded value could break an invariant the
+/// learner indexes by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// Values used as they are.
+    Plain,
+    /// The Gaussian's slot classes (u16): a class of the head or free.
+    SlotClasses,
+    /// The buffer's row labels (u16): classes of the head.
+    BufferLabels,
+}
+
 /// The scalars of a checkpoint (the body's first part).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Meta {
@@ -192,7 +204,7 @@ impl Learner<'_> {
     /// Bytes of the state the checkpoint saves (after its meta).
     pub fn state_bytes(&mut self) -> usize {
         let mut n = 0;
-        let _ = self.state_parts(&mut |part| {
+        let _ = self.state_parts(&mut |_, part| {
             n += part.len();
             Ok(())
         });
@@ -224,7 +236,7 @@ impl Learner<'_> {
         out[12..16].copy_from_slice(&((len - HEADER) as u32).to_le_bytes());
         out[HEADER..HEADER + meta_len].copy_from_slice(&buf[..meta_len]);
         let mut at = HEADER + meta_len;
-        self.state_parts(&mut |part| {
+        self.state_parts(&mut |_, part| {
             out[at..at + part.len()].copy_from_slice(part);
             at += part.len();
             Ok(())
@@ -235,8 +247,9 @@ impl Learner<'_> {
     }
 
     /// Loads a checkpoint written by a learner of the same config: the state continues
-    /// from it bit for bit. Everything is checked (magic, version, length, CRC, config,
-    /// sizes, generator states) before anything changes; on error the learner is as it
+    /// from it bit for bit. Magic, version, length, CRC, config, sizes, generator states
+    /// and every stored value the learner indexes by (slot and row classes) are checked
+    /// before anything changes; on error the learner is as it
     /// was. Returns the image's sequence number and the task counter it carries.
     pub fn read_checkpoint(&mut self, bytes: &[u8]) -> Result<(CheckpointInfo, u32), Error> {
         let info = peek(bytes)?;
@@ -269,8 +282,31 @@ impl Learner<'_> {
         {
             return Err(CheckpointError::Malformed("more PackNet tasks than the config allows").into());
         }
+        // The parts' values the learner indexes by must be in range before anything is
+        // copied (a CRC is no proof against crafted bytes).
+        let classes = self.config().dims.classes();
         let mut at = 0;
-        self.state_parts(&mut |part| {
+        self.state_parts(&mut |kind, part| {
+            let incoming = &state[at..at + part.len()];
+            at += part.len();
+            let class_ok = |v: u16, free: bool| (v as usize) < classes || (free && v == crate::learner::replay::FREE);
+            let ok = match kind {
+                Part::Plain => true,
+                Part::SlotClasses => incoming
+                    .chunks_exact(2)
+                    .all(|b| class_ok(u16::from_le_bytes([b[0], b[1]]), true)),
+                Part::BufferLabels => incoming
+                    .chunks_exact(2)
+                    .all(|b| class_ok(u16::from_le_bytes([b[0], b[1]]), false)),
+            };
+            if ok {
+                Ok(())
+            } else {
+                Err(CheckpointError::Malformed("a stored class is past the head's classes").into())
+            }
+        })?;
+        let mut at = 0;
+        self.state_parts(&mut |_, part| {
             part.copy_from_slice(&state[at..at + part.len()]);
             at += part.len();
             Ok(())

@@ -283,20 +283,21 @@ pub(crate) struct Consolidation<'a> {
 
 impl Consolidation<'_> {
     /// Visits the persistent parts as bytes (importance, scales, anchors, accumulator).
-    pub(crate) fn state_parts(&mut self, f: &mut dyn FnMut(&mut [u8]) -> Result<(), Error>) -> Result<(), Error> {
+    pub(crate) fn state_parts(&mut self, f: &mut crate::learner::learner::StateVisitor<'_>) -> Result<(), Error> {
+        use crate::learner::checkpoint::Part::Plain;
         use bytemuck::cast_slice_mut as bytes;
         match &mut self.store {
             Store::Compact { q, scales, anchors, .. } => {
-                f(q)?;
-                f(bytes(scales))?;
-                f(bytes(anchors))?;
+                f(Plain, q)?;
+                f(Plain, bytes(scales))?;
+                f(Plain, bytes(anchors))?;
             }
             Store::F32 { importance, anchors } => {
-                f(bytes(importance))?;
-                f(bytes(anchors))?;
+                f(Plain, bytes(importance))?;
+                f(Plain, bytes(anchors))?;
             }
         }
-        f(bytes(&mut *self.acc))
+        f(Plain, bytes(&mut *self.acc))
     }
 
     /// Slots holding a consolidated task.

@@ -168,6 +168,9 @@ fn sample_softmax(z: &[f32], rng: &mut Rng) -> u16 {
     (z.len() - 1) as u16
 }
 
+/// What visits the parts of a learner's persistent state ([`crate::learner::checkpoint`]).
+pub(crate) type StateVisitor<'f> = dyn FnMut(crate::learner::checkpoint::Part, &mut [u8]) -> Result<(), Error> + 'f;
+
 /// A trainable dense network whose whole state lives in a caller-given arena.
 ///
 /// Built once by [`Learner::new`]; after that no call allocates.
@@ -202,23 +205,24 @@ pub struct Learner<'a> {
 impl<'a> Learner<'a> {
     /// Visits every part of the persistent state as bytes, in the checkpoint's order
     /// ([`crate::learner::checkpoint`]); scratch is not visited.
-    pub(crate) fn state_parts(&mut self, f: &mut dyn FnMut(&mut [u8]) -> Result<(), Error>) -> Result<(), Error> {
+    pub(crate) fn state_parts(&mut self, f: &mut StateVisitor<'_>) -> Result<(), Error> {
+        use crate::learner::checkpoint::Part;
         use bytemuck::cast_slice_mut as bytes;
-        f(bytes(&mut *self.weights))?;
-        f(bytes(&mut *self.biases))?;
-        f(bytes(&mut *self.opt_state))?;
+        f(Part::Plain, bytes(&mut *self.weights))?;
+        f(Part::Plain, bytes(&mut *self.biases))?;
+        f(Part::Plain, bytes(&mut *self.opt_state))?;
         if let Some(c) = &mut self.cons {
             c.state_parts(f)?;
         }
         if let Some(p) = &mut self.packnet {
-            f(p.owners.bytes_mut())?;
+            f(Part::Plain, p.owners.bytes_mut())?;
         }
         if let Some(g) = &mut self.generator {
             g.state_parts(f)?;
         }
         if let Some((params, _, known)) = &mut self.teacher {
-            f(bytes(params))?;
-            f(known)?;
+            f(Part::Plain, bytes(params))?;
+            f(Part::Plain, known)?;
         }
         Ok(())
     }

@@ -34,7 +34,7 @@ pub const MAX_RANK: usize = 16;
 const AMNESIA: f32 = 2.0;
 
 /// Marks a free working slot.
-const FREE: u16 = u16::MAX;
+pub(crate) const FREE: u16 = u16::MAX;
 
 /// What the generator keeps.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -134,31 +134,32 @@ pub enum Generator<'a> {
 
 impl Generator<'_> {
     /// Visits the persistent parts as bytes, in a fixed order (for a checkpoint).
-    pub(crate) fn state_parts(&mut self, f: &mut dyn FnMut(&mut [u8]) -> Result<(), Error>) -> Result<(), Error> {
+    pub(crate) fn state_parts(&mut self, f: &mut crate::learner::learner::StateVisitor<'_>) -> Result<(), Error> {
+        use crate::learner::checkpoint::Part::{BufferLabels, Plain, SlotClasses};
         use bytemuck::cast_slice_mut as bytes;
         match self {
             Generator::Gaussian(g) => {
-                f(bytes(&mut *g.counts))?;
-                f(bytes(&mut *g.means))?;
-                f(bytes(&mut *g.spreads))?;
-                f(bytes(&mut *g.factors))?;
-                f(bytes(&mut *g.scales))?;
-                f(bytes(&mut *g.slot_class))?;
-                f(bytes(&mut *g.work))
+                f(Plain, bytes(&mut *g.counts))?;
+                f(Plain, bytes(&mut *g.means))?;
+                f(Plain, bytes(&mut *g.spreads))?;
+                f(Plain, bytes(&mut *g.factors))?;
+                f(Plain, bytes(&mut *g.scales))?;
+                f(SlotClasses, bytes(&mut *g.slot_class))?;
+                f(Plain, bytes(&mut *g.work))
             }
             Generator::Buffer(b) => {
-                f(bytes(&mut *b.counts))?;
-                f(bytes(&mut *b.rows))?;
-                f(bytes(&mut *b.scales))?;
-                f(bytes(&mut *b.labels))
+                f(Plain, bytes(&mut *b.counts))?;
+                f(Plain, bytes(&mut *b.rows))?;
+                f(Plain, bytes(&mut *b.scales))?;
+                f(BufferLabels, bytes(&mut *b.labels))
             }
             Generator::Vae(v) => {
-                f(bytes(&mut *v.counts))?;
-                f(bytes(&mut *v.committed))?;
-                f(bytes(&mut *v.params))?;
-                f(bytes(&mut *v.first))?;
-                f(bytes(&mut *v.second))?;
-                f(bytes(&mut *v.replay))
+                f(Plain, bytes(&mut *v.counts))?;
+                f(Plain, bytes(&mut *v.committed))?;
+                f(Plain, bytes(&mut *v.params))?;
+                f(Plain, bytes(&mut *v.first))?;
+                f(Plain, bytes(&mut *v.second))?;
+                f(Plain, bytes(&mut *v.replay))
             }
         }
     }
@@ -571,7 +572,7 @@ impl Reservoir<'_> {
     /// `capacity / seen`, replacing a uniformly chosen row (algorithm R).
     pub(crate) fn observe(&mut self, x: &[f32], class: usize, rng: &mut Rng) {
         self.counts[class] = self.counts[class].saturating_add(1);
-        self.seen += 1;
+        self.seen = self.seen.saturating_add(1);
         let cap = self.labels.len() as u64;
         let slot = if self.seen <= cap {
             self.seen - 1

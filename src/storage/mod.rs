@@ -46,8 +46,16 @@ pub enum StorageError {
         /// Bytes needed.
         needed: usize,
     },
-    /// What was read back differs from what was written.
+    /// What was read back differs from what was written (or from what was read before).
     Verify,
+    /// The image's sequence number is not newer than the stored newest one, so it would
+    /// never be loaded.
+    Stale {
+        /// The image's sequence number.
+        sequence: u32,
+        /// The newest stored one.
+        newest: u32,
+    },
     /// The image to save is not a valid checkpoint, or the learner refused one.
     Checkpoint(Error),
 }
@@ -60,6 +68,12 @@ impl fmt::Display for StorageError {
             StorageError::TooBig { image, slot } => write!(f, "checkpoint of {image} bytes, slots hold {slot}"),
             StorageError::Buffer { needed } => write!(f, "checkpoint buffer needs {needed} bytes"),
             StorageError::Verify => write!(f, "checkpoint read back differs from what was written"),
+            StorageError::Stale { sequence, newest } => {
+                write!(
+                    f,
+                    "checkpoint sequence {sequence} is not newer than the stored {newest}"
+                )
+            }
             StorageError::Checkpoint(e) => write!(f, "{e}"),
         }
     }
@@ -136,14 +150,18 @@ impl<F: NorFlash> Slots<F> {
             (None, Some(b)) => Some((1, b)),
             (None, None) => None,
         };
-        if let Some((0, _)) = newest {
-            self.read_slot(0, buf)?;
+        if let Some((0, info)) = newest {
+            if self.read_slot(0, buf)? != Some(info) {
+                return Err(StorageError::Verify);
+            }
         }
         Ok(newest)
     }
 
     /// Saves a checkpoint image into the slot that does not hold the newest valid one:
     /// erase, write (the tail padded with 0xFF to the write size), read back and compare.
+    /// An image whose sequence number is not newer than the newest stored one is refused
+    /// (`Stale`) before anything is erased.
     /// `buf` (a slot's size) is scratch. Returns the slot written.
     pub fn save(&mut self, image: &[u8], buf: &mut [u8]) -> Result<usize, StorageError> {
         let info = checkpoint::peek(image).map_err(|e| StorageError::Checkpoint(e.into()))?;
@@ -155,6 +173,12 @@ impl<F: NorFlash> Slots<F> {
             });
         }
         let target = match self.load(buf)? {
+            Some((_, newest)) if (info.sequence.wrapping_sub(newest.sequence) as i32) <= 0 => {
+                return Err(StorageError::Stale {
+                    sequence: info.sequence,
+                    newest: newest.sequence,
+                })
+            }
             Some((i, _)) => 1 - i,
             None => 0,
         };
