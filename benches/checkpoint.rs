@@ -10,33 +10,19 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use edgecl::device::DeviceConfig;
-use edgecl::learner::learner::ClassRange;
-use edgecl::learner::rng::Rng;
 use edgecl::storage::{MockNor, Slots};
-use edgecl::{Active, Learner};
+use edgecl::Learner;
 use embedded_storage::nor_flash::NorFlash;
+
+#[path = "../tests/common/edge.rs"]
+mod edge;
 
 fn benches(c: &mut Criterion) {
     let config = DeviceConfig::default().learner(64).unwrap();
     let mut arena = vec![0u8; 1 << 16];
     let mut l = Learner::new(&config, &mut arena).unwrap();
     for t in 0..2u16 {
-        let mut r = Rng::new(u64::from(t));
-        let x: Vec<f32> = (0..32 * 64).map(|_| r.normal()).collect();
-        let y: Vec<u16> = (0..32).map(|i| 2 * t + i % 2).collect();
-        for (row, &label) in x.chunks_exact(64).zip(&y) {
-            l.observe(row, label).unwrap();
-        }
-        l.train_step(
-            &x,
-            &y,
-            Active::Classes(ClassRange {
-                start: 0,
-                end: 2 * t + 2,
-            }),
-        )
-        .unwrap();
-        l.commit_generator().unwrap();
+        edge::edge_task(&mut l, t);
     }
     let mut image = vec![0u8; l.checkpoint_capacity()];
     let len = l.write_checkpoint(1, 2, &mut image).unwrap();

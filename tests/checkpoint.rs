@@ -13,6 +13,9 @@ use edgecl::{
 };
 use embedded_storage::nor_flash::NorFlash;
 
+#[path = "common/edge.rs"]
+mod edge;
+
 /// Steps per task of the synthetic stream; task `t` teaches classes `2t` and `2t + 1`.
 const TASK: usize = 20;
 
@@ -250,18 +253,7 @@ fn edge_images(sequences: &[u32]) -> (Vec<Vec<u8>>, usize) {
     let mut l = Learner::new(&config, &mut arena).unwrap();
     let mut images = Vec::new();
     for (k, &s) in sequences.iter().enumerate() {
-        let mut r = Rng::new(k as u64);
-        let x: Vec<f32> = (0..32 * 64).map(|_| r.normal()).collect();
-        let y: Vec<u16> = (0..32).map(|i| (2 * k + i % 2) as u16).collect();
-        for (row, &label) in x.chunks_exact(64).zip(&y) {
-            l.observe(row, label).unwrap();
-        }
-        let active = Active::Classes(ClassRange {
-            start: 0,
-            end: 2 * k as u16 + 2,
-        });
-        l.train_step(&x, &y, active).unwrap();
-        l.commit_generator().unwrap();
+        edge::edge_task(&mut l, k as u16);
         images.push(image(&mut l, s, k as u32));
     }
     let slot = images

@@ -8,10 +8,11 @@ use edgecl::host::board::Board;
 use edgecl::host::device::{backbone_image, device_image, public_key, stream_image, StreamSpec};
 use edgecl::host::idx::{load_split, parse_idx, Split};
 use edgecl::host::onnx::BackboneModel;
-use edgecl::learner::learner::ClassRange;
-use edgecl::learner::rng::Rng;
-use edgecl::{Active, Learner};
+use edgecl::Learner;
 use std::path::{Path, PathBuf};
+
+#[path = "common/edge.rs"]
+mod edge;
 
 fn corpus(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target)
@@ -24,22 +25,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let mut arena = vec![0u8; 1 << 16];
     let mut l = Learner::new(&config, &mut arena).unwrap();
     for t in 0..2u16 {
-        let mut r = Rng::new(u64::from(t));
-        let x: Vec<f32> = (0..32 * 64).map(|_| r.normal()).collect();
-        let y: Vec<u16> = (0..32).map(|i| 2 * t + i % 2).collect();
-        for (row, &label) in x.chunks_exact(64).zip(&y) {
-            l.observe(row, label).unwrap();
-        }
-        l.train_step(
-            &x,
-            &y,
-            Active::Classes(ClassRange {
-                start: 0,
-                end: 2 * t + 2,
-            }),
-        )
-        .unwrap();
-        l.commit_generator().unwrap();
+        edge::edge_task(&mut l, t);
     }
     let mut ckpt = vec![0u8; l.checkpoint_capacity()];
     let n = l.write_checkpoint(1, 2, &mut ckpt).unwrap();
