@@ -5,7 +5,7 @@ use super::DeviceError;
 
 /// CRC-32 (ISO-HDLC, the zlib/Ethernet one) of `bytes`.
 pub fn crc32(bytes: &[u8]) -> u32 {
-    crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(bytes)
+    crate::learner::checkpoint::crc32(&[bytes])
 }
 
 /// A bounds-checked view of an image.

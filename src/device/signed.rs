@@ -18,6 +18,7 @@
 
 use super::image::Reader;
 use super::{plan, Backbone, DeviceConfig, DeviceError};
+use crate::learner::checkpoint::crc32;
 
 /// The image's magic bytes.
 pub const MAGIC: &[u8; 4] = b"ECDI";
@@ -77,13 +78,8 @@ pub fn header(board: &str, config: &[u8], head: &[u8], backbone: &[u8]) -> Resul
         let n = u32::try_from(part.len()).map_err(|_| DeviceError::Mismatch("a payload of 4 GiB or more"))?;
         h[32 + 4 * i..36 + 4 * i].copy_from_slice(&n.to_le_bytes());
     }
-    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
-    let mut d = crc.digest();
-    d.update(&h[..44]);
-    for part in [config, head, backbone] {
-        d.update(part);
-    }
-    h[44..48].copy_from_slice(&d.finalize().to_le_bytes());
+    let crc = crc32(&[&h[..44], config, head, backbone]);
+    h[44..48].copy_from_slice(&crc.to_le_bytes());
     Ok(h)
 }
 
@@ -136,11 +132,7 @@ pub fn verify<'a>(
         });
     }
     let signed = &bytes[..needed - SIGNATURE];
-    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
-    let mut d = crc.digest();
-    d.update(&bytes[..44]);
-    d.update(&signed[HEADER..]);
-    let (computed, stored) = (d.finalize(), r.u32(44)?);
+    let (computed, stored) = (crc32(&[&bytes[..44], &signed[HEADER..]]), r.u32(44)?);
     if computed != stored {
         return Err(DeviceError::BadCrc {
             what: WHAT,

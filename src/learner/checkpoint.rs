@@ -167,17 +167,20 @@ pub fn peek(bytes: &[u8]) -> Result<CheckpointInfo, CheckpointError> {
             got: bytes.len(),
         });
     }
-    if crc(&bytes[..16], &bytes[HEADER..len]) != word(16) {
+    if crc32(&[&bytes[..16], &bytes[HEADER..len]]) != word(16) {
         return Err(CheckpointError::BadCrc);
     }
     Ok(CheckpointInfo { sequence: word(8), len })
 }
 
-fn crc(header: &[u8], body: &[u8]) -> u32 {
+/// CRC-32 (ISO-HDLC, the zlib/Ethernet one) of `parts` one after the other: what every
+/// image of the crate (checkpoints, device images, backbone and stream) carries.
+pub fn crc32(parts: &[&[u8]]) -> u32 {
     let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
     let mut d = crc.digest();
-    d.update(header);
-    d.update(body);
+    for part in parts {
+        d.update(part);
+    }
     d.finalize()
 }
 
@@ -241,7 +244,7 @@ impl Learner<'_> {
             at += part.len();
             Ok(())
         })?;
-        let c = crc(&out[..16], &out[HEADER..len]);
+        let c = crc32(&[&out[..16], &out[HEADER..len]]);
         out[16..20].copy_from_slice(&c.to_le_bytes());
         Ok(len)
     }
