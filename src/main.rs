@@ -43,6 +43,10 @@ enum Command {
     /// of dense layers) and the labelled sample stream (from MNIST).
     #[cfg(feature = "onnx")]
     DeviceData(DeviceDataArgs),
+    /// Run a scenario over budgets x strategies x seeds, each cell planned to the largest
+    /// head that fits its budget; reports land in OUT/cells/ (a killed sweep resumes
+    /// where it stopped), the summary in OUT/sweep.json.
+    Sweep(SweepArgs),
     /// Make an Ed25519 key pair for signing device images: KEY (the secret seed, hex,
     /// readable by its owner only) and KEY.pub (the public key the firmware compiles in).
     Keygen {
@@ -446,6 +450,43 @@ struct ExportArgs {
     /// Image file to write.
     #[arg(long)]
     out: PathBuf,
+}
+
+#[derive(Args)]
+struct SweepArgs {
+    #[command(flatten)]
+    shape: Shape,
+    /// Arena budgets (each replaces the board's learner budget).
+    #[arg(long, value_delimiter = ',', value_parser = parse_bytes, default_value = "8k,16k,32k,64k,128k")]
+    budgets: Vec<usize>,
+    /// Strategies, as --strategy takes them.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "naive,joint,online-ewc,si,packnet,replay"
+    )]
+    strategies: Vec<String>,
+    /// Seeds 1..=N per strategy and budget.
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+    /// Folder for the cells' reports and the summary.
+    #[arg(long)]
+    out: PathBuf,
+    /// Folder of IDX files; default: the shipped MNIST.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Updates per task (default: the protocol's).
+    #[arg(long)]
+    iters: Option<usize>,
+    /// Cells run at once (default: the machine's cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Stop after running this many cells (what a kill does; for tests).
+    #[arg(long, hide = true)]
+    max_cells: Option<usize>,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(Args)]
@@ -1143,6 +1184,111 @@ fn device_data(args: DeviceDataArgs) -> Result<()> {
     Ok(())
 }
 
+fn sweep(args: SweepArgs) -> Result<()> {
+    use edgecl::host::sweep::{collect, run_cells, summary, Cell};
+    let dir = args.data.clone().unwrap_or_else(default_data);
+    let train = load_split(&dir, Split::Train, None)?;
+    let test = load_split(&dir, Split::Test, Some(train.classes))?;
+    let source = args.shape.source()?;
+    let (default_iters, ..) = args.shape.training();
+    let length = Length::Iters(args.iters.unwrap_or(default_iters));
+    let cells = Cell::grid(&args.strategies, &args.budgets, args.seeds);
+    for s in &args.strategies {
+        Strategy::parse(s)?;
+    }
+    // One scenario per seed (its features computed once), shared by the cells.
+    let mut scenarios = Vec::new();
+    for seed in 1..=args.seeds {
+        let mut shape = args.shape.clone();
+        shape.seed = seed;
+        #[allow(unused_mut)]
+        let mut spec = shape.spec(None, None);
+        let scenario = match &source {
+            Source::Protocol => Scenario::build(spec, train.clone(), test.clone())?,
+            #[cfg(feature = "onnx")]
+            Source::Backbone(b) => {
+                spec.features = edgecl::host::scenario::Features::Pixels;
+                Scenario::build(spec, train.clone(), test.clone())?.with_backbone(b)?
+            }
+        };
+        scenarios.push(scenario);
+    }
+    let backbone = match &source {
+        Source::Protocol => None,
+        #[cfg(feature = "onnx")]
+        Source::Backbone(b) => Some(b.name().to_string()),
+    };
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let progress = !args.quiet && std::io::stderr().is_terminal();
+    let data = dir.display().to_string();
+    let done = run_cells(&args.out, &cells, jobs, args.max_cells, progress, |cell| {
+        let mut shape = args.shape.clone();
+        shape.strategy = cell.strategy.clone();
+        shape.budget = Some(cell.budget);
+        shape.seed = cell.seed;
+        let mut opts = shape.options(length, false, data.clone())?;
+        opts.backbone = backbone.clone();
+        let report = simulate::run(&opts, &scenarios[(cell.seed - 1) as usize])?;
+        Ok(serde_json::to_value(&report)?)
+    })?;
+    let results = collect(&args.out, &cells)?;
+    let table = summary(&results);
+    let command: Vec<String> = std::env::args().collect();
+    let json = serde_json::json!({
+        "command": command.join(" "),
+        "edgecl": env!("CARGO_PKG_VERSION"),
+        "data": data,
+        "backbone": backbone,
+        "budgets": args.budgets,
+        "strategies": args.strategies,
+        "seeds": args.seeds,
+        "summary": table.iter().map(|(s, b, stats, missing)| serde_json::json!({
+            "strategy": s,
+            "budget": b,
+            "avg_accuracy_mean": stats.map(|(m, _)| m),
+            "avg_accuracy_se": stats.map(|(_, e)| e),
+            "cells_without_result": missing,
+        })).collect::<Vec<_>>(),
+        "cells": results.iter().map(|(c, v)| serde_json::json!({
+            "strategy": c.strategy,
+            "budget": c.budget,
+            "seed": c.seed,
+            "report": v,
+        })).collect::<Vec<_>>(),
+    });
+    let path = args.out.join("sweep.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!(
+        "{} cells: {} run now, {} finished before",
+        cells.len(),
+        done.ran,
+        done.skipped
+    );
+    print!("{:<16}", "strategy");
+    for b in &args.budgets {
+        print!("{:>16}", format!("{b} B"));
+    }
+    println!();
+    for s in &args.strategies {
+        print!("{s:<16}");
+        for b in &args.budgets {
+            let cell = table.iter().find(|(ts, tb, ..)| ts == s && tb == b);
+            let text = match cell {
+                Some((_, _, Some((m, e)), 0)) => format!("{m:.2} ± {e:.2}"),
+                Some((_, _, Some((m, e)), k)) => format!("{m:.2} ± {e:.2} ({k}✗)"),
+                _ => "does not fit".to_string(),
+            };
+            print!("{text:>16}");
+        }
+        println!();
+    }
+    println!("{}", path.display());
+    Ok(())
+}
+
 fn keygen(out: &std::path::Path) -> Result<()> {
     use edgecl::host::device::{keygen, to_hex};
     use std::io::Write;
@@ -1220,6 +1366,7 @@ fn main() {
         Command::Train(a) => train(a).map(|()| true),
         #[cfg(feature = "onnx")]
         Command::DeviceData(a) => device_data(a).map(|()| true),
+        Command::Sweep(a) => sweep(a).map(|()| true),
         Command::Keygen { out } => keygen(&out).map(|()| true),
         #[cfg(feature = "onnx")]
         Command::Export(a) => export(a).map(|()| true),

@@ -16,5 +16,6 @@ pub mod onnx;
 pub mod report;
 pub mod scenario;
 pub mod simulate;
+pub mod sweep;
 #[cfg(feature = "train")]
 pub mod train;
