@@ -1244,12 +1244,12 @@ fn sweep(args: SweepArgs) -> Result<()> {
         "budgets": args.budgets,
         "strategies": args.strategies,
         "seeds": args.seeds,
-        "summary": table.iter().map(|(s, b, stats, missing)| serde_json::json!({
-            "strategy": s,
-            "budget": b,
-            "avg_accuracy_mean": stats.map(|(m, _)| m),
-            "avg_accuracy_se": stats.map(|(_, e)| e),
-            "cells_without_result": missing,
+        "summary": table.iter().map(|r| serde_json::json!({
+            "strategy": r.strategy,
+            "budget": r.budget,
+            "avg_accuracy_mean": r.accuracy.map(|(m, _)| m),
+            "avg_accuracy_se": r.accuracy.map(|(_, e)| e),
+            "cells_without_result": r.missing,
         })).collect::<Vec<_>>(),
         "cells": results.iter().map(|(c, v)| serde_json::json!({
             "strategy": c.strategy,
@@ -1275,10 +1275,10 @@ fn sweep(args: SweepArgs) -> Result<()> {
     for s in &args.strategies {
         print!("{s:<16}");
         for b in &args.budgets {
-            let cell = table.iter().find(|(ts, tb, ..)| ts == s && tb == b);
-            let text = match cell {
-                Some((_, _, Some((m, e)), 0)) => format!("{m:.2} ± {e:.2}"),
-                Some((_, _, Some((m, e)), k)) => format!("{m:.2} ± {e:.2} ({k}✗)"),
+            let row = table.iter().find(|r| &r.strategy == s && r.budget == *b);
+            let text = match row.map(|r| (r.accuracy, r.missing)) {
+                Some((Some((m, e)), 0)) => format!("{m:.2} ± {e:.2}"),
+                Some((Some((m, e)), k)) => format!("{m:.2} ± {e:.2} ({k} missing)"),
                 _ => "does not fit".to_string(),
             };
             print!("{text:>16}");

@@ -148,9 +148,22 @@ pub fn collect(out: &Path, cells: &[Cell]) -> Result<Vec<(Cell, Option<Value>)>>
         .collect()
 }
 
+/// One strategy at one budget over its seeds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryRow {
+    /// Strategy.
+    pub strategy: String,
+    /// Arena bytes.
+    pub budget: usize,
+    /// Mean and standard error of the average accuracy over the cells that ran.
+    pub accuracy: Option<(f64, f64)>,
+    /// Cells without a result (did not fit, failed, or not run yet).
+    pub missing: usize,
+}
+
 /// Mean and standard error of the average accuracy of each strategy at each budget, from
 /// the cells that ran (cells that did not fit or failed are left out and counted).
-pub fn summary(results: &[(Cell, Option<Value>)]) -> Vec<(String, usize, Option<(f64, f64)>, usize)> {
+pub fn summary(results: &[(Cell, Option<Value>)]) -> Vec<SummaryRow> {
     let mut keys: Vec<(String, usize)> = Vec::new();
     for (c, _) in results {
         if !keys.contains(&(c.strategy.clone(), c.budget)) {
@@ -175,7 +188,12 @@ pub fn summary(results: &[(Cell, Option<Value>)]) -> Vec<(String, usize, Option<
                 };
                 (mean, (var / n).sqrt())
             });
-            (s, b, stats, missing)
+            SummaryRow {
+                strategy: s,
+                budget: b,
+                accuracy: stats,
+                missing,
+            }
         })
         .collect()
 }
