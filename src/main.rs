@@ -44,8 +44,9 @@ enum Command {
     #[cfg(feature = "onnx")]
     DeviceData(DeviceDataArgs),
     /// Run a scenario over budgets x strategies x seeds, each cell planned to the largest
-    /// head that fits its budget; reports land in OUT/cells/ (a killed sweep resumes
-    /// where it stopped), the summary in OUT/sweep.json.
+    /// learner that fits its budget (replay: the highest generator rank that fits, then
+    /// the widest head); reports land in OUT/cells/ (a killed sweep resumes where it
+    /// stopped), the summary in OUT/sweep.json.
     Sweep(SweepArgs),
     /// Make an Ed25519 key pair for signing device images: KEY (the secret seed, hex,
     /// readable by its owner only) and KEY.pub (the public key the firmware compiles in).
@@ -1230,7 +1231,26 @@ fn sweep(args: SweepArgs) -> Result<()> {
         shape.seed = cell.seed;
         let mut opts = shape.options(length, false, data.clone())?;
         opts.backbone = backbone.clone();
-        let report = simulate::run(&opts, &scenarios[(cell.seed - 1) as usize])?;
+        let scenario = &scenarios[(cell.seed - 1) as usize];
+        if opts.strategy.replays() {
+            // The fitting rule for generators: the highest Gaussian rank (from --generator-rank
+            // down to 0, the diagonal) whose learner fits the budget; the head then takes
+            // the widest hidden layer that fits beside it (as for every strategy).
+            let (inputs, outputs, tasks) = (scenario.input_width(), scenario.outputs(), scenario.tasks.len());
+            let fits = |o: &simulate::Options| {
+                simulate::learner_config(o, inputs, outputs, tasks)
+                    .and_then(|c| Ok(edgecl::Plan::new(&c)?.total() <= o.budget))
+                    .unwrap_or(false)
+            };
+            if let Some(rank) = (0..=opts.replay.rank).rev().find(|&r| {
+                let mut o = opts.clone();
+                o.replay.rank = r;
+                fits(&o)
+            }) {
+                opts.replay.rank = rank;
+            }
+        }
+        let report = simulate::run(&opts, scenario)?;
         Ok(serde_json::to_value(&report)?)
     })?;
     let results = collect(&args.out, &cells)?;
