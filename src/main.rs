@@ -457,14 +457,16 @@ struct ExportArgs {
 struct SweepArgs {
     #[command(flatten)]
     shape: Shape,
-    /// Arena budgets (each replaces the board's learner budget).
-    #[arg(long, value_delimiter = ',', value_parser = parse_bytes, default_value = "8k,16k,32k,64k,128k")]
-    budgets: Vec<usize>,
-    /// Strategies, as --strategy takes them.
+    /// Arena budgets, each replacing the board's learner budget [8k,16k,32k,64k,128k; with
+    /// --board, those below its learner budget and the budget itself].
+    #[arg(long, value_delimiter = ',', value_parser = parse_bytes)]
+    budgets: Option<Vec<usize>>,
+    /// Strategies, as --strategy takes them; a replaying one may name its generator after
+    /// a colon (replay:buffer is the reservoir buffer, replay:vae the VAE).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "naive,joint,online-ewc,si,packnet,replay"
+        default_value = "naive,joint,online-ewc,si,packnet,replay,replay:buffer,si+replay"
     )]
     strategies: Vec<String>,
     /// Seeds 1..=N per strategy and budget.
@@ -1185,18 +1187,99 @@ fn device_data(args: DeviceDataArgs) -> Result<()> {
     Ok(())
 }
 
-fn sweep(args: SweepArgs) -> Result<()> {
-    use edgecl::host::sweep::{collect, run_cells, summary, Cell};
+/// Budgets a sweep takes when none are given (bytes).
+const SWEEP_BUDGETS: [usize; 5] = [8 << 10, 16 << 10, 32 << 10, 64 << 10, 128 << 10];
+
+/// The ONNX bytes of the backbone `shape` names (`None`: pooled pixels).
+#[cfg(feature = "onnx")]
+fn onnx_bytes(shape: &Shape) -> Result<Option<(Vec<u8>, String)>> {
+    use edgecl::host::onnx;
+    let read = |p: &Path| -> Result<Option<(Vec<u8>, String)>> {
+        let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+        Ok(Some((bytes, p.display().to_string())))
+    };
+    if let Some(p) = &shape.backbone {
+        return read(p);
+    }
+    let model = shape.model.as_deref().unwrap_or(onnx::DEFAULT_MODEL);
+    if model == "none" || shape.protocol() != Protocol::Edge {
+        return Ok(None);
+    }
+    let dir = Path::new(model);
+    if dir.is_dir() {
+        return read(&dir.join("backbone.onnx"));
+    }
+    Ok(onnx::shipped(model).map(|b| (b.to_vec(), model.to_string())))
+}
+
+/// The device backbone image of a sweep's backbone for an MCU board: its bytes, or why
+/// the board cannot run it.
+fn device_backbone(shape: &Shape) -> Result<std::result::Result<usize, String>> {
+    #[cfg(feature = "onnx")]
+    {
+        let Some((bytes, name)) = onnx_bytes(shape)? else {
+            return Ok(Err("pooled pixels have no device backbone".into()));
+        };
+        let dense = edgecl::host::onnx::BackboneModel::from_onnx(&bytes, &name)
+            .and_then(|m| edgecl::host::device::backbone_image(&m));
+        Ok(dense.map(|image| image.len()).map_err(|e| {
+            format!("{name} is not a device backbone ({e:#}); MCU firmware runs dense backbones such as models/fashion-mlp")
+        }))
+    }
+    #[cfg(not(feature = "onnx"))]
+    {
+        let _ = shape;
+        Ok(Err("built without ONNX".into()))
+    }
+}
+
+fn sweep(mut args: SweepArgs) -> Result<()> {
+    use edgecl::host::sweep::{collect, fit_generator, flash_need, parse_label, run_cells, summary, Cell, SummaryRow};
+    let board = args.shape.board()?;
+    // With a board: its budget is the top of the sweep, and an MCU board's features come
+    // from the dense backbone its firmware runs from flash unless a model is named.
+    let budgets = match (&args.shape.board, args.budgets.take()) {
+        (_, Some(b)) => b,
+        (None, None) => SWEEP_BUDGETS.to_vec(),
+        (Some(_), None) => {
+            let mut b: Vec<usize> = SWEEP_BUDGETS.iter().copied().filter(|&b| b < board.budget()).collect();
+            b.push(board.budget());
+            b
+        }
+    };
+    if let Some(b) = budgets.iter().find(|&&b| args.shape.board.is_some() && b > board.budget()) {
+        bail!(
+            "--budgets {b}: more than {}'s learner budget of {} bytes",
+            board.name,
+            board.budget()
+        );
+    }
+    #[cfg(feature = "onnx")]
+    if args.shape.board.is_some() && board.kind == "mcu" && args.shape.model.is_none() && args.shape.backbone.is_none() {
+        let mlp = Path::new("models/fashion-mlp");
+        let mlp = if mlp.is_dir() {
+            mlp.to_path_buf()
+        } else {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(mlp)
+        };
+        args.shape.model = Some(mlp.display().to_string());
+    }
+    let labels = args.strategies.clone();
+    for s in &labels {
+        parse_label(s)?;
+    }
+    let device_backbone = match (args.shape.board.is_some(), board.kind.as_str()) {
+        (false, _) => None,
+        (true, "mcu") => Some(device_backbone(&args.shape)?),
+        (true, _) => Some(Ok(0)),
+    };
     let dir = args.data.clone().unwrap_or_else(default_data);
     let train = load_split(&dir, Split::Train, None)?;
     let test = load_split(&dir, Split::Test, Some(train.classes))?;
     let source = args.shape.source()?;
     let (default_iters, ..) = args.shape.training();
     let length = Length::Iters(args.iters.unwrap_or(default_iters));
-    let cells = Cell::grid(&args.strategies, &args.budgets, args.seeds);
-    for s in &args.strategies {
-        Strategy::parse(s)?;
-    }
+    let cells = Cell::grid(&labels, &budgets, args.seeds);
     // One scenario per seed (its features computed once), shared by the cells.
     let mut scenarios = Vec::new();
     for seed in 1..=args.seeds {
@@ -1224,35 +1307,39 @@ fn sweep(args: SweepArgs) -> Result<()> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let progress = !args.quiet && std::io::stderr().is_terminal();
     let data = dir.display().to_string();
+    let started = std::time::Instant::now();
     let done = run_cells(&args.out, &cells, jobs, args.max_cells, progress, |cell| {
+        let (strategy, generator) = parse_label(&cell.strategy)?;
         let mut shape = args.shape.clone();
-        shape.strategy = cell.strategy.clone();
+        shape.strategy = cell.strategy.split(':').next().unwrap_or_default().to_string();
         shape.budget = Some(cell.budget);
         shape.seed = cell.seed;
         let mut opts = shape.options(length, false, data.clone())?;
+        opts.strategy = strategy;
+        if let Some(g) = generator {
+            opts.replay.generator = g;
+        }
         opts.backbone = backbone.clone();
         let scenario = &scenarios[(cell.seed - 1) as usize];
-        if opts.strategy.replays() {
-            // The fitting rule for generators: the highest Gaussian rank (from --generator-rank
-            // down to 0, the diagonal) whose learner fits the budget; the head then takes
-            // the widest hidden layer that fits beside it (as for every strategy).
-            let (inputs, outputs, tasks) = (scenario.input_width(), scenario.outputs(), scenario.tasks.len());
-            let fits = |o: &simulate::Options| {
-                simulate::learner_config(o, inputs, outputs, tasks)
-                    .and_then(|c| Ok(edgecl::Plan::new(&c)?.total() <= o.budget))
-                    .unwrap_or(false)
-            };
-            if let Some(rank) = (0..=opts.replay.rank).rev().find(|&r| {
-                let mut o = opts.clone();
-                o.replay.rank = r;
-                fits(&o)
-            }) {
-                opts.replay.rank = rank;
-            }
+        let (inputs, outputs, tasks) = (scenario.input_width(), scenario.outputs(), scenario.tasks.len());
+        fit_generator(&mut opts, inputs, outputs, tasks);
+        if let Err(e) = simulate::setup(&opts, inputs, outputs, tasks, scenario.spec.setting) {
+            return Ok(serde_json::json!({ "fits": false, "error": format!("{e:#}") }));
         }
         let report = simulate::run(&opts, scenario)?;
-        Ok(serde_json::to_value(&report)?)
+        let flash = device_backbone.as_ref().map(|b| match b {
+            Ok(bytes) => serde_json::to_value(flash_need(
+                &board,
+                report.learner.parameters,
+                report.arena_bytes,
+                *bytes,
+            ))
+            .unwrap_or_default(),
+            Err(why) => serde_json::json!({ "fits": false, "error": why }),
+        });
+        Ok(serde_json::json!({ "fits": true, "flash": flash, "report": report }))
     })?;
+    let seconds = started.elapsed().as_secs_f64();
     let results = collect(&args.out, &cells)?;
     let table = summary(&results);
     let command: Vec<String> = std::env::args().collect();
@@ -1261,21 +1348,27 @@ fn sweep(args: SweepArgs) -> Result<()> {
         "edgecl": env!("CARGO_PKG_VERSION"),
         "data": data,
         "backbone": backbone,
-        "budgets": args.budgets,
-        "strategies": args.strategies,
+        "board": board.name,
+        "board_kind": board.kind,
+        "budgets": budgets,
+        "strategies": labels,
         "seeds": args.seeds,
+        "seconds": seconds,
         "summary": table.iter().map(|r| serde_json::json!({
             "strategy": r.strategy,
             "budget": r.budget,
             "avg_accuracy_mean": r.accuracy.map(|(m, _)| m),
             "avg_accuracy_se": r.accuracy.map(|(_, e)| e),
+            "avg_accuracy_min": r.range.map(|(lo, _)| lo),
+            "avg_accuracy_max": r.range.map(|(_, hi)| hi),
+            "cells_over_budget": r.unfit,
             "cells_without_result": r.missing,
         })).collect::<Vec<_>>(),
         "cells": results.iter().map(|(c, v)| serde_json::json!({
             "strategy": c.strategy,
             "budget": c.budget,
             "seed": c.seed,
-            "report": v,
+            "result": v,
         })).collect::<Vec<_>>(),
     });
     let path = args.out.join("sweep.json");
@@ -1288,18 +1381,27 @@ fn sweep(args: SweepArgs) -> Result<()> {
         done.skipped
     );
     print!("{:<16}", "strategy");
-    for b in &args.budgets {
+    for b in &budgets {
         print!("{:>16}", format!("{b} B"));
     }
     println!();
-    for s in &args.strategies {
+    for s in &labels {
         print!("{s:<16}");
-        for b in &args.budgets {
+        for b in &budgets {
             let row = table.iter().find(|r| &r.strategy == s && r.budget == *b);
-            let text = match row.map(|r| (r.accuracy, r.missing)) {
-                Some((Some((m, e)), 0)) => format!("{m:.2} ± {e:.2}"),
-                Some((Some((m, e)), k)) => format!("{m:.2} ± {e:.2} ({k} missing)"),
-                _ => "does not fit".to_string(),
+            let text = match row {
+                Some(SummaryRow {
+                    accuracy: Some((m, e)),
+                    missing: 0,
+                    ..
+                }) => format!("{m:.2} ± {e:.2}"),
+                Some(SummaryRow {
+                    accuracy: Some((m, e)),
+                    missing,
+                    ..
+                }) => format!("{m:.2} ± {e:.2} ({missing} missing)"),
+                Some(r) if r.unfit > 0 && r.missing == 0 => "does not fit".to_string(),
+                _ => "no result".to_string(),
             };
             print!("{text:>16}");
         }

@@ -34,6 +34,11 @@ pub struct Board {
     pub flash_bytes: u64,
     /// The learner's arena: the budget, bytes.
     pub learner_budget_bytes: u64,
+    /// Flash the board's firmware takes without the test stream and the device image
+    /// (code, tables, strings), measured by `boards/size-report`; only boards with firmware
+    /// in `boards/` have it.
+    #[serde(default)]
+    pub firmware_base_bytes: Option<u64>,
     /// Where the figures come from.
     pub source: String,
 }

@@ -2,8 +2,13 @@
 //! is written to `DIR/cells/` when it finishes, so a sweep killed half-way and started
 //! again runs only the cells still missing. Cells run in parallel on worker threads.
 
-use anyhow::{Context, Result};
+use crate::device::signed;
+use crate::host::board::Board;
+use crate::host::simulate::{self, GeneratorChoice, Options, Protocol, Strategy};
+use crate::learner::Plan;
+use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -148,21 +153,35 @@ pub fn collect(out: &Path, cells: &[Cell]) -> Result<Vec<(Cell, Option<Value>)>>
         .collect()
 }
 
+/// The average accuracy of a cell's run, when it ran.
+pub fn accuracy(result: &Value) -> Option<f64> {
+    result.get("report")?.get("avg_accuracy")?.as_f64()
+}
+
+/// Whether a cell's learner did not fit its budget.
+pub fn did_not_fit(result: &Value) -> bool {
+    result.get("fits").and_then(Value::as_bool) == Some(false)
+}
+
 /// One strategy at one budget over its seeds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SummaryRow {
-    /// Strategy.
+    /// Strategy label.
     pub strategy: String,
     /// Arena bytes.
     pub budget: usize,
     /// Mean and standard error of the average accuracy over the cells that ran.
     pub accuracy: Option<(f64, f64)>,
-    /// Cells without a result (did not fit, failed, or not run yet).
+    /// Smallest and largest average accuracy over the seeds that ran.
+    pub range: Option<(f64, f64)>,
+    /// Cells whose learner does not fit the budget.
+    pub unfit: usize,
+    /// Cells without a result otherwise (failed, or not run yet).
     pub missing: usize,
 }
 
-/// Mean and standard error of the average accuracy of each strategy at each budget, from
-/// the cells that ran (cells that did not fit or failed are left out and counted).
+/// Mean, standard error and range of the average accuracy of each strategy at each
+/// budget, over the cells that ran (the others are left out and counted).
 pub fn summary(results: &[(Cell, Option<Value>)]) -> Vec<SummaryRow> {
     let mut keys: Vec<(String, usize)> = Vec::new();
     for (c, _) in results {
@@ -172,12 +191,13 @@ pub fn summary(results: &[(Cell, Option<Value>)]) -> Vec<SummaryRow> {
     }
     keys.into_iter()
         .map(|(s, b)| {
-            let values: Vec<f64> = results
+            let cells: Vec<Option<&Value>> = results
                 .iter()
                 .filter(|(c, _)| c.strategy == s && c.budget == b)
-                .filter_map(|(_, v)| v.as_ref()?.get("avg_accuracy")?.as_f64())
+                .map(|(_, v)| v.as_ref())
                 .collect();
-            let missing = results.iter().filter(|(c, _)| c.strategy == s && c.budget == b).count() - values.len();
+            let values: Vec<f64> = cells.iter().filter_map(|v| accuracy((*v)?)).collect();
+            let unfit = cells.iter().filter(|v| v.is_some_and(did_not_fit)).count();
             let stats = (!values.is_empty()).then(|| {
                 let n = values.len() as f64;
                 let mean = values.iter().sum::<f64>() / n;
@@ -188,12 +208,149 @@ pub fn summary(results: &[(Cell, Option<Value>)]) -> Vec<SummaryRow> {
                 };
                 (mean, (var / n).sqrt())
             });
+            let range = (!values.is_empty()).then(|| {
+                let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                (lo, hi)
+            });
             SummaryRow {
                 strategy: s,
                 budget: b,
                 accuracy: stats,
-                missing,
+                range,
+                unfit,
+                missing: cells.len() - values.len() - unfit,
             }
         })
         .collect()
+}
+
+/// A sweep's strategy label: a `--strategy` value, and for one that replays an optional
+/// generator after a colon (`replay:buffer`, `si+replay:vae`; the Gaussian when none).
+pub fn parse_label(label: &str) -> Result<(Strategy, Option<GeneratorChoice>)> {
+    let (name, generator) = match label.split_once(':') {
+        Some((n, g)) => (n, Some(g)),
+        None => (label, None),
+    };
+    let strategy = Strategy::parse(name)?;
+    let generator = match generator {
+        None => None,
+        Some(_) if !strategy.replays() => {
+            bail!("`{label}`: a generator (after the colon) goes with a strategy that replays")
+        }
+        Some("gaussian") => Some(GeneratorChoice::Gaussian),
+        Some("buffer") => Some(GeneratorChoice::Buffer),
+        Some("vae") => Some(GeneratorChoice::Vae),
+        Some(g) => bail!("`{label}`: unknown generator `{g}` (gaussian, buffer or vae)"),
+    };
+    Ok((strategy, generator))
+}
+
+/// Narrowest hidden layer the fitting rule leaves the edge head beside a generator.
+pub const HEAD_FLOOR: usize = 8;
+/// Highest Gaussian rank the fitting rule tries.
+pub const MAX_RANK: usize = 16;
+/// VAE hidden widths the fitting rule tries, widest first.
+pub const VAE_WIDTHS: [usize; 6] = [256, 128, 64, 32, 16, 8];
+
+/// The sweep's fitting rule for a strategy with a generator, which shares the budget
+/// with the head (every other part of a plan follows from the head's width, which
+/// [`simulate::learner_config`] makes the widest that fits).
+///
+/// The generator takes the largest size whose plan still leaves the head [`HEAD_FLOOR`]
+/// hidden units: the Gaussian's rank from [`MAX_RANK`] down to 0 (the buffer holds the
+/// rows that fit the Gaussian's bytes at that rank), or the VAE's hidden width from
+/// [`VAE_WIDTHS`]. When no size leaves the floor, the smallest is taken with the widest
+/// head that fits (which may not fit at all). A head fixed by `--hidden` is kept and the
+/// largest generator that fits beside it is taken. Measured on Split-MNIST class-IL, 64 KiB:
+/// the rank that starves the head to 2 units (rank 8) loses 25 points against rank 2
+/// (8 units); see the README.
+pub fn fit_generator(opts: &mut Options, inputs: usize, outputs: usize, tasks: usize) {
+    if !opts.strategy.replays() {
+        return;
+    }
+    let head_floor = if opts.hidden.is_some() { 0 } else { HEAD_FLOOR };
+    let leaves_floor = |o: &Options| {
+        let Ok(c) = simulate::learner_config(o, inputs, outputs, tasks) else {
+            return false;
+        };
+        let fits = Plan::new(&c).is_ok_and(|p| p.total() <= o.budget);
+        let dims = c.dims.as_slice();
+        let hidden = if dims.len() > 2 { dims[1] } else { 0 };
+        fits && (opts.protocol != Protocol::Edge || hidden >= head_floor)
+    };
+    match opts.replay.generator {
+        GeneratorChoice::Gaussian | GeneratorChoice::Buffer => {
+            let rank = (0..=MAX_RANK)
+                .rev()
+                .find(|&r| {
+                    let mut o = opts.clone();
+                    o.replay.rank = r;
+                    leaves_floor(&o)
+                })
+                .unwrap_or(0);
+            opts.replay.rank = rank;
+        }
+        GeneratorChoice::Vae => {
+            let smallest = VAE_WIDTHS[VAE_WIDTHS.len() - 1];
+            let width = VAE_WIDTHS
+                .iter()
+                .copied()
+                .find(|&w| {
+                    let mut o = opts.clone();
+                    o.replay.vae_hidden = Some(w);
+                    leaves_floor(&o)
+                })
+                .unwrap_or(smallest);
+            opts.replay.vae_hidden = Some(width);
+        }
+    }
+}
+
+/// Bytes a learner's checkpoint slots are rounded up to (a NOR sector; the profiles do not
+/// give the chips' own sector sizes).
+pub const SECTOR: usize = 4096;
+
+/// What a cell needs of a board's flash: the firmware without its data, the signed device
+/// image (header, config, the head's f32 weights and biases, the int8 backbone on MCU
+/// boards, signature) and two checkpoint slots.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FlashNeed {
+    /// The board's firmware less the test stream and the device image, from its profile
+    /// (`firmware_base_bytes`, measured by `boards/size-report`); `None` when the board has
+    /// no firmware measured, and then not counted.
+    pub firmware_bytes: Option<usize>,
+    /// The signed device image.
+    pub image_bytes: usize,
+    /// Two checkpoint slots, each the arena's bytes (no checkpoint is larger: scratch is
+    /// not saved) rounded up to [`SECTOR`].
+    pub checkpoint_bytes: usize,
+    /// The sum.
+    pub total_bytes: usize,
+    /// The board's flash.
+    pub flash_bytes: usize,
+    /// `total_bytes <= flash_bytes`.
+    pub fits: bool,
+}
+
+/// Bytes of config text a device image is planned with (the shipped configs are under 600).
+pub const CONFIG_BYTES: usize = 1024;
+
+/// The flash a learner of `head_parameters` weights and biases in an arena of
+/// `arena_bytes` needs on `board`, with a device backbone image of `backbone_bytes`
+/// (0 on Linux boards, which run the ONNX backbone with tract).
+pub fn flash_need(board: &Board, head_parameters: usize, arena_bytes: usize, backbone_bytes: usize) -> FlashNeed {
+    let firmware_bytes = board.firmware_base_bytes.map(|b| usize::try_from(b).unwrap_or(usize::MAX));
+    let image_bytes = signed::HEADER + CONFIG_BYTES + 4 * head_parameters + backbone_bytes + signed::SIGNATURE;
+    let checkpoint_bytes = 2 * arena_bytes.div_ceil(SECTOR) * SECTOR;
+    let total_bytes = firmware_bytes.unwrap_or(0) + image_bytes + checkpoint_bytes;
+    let flash_bytes = usize::try_from(board.flash_bytes).unwrap_or(usize::MAX);
+    FlashNeed {
+        firmware_bytes,
+        image_bytes,
+        checkpoint_bytes,
+        total_bytes,
+        flash_bytes,
+        fits: total_bytes <= flash_bytes,
+    }
 }
