@@ -1010,6 +1010,11 @@ fn train(args: TrainArgs) -> Result<()> {
     let metrics = serde_json::json!({
         "device": cfg.device.name(),
         "seconds": seconds,
+        "cell_seconds": results
+            .iter()
+            .filter_map(|(_, v)| v.as_ref()?.get("seconds")?.as_f64())
+            .fold(0.0, |a, b| a + b),
+        "jobs": jobs,
         "epochs": cfg.epochs,
         "seed": cfg.seed,
         "train_samples": trained.train_samples,
@@ -1223,7 +1228,9 @@ fn device_backbone(shape: &Shape) -> Result<std::result::Result<usize, String>> 
         let dense = edgecl::host::onnx::BackboneModel::from_onnx(&bytes, &name)
             .and_then(|m| edgecl::host::device::backbone_image(&m));
         Ok(dense.map(|image| image.len()).map_err(|e| {
-            format!("{name} is not a device backbone ({e:#}); MCU firmware runs dense backbones such as models/fashion-mlp")
+            format!(
+                "{name} is not a device backbone ({e:#}); MCU firmware runs dense backbones such as models/fashion-mlp"
+            )
         }))
     }
     #[cfg(not(feature = "onnx"))]
@@ -1247,7 +1254,10 @@ fn sweep(mut args: SweepArgs) -> Result<()> {
             b
         }
     };
-    if let Some(b) = budgets.iter().find(|&&b| args.shape.board.is_some() && b > board.budget()) {
+    if let Some(b) = budgets
+        .iter()
+        .find(|&&b| args.shape.board.is_some() && b > board.budget())
+    {
         bail!(
             "--budgets {b}: more than {}'s learner budget of {} bytes",
             board.name,
@@ -1255,7 +1265,8 @@ fn sweep(mut args: SweepArgs) -> Result<()> {
         );
     }
     #[cfg(feature = "onnx")]
-    if args.shape.board.is_some() && board.kind == "mcu" && args.shape.model.is_none() && args.shape.backbone.is_none() {
+    if args.shape.board.is_some() && board.kind == "mcu" && args.shape.model.is_none() && args.shape.backbone.is_none()
+    {
         let mlp = Path::new("models/fashion-mlp");
         let mlp = if mlp.is_dir() {
             mlp.to_path_buf()
@@ -1280,9 +1291,13 @@ fn sweep(mut args: SweepArgs) -> Result<()> {
     let (default_iters, ..) = args.shape.training();
     let length = Length::Iters(args.iters.unwrap_or(default_iters));
     let cells = Cell::grid(&labels, &budgets, args.seeds);
-    // One scenario per seed (its features computed once), shared by the cells.
+    // One scenario per seed (its features computed once), shared by the cells; none when
+    // every cell has its report (the report is drawn again).
+    let pending = cells
+        .iter()
+        .any(|c| !edgecl::host::sweep::cells_dir(&args.out).join(c.file_name()).exists());
     let mut scenarios = Vec::new();
-    for seed in 1..=args.seeds {
+    for seed in (1..=args.seeds).filter(|_| pending) {
         let mut shape = args.shape.clone();
         shape.seed = seed;
         #[allow(unused_mut)]
@@ -1326,7 +1341,9 @@ fn sweep(mut args: SweepArgs) -> Result<()> {
         if let Err(e) = simulate::setup(&opts, inputs, outputs, tasks, scenario.spec.setting) {
             return Ok(serde_json::json!({ "fits": false, "error": format!("{e:#}") }));
         }
+        let cell_started = std::time::Instant::now();
         let report = simulate::run(&opts, scenario)?;
+        let cell_seconds = cell_started.elapsed().as_secs_f64();
         let flash = device_backbone.as_ref().map(|b| match b {
             Ok(bytes) => serde_json::to_value(flash_need(
                 &board,
@@ -1337,7 +1354,7 @@ fn sweep(mut args: SweepArgs) -> Result<()> {
             .unwrap_or_default(),
             Err(why) => serde_json::json!({ "fits": false, "error": why }),
         });
-        Ok(serde_json::json!({ "fits": true, "flash": flash, "report": report }))
+        Ok(serde_json::json!({ "fits": true, "seconds": cell_seconds, "flash": flash, "report": report }))
     })?;
     let seconds = started.elapsed().as_secs_f64();
     let results = collect(&args.out, &cells)?;
@@ -1354,6 +1371,11 @@ fn sweep(mut args: SweepArgs) -> Result<()> {
         "strategies": labels,
         "seeds": args.seeds,
         "seconds": seconds,
+        "cell_seconds": results
+            .iter()
+            .filter_map(|(_, v)| v.as_ref()?.get("seconds")?.as_f64())
+            .fold(0.0, |a, b| a + b),
+        "jobs": jobs,
         "summary": table.iter().map(|r| serde_json::json!({
             "strategy": r.strategy,
             "budget": r.budget,
@@ -1408,6 +1430,8 @@ fn sweep(mut args: SweepArgs) -> Result<()> {
         println!();
     }
     println!("{}", path.display());
+    let html = edgecl::host::sweep_report::write(&args.out)?;
+    println!("{}", html.display());
     Ok(())
 }
 

@@ -7,18 +7,8 @@ use std::process::Command;
 
 fn sweep(out: &Path, extra: &[&str]) -> String {
     let o = Command::new(env!("CARGO_BIN_EXE_edgecl"))
-        .args([
-            "sweep",
-            "--model",
-            "none",
-            "--iters",
-            "30",
-            "--budgets",
-            "16k,32k",
-            "--strategies",
-            "naive,si",
-        ])
-        .args(["--seeds", "1", "--jobs", "2", "-q", "--out"])
+        .args(["sweep", "--model", "none", "--iters", "30", "--budgets", "16k,32k"])
+        .args(["--jobs", "2", "-q", "--out"])
         .arg(out)
         .args(extra)
         .output()
@@ -31,7 +21,8 @@ fn sweep(out: &Path, extra: &[&str]) -> String {
 fn a_sweep_stopped_half_way_resumes_without_redoing_finished_cells() {
     let out = std::env::temp_dir().join(format!("edgecl-sweep-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let first = sweep(&out, &["--max-cells", "2"]);
+    let grid = ["--strategies", "naive,si", "--seeds", "1"];
+    let first = sweep(&out, &[&grid[..], &["--max-cells", "2"]].concat());
     assert!(first.contains("4 cells: 2 run now, 0 finished before"), "{first}");
     let cells = out.join("cells");
     let before: Vec<(String, Vec<u8>)> = std::fs::read_dir(&cells)
@@ -45,7 +36,7 @@ fn a_sweep_stopped_half_way_resumes_without_redoing_finished_cells() {
         })
         .collect();
     assert_eq!(before.len(), 2);
-    let second = sweep(&out, &[]);
+    let second = sweep(&out, &grid);
     assert!(second.contains("4 cells: 2 run now, 2 finished before"), "{second}");
     assert_eq!(std::fs::read_dir(&cells).unwrap().count(), 4);
     for (name, bytes) in &before {
@@ -56,7 +47,163 @@ fn a_sweep_stopped_half_way_resumes_without_redoing_finished_cells() {
         serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
     assert_eq!(summary["cells"].as_array().unwrap().len(), 4);
     assert!(summary["summary"][0]["avg_accuracy_mean"].as_f64().is_some());
-    let third = sweep(&out, &[]);
+    let third = sweep(&out, &grid);
     assert!(third.contains("4 cells: 0 run now, 4 finished before"), "{third}");
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// Chromium, when installed (CI installs Debian's `chromium`; elsewhere the test says it
+/// did not run).
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser", "google-chrome"].into_iter().find(|b| {
+        Command::new(b)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+#[test]
+fn the_report_renders_every_table_and_plot_in_headless_chromium() {
+    let out = std::env::temp_dir().join(format!("edgecl-sweep-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let printed = sweep(&out, &["--strategies", "naive,replay", "--seeds", "2"]);
+    let html = out.join("report.html");
+    assert!(printed.contains(&html.display().to_string()), "{printed}");
+    let text = std::fs::read_to_string(&html).unwrap();
+    // Plots: accuracy against budget, a heat map and task curves per strategy, plan bars.
+    let plots = 1 + 2 * 2 + 1;
+    assert_eq!(text.matches("<figure class=\"plot\"").count(), plots);
+    for stem in ["accuracy-vs-budget", "matrix-naive", "tasks-replay", "plan-bytes"] {
+        for ext in ["png", "svg"] {
+            let f = out.join("plots").join(format!("{stem}.{ext}"));
+            assert!(std::fs::metadata(&f).is_ok_and(|m| m.len() > 1000), "{}", f.display());
+        }
+    }
+    let tables = text.matches("<table").count();
+    assert!(tables >= 6, "{tables} tables");
+    let Some(browser) = chromium() else {
+        assert!(std::env::var_os("CI").is_none(), "CI installs chromium; it is missing");
+        eprintln!("chromium not installed: the report was not rendered");
+        return;
+    };
+    let url = format!("file://{}", html.display());
+    let headless = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--virtual-time-budget=10000",
+    ];
+    let dom = Command::new(browser)
+        .args(headless)
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .expect("chromium runs");
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let want = format!("data-render=\"tables {tables}/{tables} plots {plots}/{plots}\"");
+    assert!(dom.contains(&want), "chromium laid out {:?}, want {want}", {
+        let at = dom.find("data-render").unwrap_or(0);
+        &dom[at..(at + 60).min(dom.len())]
+    });
+    let shot = out.join("report.png");
+    let o = Command::new(browser)
+        .args(headless)
+        .args(["--window-size=1100,4000", "--hide-scrollbars"])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(&url)
+        .output()
+        .expect("chromium runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 50_000,
+        "{} B screenshot",
+        png.len()
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn a_sweep_killed_mid_run_keeps_whole_reports_and_finishes_the_rest() {
+    let out = std::env::temp_dir().join(format!("edgecl-sweep-kill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let cells = out.join("cells");
+    let reports = || -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(&cells)
+            .map(|d| {
+                d.filter_map(|e| {
+                    let p = e.ok()?.path();
+                    let name = p.file_name()?.to_string_lossy().into_owned();
+                    name.ends_with(".json").then(|| Some((name, std::fs::read(&p).ok()?)))?
+                })
+                .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edgecl"))
+        .args(["sweep", "--model", "none", "--iters", "400", "--budgets", "16k,32k,64k"])
+        .args([
+            "--strategies",
+            "naive,si,replay",
+            "--seeds",
+            "1",
+            "--jobs",
+            "1",
+            "-q",
+            "--out",
+        ])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("edgecl runs");
+    let started = std::time::Instant::now();
+    while reports().len() < 2 {
+        assert!(started.elapsed().as_secs() < 300, "no cell finished in 5 minutes");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sweep ended before it was killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = reports();
+    assert!(before.len() >= 2 && before.len() < 9, "{} cells finished", before.len());
+    for (name, bytes) in &before {
+        let v: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(v.get("report").is_some() || v.get("fits").is_some(), "{name}");
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_edgecl"))
+        .args(["sweep", "--model", "none", "--iters", "400", "--budgets", "16k,32k,64k"])
+        .args([
+            "--strategies",
+            "naive,si,replay",
+            "--seeds",
+            "1",
+            "--jobs",
+            "2",
+            "-q",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let printed = String::from_utf8_lossy(&o.stdout);
+    let want = format!(
+        "9 cells: {} run now, {} finished before",
+        9 - before.len(),
+        before.len()
+    );
+    assert!(printed.contains(&want), "{printed}");
+    let after = reports();
+    assert_eq!(after.len(), 9);
+    for (name, bytes) in &before {
+        let again = &after.iter().find(|(n, _)| n == name).unwrap().1;
+        assert_eq!(again, bytes, "{name} was run again");
+    }
     std::fs::remove_dir_all(&out).unwrap();
 }

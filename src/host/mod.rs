@@ -7,15 +7,19 @@
 //! - [`simulate`]: the core's learner run over a scenario under a board's budget.
 //! - `train` (feature `train`): backbones trained with burn and exported as ONNX.
 //! - [`report`]: the accuracy matrix, forgetting metrics, memory table and JSON.
+//! - [`plots`]: a sweep's plots (accuracy against budget, heat maps, task curves, plan bars)
+//!   as PNG and SVG.
 
 pub mod board;
 pub mod device;
 pub mod idx;
 #[cfg(feature = "onnx")]
 pub mod onnx;
+pub mod plots;
 pub mod report;
 pub mod scenario;
 pub mod simulate;
 pub mod sweep;
+pub mod sweep_report;
 #[cfg(feature = "train")]
 pub mod train;

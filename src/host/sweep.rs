@@ -340,7 +340,9 @@ pub const CONFIG_BYTES: usize = 1024;
 /// `arena_bytes` needs on `board`, with a device backbone image of `backbone_bytes`
 /// (0 on Linux boards, which run the ONNX backbone with tract).
 pub fn flash_need(board: &Board, head_parameters: usize, arena_bytes: usize, backbone_bytes: usize) -> FlashNeed {
-    let firmware_bytes = board.firmware_base_bytes.map(|b| usize::try_from(b).unwrap_or(usize::MAX));
+    let firmware_bytes = board
+        .firmware_base_bytes
+        .map(|b| usize::try_from(b).unwrap_or(usize::MAX));
     let image_bytes = signed::HEADER + CONFIG_BYTES + 4 * head_parameters + backbone_bytes + signed::SIGNATURE;
     let checkpoint_bytes = 2 * arena_bytes.div_ceil(SECTOR) * SECTOR;
     let total_bytes = firmware_bytes.unwrap_or(0) + image_bytes + checkpoint_bytes;
@@ -352,5 +354,142 @@ pub fn flash_need(board: &Board, head_parameters: usize, arena_bytes: usize, bac
         total_bytes,
         flash_bytes,
         fits: total_bytes <= flash_bytes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::simulate::{Length, PackNetOptions, PenaltyOptions, ReplayOptions};
+    use crate::{FisherLabels, Kernels, Optimizer, Storage};
+
+    fn edge(strategy: &str, generator: GeneratorChoice, budget: usize) -> Options {
+        Options {
+            protocol: Protocol::Edge,
+            strategy: Strategy::parse(strategy).unwrap(),
+            board: Board::load("netduinoplus2").unwrap(),
+            budget,
+            length: Length::Iters(10),
+            batch: 32,
+            optimizer: Optimizer::adam(1e-3),
+            hidden: None,
+            kernels: Kernels::Reference,
+            seed: 1,
+            progress: false,
+            data: String::new(),
+            backbone: None,
+            penalty: PenaltyOptions {
+                lambda: 1.0,
+                gamma: 1.0,
+                xi: 0.1,
+                storage: Storage::F32,
+                fisher: FisherLabels::True,
+                samples: 10,
+            },
+            reset_optimizer: false,
+            packnet: PackNetOptions {
+                prune_ratio: 0.75,
+                retrain_iters: 2,
+            },
+            column_width: None,
+            replay: ReplayOptions {
+                generator,
+                slots: Some(2),
+                ..ReplayOptions::default()
+            },
+        }
+    }
+
+    fn head(o: &Options) -> usize {
+        simulate::learner_config(o, 256, 10, 5).unwrap().dims.as_slice()[1]
+    }
+
+    fn fits(o: &Options) -> bool {
+        let c = simulate::learner_config(o, 256, 10, 5).unwrap();
+        Plan::new(&c).unwrap().total() <= o.budget
+    }
+
+    #[test]
+    fn labels_name_a_generator_only_for_strategies_that_replay() {
+        let (s, g) = parse_label("replay:buffer").unwrap();
+        assert!(s.replays() && g == Some(GeneratorChoice::Buffer));
+        assert_eq!(parse_label("si+replay").unwrap().1, None);
+        assert!(parse_label("si:buffer").unwrap_err().to_string().contains("replays"));
+        assert!(parse_label("replay:tape")
+            .unwrap_err()
+            .to_string()
+            .contains("gaussian, buffer or vae"));
+        assert!(parse_label("nope").is_err());
+    }
+
+    #[test]
+    fn the_generator_takes_the_largest_size_that_leaves_the_head_its_floor() {
+        for budget in [64 << 10, 96 << 10, 128 << 10] {
+            let mut o = edge("replay", GeneratorChoice::Gaussian, budget);
+            fit_generator(&mut o, 256, 10, 5);
+            assert!(fits(&o) && head(&o) >= HEAD_FLOOR, "{budget}: rank {}", o.replay.rank);
+            if o.replay.rank < MAX_RANK {
+                // One rank more would starve the head or not fit.
+                let mut more = o.clone();
+                more.replay.rank += 1;
+                assert!(!fits(&more) || head(&more) < HEAD_FLOOR, "{budget}");
+            }
+        }
+        // More budget, no smaller generator.
+        let ranks: Vec<usize> = [64 << 10, 96 << 10, 128 << 10]
+            .iter()
+            .map(|&b| {
+                let mut o = edge("replay", GeneratorChoice::Gaussian, b);
+                fit_generator(&mut o, 256, 10, 5);
+                o.replay.rank
+            })
+            .collect();
+        assert!(
+            ranks.windows(2).all(|w| w[0] <= w[1]) && ranks[2] > ranks[0],
+            "{ranks:?}"
+        );
+    }
+
+    #[test]
+    fn without_room_for_the_floor_the_smallest_generator_is_taken() {
+        let mut o = edge("replay", GeneratorChoice::Gaussian, 32 << 10);
+        o.replay.rank = 7;
+        fit_generator(&mut o, 256, 10, 5);
+        assert_eq!(o.replay.rank, 0);
+        let mut v = edge("replay", GeneratorChoice::Vae, 20 << 10);
+        fit_generator(&mut v, 256, 10, 5);
+        assert_eq!(v.replay.vae_hidden, Some(VAE_WIDTHS[VAE_WIDTHS.len() - 1]));
+    }
+
+    #[test]
+    fn strategies_without_a_generator_are_left_alone() {
+        let mut o = edge("si", GeneratorChoice::Gaussian, 64 << 10);
+        let before = o.clone();
+        fit_generator(&mut o, 256, 10, 5);
+        assert_eq!(o.replay, before.replay);
+    }
+
+    #[test]
+    fn flash_need_adds_firmware_image_and_two_checkpoint_slots() {
+        let board = Board::load("netduinoplus2").unwrap();
+        let n = flash_need(&board, 1000, 5000, 100_000);
+        let base = board.firmware_base_bytes.unwrap() as usize;
+        assert_eq!(n.firmware_bytes, Some(base));
+        assert_eq!(
+            n.image_bytes,
+            signed::HEADER + CONFIG_BYTES + 4000 + 100_000 + signed::SIGNATURE
+        );
+        assert_eq!(n.checkpoint_bytes, 2 * 8192);
+        assert_eq!(n.total_bytes, base + n.image_bytes + n.checkpoint_bytes);
+        assert!(n.fits);
+        let big = flash_need(&board, 1000, 5000, 1 << 20);
+        assert!(!big.fits && big.total_bytes > big.flash_bytes);
+        // A board without measured firmware counts the image and checkpoints only.
+        let pi = Board::load("raspberry-pi-4").unwrap();
+        let p = flash_need(&pi, 1000, 5000, 0);
+        assert_eq!(
+            (p.firmware_bytes, p.total_bytes),
+            (None, p.image_bytes + p.checkpoint_bytes)
+        );
     }
 }

@@ -1,0 +1,645 @@
+//! A sweep's report for people: plots (PNG and SVG) in `DIR/plots/` and one
+//! self-contained `DIR/report.html` with the tables, the plots (SVG inlined), the exact
+//! command, versions, data provenance and the machine. Drawn from `DIR/sweep.json`, so
+//! `edgecl sweep` on a finished sweep draws it again without running a cell.
+
+use crate::host::plots::{self, Bar, BudgetPoint, BudgetSeries};
+use crate::host::sweep::{accuracy, did_not_fit};
+use anyhow::{Context, Result};
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Strategies that are not continual learning and never "win" a budget: joint training
+/// keeps every task's data (the upper bound).
+pub const REFERENCES: [&str; 1] = ["joint"];
+
+/// Crates whose versions the report states, read from the Cargo.lock the binary was built
+/// with.
+const CRATES: [&str; 6] = ["tract-onnx", "plotters", "burn", "ndarray", "postcard", "clap"];
+
+/// The page's own account of what the browser laid out, in `body[data-render]`:
+/// `tables SHOWN/ALL plots SHOWN/ALL`.
+const RENDER_CHECK: &str = "window.addEventListener('load', () => {\
+  const shown = e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0; };\
+  const tables = [...document.querySelectorAll('table')];\
+  const plots = [...document.querySelectorAll('figure.plot svg')];\
+  const t = tables.filter(x => shown(x) && x.rows.length > 1).length;\
+  const p = plots.filter(x => shown(x) && x.querySelectorAll('text').length > 0).length;\
+  document.body.setAttribute('data-render', `tables ${t}/${tables.length} plots ${p}/${plots.length}`);\
+});";
+
+/// One plot of the report.
+struct Plot {
+    /// File stem in `plots/`.
+    stem: String,
+    /// Heading.
+    title: String,
+    /// What it shows.
+    caption: String,
+}
+
+/// A summary row of `sweep.json`.
+#[derive(Debug, Clone)]
+struct Row {
+    strategy: String,
+    budget: usize,
+    mean: Option<f64>,
+    se: Option<f64>,
+    min: Option<f64>,
+    max: Option<f64>,
+    over_budget: u64,
+    missing: u64,
+}
+
+fn rows(sweep: &Value) -> Vec<Row> {
+    let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
+    let u = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+    sweep
+        .get("summary")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|r| Row {
+                    strategy: r.get("strategy").and_then(Value::as_str).unwrap_or("?").to_string(),
+                    budget: u(r, "budget") as usize,
+                    mean: f(r, "avg_accuracy_mean"),
+                    se: f(r, "avg_accuracy_se"),
+                    min: f(r, "avg_accuracy_min"),
+                    max: f(r, "avg_accuracy_max"),
+                    over_budget: u(r, "cells_over_budget"),
+                    missing: u(r, "cells_without_result"),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn list<'a>(sweep: &'a Value, key: &str) -> Vec<&'a Value> {
+    sweep
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default()
+}
+
+fn strategies(sweep: &Value) -> Vec<String> {
+    list(sweep, "strategies")
+        .into_iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
+fn budgets(sweep: &Value) -> Vec<usize> {
+    list(sweep, "budgets")
+        .into_iter()
+        .filter_map(|v| v.as_u64().map(|b| b as usize))
+        .collect()
+}
+
+/// Bytes as people read them: `8 KiB`, `96 KiB`, `1.5 MiB`, `100 B`.
+pub fn bytes(b: usize) -> String {
+    if b >= 1 << 20 && b.is_multiple_of(1 << 10) {
+        format!("{:.1} MiB", b as f64 / f64::from(1 << 20))
+    } else if b >= 1 << 10 && b.is_multiple_of(1 << 10) {
+        format!("{} KiB", b >> 10)
+    } else if b >= 1 << 10 {
+        format!("{:.1} KiB", b as f64 / 1024.0)
+    } else {
+        format!("{b} B")
+    }
+}
+
+/// The strategy with the highest mean accuracy at each budget, leaving out
+/// [`REFERENCES`]: `(budget, strategy, mean)`; `None` where none ran.
+pub fn winners(sweep: &Value) -> Vec<(usize, Option<(String, f64)>)> {
+    let rows = rows(sweep);
+    budgets(sweep)
+        .into_iter()
+        .map(|b| {
+            let best = rows
+                .iter()
+                .filter(|r| r.budget == b && !REFERENCES.contains(&r.strategy.as_str()))
+                .filter_map(|r| Some((r.strategy.clone(), r.mean?)))
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            (b, best)
+        })
+        .collect()
+}
+
+/// The report of the cell `strategy`/`budget`/`seed`, when it ran.
+fn cell<'a>(sweep: &'a Value, strategy: &str, budget: usize, seed: u64) -> Option<&'a Value> {
+    list(sweep, "cells").into_iter().find_map(|c| {
+        let hit = c.get("strategy")?.as_str()? == strategy
+            && c.get("budget")?.as_u64()? as usize == budget
+            && c.get("seed")?.as_u64()? == seed;
+        hit.then(|| c.get("result")?.get("report")).flatten()
+    })
+}
+
+fn matrix(report: &Value) -> Vec<Vec<f64>> {
+    report
+        .get("accuracy_matrix")
+        .and_then(Value::as_array)
+        .map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    r.as_array()
+                        .map(|v| v.iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect())
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn components(report: &Value) -> Vec<(String, usize)> {
+    report
+        .get("components")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| {
+                    let name = c.get("name")?.as_str()?;
+                    let bytes = c.get("bytes")?.as_u64()? as usize;
+                    (!matches!(name, "total" | "alignment")).then(|| (name.to_string(), bytes))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn file_stem(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect()
+}
+
+/// Draws the plots of the sweep in `out/sweep.json` into `out/plots/`.
+fn draw(out: &Path, sweep: &Value) -> Result<Vec<Plot>> {
+    let dir = out.join("plots");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let rows = rows(sweep);
+    let strategies = strategies(sweep);
+    let budgets = budgets(sweep);
+    let mut plots = Vec::new();
+
+    let series: Vec<BudgetSeries> = strategies
+        .iter()
+        .map(|s| BudgetSeries {
+            strategy: s.clone(),
+            points: rows
+                .iter()
+                .filter(|r| &r.strategy == s)
+                .filter_map(|r| {
+                    Some(BudgetPoint {
+                        budget: r.budget,
+                        mean: r.mean?,
+                        min: r.min?,
+                        max: r.max?,
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+    let seeds = sweep.get("seeds").and_then(Value::as_u64).unwrap_or(0);
+    plots::accuracy_vs_budget(
+        &dir.join("accuracy-vs-budget"),
+        "Average accuracy against budget",
+        &series,
+    )?;
+    plots.push(Plot {
+        stem: "accuracy-vs-budget".into(),
+        title: "Average accuracy against budget".into(),
+        caption: format!(
+            "Average accuracy over all tasks after the last one, mean over {seeds} seeds; the bars span the seeds' \
+             lowest and highest. A strategy has no point at a budget its smallest learner does not fit."
+        ),
+    });
+
+    // Per strategy, its run at the largest budget it fits (seed 1).
+    let mut bars = Vec::new();
+    for s in &strategies {
+        let Some((b, report)) = budgets.iter().rev().find_map(|&b| Some((b, cell(sweep, s, b, 1)?))) else {
+            continue;
+        };
+        let m = matrix(report);
+        let stem = format!("matrix-{}", file_stem(s));
+        let title = format!("{s} at {}: accuracy matrix (seed 1)", bytes(b));
+        plots::heat_map(&dir.join(&stem), &title, &m)?;
+        plots.push(Plot {
+            stem,
+            title,
+            caption: "Row i: after training task i; column j: accuracy (%) on task j's test samples.".into(),
+        });
+        let stem = format!("tasks-{}", file_stem(s));
+        let title = format!("{s} at {}: each task's accuracy over time (seed 1)", bytes(b));
+        plots::task_curves(&dir.join(&stem), &title, &m)?;
+        plots.push(Plot {
+            stem,
+            title,
+            caption: "Accuracy on each task from the moment it is learned: a falling line is forgetting.".into(),
+        });
+        bars.push(Bar {
+            label: s.clone(),
+            parts: components(report),
+        });
+    }
+    let title = "The plan's bytes per component, at the largest budget each fits";
+    plots::plan_bars(&dir.join("plan-bytes"), title, &bars)?;
+    plots.push(Plot {
+        stem: "plan-bytes".into(),
+        title: title.into(),
+        caption: "Each strategy's arena at the largest budget it fits, by component (the plan the core carves).".into(),
+    });
+    Ok(plots)
+}
+
+/// HTML text of `s`.
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Versions of [`CRATES`] in the Cargo.lock edgecl was built with.
+fn crate_versions() -> Vec<(&'static str, String)> {
+    let lock = include_str!("../../Cargo.lock");
+    CRATES
+        .iter()
+        .filter_map(|&name| {
+            let key = format!("name = \"{name}\"\nversion = \"");
+            let rest = &lock[lock.find(&key)? + key.len()..];
+            Some((name, rest.split('"').next()?.to_string()))
+        })
+        .collect()
+}
+
+/// The machine: OS, CPU, cores and memory (Linux's /proc where there is one).
+fn machine() -> Vec<(String, String)> {
+    let mut m = vec![(
+        "system".to_string(),
+        format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+    )];
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    if let Some(model) = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split(':').nth(1)))
+    {
+        m.push(("CPU".into(), model.trim().to_string()));
+    }
+    m.push((
+        "cores".into(),
+        std::thread::available_parallelism().map_or_else(|_| "unknown".into(), |n| n.to_string()),
+    ));
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    if let Some(kb) = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|r| r.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    {
+        m.push(("memory".into(), format!("{:.1} GiB", kb as f64 / 1048576.0)));
+    }
+    m
+}
+
+/// The first paragraphs of a provenance or model card beside `path` (a data folder or a
+/// backbone file), when there is one.
+fn provenance(path: &str, file: &str) -> Option<String> {
+    let p = Path::new(path);
+    let dir = if p.is_dir() { p } else { p.parent()? };
+    let text = std::fs::read_to_string(dir.join(file)).ok()?;
+    let lines: Vec<&str> = text.lines().take(12).collect();
+    Some(lines.join("\n"))
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".into(), |v| format!("{v:.2}"))
+}
+
+/// Writes `out/report.html` (and the plots) for the sweep in `out/sweep.json`.
+pub fn write(out: &Path) -> Result<PathBuf> {
+    let json_path = out.join("sweep.json");
+    let text = std::fs::read_to_string(&json_path).with_context(|| format!("reading {}", json_path.display()))?;
+    let sweep: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", json_path.display()))?;
+    let plots = draw(out, &sweep)?;
+    let rows = rows(&sweep);
+    let strategies = strategies(&sweep);
+    let budgets = budgets(&sweep);
+    let s = |k: &str| sweep.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+
+    let mut h = String::new();
+    let w = &mut h;
+    let _ = write!(
+        w,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>edgecl sweep: {}</title>\n<style>\n\
+         body {{ font-family: sans-serif; max-width: 1000px; margin: 2em auto; color: #222; }}\n\
+         table {{ border-collapse: collapse; margin: 1em 0; }}\n\
+         th, td {{ border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: right; }}\n\
+         th:first-child, td:first-child {{ text-align: left; }}\n\
+         td.win {{ font-weight: bold; background: #e6f4e6; }}\n\
+         figure {{ margin: 1.5em 0; }} figure svg {{ max-width: 100%; height: auto; }}\n\
+         pre {{ background: #f4f4f4; padding: 0.6em; overflow-x: auto; white-space: pre-wrap; }}\n\
+         </style></head><body>\n<h1>Forgetting under RAM limits</h1>\n",
+        esc(&s("command"))
+    );
+    let _ = writeln!(
+        w,
+        "<p>{} strategies, {} budgets and {} seeds with board <b>{}</b>'s profile: {} cells. Their runs took {:.0} s \
+         in all (on {} worker threads); this invocation of the sweep took {:.0} s (cells finished before are not \
+         run again).</p>",
+        strategies.len(),
+        budgets.len(),
+        sweep.get("seeds").and_then(Value::as_u64).unwrap_or(0),
+        esc(&s("board")),
+        list(&sweep, "cells").len(),
+        sweep.get("cell_seconds").and_then(Value::as_f64).unwrap_or(0.0),
+        sweep.get("jobs").and_then(Value::as_u64).unwrap_or(0),
+        sweep.get("seconds").and_then(Value::as_f64).unwrap_or(0.0)
+    );
+    let _ = writeln!(w, "<h2>Command</h2>\n<pre id=\"command\">{}</pre>", esc(&s("command")));
+
+    // Which strategy wins where.
+    let _ = writeln!(
+        w,
+        "<h2>Which strategy forgets least at each budget</h2>\n<table id=\"winners\"><tr><th>budget</th><th>best strategy</th><th>average accuracy (%)</th></tr>"
+    );
+    for (b, best) in winners(&sweep) {
+        let (name, acc) = best.map_or(("none fits".to_string(), None), |(n, a)| (n, Some(a)));
+        let _ = writeln!(
+            w,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            bytes(b),
+            esc(&name),
+            pct(acc)
+        );
+    }
+    let _ = writeln!(
+        w,
+        "</table>\n<p>Joint training (every task's data kept) is the reference, not a contender.</p>"
+    );
+
+    // Mean ± standard error per strategy and budget.
+    let _ = write!(
+        w,
+        "<h2>Average accuracy (%), mean ± standard error over seeds</h2>\n<table id=\"summary\"><tr><th>strategy</th>"
+    );
+    for b in &budgets {
+        let _ = write!(w, "<th>{}</th>", bytes(*b));
+    }
+    let _ = writeln!(w, "</tr>");
+    let best: Vec<Option<String>> = winners(&sweep).into_iter().map(|(_, b)| b.map(|(s, _)| s)).collect();
+    for st in &strategies {
+        let _ = write!(w, "<tr><td>{}</td>", esc(st));
+        for (i, b) in budgets.iter().enumerate() {
+            let r = rows.iter().find(|r| &r.strategy == st && r.budget == *b);
+            let text = match r {
+                Some(r) if r.mean.is_some() => {
+                    let mut t = format!("{} ± {}", pct(r.mean), pct(r.se));
+                    if r.missing > 0 {
+                        let _ = write!(t, " ({} missing)", r.missing);
+                    }
+                    t
+                }
+                Some(r) if r.over_budget > 0 => "does not fit".into(),
+                _ => "no result".into(),
+            };
+            let class = if best[i].as_deref() == Some(st.as_str()) {
+                " class=\"win\""
+            } else {
+                ""
+            };
+            let _ = write!(w, "<td{class}>{text}</td>");
+        }
+        let _ = writeln!(w, "</tr>");
+    }
+    let _ = writeln!(w, "</table>");
+
+    // Accuracy bought per extra KiB.
+    let _ = write!(
+        w,
+        "<h2>Accuracy each extra KiB buys</h2>\n<p>Points of average accuracy per KiB from one budget to the next (mean over seeds).</p>\n<table id=\"per-kib\"><tr><th>strategy</th>"
+    );
+    for p in budgets.windows(2) {
+        let _ = write!(w, "<th>{} → {}</th>", bytes(p[0]), bytes(p[1]));
+    }
+    let _ = writeln!(w, "</tr>");
+    for st in &strategies {
+        let _ = write!(w, "<tr><td>{}</td>", esc(st));
+        let mean = |b: usize| rows.iter().find(|r| &r.strategy == st && r.budget == b)?.mean;
+        for p in budgets.windows(2) {
+            let text = match (mean(p[0]), mean(p[1])) {
+                (Some(a), Some(c)) => {
+                    let per_kib = (c - a) / ((p[1] as f64 - p[0] as f64) / 1024.0);
+                    // Rounded first, so a tiny loss does not print as "-0.000".
+                    format!("{:+.3}", (per_kib * 1000.0).round() / 1000.0 + 0.0)
+                }
+                _ => "–".into(),
+            };
+            let _ = write!(w, "<td>{text}</td>");
+        }
+        let _ = writeln!(w, "</tr>");
+    }
+    let _ = writeln!(w, "</table>");
+
+    // Plots, inlined.
+    let _ = writeln!(w, "<h2>Plots</h2>");
+    for p in &plots {
+        let svg_path = out.join("plots").join(format!("{}.svg", p.stem));
+        let svg = std::fs::read_to_string(&svg_path).with_context(|| format!("reading {}", svg_path.display()))?;
+        let svg = svg.trim_start_matches(|c| c != '<');
+        let svg = svg
+            .strip_prefix("<?xml")
+            .map_or(svg, |r| r.split_once("?>").map_or(r, |(_, b)| b));
+        let _ = writeln!(
+            w,
+            "<figure class=\"plot\" id=\"plot-{}\"><h3>{}</h3>\n{}\n<figcaption>{} (<a href=\"plots/{}.png\">PNG</a>, <a href=\"plots/{}.svg\">SVG</a>)</figcaption></figure>",
+            esc(&p.stem),
+            esc(&p.title),
+            svg.trim(),
+            esc(&p.caption),
+            esc(&p.stem),
+            esc(&p.stem)
+        );
+    }
+
+    // Every cell.
+    let flash = list(&sweep, "cells").iter().any(|c| {
+        c.get("result")
+            .and_then(|r| r.get("flash"))
+            .is_some_and(|f| !f.is_null())
+    });
+    let _ = write!(
+        w,
+        "<h2>Every cell</h2>\n<table id=\"cells\"><tr><th>strategy</th><th>budget</th><th>seed</th><th>head</th><th>generator</th>\
+         <th>arena (B)</th><th>average accuracy (%)</th><th>BWT</th><th>forgetting</th>"
+    );
+    if flash {
+        let _ = write!(w, "<th>flash (B)</th><th>fits flash</th>");
+    }
+    let _ = writeln!(w, "</tr>");
+    for c in list(&sweep, "cells") {
+        let result = c.get("result");
+        let report = result.and_then(|r| r.get("report"));
+        let g = |k: &str| report.and_then(|r| r.get(k)).and_then(Value::as_f64);
+        let head = report
+            .and_then(|r| r.pointer("/learner/dims"))
+            .map_or_else(String::new, |d| d.to_string());
+        let generator = report
+            .and_then(|r| r.pointer("/learner/replay"))
+            .filter(|r| !r.is_null())
+            .map_or_else(String::new, |r| {
+                let name = r.get("generator").and_then(Value::as_str).unwrap_or("");
+                match (
+                    r.get("rank").and_then(Value::as_u64),
+                    r.get("rows").and_then(Value::as_u64),
+                ) {
+                    (Some(k), _) => format!("{name} rank {k}"),
+                    (_, Some(n)) => format!("{name} {n} rows"),
+                    _ => name.to_string(),
+                }
+            });
+        let acc = match result {
+            Some(r) if did_not_fit(r) => "does not fit".to_string(),
+            Some(r) => accuracy(r).map_or_else(
+                || format!("error: {}", r.get("error").and_then(Value::as_str).unwrap_or("")),
+                |a| format!("{a:.2}"),
+            ),
+            None => "not run".into(),
+        };
+        let _ = write!(
+            w,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+            esc(c.get("strategy").and_then(Value::as_str).unwrap_or("")),
+            bytes(c.get("budget").and_then(Value::as_u64).unwrap_or(0) as usize),
+            c.get("seed").and_then(Value::as_u64).unwrap_or(0),
+            esc(&head),
+            esc(&generator),
+            report
+                .and_then(|r| r.get("arena_bytes"))
+                .and_then(Value::as_u64)
+                .map_or_else(String::new, |b| b.to_string()),
+            esc(&acc),
+            g("bwt").map_or_else(String::new, |v| format!("{v:.2}")),
+            g("forgetting").map_or_else(String::new, |v| format!("{v:.2}")),
+        );
+        if flash {
+            let f = result.and_then(|r| r.get("flash")).filter(|f| !f.is_null());
+            let total = f
+                .and_then(|f| f.get("total_bytes"))
+                .and_then(Value::as_u64)
+                .map_or_else(String::new, |b| b.to_string());
+            let fits = match f {
+                Some(f) => match (
+                    f.get("fits").and_then(Value::as_bool),
+                    f.get("error").and_then(Value::as_str),
+                ) {
+                    (_, Some(e)) => format!("no: {e}"),
+                    (Some(true), _) => "yes".into(),
+                    _ => "no".into(),
+                },
+                None => String::new(),
+            };
+            let _ = write!(w, "<td>{total}</td><td>{}</td>", esc(&fits));
+        }
+        let _ = writeln!(w, "</tr>");
+    }
+    let _ = writeln!(w, "</table>");
+
+    // Where it ran and on what.
+    let _ = writeln!(
+        w,
+        "<h2>Versions</h2>\n<table id=\"versions\"><tr><th>component</th><th>version</th></tr>\n<tr><td>edgecl</td><td>{}</td></tr>",
+        esc(&s("edgecl"))
+    );
+    for (name, version) in crate_versions() {
+        let _ = writeln!(w, "<tr><td>{name}</td><td>{}</td></tr>", esc(&version));
+    }
+    let _ = writeln!(
+        w,
+        "</table>\n<h2>Machine</h2>\n<table id=\"machine\"><tr><th>what</th><th>value</th></tr>"
+    );
+    for (k, v) in machine() {
+        let _ = writeln!(w, "<tr><td>{}</td><td>{}</td></tr>", esc(&k), esc(&v));
+    }
+    let _ = writeln!(
+        w,
+        "</table>\n<h2>Data</h2>\n<p>Samples: <code>{}</code>.</p>",
+        esc(&s("data"))
+    );
+    if let Some(p) = provenance(&s("data"), "PROVENANCE.md") {
+        let _ = writeln!(w, "<pre id=\"data-provenance\">{}</pre>", esc(&p));
+    }
+    match sweep.get("backbone").and_then(Value::as_str) {
+        Some(b) => {
+            let _ = writeln!(w, "<p>Features: the frozen backbone <code>{}</code>.</p>", esc(b));
+            if let Some(p) = provenance(b, "MODEL.md") {
+                let _ = writeln!(w, "<pre id=\"model-card\">{}</pre>", esc(&p));
+            }
+        }
+        None => {
+            let _ = writeln!(
+                w,
+                "<p>Features: the protocol's own (pixels, 2x2-pooled for the edge protocol).</p>"
+            );
+        }
+    }
+    let _ = writeln!(
+        w,
+        "<p>Every cell's full report is in <a href=\"sweep.json\">sweep.json</a> (and one file per cell in <code>cells/</code>).</p>"
+    );
+    // What a browser drew, for tests that render the page headless: tables with rows and
+    // plots with text that take room on the page.
+    let _ = writeln!(w, "<script>{RENDER_CHECK}</script>\n</body></html>");
+    let path = out.join("report.html");
+    std::fs::write(&path, h).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_read_as_people_write_them() {
+        assert_eq!(bytes(8192), "8 KiB");
+        assert_eq!(bytes(98304), "96 KiB");
+        assert_eq!(bytes(1000), "1000 B");
+        assert_eq!(bytes(1536 + 1), "1.5 KiB");
+        assert_eq!(bytes(3 << 20), "3.0 MiB");
+    }
+
+    #[test]
+    fn winners_leave_out_joint_and_budgets_where_nothing_ran() {
+        let sweep = serde_json::json!({
+            "budgets": [1024, 2048],
+            "summary": [
+                {"strategy": "joint", "budget": 1024, "avg_accuracy_mean": 99.0},
+                {"strategy": "si", "budget": 1024, "avg_accuracy_mean": 40.0},
+                {"strategy": "replay", "budget": 1024, "avg_accuracy_mean": 60.0},
+                {"strategy": "si", "budget": 2048, "avg_accuracy_mean": null},
+            ]
+        });
+        let w = winners(&sweep);
+        assert_eq!(w[0], (1024, Some(("replay".to_string(), 60.0))));
+        assert_eq!(w[1], (2048, None));
+    }
+
+    #[test]
+    fn html_text_is_escaped() {
+        assert_eq!(
+            esc("<a href=\"x\">&</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;"
+        );
+    }
+
+    #[test]
+    fn crate_versions_come_from_the_lock_file() {
+        let v = crate_versions();
+        assert!(
+            v.iter().any(|(n, ver)| *n == "postcard" && ver.starts_with('1')),
+            "{v:?}"
+        );
+    }
+}
