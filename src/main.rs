@@ -7,8 +7,8 @@ use edgecl::host::idx::{load_split, Split};
 use edgecl::host::report::{memory_table, ComponentBytes, LambdaTrial};
 use edgecl::host::scenario::{ClassOrder, Kind, Scenario, Setting, Spec};
 use edgecl::host::simulate::{
-    self, GeneratorChoice, Length, Options, PackNetOptions, PenaltyOptions, Protocol, ReplayOptions, ReplayRatio,
-    Strategy,
+    self, GeneratorChoice, Length, Options, PackNetOptions, PenaltyKind, PenaltyOptions, Protocol, ReplayOptions,
+    ReplayRatio, Strategy,
 };
 use edgecl::{FisherLabels, Kernels, LayerDims, LearnerConfig, Optimizer, Plan, Quant, Storage};
 
@@ -44,9 +44,11 @@ enum Command {
     #[cfg(feature = "onnx")]
     DeviceData(DeviceDataArgs),
     /// Run a scenario over budgets x strategies x seeds, each cell planned to the largest
-    /// learner that fits its budget (replay: the highest generator rank that fits, then
-    /// the widest head); reports land in OUT/cells/ (a killed sweep resumes where it
-    /// stopped), the summary in OUT/sweep.json.
+    /// learner that fits its budget (the widest head; a generator takes the largest size
+    /// that leaves the head 8 hidden units); reports land in OUT/cells/ (a killed sweep
+    /// resumes where it stopped), all cells and the summary in OUT/sweep.json, plots in
+    /// OUT/plots/, the page in OUT/report.html. --strategy, --budget and --seed are set per
+    /// cell; a --lambda list is not swept (its first value is taken).
     Sweep(SweepArgs),
     /// Make an Ed25519 key pair for signing device images: KEY (the secret seed, hex,
     /// readable by its owner only) and KEY.pub (the public key the firmware compiles in).
@@ -66,7 +68,7 @@ enum Command {
 }
 
 #[cfg(feature = "train")]
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, Debug, ValueEnum)]
 enum ArchArg {
     /// Two 3x3 convolutions with max pooling, then a dense feature layer.
     Cnn,
@@ -75,7 +77,7 @@ enum ArchArg {
 }
 
 #[cfg(feature = "train")]
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, Debug, ValueEnum)]
 enum DeviceArg {
     /// burn's pure-Rust CPU device.
     Cpu,
@@ -132,7 +134,7 @@ struct TrainArgs {
     quiet: bool,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, Debug, ValueEnum)]
 enum ProtocolArg {
     /// MLP 784-400-400-10 on pixels, Adam, batch 128 (van de Ven & Tolias 2019).
     Literature,
@@ -140,7 +142,7 @@ enum ProtocolArg {
     Edge,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, Debug, ValueEnum)]
 enum ScenarioArg {
     /// Classes grouped into tasks.
     #[value(alias = "split-mnist")]
@@ -155,7 +157,7 @@ enum ScenarioArg {
 
 // The variant names are the CLI values (task-il, domain-il, class-il).
 #[allow(clippy::enum_variant_names)]
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, Debug, ValueEnum)]
 enum SettingArg {
     /// Task identity given (a head per task).
     TaskIl,
@@ -165,7 +167,7 @@ enum SettingArg {
     ClassIl,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, Debug, ValueEnum)]
 enum StorageArg {
     /// u8 importance with a per-tensor scale, f16 anchors.
     Compact,
@@ -173,7 +175,7 @@ enum StorageArg {
     F32,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, Debug, ValueEnum)]
 enum QuantArg {
     /// max * 2^(-k/8): relative precision over 32 octaves.
     Log,
@@ -181,7 +183,7 @@ enum QuantArg {
     Linear,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, Debug, ValueEnum)]
 enum FisherArg {
     /// The samples' own labels (empirical Fisher).
     True,
@@ -189,7 +191,7 @@ enum FisherArg {
     Sampled,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, Debug, ValueEnum)]
 enum KernelsArg {
     /// Plain loops, the same bits on every target.
     Reference,
@@ -197,7 +199,7 @@ enum KernelsArg {
     Fast,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, Debug, ValueEnum)]
 enum OptimizerArg {
     /// SGD with momentum.
     Sgd,
@@ -206,7 +208,7 @@ enum OptimizerArg {
 }
 
 /// The replay generator.
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, Debug, ValueEnum)]
 enum GeneratorArg {
     /// Class-conditional Gaussian: mean, low-rank-plus-diagonal covariance per class.
     Gaussian,
@@ -228,7 +230,7 @@ fn parse_ratio(s: &str) -> std::result::Result<ReplayRatio, String> {
 }
 
 /// What both `simulate` and `plan` need to shape a learner.
-#[derive(Args, Clone)]
+#[derive(Args, Clone, Debug)]
 struct Shape {
     /// Network, features and defaults.
     #[arg(long, value_enum, default_value = "edge")]
@@ -1010,11 +1012,6 @@ fn train(args: TrainArgs) -> Result<()> {
     let metrics = serde_json::json!({
         "device": cfg.device.name(),
         "seconds": seconds,
-        "cell_seconds": results
-            .iter()
-            .filter_map(|(_, v)| v.as_ref()?.get("seconds")?.as_f64())
-            .fold(0.0, |a, b| a + b),
-        "jobs": jobs,
         "epochs": cfg.epochs,
         "seed": cfg.seed,
         "train_samples": trained.train_samples,
@@ -1275,9 +1272,42 @@ fn sweep(mut args: SweepArgs) -> Result<()> {
         };
         args.shape.model = Some(mlp.display().to_string());
     }
+    let mut budgets = budgets;
+    budgets.sort_unstable();
+    budgets.dedup();
+    if budgets.contains(&0) {
+        bail!("--budgets: a budget of 0 bytes holds no learner");
+    }
     let labels = args.strategies.clone();
-    for s in &labels {
+    for (i, s) in labels.iter().enumerate() {
         parse_label(s)?;
+        if labels[..i].contains(s) {
+            bail!("--strategies: `{s}` is listed twice");
+        }
+    }
+    if args.seeds == 0 {
+        bail!("--seeds 0: a sweep needs at least one seed");
+    }
+    // A folder holds one sweep's settings: resuming with other ones would mix their cells.
+    let settings = {
+        let mut shape = args.shape.clone();
+        (shape.strategy, shape.budget, shape.seed) = (String::new(), None, 0);
+        format!("{shape:#?}\niters: {:?}\ndata: {:?}\n", args.iters, args.data)
+    };
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let settings_path = args.out.join("settings.txt");
+    match std::fs::read_to_string(&settings_path) {
+        Ok(old) if old != settings => bail!(
+            "{} holds a sweep with other settings (see {}): resuming would mix their cells; use another --out, \
+             or delete the folder",
+            args.out.display(),
+            settings_path.display()
+        ),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::write(&settings_path, &settings).with_context(|| format!("writing {}", settings_path.display()))?
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", settings_path.display())),
     }
     let device_backbone = match (args.shape.board.is_some(), board.kind.as_str()) {
         (false, _) => None,
@@ -1293,9 +1323,7 @@ fn sweep(mut args: SweepArgs) -> Result<()> {
     let cells = Cell::grid(&labels, &budgets, args.seeds);
     // One scenario per seed (its features computed once), shared by the cells; none when
     // every cell has its report (the report is drawn again).
-    let pending = cells
-        .iter()
-        .any(|c| !edgecl::host::sweep::cells_dir(&args.out).join(c.file_name()).exists());
+    let pending = cells.iter().any(|c| !edgecl::host::sweep::finished(&args.out, c));
     let mut scenarios = Vec::new();
     for seed in (1..=args.seeds).filter(|_| pending) {
         let mut shape = args.shape.clone();
@@ -1319,7 +1347,8 @@ fn sweep(mut args: SweepArgs) -> Result<()> {
     };
     let jobs = args
         .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
     let progress = !args.quiet && std::io::stderr().is_terminal();
     let data = dir.display().to_string();
     let started = std::time::Instant::now();
@@ -1335,16 +1364,42 @@ fn sweep(mut args: SweepArgs) -> Result<()> {
             opts.replay.generator = g;
         }
         opts.backbone = backbone.clone();
-        let scenario = &scenarios[(cell.seed - 1) as usize];
+        let scenario = usize::try_from(cell.seed - 1)
+            .ok()
+            .and_then(|i| scenarios.get(i))
+            .context("the cell's report vanished while the sweep started: run it again")?;
         let (inputs, outputs, tasks) = (scenario.input_width(), scenario.outputs(), scenario.tasks.len());
         fit_generator(&mut opts, inputs, outputs, tasks);
         if let Err(e) = simulate::setup(&opts, inputs, outputs, tasks, scenario.spec.setting) {
-            return Ok(serde_json::json!({ "fits": false, "error": format!("{e:#}") }));
+            let over = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<edgecl::Error>(),
+                    Some(edgecl::Error::OverBudget { .. })
+                )
+            });
+            return match over {
+                true => Ok(serde_json::json!({ "fits": false, "error": format!("{e:#}") })),
+                false => Err(e),
+            };
         }
         let cell_started = std::time::Instant::now();
         let report = simulate::run(&opts, scenario)?;
         let cell_seconds = cell_started.elapsed().as_secs_f64();
+        // The firmware runs fine-tuning, SI and Gaussian replay (its config's strategies).
+        let on_firmware = matches!(
+            (strategy, opts.replay.generator),
+            (Strategy::Naive | Strategy::Penalty(PenaltyKind::Si), _)
+                | (Strategy::Replay(None), GeneratorChoice::Gaussian)
+        );
         let flash = device_backbone.as_ref().map(|b| match b {
+            Ok(_) if board.kind == "mcu" && !on_firmware => serde_json::json!({
+                "fits": null,
+                "error": format!("the firmware does not run {}", cell.strategy),
+            }),
+            Ok(_) if board.kind == "mcu" && board.firmware_base_bytes.is_none() => serde_json::json!({
+                "fits": null,
+                "error": format!("{} has no measured firmware", board.name),
+            }),
             Ok(bytes) => serde_json::to_value(flash_need(
                 &board,
                 report.learner.parameters,
@@ -1359,7 +1414,18 @@ fn sweep(mut args: SweepArgs) -> Result<()> {
     let seconds = started.elapsed().as_secs_f64();
     let results = collect(&args.out, &cells)?;
     let table = summary(&results);
-    let command: Vec<String> = std::env::args().collect();
+    // The command as a shell takes it back (quoted where needed).
+    let command: Vec<String> = std::env::args_os()
+        .map(|a| {
+            let a = a.to_string_lossy().into_owned();
+            let plain = !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_=.,/:+@%".contains(c));
+            if plain {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect();
     let json = serde_json::json!({
         "command": command.join(" "),
         "edgecl": env!("CARGO_PKG_VERSION"),
@@ -1383,6 +1449,7 @@ fn sweep(mut args: SweepArgs) -> Result<()> {
             "avg_accuracy_se": r.accuracy.map(|(_, e)| e),
             "avg_accuracy_min": r.range.map(|(lo, _)| lo),
             "avg_accuracy_max": r.range.map(|(_, hi)| hi),
+            "cells_with_result": r.ran,
             "cells_over_budget": r.unfit,
             "cells_without_result": r.missing,
         })).collect::<Vec<_>>(),
@@ -1412,6 +1479,12 @@ fn sweep(mut args: SweepArgs) -> Result<()> {
         for b in &budgets {
             let row = table.iter().find(|r| &r.strategy == s && r.budget == *b);
             let text = match row {
+                Some(SummaryRow {
+                    accuracy: Some((m, _)),
+                    missing: 0,
+                    ran: 1,
+                    ..
+                }) => format!("{m:.2} (n=1)"),
                 Some(SummaryRow {
                     accuracy: Some((m, e)),
                     missing: 0,

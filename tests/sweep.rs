@@ -80,6 +80,17 @@ fn the_report_renders_every_table_and_plot_in_headless_chromium() {
             assert!(std::fs::metadata(&f).is_ok_and(|m| m.len() > 1000), "{}", f.display());
         }
     }
+    // Every PNG decodes to a whole plot.
+    let mut pngs = 0;
+    for e in std::fs::read_dir(out.join("plots")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "png") {
+            let img = image::open(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            assert_eq!((img.width(), img.height()), (900, 560), "{}", p.display());
+            pngs += 1;
+        }
+    }
+    assert_eq!(pngs, plots);
     let tables = text.matches("<table").count();
     assert!(tables >= 6, "{tables} tables");
     let Some(browser) = chromium() else {
@@ -204,6 +215,42 @@ fn a_sweep_killed_mid_run_keeps_whole_reports_and_finishes_the_rest() {
     for (name, bytes) in &before {
         let again = &after.iter().find(|(n, _)| n == name).unwrap().1;
         assert_eq!(again, bytes, "{name} was run again");
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn a_folder_keeps_one_sweeps_settings_and_grids_are_checked() {
+    let out = std::env::temp_dir().join(format!("edgecl-sweep-settings-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_edgecl"))
+            .args(["sweep", "--model", "none", "--iters", "20", "--budgets", "16k"])
+            .args(["--strategies", "naive", "--seeds", "1", "-q", "--out"])
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    assert!(run(&[]).status.success());
+    // Other settings into the same folder would mix cells of two sweeps.
+    let o = run(&["--setting", "task-il"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("other settings"), "{err}");
+    // Grids: a strategy twice, no seeds, an unknown generator.
+    for (args, want) in [
+        (&["--strategies", "naive,naive"][..], "listed twice"),
+        (&["--seeds", "0"][..], "at least one seed"),
+        (&["--strategies", "replay:tape"][..], "unknown generator"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_edgecl"))
+            .args(["sweep", "--model", "none", "--out"])
+            .arg(out.join("other"))
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(want), "{args:?}: {err}");
     }
     std::fs::remove_dir_all(&out).unwrap();
 }

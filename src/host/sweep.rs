@@ -54,6 +54,16 @@ impl Cell {
     }
 }
 
+/// Whether `cell` has a report in `out/cells/` from an earlier run: a whole JSON file
+/// with a result (a run, or a learner over budget). A file that does not parse (cut
+/// short outside the sweep's own atomic writes) and a failed run are run again.
+pub fn finished(out: &Path, cell: &Cell) -> bool {
+    let Ok(text) = std::fs::read_to_string(cells_dir(out).join(cell.file_name())) else {
+        return false;
+    };
+    serde_json::from_str::<Value>(&text).is_ok_and(|v| v.get("fits").is_some())
+}
+
 /// Where the cells' reports go.
 pub fn cells_dir(out: &Path) -> PathBuf {
     out.join("cells")
@@ -86,7 +96,7 @@ where
 {
     let dir = cells_dir(out);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let todo: Vec<&Cell> = cells.iter().filter(|c| !dir.join(c.file_name()).exists()).collect();
+    let todo: Vec<&Cell> = cells.iter().filter(|c| !finished(out, c)).collect();
     let skipped = cells.len() - todo.len();
     let todo = &todo[..todo.len().min(limit.unwrap_or(usize::MAX))];
     let bar = if progress {
@@ -109,7 +119,8 @@ where
                 let Some(cell) = todo.get(i) else { break };
                 let report = run(cell).unwrap_or_else(|e| serde_json::json!({ "error": format!("{e:#}") }));
                 let path = dir.join(cell.file_name());
-                let tmp = path.with_extension("json.tmp");
+                // Its own temporary name, so two sweeps on one folder never share it.
+                let tmp = path.with_extension(format!("json.{}.{i}.tmp", std::process::id()));
                 let written = serde_json::to_string_pretty(&report)
                     .map_err(anyhow::Error::from)
                     .and_then(|text| std::fs::write(&tmp, text + "\n").map_err(anyhow::Error::from))
@@ -134,7 +145,8 @@ where
     })
 }
 
-/// The reports of `cells` found in `out/cells/` (None for a missing one).
+/// The reports of `cells` found in `out/cells/` (None for a missing one, or one that is
+/// not JSON: [`run_cells`] runs those again).
 pub fn collect(out: &Path, cells: &[Cell]) -> Result<Vec<(Cell, Option<Value>)>> {
     let dir = cells_dir(out);
     cells
@@ -142,9 +154,7 @@ pub fn collect(out: &Path, cells: &[Cell]) -> Result<Vec<(Cell, Option<Value>)>>
         .map(|c| {
             let path = dir.join(c.file_name());
             let value = match std::fs::read_to_string(&path) {
-                Ok(text) => {
-                    Some(serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?)
-                }
+                Ok(text) => serde_json::from_str(&text).ok(),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
                 Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
             };
@@ -174,6 +184,8 @@ pub struct SummaryRow {
     pub accuracy: Option<(f64, f64)>,
     /// Smallest and largest average accuracy over the seeds that ran.
     pub range: Option<(f64, f64)>,
+    /// Cells with a result (the seeds the mean is over).
+    pub ran: usize,
     /// Cells whose learner does not fit the budget.
     pub unfit: usize,
     /// Cells without a result otherwise (failed, or not run yet).
@@ -196,8 +208,12 @@ pub fn summary(results: &[(Cell, Option<Value>)]) -> Vec<SummaryRow> {
                 .filter(|(c, _)| c.strategy == s && c.budget == b)
                 .map(|(_, v)| v.as_ref())
                 .collect();
+            // Each cell counts once: a result, over budget, or neither.
             let values: Vec<f64> = cells.iter().filter_map(|v| accuracy((*v)?)).collect();
-            let unfit = cells.iter().filter(|v| v.is_some_and(did_not_fit)).count();
+            let unfit = cells
+                .iter()
+                .filter(|v| v.is_some_and(|v| did_not_fit(v) && accuracy(v).is_none()))
+                .count();
             let stats = (!values.is_empty()).then(|| {
                 let n = values.len() as f64;
                 let mean = values.iter().sum::<f64>() / n;
@@ -218,6 +234,7 @@ pub fn summary(results: &[(Cell, Option<Value>)]) -> Vec<SummaryRow> {
                 budget: b,
                 accuracy: stats,
                 range,
+                ran: values.len(),
                 unfit,
                 missing: cells.len() - values.len() - unfit,
             }

@@ -19,13 +19,18 @@ pub const REFERENCES: [&str; 1] = ["joint"];
 const CRATES: [&str; 6] = ["tract-onnx", "plotters", "burn", "ndarray", "postcard", "clap"];
 
 /// The page's own account of what the browser laid out, in `body[data-render]`:
-/// `tables SHOWN/ALL plots SHOWN/ALL`.
+/// `tables SHOWN/ALL plots SHOWN/ALL`. A table is shown with a row under its header; a
+/// plot when its SVG takes room, has text, and draws at least the data marks (points,
+/// cells, bar parts: `circle` and `rect` elements) its figure's `data-marks` says.
 const RENDER_CHECK: &str = "window.addEventListener('load', () => {\
   const shown = e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0; };\
   const tables = [...document.querySelectorAll('table')];\
-  const plots = [...document.querySelectorAll('figure.plot svg')];\
+  const plots = [...document.querySelectorAll('figure.plot')];\
+  const drawn = f => { const s = f.querySelector('svg'); const n = +f.dataset.marks;\
+    return s && shown(s) && s.querySelectorAll('text').length > 0 && n > 0\
+      && s.querySelectorAll('circle, rect').length >= n; };\
   const t = tables.filter(x => shown(x) && x.rows.length > 1).length;\
-  const p = plots.filter(x => shown(x) && x.querySelectorAll('text').length > 0).length;\
+  const p = plots.filter(drawn).length;\
   document.body.setAttribute('data-render', `tables ${t}/${tables.length} plots ${p}/${plots.length}`);\
 });";
 
@@ -37,6 +42,8 @@ struct Plot {
     title: String,
     /// What it shows.
     caption: String,
+    /// Data marks it draws (points, cells, bar parts), for the render check.
+    marks: usize,
 }
 
 /// A summary row of `sweep.json`.
@@ -48,6 +55,7 @@ struct Row {
     se: Option<f64>,
     min: Option<f64>,
     max: Option<f64>,
+    ran: u64,
     over_budget: u64,
     missing: u64,
 }
@@ -67,6 +75,7 @@ fn rows(sweep: &Value) -> Vec<Row> {
                     se: f(r, "avg_accuracy_se"),
                     min: f(r, "avg_accuracy_min"),
                     max: f(r, "avg_accuracy_max"),
+                    ran: u(r, "cells_with_result"),
                     over_budget: u(r, "cells_over_budget"),
                     missing: u(r, "cells_without_result"),
                 })
@@ -215,6 +224,7 @@ fn draw(out: &Path, sweep: &Value) -> Result<Vec<Plot>> {
             "Average accuracy over all tasks after the last one, mean over {seeds} seeds; the bars span the seeds' \
              lowest and highest. A strategy has no point at a budget its smallest learner does not fit."
         ),
+        marks: series.iter().map(|s| s.points.len()).sum(),
     });
 
     // Per strategy, its run at the largest budget it fits (seed 1).
@@ -231,6 +241,7 @@ fn draw(out: &Path, sweep: &Value) -> Result<Vec<Plot>> {
             stem,
             title,
             caption: "Row i: after training task i; column j: accuracy (%) on task j's test samples.".into(),
+            marks: m.iter().map(Vec::len).sum(),
         });
         let stem = format!("tasks-{}", file_stem(s));
         let title = format!("{s} at {}: each task's accuracy over time (seed 1)", bytes(b));
@@ -239,6 +250,7 @@ fn draw(out: &Path, sweep: &Value) -> Result<Vec<Plot>> {
             stem,
             title,
             caption: "Accuracy on each task from the moment it is learned: a falling line is forgetting.".into(),
+            marks: m.iter().enumerate().map(|(i, r)| r.len().min(i + 1)).sum(),
         });
         bars.push(Bar {
             label: s.clone(),
@@ -251,6 +263,10 @@ fn draw(out: &Path, sweep: &Value) -> Result<Vec<Plot>> {
         stem: "plan-bytes".into(),
         title: title.into(),
         caption: "Each strategy's arena at the largest budget it fits, by component (the plan the core carves).".into(),
+        marks: bars
+            .iter()
+            .map(|b| b.parts.iter().filter(|(_, n)| *n > 0).count())
+            .sum(),
     });
     Ok(plots)
 }
@@ -363,10 +379,15 @@ pub fn write(out: &Path) -> Result<PathBuf> {
     // Which strategy wins where.
     let _ = writeln!(
         w,
-        "<h2>Which strategy forgets least at each budget</h2>\n<table id=\"winners\"><tr><th>budget</th><th>best strategy</th><th>average accuracy (%)</th></tr>"
+        "<h2>Which strategy keeps the most accuracy at each budget</h2>\n<table id=\"winners\"><tr><th>budget</th><th>best strategy</th><th>average accuracy (%)</th></tr>"
     );
     for (b, best) in winners(&sweep) {
-        let (name, acc) = best.map_or(("none fits".to_string(), None), |(n, a)| (n, Some(a)));
+        let all_over = rows
+            .iter()
+            .filter(|r| r.budget == b && !REFERENCES.contains(&r.strategy.as_str()))
+            .all(|r| r.ran == 0 && r.missing == 0 && r.over_budget > 0);
+        let none = if all_over { "none fits" } else { "no result" };
+        let (name, acc) = best.map_or((none.to_string(), None), |(n, a)| (n, Some(a)));
         let _ = writeln!(
             w,
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -396,7 +417,10 @@ pub fn write(out: &Path) -> Result<PathBuf> {
             let r = rows.iter().find(|r| &r.strategy == st && r.budget == *b);
             let text = match r {
                 Some(r) if r.mean.is_some() => {
-                    let mut t = format!("{} ± {}", pct(r.mean), pct(r.se));
+                    let mut t = match r.ran {
+                        1 => format!("{} (n=1)", pct(r.mean)),
+                        _ => format!("{} ± {}", pct(r.mean), pct(r.se)),
+                    };
                     if r.missing > 0 {
                         let _ = write!(t, " ({} missing)", r.missing);
                     }
@@ -454,8 +478,9 @@ pub fn write(out: &Path) -> Result<PathBuf> {
             .map_or(svg, |r| r.split_once("?>").map_or(r, |(_, b)| b));
         let _ = writeln!(
             w,
-            "<figure class=\"plot\" id=\"plot-{}\"><h3>{}</h3>\n{}\n<figcaption>{} (<a href=\"plots/{}.png\">PNG</a>, <a href=\"plots/{}.svg\">SVG</a>)</figcaption></figure>",
+            "<figure class=\"plot\" id=\"plot-{}\" data-marks=\"{}\"><h3>{}</h3>\n{}\n<figcaption>{} (<a href=\"plots/{}.png\">PNG</a>, <a href=\"plots/{}.svg\">SVG</a>)</figcaption></figure>",
             esc(&p.stem),
+            p.marks,
             esc(&p.title),
             svg.trim(),
             esc(&p.caption),
