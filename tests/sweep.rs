@@ -91,6 +91,20 @@ fn the_report_renders_every_table_and_plot_in_headless_chromium() {
         }
     }
     assert_eq!(pngs, plots);
+    // The command, versions, machine and the data's provenance are on the page.
+    for id in [
+        "command",
+        "winners",
+        "summary",
+        "per-kib",
+        "cells",
+        "versions",
+        "machine",
+        "data-provenance",
+    ] {
+        assert!(text.contains(&format!("id=\"{id}\"")), "no #{id}");
+    }
+    assert!(text.contains("sweep --model none"), "the command is not shown");
     let tables = text.matches("<table").count();
     assert!(tables >= 6, "{tables} tables");
     let Some(browser) = chromium() else {

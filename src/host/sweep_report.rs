@@ -599,7 +599,18 @@ pub fn write(out: &Path) -> Result<PathBuf> {
     match sweep.get("backbone").and_then(Value::as_str) {
         Some(b) => {
             let _ = writeln!(w, "<p>Features: the frozen backbone <code>{}</code>.</p>", esc(b));
-            if let Some(p) = provenance(b, "MODEL.md") {
+            // A model folder's file, or a shipped model's folder in `models/`.
+            let card = [
+                PathBuf::from(b),
+                Path::new("models").join(b).join("backbone.onnx"),
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("models")
+                    .join(b)
+                    .join("backbone.onnx"),
+            ]
+            .iter()
+            .find_map(|p| provenance(&p.display().to_string(), "MODEL.md"));
+            if let Some(p) = card {
                 let _ = writeln!(w, "<pre id=\"model-card\">{}</pre>", esc(&p));
             }
         }
