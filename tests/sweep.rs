@@ -168,19 +168,24 @@ fn a_sweep_killed_mid_run_keeps_whole_reports_and_finishes_the_rest() {
         v.sort();
         v
     };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_edgecl"))
-        .args(["sweep", "--model", "none", "--iters", "400", "--budgets", "16k,32k,64k"])
-        .args([
-            "--strategies",
-            "naive,si,replay",
-            "--seeds",
-            "1",
-            "--jobs",
-            "1",
-            "-q",
-            "--out",
-        ])
-        .arg(&out)
+    // Nine cells of 400 updates a task, on `jobs` threads.
+    let grid = |jobs: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_edgecl"));
+        c.args(["sweep", "--model", "none", "--iters", "400", "--budgets", "16k,32k,64k"])
+            .args([
+                "--strategies",
+                "naive,si,replay",
+                "--seeds",
+                "1",
+                "-q",
+                "--jobs",
+                jobs,
+                "--out",
+            ])
+            .arg(&out);
+        c
+    };
+    let mut child = grid("1")
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("edgecl runs");
@@ -201,21 +206,7 @@ fn a_sweep_killed_mid_run_keeps_whole_reports_and_finishes_the_rest() {
         let v: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(v.get("report").is_some() || v.get("fits").is_some(), "{name}");
     }
-    let o = Command::new(env!("CARGO_BIN_EXE_edgecl"))
-        .args(["sweep", "--model", "none", "--iters", "400", "--budgets", "16k,32k,64k"])
-        .args([
-            "--strategies",
-            "naive,si,replay",
-            "--seeds",
-            "1",
-            "--jobs",
-            "2",
-            "-q",
-            "--out",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = grid("2").output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let printed = String::from_utf8_lossy(&o.stdout);
     let want = format!(

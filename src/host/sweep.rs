@@ -45,12 +45,7 @@ impl Cell {
 
     /// The cell's report file name.
     pub fn file_name(&self) -> String {
-        let s: String = self
-            .strategy
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
-            .collect();
-        format!("{s}-{}-{}.json", self.budget, self.seed)
+        format!("{}-{}-{}.json", file_safe(&self.strategy), self.budget, self.seed)
     }
 }
 
@@ -62,6 +57,14 @@ pub fn finished(out: &Path, cell: &Cell) -> bool {
         return false;
     };
     serde_json::from_str::<Value>(&text).is_ok_and(|v| v.get("fits").is_some())
+}
+
+/// `label` with every character but ASCII letters, digits and `-` as `_`, for file names.
+pub fn file_safe(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect()
 }
 
 /// Where the cells' reports go.

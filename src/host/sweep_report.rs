@@ -4,7 +4,7 @@
 //! `edgecl sweep` on a finished sweep draws it again without running a cell.
 
 use crate::host::plots::{self, Bar, BudgetPoint, BudgetSeries};
-use crate::host::sweep::{accuracy, did_not_fit};
+use crate::host::sweep::{accuracy, did_not_fit, file_safe};
 use anyhow::{Context, Result};
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -178,12 +178,6 @@ fn components(report: &Value) -> Vec<(String, usize)> {
         .unwrap_or_default()
 }
 
-fn file_stem(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
-        .collect()
-}
-
 /// Draws the plots of the sweep in `out/sweep.json` into `out/plots/`.
 fn draw(out: &Path, sweep: &Value) -> Result<Vec<Plot>> {
     let dir = out.join("plots");
@@ -234,7 +228,7 @@ fn draw(out: &Path, sweep: &Value) -> Result<Vec<Plot>> {
             continue;
         };
         let m = matrix(report);
-        let stem = format!("matrix-{}", file_stem(s));
+        let stem = format!("matrix-{}", file_safe(s));
         let title = format!("{s} at {}: accuracy matrix (seed 1)", bytes(b));
         plots::heat_map(&dir.join(&stem), &title, &m)?;
         plots.push(Plot {
@@ -243,7 +237,7 @@ fn draw(out: &Path, sweep: &Value) -> Result<Vec<Plot>> {
             caption: "Row i: after training task i; column j: accuracy (%) on task j's test samples.".into(),
             marks: m.iter().map(Vec::len).sum(),
         });
-        let stem = format!("tasks-{}", file_stem(s));
+        let stem = format!("tasks-{}", file_safe(s));
         let title = format!("{s} at {}: each task's accuracy over time (seed 1)", bytes(b));
         plots::task_curves(&dir.join(&stem), &title, &m)?;
         plots.push(Plot {
