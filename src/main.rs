@@ -1309,7 +1309,9 @@ fn sweep(mut args: SweepArgs) -> Result<()> {
         }
         Err(e) => return Err(e).with_context(|| format!("reading {}", settings_path.display())),
     }
-    let device_backbone = match (args.shape.board.is_some(), board.kind.as_str()) {
+    // Bytes of the backbone image an MCU board's flash holds (0 on Linux boards), or why
+    // the board cannot run it; none without --board.
+    let flash_backbone = match (args.shape.board.is_some(), board.kind.as_str()) {
         (false, _) => None,
         (true, "mcu") => Some(device_backbone(&args.shape)?),
         (true, _) => Some(Ok(0)),
@@ -1391,7 +1393,7 @@ fn sweep(mut args: SweepArgs) -> Result<()> {
             (Strategy::Naive | Strategy::Penalty(PenaltyKind::Si), _)
                 | (Strategy::Replay(None), GeneratorChoice::Gaussian)
         );
-        let flash = device_backbone.as_ref().map(|b| match b {
+        let flash = flash_backbone.as_ref().map(|b| match b {
             Ok(_) if board.kind == "mcu" && !on_firmware => serde_json::json!({
                 "fits": null,
                 "error": format!("the firmware does not run {}", cell.strategy),
@@ -1442,17 +1444,7 @@ fn sweep(mut args: SweepArgs) -> Result<()> {
             .filter_map(|(_, v)| v.as_ref()?.get("seconds")?.as_f64())
             .fold(0.0, |a, b| a + b),
         "jobs": jobs,
-        "summary": table.iter().map(|r| serde_json::json!({
-            "strategy": r.strategy,
-            "budget": r.budget,
-            "avg_accuracy_mean": r.accuracy.map(|(m, _)| m),
-            "avg_accuracy_se": r.accuracy.map(|(_, e)| e),
-            "avg_accuracy_min": r.range.map(|(lo, _)| lo),
-            "avg_accuracy_max": r.range.map(|(_, hi)| hi),
-            "cells_with_result": r.ran,
-            "cells_over_budget": r.unfit,
-            "cells_without_result": r.missing,
-        })).collect::<Vec<_>>(),
+        "summary": table.iter().map(SummaryRow::to_json).collect::<Vec<_>>(),
         "cells": results.iter().map(|(c, v)| serde_json::json!({
             "strategy": c.strategy,
             "budget": c.budget,
@@ -1478,26 +1470,7 @@ fn sweep(mut args: SweepArgs) -> Result<()> {
         print!("{s:<16}");
         for b in &budgets {
             let row = table.iter().find(|r| &r.strategy == s && r.budget == *b);
-            let text = match row {
-                Some(SummaryRow {
-                    accuracy: Some((m, _)),
-                    missing: 0,
-                    ran: 1,
-                    ..
-                }) => format!("{m:.2} (n=1)"),
-                Some(SummaryRow {
-                    accuracy: Some((m, e)),
-                    missing: 0,
-                    ..
-                }) => format!("{m:.2} ± {e:.2}"),
-                Some(SummaryRow {
-                    accuracy: Some((m, e)),
-                    missing,
-                    ..
-                }) => format!("{m:.2} ± {e:.2} ({missing} missing)"),
-                Some(r) if r.unfit > 0 && r.missing == 0 => "does not fit".to_string(),
-                _ => "no result".to_string(),
-            };
+            let text = row.map_or_else(|| "no result".to_string(), SummaryRow::text);
             print!("{text:>16}");
         }
         println!();

@@ -306,8 +306,8 @@ where
     Ok(())
 }
 
-/// `bytes` as "512 B", "8 KiB", "1.5 MiB".
-fn bytes_label(bytes: f64) -> String {
+/// `bytes` as "512 B", "8 KiB", "1.5 MiB" (axis ticks, and the sweep report's tables).
+pub fn bytes_label(bytes: f64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
     let mut v = bytes;
     let mut unit = 0;

@@ -195,6 +195,57 @@ pub struct SummaryRow {
     pub missing: usize,
 }
 
+impl SummaryRow {
+    /// The row as `sweep.json`'s `summary` holds it.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "strategy": self.strategy,
+            "budget": self.budget,
+            "avg_accuracy_mean": self.accuracy.map(|(m, _)| m),
+            "avg_accuracy_se": self.accuracy.map(|(_, e)| e),
+            "avg_accuracy_min": self.range.map(|(lo, _)| lo),
+            "avg_accuracy_max": self.range.map(|(_, hi)| hi),
+            "cells_with_result": self.ran,
+            "cells_over_budget": self.unfit,
+            "cells_without_result": self.missing,
+        })
+    }
+
+    /// A row read back from [`SummaryRow::to_json`]'s form (absent numbers as none or 0).
+    pub fn from_json(v: &Value) -> SummaryRow {
+        let f = |k: &str| v.get(k).and_then(Value::as_f64);
+        let n = |k: &str| v.get(k).and_then(Value::as_u64).map_or(0, |n| n as usize);
+        SummaryRow {
+            strategy: v.get("strategy").and_then(Value::as_str).unwrap_or("?").to_string(),
+            budget: n("budget"),
+            accuracy: f("avg_accuracy_mean").map(|m| (m, f("avg_accuracy_se").unwrap_or(0.0))),
+            range: f("avg_accuracy_min").zip(f("avg_accuracy_max")),
+            ran: n("cells_with_result"),
+            unfit: n("cells_over_budget"),
+            missing: n("cells_without_result"),
+        }
+    }
+
+    /// The row's cell of a table: `mean ± se` (`mean (n=1)` for one seed), the cells
+    /// still missing, or why there is no figure.
+    pub fn text(&self) -> String {
+        match self.accuracy {
+            Some((m, e)) => {
+                let mut t = match self.ran {
+                    1 => format!("{m:.2} (n=1)"),
+                    _ => format!("{m:.2} ± {e:.2}"),
+                };
+                if self.missing > 0 {
+                    t += &format!(" ({} missing)", self.missing);
+                }
+                t
+            }
+            None if self.unfit > 0 => "does not fit".into(),
+            None => "no result".into(),
+        }
+    }
+}
+
 /// Mean, standard error and range of the average accuracy of each strategy at each
 /// budget, over the cells that ran (the others are left out and counted).
 pub fn summary(results: &[(Cell, Option<Value>)]) -> Vec<SummaryRow> {
@@ -427,6 +478,36 @@ mod tests {
     fn fits(o: &Options) -> bool {
         let c = simulate::learner_config(o, 256, 10, 5).unwrap();
         Plan::new(&c).unwrap().total() <= o.budget
+    }
+
+    #[test]
+    fn summary_rows_survive_json_and_say_what_they_hold() {
+        let row = SummaryRow {
+            strategy: "si".into(),
+            budget: 4096,
+            accuracy: Some((50.0, 1.5)),
+            range: Some((48.0, 52.0)),
+            ran: 2,
+            unfit: 0,
+            missing: 1,
+        };
+        assert_eq!(SummaryRow::from_json(&row.to_json()), row);
+        assert_eq!(row.text(), "50.00 ± 1.50 (1 missing)");
+        let one = SummaryRow {
+            ran: 1,
+            missing: 0,
+            ..row.clone()
+        };
+        assert_eq!(one.text(), "50.00 (n=1)");
+        let unfit = SummaryRow {
+            accuracy: None,
+            range: None,
+            ran: 0,
+            unfit: 3,
+            missing: 0,
+            ..row
+        };
+        assert_eq!(unfit.text(), "does not fit");
     }
 
     #[test]

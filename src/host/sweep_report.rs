@@ -3,8 +3,9 @@
 //! command, versions, data provenance and the machine. Drawn from `DIR/sweep.json`, so
 //! `edgecl sweep` on a finished sweep draws it again without running a cell.
 
+use crate::host::plots::bytes_label;
 use crate::host::plots::{self, Bar, BudgetPoint, BudgetSeries};
-use crate::host::sweep::{accuracy, did_not_fit, file_safe};
+use crate::host::sweep::{accuracy, did_not_fit, file_safe, SummaryRow};
 use anyhow::{Context, Result};
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -46,42 +47,8 @@ struct Plot {
     marks: usize,
 }
 
-/// A summary row of `sweep.json`.
-#[derive(Debug, Clone)]
-struct Row {
-    strategy: String,
-    budget: usize,
-    mean: Option<f64>,
-    se: Option<f64>,
-    min: Option<f64>,
-    max: Option<f64>,
-    ran: u64,
-    over_budget: u64,
-    missing: u64,
-}
-
-fn rows(sweep: &Value) -> Vec<Row> {
-    let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
-    let u = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
-    sweep
-        .get("summary")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|r| Row {
-                    strategy: r.get("strategy").and_then(Value::as_str).unwrap_or("?").to_string(),
-                    budget: u(r, "budget") as usize,
-                    mean: f(r, "avg_accuracy_mean"),
-                    se: f(r, "avg_accuracy_se"),
-                    min: f(r, "avg_accuracy_min"),
-                    max: f(r, "avg_accuracy_max"),
-                    ran: u(r, "cells_with_result"),
-                    over_budget: u(r, "cells_over_budget"),
-                    missing: u(r, "cells_without_result"),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+fn rows(sweep: &Value) -> Vec<SummaryRow> {
+    list(sweep, "summary").into_iter().map(SummaryRow::from_json).collect()
 }
 
 fn list<'a>(sweep: &'a Value, key: &str) -> Vec<&'a Value> {
@@ -106,19 +73,6 @@ fn budgets(sweep: &Value) -> Vec<usize> {
         .collect()
 }
 
-/// Bytes as people read them: `8 KiB`, `96 KiB`, `1.5 MiB`, `100 B`.
-pub fn bytes(b: usize) -> String {
-    if b >= 1 << 20 && b.is_multiple_of(1 << 10) {
-        format!("{:.1} MiB", b as f64 / f64::from(1 << 20))
-    } else if b >= 1 << 10 && b.is_multiple_of(1 << 10) {
-        format!("{} KiB", b >> 10)
-    } else if b >= 1 << 10 {
-        format!("{:.1} KiB", b as f64 / 1024.0)
-    } else {
-        format!("{b} B")
-    }
-}
-
 /// The strategy with the highest mean accuracy at each budget, leaving out
 /// [`REFERENCES`]: `(budget, strategy, mean)`; `None` where none ran.
 pub fn winners(sweep: &Value) -> Vec<(usize, Option<(String, f64)>)> {
@@ -129,7 +83,7 @@ pub fn winners(sweep: &Value) -> Vec<(usize, Option<(String, f64)>)> {
             let best = rows
                 .iter()
                 .filter(|r| r.budget == b && !REFERENCES.contains(&r.strategy.as_str()))
-                .filter_map(|r| Some((r.strategy.clone(), r.mean?)))
+                .filter_map(|r| Some((r.strategy.clone(), r.accuracy?.0)))
                 .max_by(|a, b| a.1.total_cmp(&b.1));
             (b, best)
         })
@@ -195,11 +149,12 @@ fn draw(out: &Path, sweep: &Value) -> Result<Vec<Plot>> {
                 .iter()
                 .filter(|r| &r.strategy == s)
                 .filter_map(|r| {
+                    let ((mean, _), (min, max)) = (r.accuracy?, r.range?);
                     Some(BudgetPoint {
                         budget: r.budget,
-                        mean: r.mean?,
-                        min: r.min?,
-                        max: r.max?,
+                        mean,
+                        min,
+                        max,
                     })
                 })
                 .collect(),
@@ -229,7 +184,7 @@ fn draw(out: &Path, sweep: &Value) -> Result<Vec<Plot>> {
         };
         let m = matrix(report);
         let stem = format!("matrix-{}", file_safe(s));
-        let title = format!("{s} at {}: accuracy matrix (seed 1)", bytes(b));
+        let title = format!("{s} at {}: accuracy matrix (seed 1)", bytes_label(b as f64));
         plots::heat_map(&dir.join(&stem), &title, &m)?;
         plots.push(Plot {
             stem,
@@ -238,7 +193,10 @@ fn draw(out: &Path, sweep: &Value) -> Result<Vec<Plot>> {
             marks: m.iter().map(Vec::len).sum(),
         });
         let stem = format!("tasks-{}", file_safe(s));
-        let title = format!("{s} at {}: each task's accuracy over time (seed 1)", bytes(b));
+        let title = format!(
+            "{s} at {}: each task's accuracy over time (seed 1)",
+            bytes_label(b as f64)
+        );
         plots::task_curves(&dir.join(&stem), &title, &m)?;
         plots.push(Plot {
             stem,
@@ -375,17 +333,18 @@ pub fn write(out: &Path) -> Result<PathBuf> {
         w,
         "<h2>Which strategy keeps the most accuracy at each budget</h2>\n<table id=\"winners\"><tr><th>budget</th><th>best strategy</th><th>average accuracy (%)</th></tr>"
     );
-    for (b, best) in winners(&sweep) {
+    let winners = winners(&sweep);
+    for (b, best) in &winners {
         let all_over = rows
             .iter()
-            .filter(|r| r.budget == b && !REFERENCES.contains(&r.strategy.as_str()))
-            .all(|r| r.ran == 0 && r.missing == 0 && r.over_budget > 0);
+            .filter(|r| r.budget == *b && !REFERENCES.contains(&r.strategy.as_str()))
+            .all(|r| r.ran == 0 && r.missing == 0 && r.unfit > 0);
         let none = if all_over { "none fits" } else { "no result" };
-        let (name, acc) = best.map_or((none.to_string(), None), |(n, a)| (n, Some(a)));
+        let (name, acc) = best.clone().map_or((none.to_string(), None), |(n, a)| (n, Some(a)));
         let _ = writeln!(
             w,
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            bytes(b),
+            bytes_label(*b as f64),
             esc(&name),
             pct(acc)
         );
@@ -401,29 +360,19 @@ pub fn write(out: &Path) -> Result<PathBuf> {
         "<h2>Average accuracy (%), mean ± standard error over seeds</h2>\n<table id=\"summary\"><tr><th>strategy</th>"
     );
     for b in &budgets {
-        let _ = write!(w, "<th>{}</th>", bytes(*b));
+        let _ = write!(w, "<th>{}</th>", bytes_label(*b as f64));
     }
     let _ = writeln!(w, "</tr>");
-    let best: Vec<Option<String>> = winners(&sweep).into_iter().map(|(_, b)| b.map(|(s, _)| s)).collect();
+    let best: Vec<Option<&str>> = winners
+        .iter()
+        .map(|(_, b)| b.as_ref().map(|(s, _)| s.as_str()))
+        .collect();
     for st in &strategies {
         let _ = write!(w, "<tr><td>{}</td>", esc(st));
         for (i, b) in budgets.iter().enumerate() {
             let r = rows.iter().find(|r| &r.strategy == st && r.budget == *b);
-            let text = match r {
-                Some(r) if r.mean.is_some() => {
-                    let mut t = match r.ran {
-                        1 => format!("{} (n=1)", pct(r.mean)),
-                        _ => format!("{} ± {}", pct(r.mean), pct(r.se)),
-                    };
-                    if r.missing > 0 {
-                        let _ = write!(t, " ({} missing)", r.missing);
-                    }
-                    t
-                }
-                Some(r) if r.over_budget > 0 => "does not fit".into(),
-                _ => "no result".into(),
-            };
-            let class = if best[i].as_deref() == Some(st.as_str()) {
+            let text = r.map_or_else(|| "no result".to_string(), SummaryRow::text);
+            let class = if best[i] == Some(st.as_str()) {
                 " class=\"win\""
             } else {
                 ""
@@ -440,12 +389,17 @@ pub fn write(out: &Path) -> Result<PathBuf> {
         "<h2>Accuracy each extra KiB buys</h2>\n<p>Points of average accuracy per KiB from one budget to the next (mean over seeds).</p>\n<table id=\"per-kib\"><tr><th>strategy</th>"
     );
     for p in budgets.windows(2) {
-        let _ = write!(w, "<th>{} → {}</th>", bytes(p[0]), bytes(p[1]));
+        let _ = write!(
+            w,
+            "<th>{} → {}</th>",
+            bytes_label(p[0] as f64),
+            bytes_label(p[1] as f64)
+        );
     }
     let _ = writeln!(w, "</tr>");
     for st in &strategies {
         let _ = write!(w, "<tr><td>{}</td>", esc(st));
-        let mean = |b: usize| rows.iter().find(|r| &r.strategy == st && r.budget == b)?.mean;
+        let mean = |b: usize| Some(rows.iter().find(|r| &r.strategy == st && r.budget == b)?.accuracy?.0);
         for p in budgets.windows(2) {
             let text = match (mean(p[0]), mean(p[1])) {
                 (Some(a), Some(c)) => {
@@ -531,7 +485,7 @@ pub fn write(out: &Path) -> Result<PathBuf> {
             w,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
             esc(c.get("strategy").and_then(Value::as_str).unwrap_or("")),
-            bytes(c.get("budget").and_then(Value::as_u64).unwrap_or(0) as usize),
+            bytes_label(c.get("budget").and_then(Value::as_u64).unwrap_or(0) as f64),
             c.get("seed").and_then(Value::as_u64).unwrap_or(0),
             esc(&head),
             esc(&generator),
@@ -630,15 +584,6 @@ pub fn write(out: &Path) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bytes_read_as_people_write_them() {
-        assert_eq!(bytes(8192), "8 KiB");
-        assert_eq!(bytes(98304), "96 KiB");
-        assert_eq!(bytes(1000), "1000 B");
-        assert_eq!(bytes(1536 + 1), "1.5 KiB");
-        assert_eq!(bytes(3 << 20), "3.0 MiB");
-    }
 
     #[test]
     fn winners_leave_out_joint_and_budgets_where_nothing_ran() {
