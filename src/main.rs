@@ -699,39 +699,51 @@ impl Shape {
     /// --model or --backbone says otherwise.
     fn source(&self) -> Result<Source> {
         #[cfg(feature = "onnx")]
-        {
-            use edgecl::host::onnx::{self, Backbone};
-            let edge = self.protocol() == Protocol::Edge;
-            if !edge && (self.backbone.is_some() || self.model.is_some()) {
-                bail!(
-                    "--backbone and --model feed the edge protocol's head; the literature protocol trains the whole network on pixels"
-                );
-            }
-            if let Some(path) = &self.backbone {
-                return Ok(Source::Backbone(Backbone::load(path)?));
-            }
-            let model = match self.model.as_deref() {
-                Some(m) => m,
-                None if edge => onnx::DEFAULT_MODEL,
-                None => return Ok(Source::Protocol),
-            };
-            if model == "none" {
-                return Ok(Source::Protocol);
-            }
-            let dir = Path::new(model);
-            if dir.is_dir() {
-                return Ok(Source::Backbone(Backbone::load(&dir.join("backbone.onnx"))?));
-            }
-            match onnx::shipped(model) {
-                Some(bytes) => Ok(Source::Backbone(Backbone::from_bytes(bytes, model)?)),
-                None => bail!(
-                    "--model {model}: no such folder and no shipped model of that name (shipped: {}; `none` for pooled pixels)",
-                    onnx::SHIPPED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
-                ),
-            }
+        if let Some((bytes, name)) = self.onnx_bytes()? {
+            return Ok(Source::Backbone(edgecl::host::onnx::Backbone::from_bytes(
+                &bytes, &name,
+            )?));
         }
-        #[cfg(not(feature = "onnx"))]
         Ok(Source::Protocol)
+    }
+
+    /// The ONNX bytes of the backbone `--backbone` or `--model` names, and what errors call
+    /// it (`None`: the protocol's own features).
+    #[cfg(feature = "onnx")]
+    fn onnx_bytes(&self) -> Result<Option<(std::borrow::Cow<'static, [u8]>, String)>> {
+        use edgecl::host::onnx;
+        let edge = self.protocol() == Protocol::Edge;
+        if !edge && (self.backbone.is_some() || self.model.is_some()) {
+            bail!(
+                "--backbone and --model feed the edge protocol's head; the literature protocol trains the whole network on pixels"
+            );
+        }
+        let read = |p: &Path| -> Result<Option<(std::borrow::Cow<'static, [u8]>, String)>> {
+            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            Ok(Some((bytes.into(), p.display().to_string())))
+        };
+        if let Some(path) = &self.backbone {
+            return read(path);
+        }
+        let model = match self.model.as_deref() {
+            Some(m) => m,
+            None if edge => onnx::DEFAULT_MODEL,
+            None => return Ok(None),
+        };
+        if model == "none" {
+            return Ok(None);
+        }
+        let dir = Path::new(model);
+        if dir.is_dir() {
+            return read(&dir.join("backbone.onnx"));
+        }
+        match onnx::shipped(model) {
+            Some(bytes) => Ok(Some((bytes.into(), model.to_string()))),
+            None => bail!(
+                "--model {model}: no such folder and no shipped model of that name (shipped: {}; `none` for pooled pixels)",
+                onnx::SHIPPED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            ),
+        }
     }
 
     fn spec(&self, task_order: Option<Vec<usize>>, class_order: Option<ClassOrder>) -> Spec {
@@ -1192,34 +1204,12 @@ fn device_data(args: DeviceDataArgs) -> Result<()> {
 /// Budgets a sweep takes when none are given (bytes).
 const SWEEP_BUDGETS: [usize; 5] = [8 << 10, 16 << 10, 32 << 10, 64 << 10, 128 << 10];
 
-/// The ONNX bytes of the backbone `shape` names (`None`: pooled pixels).
-#[cfg(feature = "onnx")]
-fn onnx_bytes(shape: &Shape) -> Result<Option<(Vec<u8>, String)>> {
-    use edgecl::host::onnx;
-    let read = |p: &Path| -> Result<Option<(Vec<u8>, String)>> {
-        let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-        Ok(Some((bytes, p.display().to_string())))
-    };
-    if let Some(p) = &shape.backbone {
-        return read(p);
-    }
-    let model = shape.model.as_deref().unwrap_or(onnx::DEFAULT_MODEL);
-    if model == "none" || shape.protocol() != Protocol::Edge {
-        return Ok(None);
-    }
-    let dir = Path::new(model);
-    if dir.is_dir() {
-        return read(&dir.join("backbone.onnx"));
-    }
-    Ok(onnx::shipped(model).map(|b| (b.to_vec(), model.to_string())))
-}
-
 /// The device backbone image of a sweep's backbone for an MCU board: its bytes, or why
 /// the board cannot run it.
 fn device_backbone(shape: &Shape) -> Result<std::result::Result<usize, String>> {
     #[cfg(feature = "onnx")]
     {
-        let Some((bytes, name)) = onnx_bytes(shape)? else {
+        let Some((bytes, name)) = shape.onnx_bytes()? else {
             return Ok(Err("pooled pixels have no device backbone".into()));
         };
         let dense = edgecl::host::onnx::BackboneModel::from_onnx(&bytes, &name)
