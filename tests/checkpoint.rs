@@ -348,6 +348,29 @@ fn power_cut_at_every_byte_of_a_checkpoint_write_loses_nothing() {
 }
 
 #[test]
+fn slots_checkpoint_numbers_each_save_after_the_newest_and_restores_it() {
+    let config = DeviceConfig::default().learner(64).unwrap();
+    let mut arena = vec![0u8; 1 << 16];
+    let mut l = Learner::new(&config, &mut arena).unwrap();
+    let slot = l.checkpoint_capacity().next_multiple_of(MockNor::ERASE_SIZE);
+    let mut slots = Slots::new(MockNor::new(2 * slot), 0, slot as u32).unwrap();
+    let mut buf = vec![0u8; 2 * slot];
+    assert!(matches!(
+        slots.checkpoint(&mut l, 0, &mut buf[..slot]),
+        Err(edgecl::storage::StorageError::Buffer { .. })
+    ));
+    edge::edge_task(&mut l, 0);
+    assert_eq!(slots.checkpoint(&mut l, 1, &mut buf).unwrap(), 1);
+    edge::edge_task(&mut l, 1);
+    assert_eq!(slots.checkpoint(&mut l, 2, &mut buf).unwrap(), 2);
+    let saved = image(&mut l, 2, 2);
+    let mut fresh_arena = vec![0u8; 1 << 16];
+    let mut fresh = Learner::new(&config, &mut fresh_arena).unwrap();
+    assert_eq!(slots.restore(&mut fresh, &mut buf[..slot]).unwrap(), Some((2, 2)));
+    assert_eq!(image(&mut fresh, 2, 2), saved, "the restored learner is the saved one");
+}
+
+#[test]
 fn power_cut_twice_over_ten_thousand_sampled_pairs_loses_nothing() {
     // old (2) is the newest; the first save writes new1 (3); the second writes the next
     // sequence after whatever survived: new2 as 3 or as 4.

@@ -172,12 +172,21 @@ impl<F: NorFlash> Slots<F> {
                 slot: self.slot as usize,
             });
         }
-        let target = match self.load(buf)? {
-            Some((_, newest)) if (info.sequence.wrapping_sub(newest.sequence) as i32) <= 0 => {
-                return Err(StorageError::Stale {
-                    sequence: info.sequence,
-                    newest: newest.sequence,
-                })
+        let newest = self.load(buf)?.map(|(i, n)| (i, n.sequence));
+        self.write_after(newest, info.sequence, image)
+    }
+
+    /// Writes `image`, numbered `sequence`, over the slot that does not hold `newest`
+    /// (its slot and sequence, as [`Slots::load`] found them): erase, write, read back.
+    fn write_after(
+        &mut self,
+        newest: Option<(usize, u32)>,
+        sequence: u32,
+        image: &[u8],
+    ) -> Result<usize, StorageError> {
+        let target = match newest {
+            Some((_, newest)) if (sequence.wrapping_sub(newest) as i32) <= 0 => {
+                return Err(StorageError::Stale { sequence, newest })
             }
             Some((i, _)) => 1 - i,
             None => 0,
@@ -207,21 +216,21 @@ impl<F: NorFlash> Slots<F> {
 
     /// Checkpoints `learner` (with the caller's `task` counter) as the next sequence
     /// number after the newest stored one. `buf` must hold two slots: the image, then
-    /// the save's scratch. Returns the sequence number.
+    /// the load's scratch. Returns the sequence number.
     pub fn checkpoint(&mut self, learner: &mut Learner<'_>, task: u32, buf: &mut [u8]) -> Result<u32, StorageError> {
         let n = self.slot as usize;
         if buf.len() < 2 * n {
             return Err(StorageError::Buffer { needed: 2 * n });
         }
         let (image, scratch) = buf.split_at_mut(n);
-        let sequence = match self.load(scratch)? {
-            Some((_, info)) => info.sequence.wrapping_add(1),
-            None => 1,
-        };
+        // One look at the slots: the next number, and the slot it goes over. The image
+        // fits a slot (it is written into one).
+        let newest = self.load(scratch)?.map(|(i, info)| (i, info.sequence));
+        let sequence = newest.map_or(1, |(_, s)| s.wrapping_add(1));
         let len = learner
             .write_checkpoint(sequence, task, image)
             .map_err(StorageError::Checkpoint)?;
-        self.save(&image[..len], scratch)?;
+        self.write_after(newest, sequence, &image[..len])?;
         Ok(sequence)
     }
 
