@@ -61,13 +61,7 @@ fn resign(mut image: Vec<u8>, edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     let (head, backbone) = rest.split_at(sizes[1].min(rest.len()));
     let mut header = signed::header(&board, config, head, backbone).unwrap();
     header[..8].copy_from_slice(&image[..8]); // keep an edited magic or version
-    let crc = {
-        let c = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
-        let mut d = c.digest();
-        d.update(&header[..44]);
-        d.update(&payload);
-        d.finalize()
-    };
+    let crc = edgecl::learner::checkpoint::crc32(&[&header[..44], &payload]);
     header[44..48].copy_from_slice(&crc.to_le_bytes());
     image[..signed::HEADER].copy_from_slice(&header);
     let pair = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(SECRET));

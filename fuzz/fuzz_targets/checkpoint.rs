@@ -17,8 +17,7 @@ fuzz_target!(|data: &[u8]| {
     if bytes.len() >= checkpoint::HEADER {
         let len = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]) as usize;
         if let Some(end) = len.checked_add(checkpoint::HEADER).filter(|&e| e <= bytes.len()) {
-            let covered = [&bytes[..16], &bytes[checkpoint::HEADER..end]].concat();
-            let crc = edgecl::device::crc32(&covered);
+            let crc = checkpoint::crc32(&[&bytes[..16], &bytes[checkpoint::HEADER..end]]);
             bytes[16..20].copy_from_slice(&crc.to_le_bytes());
         }
     }

@@ -187,11 +187,8 @@ pub fn run(
     let mut learner = Learner::new(&lc, learner_bytes)?;
     if let Some(h) = head {
         let (w, b) = learner.params_mut();
-        if h.len() != 4 * (w.len() + b.len()) {
+        if !super::signed::read_head(h, w, b) {
             return Err(DeviceError::Mismatch("the initial head is not the learner's size"));
-        }
-        for (v, c) in w.iter_mut().chain(b.iter_mut()).zip(h.chunks_exact(4)) {
-            *v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
         }
     }
     let mut a = Arena::new(rest);

@@ -50,18 +50,23 @@ pub struct DeviceImage<'a> {
 impl DeviceImage<'_> {
     /// The initial head into `weights` and `biases` (the learner's own slices).
     pub fn load_head(&self, weights: &mut [f32], biases: &mut [f32]) -> Result<(), DeviceError> {
-        if self.head.len() != 4 * (weights.len() + biases.len()) {
-            return Err(DeviceError::Mismatch("the image's head is not the learner's size"));
+        match read_head(self.head, weights, biases) {
+            true => Ok(()),
+            false => Err(DeviceError::Mismatch("the image's head is not the learner's size")),
         }
-        for (v, b) in weights
-            .iter_mut()
-            .chain(biases.iter_mut())
-            .zip(self.head.chunks_exact(4))
-        {
-            *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        }
-        Ok(())
     }
+}
+
+/// Little-endian f32 `head` bytes into `weights` then `biases`; false (and nothing
+/// written) when it is not exactly their size.
+pub(crate) fn read_head(head: &[u8], weights: &mut [f32], biases: &mut [f32]) -> bool {
+    if head.len() != 4 * (weights.len() + biases.len()) {
+        return false;
+    }
+    for (v, b) in weights.iter_mut().chain(biases.iter_mut()).zip(head.chunks_exact(4)) {
+        *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    }
+    true
 }
 
 /// The header of an image for `board` over `config`, `head` and `backbone` payloads,

@@ -259,11 +259,11 @@ impl Learner<'_> {
         let body = &bytes[HEADER..info.len];
         let (meta, state): (Meta, &[u8]) =
             postcard::take_from_bytes(body).map_err(|_| CheckpointError::Malformed("meta does not decode"))?;
-        if meta.config_hash != config_hash(self.config()) {
-            return Err(CheckpointError::OtherConfig.into());
-        }
         let state_bytes = self.state_bytes();
         let expected = self.meta(meta.task, state_bytes);
+        if meta.config_hash != expected.config_hash {
+            return Err(CheckpointError::OtherConfig.into());
+        }
         let fits = meta.state_bytes == expected.state_bytes
             && state.len() == meta.state_bytes as usize
             && meta.penalty.is_some() == expected.penalty.is_some()
