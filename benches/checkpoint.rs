@@ -24,9 +24,8 @@ fn benches(c: &mut Criterion) {
     for t in 0..2u16 {
         edge::edge_task(&mut l, t);
     }
-    let mut image = vec![0u8; l.checkpoint_capacity()];
-    let len = l.write_checkpoint(1, 2, &mut image).unwrap();
-    image.truncate(len);
+    let image = edge::image(&mut l, 1, 2);
+    let len = image.len();
     let slot = len.next_multiple_of(MockNor::ERASE_SIZE);
     eprintln!("checkpoint of the firmware's learner: {len} bytes, slots of {slot} bytes");
 

@@ -15,6 +15,7 @@ use embedded_storage::nor_flash::NorFlash;
 
 #[path = "common/edge.rs"]
 mod edge;
+use edge::image;
 
 /// Steps per task of the synthetic stream; task `t` teaches classes `2t` and `2t + 1`.
 const TASK: usize = 20;
@@ -152,13 +153,6 @@ fn drive(l: &mut Learner<'_>, from: usize, to: usize) {
             }
         }
     }
-}
-
-fn image(l: &mut Learner<'_>, sequence: u32, task: u32) -> Vec<u8> {
-    let mut out = vec![0u8; l.checkpoint_capacity()];
-    let n = l.write_checkpoint(sequence, task, &mut out).unwrap();
-    out.truncate(n);
-    out
 }
 
 #[test]

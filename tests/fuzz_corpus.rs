@@ -27,9 +27,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     for t in 0..2u16 {
         edge::edge_task(&mut l, t);
     }
-    let mut ckpt = vec![0u8; l.checkpoint_capacity()];
-    let n = l.write_checkpoint(1, 2, &mut ckpt).unwrap();
-    ckpt.truncate(n);
+    let ckpt = edge::image(&mut l, 1, 2);
     // Device images: a small backbone, a small MNIST stream, a signed image, the config.
     let backbone = backbone_image(&BackboneModel::random_dense(&[784, 8, 4], 3)).unwrap();
     let train = load_split(&root.join("data/mnist"), Split::Test, None).unwrap();

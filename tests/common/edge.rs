@@ -21,3 +21,11 @@ pub fn edge_task(l: &mut Learner<'_>, t: u16) {
     l.train_step(&x, &y, active).unwrap();
     l.commit_generator().unwrap();
 }
+
+/// `l`'s checkpoint numbered `sequence`, carrying the caller's `task` counter.
+pub fn image(l: &mut Learner<'_>, sequence: u32, task: u32) -> Vec<u8> {
+    let mut out = vec![0u8; l.checkpoint_capacity()];
+    let n = l.write_checkpoint(sequence, task, &mut out).unwrap();
+    out.truncate(n);
+    out
+}
