@@ -2,18 +2,20 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use edgecl::host::board::{Board, BUILTIN};
+use edgecl::host::board::{parse_bytes, Board, BUILTIN};
 use edgecl::host::idx::{load_split, Split};
 use edgecl::host::report::{memory_table, ComponentBytes, LambdaTrial};
 use edgecl::host::scenario::{ClassOrder, Kind, Scenario, Setting, Spec};
 use edgecl::host::simulate::{
-    self, GeneratorChoice, Length, Options, PackNetOptions, PenaltyKind, PenaltyOptions, Protocol, ReplayOptions,
-    ReplayRatio, Strategy,
+    self, GeneratorChoice, Length, Observe, Options, PackNetOptions, PenaltyKind, PenaltyOptions, Protocol,
+    ReplayOptions, ReplayRatio, Strategy,
 };
 use edgecl::{FisherLabels, Kernels, LayerDims, LearnerConfig, Optimizer, Plan, Quant, Storage};
 
 /// Share of each class's training samples a `--lambda` list holds out to choose on.
 const VALIDATION_FRACTION: f64 = 0.1;
+mod cli;
+
 use serde::Deserialize;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -65,6 +67,13 @@ enum Command {
     /// backbone.onnx, head.json and MODEL.md.
     #[cfg(feature = "train")]
     Train(TrainArgs),
+    /// Deploy on a Linux board: take samples as they come (JSON lines on standard input or
+    /// from a file, or an IDX folder as the simulator's stream), predict each through
+    /// tract and the head, learn from the labelled ones in the board's arena, and keep
+    /// what was learned in a state folder (checkpoints every N updates, at task ends and on
+    /// SIGTERM/SIGINT; a restart goes on where it stopped).
+    #[cfg(feature = "onnx")]
+    Run(cli::run::RunArgs),
 }
 
 #[cfg(feature = "train")]
@@ -207,6 +216,15 @@ enum OptimizerArg {
     Adam,
 }
 
+/// When the generator and the importance estimate see a task's samples.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ObserveArg {
+    /// One pass over the task's samples after it trained.
+    AfterTask,
+    /// Every real row as its batch is drawn.
+    Online,
+}
+
 /// The replay generator.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum GeneratorArg {
@@ -307,6 +325,12 @@ struct Shape {
     /// Clear the optimizer's state (momentum, Adam moments) at each new task.
     #[arg(long)]
     reset_optimizer: bool,
+    /// When the replay generator observes a task's samples and EWC, online EWC or MAS
+    /// estimate importance: `after-task` (one pass over the task's samples once it has
+    /// trained) or `online` (every real row as its batch is drawn: what a deployed
+    /// device, and `edgecl run`, does).
+    #[arg(long, value_enum, default_value = "after-task")]
+    observe: ObserveArg,
     /// PackNet: fraction of each layer's free weights freed again after each task (the
     /// task keeps the largest-magnitude rest).
     #[arg(long, default_value_t = 0.75)]
@@ -444,7 +468,8 @@ struct ExportArgs {
     /// Model folder with a backbone.onnx (dense layers for mcu boards).
     #[arg(long, default_value = "models/fashion-mlp")]
     model: PathBuf,
-    /// Device config text [boards/BOARD/firmware.toml].
+    /// Device config text [boards/BOARD/firmware.toml]; for a Linux board, the run config
+    /// (TOML; see `edgecl run --help` and the README's deploy guide).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Secret key from `edgecl keygen`.
@@ -555,20 +580,6 @@ fn parse_class_order(s: &str) -> std::result::Result<ClassOrder, String> {
     }
 }
 
-fn parse_bytes(s: &str) -> std::result::Result<usize, String> {
-    let t = s.trim().to_ascii_lowercase();
-    let (num, mul) = match t.strip_suffix(['k', 'm']) {
-        Some(n) if t.ends_with('k') => (n, 1024),
-        Some(n) => (n, 1024 * 1024),
-        None => (t.as_str(), 1),
-    };
-    num.trim()
-        .parse::<usize>()
-        .ok()
-        .and_then(|n| n.checked_mul(mul))
-        .ok_or_else(|| format!("`{s}` is not a byte count (e.g. 65536, 64k, 2m)"))
-}
-
 impl Shape {
     fn protocol(&self) -> Protocol {
         match self.protocol {
@@ -637,6 +648,10 @@ impl Shape {
             backbone: None,
             penalty: self.penalty(self.lambdas().first().copied().unwrap_or(1.0)),
             reset_optimizer: self.reset_optimizer,
+            observe: match self.observe {
+                ObserveArg::AfterTask => Observe::AfterTask,
+                ObserveArg::Online => Observe::Online,
+            },
             packnet: PackNetOptions {
                 prune_ratio: self.prune_ratio,
                 retrain_iters: self.retrain_iters.unwrap_or(match length {
@@ -1505,23 +1520,30 @@ fn keygen(out: &std::path::Path) -> Result<()> {
 fn export(args: ExportArgs) -> Result<()> {
     use edgecl::host::device::{backbone_image, device_image, from_hex32, public_key, to_hex};
     let board = Board::load(&args.board)?;
-    let config_path = args
-        .config
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("boards/{}/firmware.toml", board.name)));
+    let config_path = match (&args.config, board.kind.as_str()) {
+        (Some(p), _) => p.clone(),
+        (None, "linux") => bail!(
+            "--config FILE is needed for {}: a run config (TOML: strategy, budget, hidden, ...; see edgecl run --help)",
+            board.name
+        ),
+        (None, _) => PathBuf::from(format!("boards/{}/firmware.toml", board.name)),
+    };
     let config = std::fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
     let key_text = std::fs::read_to_string(&args.sign).with_context(|| format!("reading {}", args.sign.display()))?;
     let secret = from_hex32(&key_text).with_context(|| format!("{}", args.sign.display()))?;
     let onnx_path = args.model.join("backbone.onnx");
     let onnx = std::fs::read(&onnx_path).with_context(|| format!("reading {}", onnx_path.display()))?;
-    let (backbone, features) = if board.kind == "mcu" {
+    let (backbone, image) = if board.kind == "mcu" {
         let model = edgecl::host::onnx::BackboneModel::from_onnx(&onnx, &onnx_path.display().to_string())?;
-        (backbone_image(&model)?, model.feature_width()?)
+        let backbone = backbone_image(&model)?;
+        let image = device_image(&board, &config, &backbone, model.feature_width()?, &secret)?;
+        (backbone, image)
     } else {
-        let tract = edgecl::host::onnx::Backbone::from_bytes(&onnx, &onnx_path.display().to_string())?;
-        (Vec::new(), tract.feature_width())
+        let image =
+            edgecl::host::runtime::linux_image(&board, &config, &onnx, &onnx_path.display().to_string(), &secret)
+                .with_context(|| format!("{}", config_path.display()))?;
+        (Vec::new(), image)
     };
-    let image = device_image(&board, &config, &backbone, features, &secret)?;
     std::fs::write(&args.out, &image).with_context(|| format!("writing {}", args.out.display()))?;
     println!(
         "{}: {} bytes for {} ({} config, {} backbone), signed by {}",
@@ -1552,6 +1574,12 @@ fn main() {
         Command::Keygen { out } => keygen(&out).map(|()| true),
         #[cfg(feature = "onnx")]
         Command::Export(a) => export(a).map(|()| true),
+        #[cfg(feature = "onnx")]
+        Command::Run(a) => match cli::run::run(a) {
+            Ok(0) => Ok(true),
+            Ok(code) => std::process::exit(code),
+            Err(e) => Err(e),
+        },
         Command::Boards => {
             for (name, _) in BUILTIN {
                 match Board::load(name) {

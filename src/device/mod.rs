@@ -51,5 +51,5 @@ pub use backbone::{Backbone, MAX_LAYERS};
 pub use config::{DeviceConfig, DeviceStrategy};
 pub use error::DeviceError;
 pub use image::crc32;
-pub use run::{plan, run, run_with_baseline, DeviceIo, DevicePlan, Event, RunSummary, Status};
+pub use run::{head_fnv1a, plan, run, run_with_baseline, DeviceIo, DevicePlan, Event, RunSummary, Status};
 pub use stream::{Stream, StreamIo};

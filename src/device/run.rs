@@ -277,12 +277,7 @@ pub fn run(
     io.status(Status::Idle);
     let (average, bwt) = metrics(matrix, lens, tasks, task, holdout);
     let seen = task.min(holdout);
-    let mut hash = 0x811c_9dc5u32;
-    for v in learner.weights().iter().chain(learner.biases()) {
-        for byte in v.to_bits().to_le_bytes() {
-            hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
-        }
-    }
+    let hash = head_fnv1a(learner.weights(), learner.biases());
     io.print(format_args!(
         "{name}: average accuracy {average:.2} over {seen} tasks, BWT {bwt:.2}"
     ));
@@ -297,6 +292,18 @@ pub fn run(
         bwt,
         checksum: hash,
     })
+}
+
+/// FNV-1a of a head's weights then biases (their bits, little-endian): what the device
+/// loop and `edgecl run` print to compare heads across machines.
+pub fn head_fnv1a(weights: &[f32], biases: &[f32]) -> u32 {
+    let mut hash = 0x811c_9dc5u32;
+    for v in weights.iter().chain(biases) {
+        for byte in v.to_bits().to_le_bytes() {
+            hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+        }
+    }
+    hash
 }
 
 /// `config.repeats` updates on the batch's `k` real rows, each time with fresh replayed

@@ -88,14 +88,25 @@ pub fn header(board: &str, config: &[u8], head: &[u8], backbone: &[u8]) -> Resul
     Ok(h)
 }
 
-/// Verifies an image for `board` against the owner's Ed25519 `public_key` and an arena
-/// of `arena` bytes; see the [module docs](self) for the order of the checks.
-pub fn verify<'a>(
-    bytes: &'a [u8],
-    public_key: &[u8; 32],
-    board: &str,
-    arena: usize,
-) -> Result<DeviceImage<'a>, DeviceError> {
+/// The signed parts of an image, checked up to its signature: the board it names and
+/// its three payloads, none of them interpreted yet.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedParts<'a> {
+    /// The board id the image names.
+    pub board: &'a str,
+    /// The config payload.
+    pub config: &'a [u8],
+    /// The initial head: weights then biases, f32 little-endian.
+    pub head: &'a [u8],
+    /// The backbone payload (empty on boards that run the backbone elsewhere).
+    pub backbone: &'a [u8],
+}
+
+/// Checks an image's length, magic, version, sizes, CRC and Ed25519 signature against
+/// the owner's `public_key`, and splits it into its parts; what the payloads say is the
+/// caller's to check ([`verify`] for microcontroller images, `host::runtime` for Linux
+/// boards).
+pub fn open<'a>(bytes: &'a [u8], public_key: &[u8; 32]) -> Result<SignedParts<'a>, DeviceError> {
     let r = Reader { bytes, what: WHAT };
     if bytes.len() < HEADER + SIGNATURE {
         return Err(DeviceError::Truncated {
@@ -152,11 +163,33 @@ pub fn verify<'a>(
     let id = &bytes[8..8 + BOARD_ID];
     let id_len = id.iter().position(|&b| b == 0).unwrap_or(BOARD_ID);
     let id = core::str::from_utf8(&id[..id_len]).map_err(|_| DeviceError::WrongBoard)?;
+    let (config, rest) = signed[HEADER..].split_at(sizes[0]);
+    let (head, backbone) = rest.split_at(sizes[1]);
+    Ok(SignedParts {
+        board: id,
+        config,
+        head,
+        backbone,
+    })
+}
+
+/// Verifies an image for `board` against the owner's Ed25519 `public_key` and an arena
+/// of `arena` bytes; see the [module docs](self) for the order of the checks.
+pub fn verify<'a>(
+    bytes: &'a [u8],
+    public_key: &[u8; 32],
+    board: &str,
+    arena: usize,
+) -> Result<DeviceImage<'a>, DeviceError> {
+    let SignedParts {
+        board: id,
+        config: config_bytes,
+        head,
+        backbone: backbone_bytes,
+    } = open(bytes, public_key)?;
     if id != board {
         return Err(DeviceError::WrongBoard);
     }
-    let (config_bytes, rest) = signed[HEADER..].split_at(sizes[0]);
-    let (head, backbone_bytes) = rest.split_at(sizes[1]);
     let config_text = core::str::from_utf8(config_bytes).map_err(|_| DeviceError::Config {
         line: 0,
         why: "the config is not UTF-8",

@@ -102,6 +102,21 @@ impl Board {
     }
 }
 
+/// A byte count as given on the command line or in a config: `65536`, `64k`, `2m`.
+pub fn parse_bytes(s: &str) -> std::result::Result<usize, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let (num, mul) = match t.strip_suffix(['k', 'm']) {
+        Some(n) if t.ends_with('k') => (n, 1024),
+        Some(n) => (n, 1024 * 1024),
+        None => (t.as_str(), 1),
+    };
+    num.trim()
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(mul))
+        .ok_or_else(|| format!("`{s}` is not a byte count (e.g. 65536, 64k, 2m)"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

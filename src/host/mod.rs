@@ -6,6 +6,8 @@
 //! - [`board`]: board profiles (`boards/*.toml`), compiled in.
 //! - [`simulate`]: the core's learner run over a scenario under a board's budget.
 //! - `train` (feature `train`): backbones trained with burn and exported as ONNX.
+//! - `runtime` (feature `onnx`): the learner deployed on a Linux board (`edgecl run`):
+//!   live samples, tract at batch 1, learning in the board's arena, checkpoints.
 //! - [`report`]: the accuracy matrix, forgetting metrics, memory table and JSON.
 //! - [`plots`]: a sweep's plots (accuracy against budget, heat maps, task curves, plan bars)
 //!   as PNG and SVG.
@@ -17,6 +19,8 @@ pub mod idx;
 pub mod onnx;
 pub mod plots;
 pub mod report;
+#[cfg(feature = "onnx")]
+pub mod runtime;
 pub mod scenario;
 pub mod simulate;
 pub mod sweep;

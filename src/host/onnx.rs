@@ -657,6 +657,8 @@ pub struct Backbone {
     name: String,
     input_width: usize,
     feature_width: usize,
+    /// The plan was made for one sample at a time.
+    one: bool,
 }
 
 /// Samples run through tract at once.
@@ -671,6 +673,17 @@ impl Backbone {
 
     /// Loads an ONNX model from its bytes; `name` is what errors call it.
     pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Backbone> {
+        Backbone::load_bytes(bytes, name, false)
+    }
+
+    /// Loads an ONNX model from its bytes for one sample at a time: tract's plan is made
+    /// once, here, for a batch of exactly one ([`Backbone::sample`]; [`Backbone::features`]
+    /// then takes one row only).
+    pub fn per_sample(bytes: &[u8], name: &str) -> Result<Backbone> {
+        Backbone::load_bytes(bytes, name, true)
+    }
+
+    fn load_bytes(bytes: &[u8], name: &str, one: bool) -> Result<Backbone> {
         let bad = |what: &str| format!("{name}: {what}");
         let proto = pb::ModelProto::decode(bytes)
             .map_err(|e| anyhow::anyhow!("{}", bad(&format!("not a valid ONNX file ({e})"))))?;
@@ -683,7 +696,13 @@ impl Backbone {
         check_graph(graph).map_err(|e| anyhow::anyhow!("{}", bad(&e.to_string())))?;
         // The checks above cover what tract indexes without checking; should a model
         // still trip an assertion inside tract, it is this file's error, not a crash.
-        let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Backbone::prepare(&proto, name)));
+        let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let b = Backbone::prepare(&proto, name, None)?;
+            match one {
+                true => Backbone::prepare(&proto, name, Some(b.input_width)),
+                false => Ok(b),
+            }
+        }));
         match prepared {
             Ok(result) => result,
             Err(_) => bail!(
@@ -693,11 +712,18 @@ impl Backbone {
         }
     }
 
-    fn prepare(proto: &pb::ModelProto, name: &str) -> Result<Backbone> {
+    /// tract's plan of `proto`, for any batch, or for a batch of one sample of
+    /// `one_of_width` values.
+    fn prepare(proto: &pb::ModelProto, name: &str, one_of_width: Option<usize>) -> Result<Backbone> {
         let bad = |what: &str| format!("{name}: {what}");
-        let model = tract_onnx::onnx()
+        let mut model = tract_onnx::onnx()
             .model_for_proto_model(proto)
             .map_err(|e| anyhow::anyhow!("{}", bad(&format!("ONNX model not understood: {e:#}"))))?;
+        if let Some(width) = one_of_width {
+            model = model
+                .with_input_fact(0, f32::fact([1, width]).into())
+                .map_err(|e| anyhow::anyhow!("{}", bad(&format!("cannot take one sample at a time: {e:#}"))))?;
+        }
         let typed = model
             .into_optimized()
             .map_err(|e| anyhow::anyhow!("{}", bad(&format!("ONNX model cannot be prepared to run: {e:#}"))))?;
@@ -732,7 +758,36 @@ impl Backbone {
             name: name.to_string(),
             input_width,
             feature_width,
+            one: one_of_width.is_some(),
         })
+    }
+
+    /// The features of one sample (`input_width` values) into `out` (`feature_width`).
+    pub fn sample(&self, x: &[f32], out: &mut [f32]) -> Result<()> {
+        ensure!(
+            x.len() == self.input_width && out.len() == self.feature_width,
+            "{}: takes a sample of {} values into {} features, not {} into {}",
+            self.name,
+            self.input_width,
+            self.feature_width,
+            x.len(),
+            out.len()
+        );
+        let input = Tensor::from_shape(&[1, self.input_width], x)?;
+        let result = self
+            .plan
+            .run(tvec!(input.into_tvalue()))
+            .with_context(|| format!("{}: inference failed", self.name))?;
+        let view = result[0].to_plain_array_view::<f32>()?;
+        ensure!(
+            view.len() == out.len(),
+            "{}: {} features out, expected {}",
+            self.name,
+            view.len(),
+            out.len()
+        );
+        out.iter_mut().zip(view.iter()).for_each(|(o, &v)| *o = v);
+        Ok(())
     }
 
     /// What errors and reports call this backbone (its file, or a shipped model's name).
@@ -760,6 +815,14 @@ impl Backbone {
             x.ncols()
         );
         let mut out = Array2::<f32>::zeros((x.nrows(), self.feature_width));
+        if self.one {
+            for (xs, mut ys) in x.rows().into_iter().zip(out.rows_mut()) {
+                let xs = xs.to_vec();
+                let ys = ys.as_slice_mut().context("a feature row is not contiguous")?;
+                self.sample(&xs, ys)?;
+            }
+            return Ok(out);
+        }
         // tract runs one thread per plan; the chunks are shared among the machine's cores
         // (each chunk's features depend on that chunk only, so the result is the same).
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -482,6 +482,32 @@ pub fn storage_name(s: Storage) -> &'static str {
     }
 }
 
+/// When a replay generator observes a task's samples and an importance penalty (EWC,
+/// online EWC, MAS) estimates its importance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Observe {
+    /// After the task has trained: the generator observes each of the task's training
+    /// samples once, the importance is estimated on a seeded subset of them at the
+    /// task's final weights (the literature's protocol, and the default).
+    #[default]
+    AfterTask,
+    /// As the task trains: every real row of every batch is observed, and its importance
+    /// accumulated at the weights of the moment, when the batch is drawn, before the
+    /// update. This is all a deployed device can do, since it sees each
+    /// sample once; `edgecl run` learns this way, and equals this mode bit for bit.
+    Online,
+}
+
+impl Observe {
+    /// Its name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Observe::AfterTask => "after-task",
+            Observe::Online => "online",
+        }
+    }
+}
+
 /// How long each task trains.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Length {
@@ -550,6 +576,8 @@ pub struct Options {
     pub penalty: PenaltyOptions,
     /// Clear the optimizer's state (momentum, Adam moments) when a new task starts.
     pub reset_optimizer: bool,
+    /// When the generator and the importance estimate see a task's samples.
+    pub observe: Observe,
     /// PackNet's settings, when the strategy uses it.
     pub packnet: PackNetOptions,
     /// Progressive columns' hidden width (`None`: the widest that fits a column per task).
@@ -822,7 +850,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
     };
 
     let width = scenario.input_width();
-    let mut rng = Rng::new(opts.seed ^ 0xba7c_4e5d);
+    let mut rng = Rng::new(opts.seed ^ BATCH_SEED);
     let mut batcher = Batcher {
         xb: vec![0.0f32; opts.batch * width],
         yb: vec![0u16; opts.batch],
@@ -832,6 +860,27 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         cursor: 0,
     };
     let replaying = opts.strategy.replays();
+    let online = opts.observe == Observe::Online;
+    // Online, what each real row is shown to as its batch is drawn: the generator, and an
+    // importance estimate that needs samples (EWC, online EWC, MAS).
+    let estimates = opts.strategy.penalty().is_some_and(|k| k != PenaltyKind::Si);
+    let observe_rows = |l: &mut Learner<'_>, b: &Batcher, rows: usize, width: usize, t: usize| -> Result<()> {
+        let active = match scenario.spec.setting {
+            Setting::DomainIl => Active::All,
+            Setting::TaskIl | Setting::ClassIl => Active::Classes(scenario.train_active(t)),
+        };
+        for (x, &y) in b.xb[..rows * width].chunks_exact(width).zip(&b.yb[..rows]) {
+            if replaying {
+                l.observe(x, y)
+                    .with_context(|| format!("the generator observing task {}", t + 1))?;
+            }
+            if estimates {
+                l.accumulate_importance(x, y, active)
+                    .with_context(|| format!("estimating the importance of task {}", t + 1))?;
+            }
+        }
+        Ok(())
+    };
     let vae = replaying && opts.replay.generator == GeneratorChoice::Vae;
     let mut matrix = Vec::with_capacity(tasks);
     let mut task_inference = Vec::new();
@@ -862,18 +911,9 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         // before an old class has been observed).
         let own_outputs = scenario.task_outputs(t);
         let replay_real = match &model {
-            Model::Dense(l) if replaying => l.generator().and_then(|g| {
-                let exclude = (own_outputs.start as usize, own_outputs.end as usize);
-                let old = (0..g.counts().len())
-                    .filter(|&c| !(exclude.0..exclude.1).contains(&c) && g.count(c) > 0)
-                    .count();
-                let ratio = match opts.replay.ratio {
-                    ReplayRatio::Fixed(r) => r.max(0.0) as f64,
-                    ReplayRatio::Balanced => old as f64 / (exclude.1 - exclude.0).max(1) as f64,
-                };
-                let real = (opts.batch as f64 / (1.0 + ratio)).round() as usize;
-                (old > 0).then_some(real.clamp(1, opts.batch))
-            }),
+            Model::Dense(l) if replaying => l
+                .generator()
+                .and_then(|g| real_rows(g, own_outputs, opts.replay.ratio, opts.batch)),
             _ => None,
         };
         let mut train = |learner: &mut Model<'_>, n: usize, rng: &mut Rng| -> Result<()> {
@@ -885,12 +925,18 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
                 match (replay_real, &mut *learner) {
                     (Some(real), Model::Dense(l)) => {
                         batcher.next(scenario, rng, real);
+                        if online {
+                            observe_rows(l, &batcher, real, width, t)?;
+                        }
                         let (x, y) = (&mut batcher.xb[real * width..], &mut batcher.yb[real..]);
                         let filled = l
                             .fill_replay(x, y, own_outputs)
                             .with_context(|| format!("replaying during task {}", t + 1))?;
                         if filled == 0 {
                             batcher.next(scenario, rng, rows);
+                            if online {
+                                observe_rows(l, &batcher, rows, width, t)?;
+                            }
                         } else {
                             replayed = rows - real;
                             for (r, &y) in batcher.ranges.iter_mut().zip(&batcher.yb).skip(real) {
@@ -898,7 +944,12 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
                             }
                         }
                     }
-                    _ => batcher.next(scenario, rng, rows),
+                    (_, learner) => {
+                        batcher.next(scenario, rng, rows);
+                        if let (true, Model::Dense(l)) = (online, learner) {
+                            observe_rows(l, &batcher, rows, width, t)?;
+                        }
+                    }
                 }
                 let active = match (own.filter(|_| own_only), scenario.spec.setting) {
                     (Some(r), _) => Active::Classes(r),
@@ -933,7 +984,12 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
                 learner.packnet_end_task()?;
             }
         }
-        if let (true, Model::Dense(learner)) = (replaying, &mut model) {
+        if let (true, true, Model::Dense(learner)) = (online, replaying, &mut model) {
+            learner
+                .commit_generator()
+                .with_context(|| format!("committing the generator after task {}", t + 1))?;
+        }
+        if let (false, true, Model::Dense(learner)) = (online, replaying, &mut model) {
             // The generator observes the task's training samples once (the Gaussian's
             // statistics, the buffer's reservoir, the VAE's class counts), then commits.
             let xb = &mut batcher.xb[..width];
@@ -951,7 +1007,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         if let (Some(kind), Model::Dense(learner)) = (opts.strategy.penalty(), &mut model) {
             // Estimate the task's importance on a seeded subset of its own training
             // samples (SI has measured it while training), then consolidate.
-            if kind != PenaltyKind::Si {
+            if kind != PenaltyKind::Si && !online {
                 let mut rows = scenario.tasks[t].train.clone();
                 rng.shuffle(&mut rows);
                 let active = match scenario.spec.setting {
@@ -1092,6 +1148,35 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         seconds: started.elapsed().as_secs_f64(),
     })
 }
+
+/// Real rows of a batch of `batch` while the classes `own` are learned: the rest are
+/// replayed samples of the old classes `generator` has seen, `ratio` of them per real row
+/// (balanced: old classes over own ones); `None` while there is no old class to replay.
+pub fn real_rows(
+    generator: &crate::learner::Generator<'_>,
+    own: ClassRange,
+    ratio: ReplayRatio,
+    batch: usize,
+) -> Option<usize> {
+    let exclude = own.start as usize..own.end as usize;
+    let old = (0..generator.counts().len())
+        .filter(|&c| !exclude.contains(&c) && generator.count(c) > 0)
+        .count();
+    real_rows_of(old, exclude.len(), ratio, batch)
+}
+
+/// [`real_rows`] from the number of old classes seen and of the task's own classes.
+pub fn real_rows_of(old: usize, own: usize, ratio: ReplayRatio, batch: usize) -> Option<usize> {
+    let ratio = match ratio {
+        ReplayRatio::Fixed(r) => r.max(0.0) as f64,
+        ReplayRatio::Balanced => old as f64 / own.max(1) as f64,
+    };
+    let real = (batch as f64 / (1.0 + ratio)).round() as usize;
+    (old > 0).then_some(real.clamp(1, batch))
+}
+
+/// Mixed into the seed of the generator that shuffles each task's training rows.
+pub const BATCH_SEED: u64 = 0xba7c_4e5d;
 
 /// Fills training batches from a task's pool of `(task, row)` pairs, reshuffled each pass.
 struct Batcher {

@@ -458,6 +458,7 @@ mod tests {
                 samples: 10,
             },
             reset_optimizer: false,
+            observe: crate::host::simulate::Observe::AfterTask,
             packnet: PackNetOptions {
                 prune_ratio: 0.75,
                 retrain_iters: 2,

@@ -28,11 +28,22 @@ impl FileStore {
     /// Replaces the checkpoint with `image` (which must be a valid checkpoint) atomically.
     pub fn save(&self, image: &[u8]) -> io::Result<()> {
         let info = checkpoint::peek(image).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        self.write(&image[..info.len])
+    }
+
+    /// Replaces the file with `bytes` atomically: a temporary file beside it is written
+    /// and synced, renamed over it, and the folder synced. On error the old file is as
+    /// it was.
+    pub fn write(&self, bytes: &[u8]) -> io::Result<()> {
         let temp = self.temp();
-        let mut f = File::create(&temp)?;
-        f.write_all(&image[..info.len])?;
-        f.sync_all()?;
-        drop(f);
+        let written = File::create(&temp).and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        });
+        if let Err(e) = written {
+            let _ = fs::remove_file(&temp);
+            return Err(e);
+        }
         fs::rename(&temp, &self.path)?;
         let dir = self
             .path
@@ -42,13 +53,20 @@ impl FileStore {
         File::open(dir)?.sync_all()
     }
 
+    /// The file's bytes (`None` when there is no file).
+    pub fn read(&self) -> io::Result<Option<Vec<u8>>> {
+        match fs::read(&self.path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The stored image when there is a valid one (`None` when there is no file); a file
     /// that is not a valid checkpoint is an error naming it.
     pub fn load(&self) -> io::Result<Option<(Vec<u8>, CheckpointInfo)>> {
-        let bytes = match fs::read(&self.path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(bytes) = self.read()? else {
+            return Ok(None);
         };
         let info = checkpoint::peek(&bytes)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", self.path.display())))?;

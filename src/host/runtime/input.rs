@@ -1,0 +1,339 @@
+//! What `edgecl run` reads: JSON lines (a file or standard input), or an IDX folder
+//! played as the simulator's stream.
+//!
+//! A JSON line is one input event:
+//!
+//! ```text
+//! {"x": [0.0, 0.5, ...], "label": 3}     a sample (the backbone's input width), label optional
+//! {"event": "task-start", "classes": [2, 3]}   a task of these (consecutive) classes starts
+//! {"event": "task-end"}                  the running task ends
+//! ```
+//!
+//! Python's `json.dumps` writes NaN and infinities as the bare words `NaN`, `Infinity`
+//! and `-Infinity`; they are read as those values (and the sample is then refused as not
+//! finite), so a sensor's NaN is reported as such rather than as a malformed line.
+
+use crate::host::idx::{load_split, Split};
+use crate::host::scenario::{ClassOrder, Features, Kind, Part, Scenario, Setting, Spec};
+use crate::host::simulate::{self, ReplayRatio};
+use crate::learner::learner::ClassRange;
+use crate::learner::rng::Rng;
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::path::Path;
+
+/// One input event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    /// A sample, with its label when it has one.
+    Sample {
+        /// The sample's values.
+        x: Vec<f32>,
+        /// Its label.
+        label: Option<i64>,
+    },
+    /// A task of these classes starts.
+    TaskStart(ClassRange),
+    /// The running task ends.
+    TaskEnd,
+    /// A line that is not an event, and why.
+    Bad(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    #[serde(default)]
+    x: Option<Vec<Value>>,
+    #[serde(default)]
+    label: Option<i64>,
+    #[serde(default)]
+    event: Option<String>,
+    #[serde(default)]
+    classes: Option<Vec<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Value {
+    Number(f64),
+    Word(String),
+}
+
+/// The event one JSON line holds.
+pub fn parse_line(line: &str) -> Item {
+    let parsed = serde_json::from_str::<Line>(line).or_else(|e| {
+        if line.contains("NaN") || line.contains("Infinity") {
+            let quoted = line
+                .replace("-Infinity", "\"-Infinity\"")
+                .replace("Infinity", "\"Infinity\"")
+                .replace("-\"Infinity\"", "\"-Infinity\"")
+                .replace("NaN", "\"NaN\"");
+            serde_json::from_str::<Line>(&quoted).map_err(|_| e)
+        } else {
+            Err(e)
+        }
+    });
+    let line = match parsed {
+        Ok(l) => l,
+        Err(e) => return Item::Bad(format!("not a JSON event ({e})")),
+    };
+    match (line.event.as_deref(), line.x) {
+        (None, Some(values)) => {
+            if line.classes.is_some() {
+                return Item::Bad("a sample has no \"classes\"".into());
+            }
+            let mut x = Vec::with_capacity(values.len());
+            for (i, v) in values.into_iter().enumerate() {
+                x.push(match v {
+                    Value::Number(n) => n as f32,
+                    Value::Word(w) => match w.as_str() {
+                        "NaN" => f32::NAN,
+                        "Infinity" => f32::INFINITY,
+                        "-Infinity" => f32::NEG_INFINITY,
+                        _ => return Item::Bad(format!("value {i} of \"x\" is the string {w:?}, not a number")),
+                    },
+                });
+            }
+            Item::Sample { x, label: line.label }
+        }
+        (Some("task-end"), None) if line.label.is_none() && line.classes.is_none() => Item::TaskEnd,
+        (Some("task-start"), None) if line.label.is_none() => match line.classes.as_deref() {
+            Some([first, ..]) => {
+                let classes = line.classes.as_deref().unwrap_or_default();
+                let consecutive = classes.windows(2).all(|w| w[1] == w[0] + 1);
+                let end = classes.last().copied().unwrap_or(*first) + 1;
+                if !consecutive || *first < 0 || end > i64::from(u16::MAX) {
+                    return Item::Bad(format!(
+                        "a task's classes are consecutive and ascending, e.g. [2, 3]; got {classes:?}"
+                    ));
+                }
+                Item::TaskStart(ClassRange {
+                    start: *first as u16,
+                    end: end as u16,
+                })
+            }
+            _ => Item::Bad("a task-start names its \"classes\", e.g. [2, 3]".into()),
+        },
+        (Some(e), _) => Item::Bad(format!(
+            "event {e:?} is not one of \"task-start\" (with \"classes\") and \"task-end\" (alone)"
+        )),
+        (None, None) => Item::Bad("neither a sample (\"x\") nor an event (\"event\")".into()),
+    }
+}
+
+/// An IDX folder played as the simulator's class-incremental stream: per task, a
+/// task-start with its classes, the samples the simulator draws for its updates (the
+/// task's training rows reshuffled each pass, from the simulator's batch generator), and a
+/// task-end. Split-MNIST's sorted class order, so a sample's label is its digit.
+pub struct IdxStream {
+    scenario: Scenario,
+    rng: Rng,
+    iters: usize,
+    batch: usize,
+    ratio: Option<ReplayRatio>,
+    task: usize,
+    /// Events of the current task given so far (0: its task-start is next).
+    at: usize,
+    pool: Vec<u32>,
+    cursor: usize,
+    scratch: Vec<f32>,
+}
+
+impl std::fmt::Debug for IdxStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdxStream")
+            .field("tasks", &self.scenario.tasks.len())
+            .field("task", &self.task)
+            .field("at", &self.at)
+            .finish()
+    }
+}
+
+/// What an [`IdxStream`] is cut from.
+#[derive(Debug, Clone)]
+pub struct IdxSpec {
+    /// Tasks (`None`: every class in tasks of `classes_per_task`).
+    pub tasks: Option<usize>,
+    /// Classes per task.
+    pub classes_per_task: usize,
+    /// Updates per task the stream feeds (the simulator's `--iters`).
+    pub iters: usize,
+    /// Seed of the scenario and of the draws (the learner's seed, as the simulator).
+    pub seed: u64,
+    /// Rows per update.
+    pub batch: usize,
+    /// Replay's ratio when the learner replays.
+    pub ratio: Option<ReplayRatio>,
+}
+
+impl IdxStream {
+    /// The stream over the IDX folder `dir`.
+    pub fn open(dir: &Path, spec: &IdxSpec) -> Result<IdxStream> {
+        let train = load_split(dir, Split::Train, None)?;
+        let test = load_split(dir, Split::Test, Some(train.classes))?;
+        let s = Spec {
+            kind: Kind::Split,
+            setting: Setting::ClassIl,
+            tasks: spec.tasks,
+            classes_per_task: spec.classes_per_task,
+            task_order: None,
+            class_order: ClassOrder::Sorted,
+            seed: spec.seed,
+            features: Features::Pixels,
+        };
+        let scenario = Scenario::build(s, train, test).with_context(|| format!("the stream of {}", dir.display()))?;
+        Ok(IdxStream {
+            scenario,
+            rng: Rng::new(spec.seed ^ simulate::BATCH_SEED),
+            iters: spec.iters,
+            batch: spec.batch,
+            ratio: spec.ratio,
+            task: 0,
+            at: 0,
+            pool: Vec::new(),
+            cursor: 0,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// The scenario.
+    pub fn scenario(&self) -> &Scenario {
+        &self.scenario
+    }
+
+    /// Real rows per update of task `t`: what the learner's batch holds of the task's own
+    /// samples (every old class seen, replayed in the ratio).
+    pub fn rows(&self, t: usize) -> usize {
+        let own = self.scenario.per_task;
+        self.ratio
+            .and_then(|r| simulate::real_rows_of(t * own, own, r, self.batch))
+            .unwrap_or(self.batch)
+    }
+
+    /// Every event of the stream.
+    pub fn len(&self) -> u64 {
+        (0..self.scenario.tasks.len())
+            .map(|t| 2 + (self.iters * self.rows(t)) as u64)
+            .sum()
+    }
+
+    /// Whether the stream has no events.
+    pub fn is_empty(&self) -> bool {
+        self.scenario.tasks.is_empty()
+    }
+
+    /// The next event (`None` at the end); `x` holds a sample's pixels when `fill`.
+    fn advance(&mut self, fill: bool) -> Option<Item> {
+        let t = self.task;
+        if t >= self.scenario.tasks.len() {
+            return None;
+        }
+        let draws = self.iters * self.rows(t);
+        let item = if self.at == 0 {
+            self.pool = self.scenario.tasks[t].train.clone();
+            self.cursor = self.pool.len();
+            Item::TaskStart(self.scenario.task_outputs(t))
+        } else if self.at <= draws {
+            if self.cursor == self.pool.len() {
+                self.rng.shuffle(&mut self.pool);
+                self.cursor = 0;
+            }
+            let i = self.pool[self.cursor];
+            self.cursor += 1;
+            let mut x = Vec::new();
+            if fill {
+                x = vec![0.0; self.scenario.input_width()];
+                self.scenario.fill(Part::Train, t, i, &mut x, &mut self.scratch);
+            }
+            let label = self.scenario.target(t, self.scenario.train.y[i as usize]);
+            Item::Sample {
+                x,
+                label: Some(i64::from(label)),
+            }
+        } else {
+            self.task += 1;
+            self.at = 0;
+            return Some(Item::TaskEnd);
+        };
+        self.at += 1;
+        Some(item)
+    }
+
+    /// Skips `n` events (a restart going on from its position).
+    pub fn skip_events(&mut self, n: u64) {
+        for _ in 0..n {
+            if self.advance(false).is_none() {
+                break;
+            }
+        }
+    }
+
+    /// The task the next event belongs to.
+    pub fn task(&self) -> usize {
+        self.task
+    }
+}
+
+impl Iterator for IdxStream {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        self.advance(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_become_events_or_say_what_is_wrong() {
+        assert_eq!(
+            parse_line(r#"{"x": [1, 0.5], "label": 3}"#),
+            Item::Sample {
+                x: vec![1.0, 0.5],
+                label: Some(3)
+            }
+        );
+        assert_eq!(
+            parse_line(r#"{"x": [1]}"#),
+            Item::Sample {
+                x: vec![1.0],
+                label: None
+            }
+        );
+        assert_eq!(parse_line(r#"{"event": "task-end"}"#), Item::TaskEnd);
+        assert_eq!(
+            parse_line(r#"{"event": "task-start", "classes": [4, 5, 6]}"#),
+            Item::TaskStart(ClassRange { start: 4, end: 7 })
+        );
+        match parse_line(r#"{"x": [NaN, Infinity, -Infinity]}"#) {
+            Item::Sample { x, .. } => {
+                assert!(x[0].is_nan() && x[1] == f32::INFINITY && x[2] == f32::NEG_INFINITY)
+            }
+            other => panic!("{other:?}"),
+        }
+        // An f64 past f32's range is infinite as the sample's f32.
+        match parse_line(r#"{"x": [1e39]}"#) {
+            Item::Sample { x, .. } => assert!(x[0].is_infinite()),
+            other => panic!("{other:?}"),
+        }
+        for (line, why) in [
+            ("{\"x\": [1, 2", "not a JSON event"),
+            ("[1, 2]", "not a JSON event"),
+            (r#"{"x": [1], "labl": 2}"#, "labl"),
+            (r#"{"x": ["a"]}"#, "string"),
+            (r#"{"event": "task-start", "classes": [3, 1]}"#, "consecutive"),
+            (r#"{"event": "task-start"}"#, "classes"),
+            (r#"{"event": "stop"}"#, "stop"),
+            ("{}", "neither"),
+            ("", "not a JSON event"),
+        ] {
+            match parse_line(line) {
+                Item::Bad(e) => assert!(e.contains(why), "{line}: {e}"),
+                other => panic!("{line}: {other:?}"),
+            }
+        }
+    }
+}
