@@ -287,6 +287,7 @@ impl Deployment {
             image: vec![0; capacity],
             checkpoints: 0,
             since_checkpoint: 0,
+            checkpoint_due: false,
             resumed,
         })
     }
@@ -447,6 +448,8 @@ pub struct Runtime<'a> {
     image: Vec<u8>,
     checkpoints: u64,
     since_checkpoint: u64,
+    /// A checkpoint is written once the event being handled is consumed.
+    checkpoint_due: bool,
     resumed: Option<Resumed>,
 }
 
@@ -492,17 +495,17 @@ impl<'a> Runtime<'a> {
 
     /// The head's prediction of one sample.
     pub fn predict(&mut self, x: &[f32]) -> std::result::Result<Prediction, StepError> {
-        let p = self.sample(x, None)?;
-        self.state.position += 1;
-        Ok(p)
+        let p = self.sample(x, None);
+        self.consumed()?;
+        p
     }
 
     /// Predicts one labelled sample, then learns from it: the row joins the batch, and a
     /// full batch updates the head. Returns the prediction made before learning.
     pub fn learn(&mut self, x: &[f32], label: i64) -> std::result::Result<Prediction, StepError> {
-        let p = self.sample(x, Some(label))?;
-        self.state.position += 1;
-        Ok(p)
+        let p = self.sample(x, Some(label));
+        self.consumed()?;
+        p
     }
 
     /// A refused input event (a malformed line): counted, nothing else changes.
@@ -511,10 +514,22 @@ impl<'a> Runtime<'a> {
         self.state.position += 1;
     }
 
+    /// One input event is consumed: the position moves past it, and a checkpoint that
+    /// came due while it was handled (an update, a task end) is written now, so that it
+    /// never records a half-handled event.
+    fn consumed(&mut self) -> Result<()> {
+        self.state.position += 1;
+        if std::mem::take(&mut self.checkpoint_due) {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
     /// A task of the classes `classes` starts (ends the running one if it learned
     /// anything): the replay batch is fixed for it and the classes are active from now.
     pub fn begin_task(&mut self, classes: ClassRange) -> std::result::Result<(), StepError> {
         if classes.start >= classes.end || usize::from(classes.end) > self.dep.config.classes {
+            self.skip();
             return Err(StepError::Refused(Refused::Label {
                 label: i64::from(classes.end) - 1,
                 classes: self.dep.config.classes,
@@ -528,7 +543,7 @@ impl<'a> Runtime<'a> {
         self.state.own_given = true;
         self.state.hi = self.state.hi.max(classes.end);
         self.state.real = self.real_rows().map(|r| r as u32);
-        self.state.position += 1;
+        self.consumed()?;
         Ok(())
     }
 
@@ -539,7 +554,7 @@ impl<'a> Runtime<'a> {
         if self.state.task_labelled > 0 {
             self.finish_task()?;
         }
-        self.state.position += 1;
+        self.consumed()?;
         Ok(())
     }
 
@@ -764,7 +779,7 @@ impl<'a> Runtime<'a> {
         self.pending = None;
         self.since_checkpoint += 1;
         if self.dep.checkpoint_every > 0 && self.since_checkpoint >= self.dep.checkpoint_every {
-            self.checkpoint()?;
+            self.checkpoint_due = true;
         }
         Ok(())
     }
@@ -790,7 +805,7 @@ impl<'a> Runtime<'a> {
             let row = self.evaluate()?;
             self.state.matrix.push(row);
         }
-        self.checkpoint()?;
+        self.checkpoint_due = true;
         Ok(())
     }
 
