@@ -503,3 +503,151 @@ fn task_free_runs_end_a_task_every_n_labelled_samples_or_at_a_new_class() {
     // The stream's classes: 0 and 1 interleaved, so class 1's first sample ends task 1.
     assert_eq!(summary(&d2.join("class.out"))["tasks"], 1);
 }
+
+/// The aarch64 build (`EDGECL_AARCH64_BIN`, which `.ci/run` cross-builds) under
+/// `qemu-aarch64` predicts a 200-sample stream as this build does: the same class for
+/// every sample, the scores within 1e-5, the same head at the end.
+#[test]
+fn the_aarch64_build_under_qemu_predicts_as_this_one() {
+    let Some(bin) = std::env::var_os("EDGECL_AARCH64_BIN") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must cross-build edgecl for aarch64 and set EDGECL_AARCH64_BIN (see .ci/run)"
+        );
+        eprintln!("skipped: EDGECL_AARCH64_BIN is not set (.ci/run cross-builds edgecl for aarch64 and sets it)");
+        return;
+    };
+    let dir = temp_dir("aarch64");
+    let data = mini_mnist(&dir, 1000, 10);
+    let train = edgecl::host::idx::load_split(&data, edgecl::host::idx::Split::Train, None).unwrap();
+    // 200 samples: 150 labelled of classes 0-3 in two tasks, 50 unlabelled.
+    let mut lines = Vec::new();
+    for classes in [[0u16, 1], [2, 3]] {
+        lines.push(format!(
+            "{{\"event\": \"task-start\", \"classes\": [{}, {}]}}",
+            classes[0], classes[1]
+        ));
+        let rows = (0..train.len()).filter(|&i| classes.contains(&train.y[i])).take(100);
+        for (n, i) in rows.enumerate() {
+            let x: Vec<String> = train.x.row(i).iter().map(|v| format!("{v}")).collect();
+            let label = if n % 4 == 3 {
+                String::new()
+            } else {
+                format!(", \"label\": {}", train.y[i])
+            };
+            lines.push(format!("{{\"x\": [{}]{label}}}", x.join(",")));
+        }
+        lines.push("{\"event\": \"task-end\"}".to_string());
+    }
+    let input = dir.join("stream.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let d = deploy(&dir, "strategy = \"replay\"\nbudget = \"96k\"\nbatch = 8\n");
+    let x86 = dir.join("x86.jsonl");
+    let o = d.run(&dir.join("state-x86"), &input, &x86, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let qemu = std::env::var("EDGECL_QEMU_AARCH64").unwrap_or_else(|_| "qemu-aarch64".to_string());
+    let arm = dir.join("arm.jsonl");
+    let o = Command::new(&qemu)
+        .args(["-L", "/usr/aarch64-linux-gnu"])
+        .arg(&bin)
+        .args(["run", "--quiet", "--backbone", BACKBONE])
+        .arg("--image")
+        .arg(&d.image)
+        .arg("--key")
+        .arg(&d.key)
+        .arg("--state")
+        .arg(dir.join("state-arm"))
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&arm)
+        .current_dir(root())
+        .output()
+        .unwrap_or_else(|e| panic!("{qemu}: {e}"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let read = |p: &Path| -> Vec<Value> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let (a, b) = (read(&x86), read(&arm));
+    assert_eq!(a.len(), b.len());
+    assert_eq!(a.len(), 201, "200 predictions and the summary");
+    let mut worst = 0.0f64;
+    for (p, q) in a.iter().zip(&b).take(200) {
+        assert_eq!(p["seq"], q["seq"]);
+        assert_eq!(p["class"], q["class"], "sample {}", p["seq"]);
+        for (s, t) in p["scores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(q["scores"].as_array().unwrap())
+        {
+            worst = worst.max((s.as_f64().unwrap() - t.as_f64().unwrap()).abs());
+        }
+    }
+    eprintln!("aarch64 under qemu: 200 predictions, the same classes, largest score difference {worst:e}");
+    assert!(worst < 1e-5, "{worst}");
+    assert_eq!(a[200]["summary"]["updates"], b[200]["summary"]["updates"]);
+}
+
+/// Frames from a sensor on an I2C bus (a mock of the bus here), labelled from the side
+/// channel; a failed read is a skipped sample that names the error, and reading goes on.
+#[test]
+fn an_i2c_sensor_gives_labelled_frames_and_a_failed_read_is_skipped() {
+    use edgecl::host::runtime::input::{Item, SensorSource};
+    use embedded_hal::i2c::ErrorKind;
+    use embedded_hal_mock::eh1::i2c::{Mock, Transaction};
+    let frame: Vec<u8> = (0..784).map(|i| (i % 256) as u8).collect();
+    let expected = [
+        Transaction::write_read(0x68, vec![0], frame.clone()),
+        Transaction::write_read(0x68, vec![0], frame.clone()).with_error(ErrorKind::Other),
+        Transaction::write_read(0x68, vec![0], frame.clone()),
+    ];
+    let mut bus = Mock::new(&expected);
+    let (tx, rx) = std::sync::mpsc::channel();
+    tx.send(r#"{"label": 3}"#.to_string()).unwrap();
+    tx.send(r#"{"event": "task-end"}"#.to_string()).unwrap();
+    let mut s = SensorSource::new(bus.clone(), 0x68, 784, Some(rx), Duration::ZERO);
+    match s.next_item() {
+        Item::Sample { x, label } => {
+            assert_eq!(label, Some(3));
+            assert_eq!((x.len(), x[255], x[256]), (784, 1.0, 0.0));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.next_item(), Item::TaskEnd);
+    match s.next_item() {
+        Item::Bad(why) => assert!(why.contains("reading the sensor at 0x68 failed"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(s.next_item(), Item::Sample { label: None, .. }));
+    bus.done();
+}
+
+#[test]
+fn an_i2c_bus_that_cannot_be_opened_is_a_clear_error() {
+    let dir = temp_dir("i2c");
+    let d = deploy(&dir, "strategy = \"naive\"\nbudget = \"96k\"\n");
+    let o = d.run(
+        &dir.join("state"),
+        Path::new("i2c:/dev/i2c-no-such-bus:0x68"),
+        &dir.join("o"),
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("opening the I2C bus /dev/i2c-no-such-bus"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.run(
+        &dir.join("state"),
+        Path::new("i2c:/dev/i2c-1:0x99"),
+        &dir.join("o"),
+        &[],
+    );
+    assert!(stderr(&o).contains("not a 7-bit I2C address"), "{}", stderr(&o));
+}

@@ -5,6 +5,8 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use edgecl::host::report;
+#[cfg(target_os = "linux")]
+use edgecl::host::runtime::input::SensorSource;
 use edgecl::host::runtime::input::{parse_line, IdxSpec, IdxStream, Item};
 use edgecl::host::runtime::{Deployment, Holdout, Refused, Runtime, StepError};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -27,6 +29,9 @@ Example (a Raspberry Pi with the shipped backbone; see the README's deploy guide
   edgecl run --image pi.img --key owner.key.pub --backbone models/fashion-cnn/backbone.onnx \\
       --state /var/lib/edgecl --input samples.jsonl --output predictions.jsonl
 
+Inputs: - or FILE (JSON lines), idx:DIR (the simulator's stream), i2c:/dev/i2c-1:0x68
+(a frame of the backbone's input width per read, one byte per value; --labels FILE
+gives {\"label\": 3} lines for the next frame and task events).
 Input lines: {\"x\": [...784 values...], \"label\": 3}   (label optional)
              {\"event\": \"task-start\", \"classes\": [2, 3]}   {\"event\": \"task-end\"}
 Output lines: {\"seq\": 0, \"class\": 7, \"scores\": [...], \"learned\": true}, then {\"summary\": {...}}
@@ -82,6 +87,14 @@ pub struct RunArgs {
     /// Stop after this many input events (the state keeps the position).
     #[arg(long)]
     max_events: Option<u64>,
+    /// I2C input: labels and task events for the frames, as JSON lines (`{"label": 3}`
+    /// labels the next frame; task-start and task-end events as in a JSON-lines input):
+    /// a file, or `-` for standard input.
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// I2C input: milliseconds between frames [0: as fast as the bus reads].
+    #[arg(long)]
+    period_ms: Option<u64>,
     /// IDX input: updates per task the stream feeds (the simulator's --iters) [6000].
     #[arg(long)]
     iters: Option<usize>,
@@ -120,6 +133,8 @@ impl RunArgs {
             checkpoint_every: self.checkpoint_every.or(file.checkpoint_every),
             strict: self.strict || file.strict,
             max_events: self.max_events.or(file.max_events),
+            labels: self.labels.or(file.labels),
+            period_ms: self.period_ms.or(file.period_ms),
             iters: self.iters.or(file.iters),
             tasks: self.tasks.or(file.tasks),
             classes_per_task: self.classes_per_task.or(file.classes_per_task),
@@ -137,6 +152,9 @@ enum Source {
     Stdin(Receiver<std::io::Result<String>>),
     /// An IDX folder as the simulator's stream.
     Idx(Box<IdxStream>),
+    /// A sensor on an I2C bus.
+    #[cfg(target_os = "linux")]
+    Sensor(Box<SensorSource<linux_embedded_hal::I2cdev>>),
 }
 
 /// What a source gives next.
@@ -151,6 +169,8 @@ impl Source {
     fn next(&mut self) -> Result<Next> {
         let line = match self {
             Source::Idx(s) => return Ok(s.next().map_or(Next::End, Next::Item)),
+            #[cfg(target_os = "linux")]
+            Source::Sensor(s) => return Ok(Next::Item(s.next_item())),
             Source::File(r) => {
                 let mut line = String::new();
                 match r.read_line(&mut line).context("reading the input")? {
@@ -181,6 +201,8 @@ impl Source {
                 }
             }
             Source::Stdin(_) => {}
+            #[cfg(target_os = "linux")]
+            Source::Sensor(_) => {}
         }
         Ok(())
     }
@@ -247,7 +269,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
             outcome = "max-events";
             break;
         }
-        let seq = rt.stats().position;
+        let seq = rt.position();
         let item = match source.next()? {
             Next::End => break,
             Next::Wait => {
@@ -348,7 +370,7 @@ fn open_source(
         return Ok((Source::Stdin(rx), "-".to_string(), None));
     }
     if let Some(rest) = input.strip_prefix("i2c:") {
-        bail!("--input i2c:{rest}: this build reads JSON lines and IDX folders; an I2C sensor is not supported yet");
+        return sensor(rest, args, dep);
     }
     let dir = input.strip_prefix("idx:").map(Path::new);
     let path = Path::new(input);
@@ -387,6 +409,49 @@ fn open_source(
         canonical.display().to_string(),
         None,
     ))
+}
+
+/// `--input i2c:BUS:ADDRESS`: frames from a sensor, labels from `--labels`.
+#[cfg(target_os = "linux")]
+fn sensor(spec: &str, args: &RunArgs, dep: &Deployment) -> Result<(Source, String, Option<u64>)> {
+    let (bus, address) = spec
+        .rsplit_once(':')
+        .context("--input i2c:BUS:ADDRESS, e.g. i2c:/dev/i2c-1:0x68")?;
+    let address = u8::from_str_radix(address.trim_start_matches("0x"), 16)
+        .ok()
+        .filter(|a| *a < 0x80)
+        .with_context(|| format!("--input i2c:{spec}: `{address}` is not a 7-bit I2C address such as 0x68"))?;
+    let i2c = linux_embedded_hal::I2cdev::new(bus).with_context(|| format!("opening the I2C bus {bus}"))?;
+    let labels = match &args.labels {
+        None => None,
+        Some(p) => {
+            let reader: Box<dyn BufRead + Send> = if p.as_os_str() == "-" {
+                Box::new(std::io::BufReader::new(std::io::stdin()))
+            } else {
+                Box::new(std::io::BufReader::new(
+                    std::fs::File::open(p).with_context(|| format!("opening the labels {}", p.display()))?,
+                ))
+            };
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in reader.lines().map_while(std::result::Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            Some(rx)
+        }
+    };
+    let period = Duration::from_millis(args.period_ms.unwrap_or(0));
+    let width = dep.backbone().input_width();
+    let source = SensorSource::new(i2c, address, width, labels, period);
+    Ok((Source::Sensor(Box::new(source)), format!("i2c:{spec}"), None))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sensor(spec: &str, _: &RunArgs, _: &Deployment) -> Result<(Source, String, Option<u64>)> {
+    bail!("--input i2c:{spec}: I2C sensors are read through Linux's i2c-dev, and this is not Linux")
 }
 
 /// The stream's test sets through the backbone, one sample at a time.

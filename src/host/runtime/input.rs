@@ -337,3 +337,86 @@ mod tests {
         }
     }
 }
+
+/// A sensor on an I2C bus as a source of samples: each sample is one frame of the
+/// backbone's input width, one byte per value (scaled to [0, 1], as the firmware's
+/// [`crate::device::hal::HalIo`] reads it), read from register
+/// [`crate::device::hal::FRAME_REGISTER`] of the device at `address`. Labels and task
+/// events come from a side channel of JSON lines (`{"label": 3}` labels the next frame;
+/// task-start and task-end events pass through), when there is one. A failed read is a
+/// [`Item::Bad`] naming the error: the sample is skipped and the next read goes on.
+pub struct SensorSource<I> {
+    i2c: I,
+    address: u8,
+    frame: Vec<u8>,
+    labels: Option<std::sync::mpsc::Receiver<String>>,
+    period: std::time::Duration,
+}
+
+impl<I> std::fmt::Debug for SensorSource<I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SensorSource")
+            .field("address", &self.address)
+            .field("width", &self.frame.len())
+            .finish()
+    }
+}
+
+impl<I: embedded_hal::i2c::I2c> SensorSource<I> {
+    /// Frames of `width` bytes from `address` on `i2c`, one every `period` at most, and
+    /// labels from `labels` (lines of JSON) when given.
+    pub fn new(
+        i2c: I,
+        address: u8,
+        width: usize,
+        labels: Option<std::sync::mpsc::Receiver<String>>,
+        period: std::time::Duration,
+    ) -> Self {
+        SensorSource {
+            i2c,
+            address,
+            frame: vec![0; width],
+            labels,
+            period,
+        }
+    }
+
+    /// The next event: a task event or label line waiting on the side channel, else a
+    /// frame (labelled by the label line read before it, if any).
+    pub fn next_item(&mut self) -> Item {
+        let mut label = None;
+        if let Some(rx) = &self.labels {
+            if let Ok(line) = rx.try_recv() {
+                match serde_json::from_str::<LabelLine>(&line) {
+                    Ok(LabelLine { label: Some(l), .. }) => label = Some(l),
+                    _ => match parse_line(&line) {
+                        Item::Sample { .. } => {
+                            return Item::Bad("the label channel carries labels and task events, not samples".into())
+                        }
+                        Item::Bad(why) => return Item::Bad(format!("label channel: {why}")),
+                        event => return event,
+                    },
+                }
+            }
+        }
+        std::thread::sleep(self.period);
+        let register = [crate::device::hal::FRAME_REGISTER];
+        if let Err(e) = self.i2c.write_read(self.address, &register, &mut self.frame) {
+            return Item::Bad(format!(
+                "reading the sensor at {:#04x} failed ({:?})",
+                self.address,
+                embedded_hal::i2c::Error::kind(&e)
+            ));
+        }
+        Item::Sample {
+            x: self.frame.iter().map(|&b| f32::from(b) / 255.0).collect(),
+            label,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LabelLine {
+    label: Option<i64>,
+}

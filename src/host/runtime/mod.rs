@@ -469,6 +469,11 @@ impl<'a> Runtime<'a> {
         self.resumed.as_ref()
     }
 
+    /// Input events consumed so far (the `seq` of the next one).
+    pub fn position(&self) -> u64 {
+        self.state.position
+    }
+
     /// The learner (read only).
     pub fn learner(&self) -> &Learner<'a> {
         &self.learner
