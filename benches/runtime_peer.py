@@ -85,8 +85,11 @@ def main():
 
     for i in range(200):
         learn(i)
-    times = {"predict": [], "predict + learn": []}
-    for what, fn in [("predict", predict), ("predict + learn", learn)]:
+    def backbone(i):
+        return sess.run(None, {name: x[i : i + 1]})[0]
+
+    times = {"onnxruntime alone (batch 1)": [], "predict": [], "predict + learn": []}
+    for what, fn in [("onnxruntime alone (batch 1)", backbone), ("predict", predict), ("predict + learn", learn)]:
         for i in range(5000):
             t = time.perf_counter()
             fn(i % len(x))

@@ -354,15 +354,22 @@ pub fn device_image(
         board.name,
         board.budget()
     );
-    let mut arena = vec![0u8; needed];
-    let learner = crate::learner::Learner::new(&learner_config, &mut arena).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let head: Vec<u8> = learner
+    let head = initial_head(&learner_config)?;
+    sign_image(&board.name, config_text, &head, backbone, secret)
+}
+
+/// The head's initial weights then biases (f32 little-endian) of a learner built from
+/// `config`: its seeded initialisation, the one the simulator starts from.
+pub fn initial_head(config: &crate::learner::LearnerConfig) -> Result<Vec<u8>> {
+    let plan = crate::learner::Plan::new(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut arena = vec![0u8; plan.total()];
+    let learner = crate::learner::Learner::new(config, &mut arena).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(learner
         .weights()
         .iter()
         .chain(learner.biases())
         .flat_map(|v| v.to_le_bytes())
-        .collect();
-    sign_image(&board.name, config_text, &head, backbone, secret)
+        .collect())
 }
 
 /// A device image of the given parts signed with `secret`, without the checks

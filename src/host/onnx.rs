@@ -773,11 +773,7 @@ impl Backbone {
             x.len(),
             out.len()
         );
-        let input = Tensor::from_shape(&[1, self.input_width], x)?;
-        let result = self
-            .plan
-            .run(tvec!(input.into_tvalue()))
-            .with_context(|| format!("{}: inference failed", self.name))?;
+        let result = self.infer(Tensor::from_shape(&[1, self.input_width], x)?)?;
         let view = result[0].to_plain_array_view::<f32>()?;
         ensure!(
             view.len() == out.len(),
@@ -855,13 +851,16 @@ impl Backbone {
         Ok(out)
     }
 
+    /// tract's plan run on `input`.
+    fn infer(&self, input: Tensor) -> Result<TVec<TValue>> {
+        self.plan
+            .run(tvec!(input.into_tvalue()))
+            .with_context(|| format!("{}: inference failed", self.name))
+    }
+
     /// Features of one chunk of samples, written into `ys`.
     fn run_chunk(&self, xs: ArrayView2<'_, f32>, mut ys: ndarray::ArrayViewMut2<'_, f32>) -> Result<()> {
-        let input: Tensor = xs.to_owned().into();
-        let result = self
-            .plan
-            .run(tvec!(input.into_tvalue()))
-            .with_context(|| format!("{}: inference failed", self.name))?;
+        let result = self.infer(xs.to_owned().into())?;
         let view = result[0].to_plain_array_view::<f32>()?;
         ensure!(
             view.shape() == ys.shape(),

@@ -65,9 +65,9 @@ pub fn parse_line(line: &str) -> Item {
     let parsed = serde_json::from_str::<Line>(line).or_else(|e| {
         if line.contains("NaN") || line.contains("Infinity") {
             let quoted = line
-                .replace("-Infinity", "\"-Infinity\"")
+                .replace("-Infinity", "\u{1}")
                 .replace("Infinity", "\"Infinity\"")
-                .replace("-\"Infinity\"", "\"-Infinity\"")
+                .replace('\u{1}', "\"-Infinity\"")
                 .replace("NaN", "\"NaN\"");
             serde_json::from_str::<Line>(&quoted).map_err(|_| e)
         } else {

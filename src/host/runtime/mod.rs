@@ -872,13 +872,6 @@ pub fn linux_image(
     let plan = Plan::new(&learner)?;
     plan.check(config.budget.map_or(board.budget(), |b| b.0))
         .with_context(|| format!("the learner {:?} on {}", learner.dims.as_slice(), board.name))?;
-    let mut arena = vec![0u8; plan.total()];
-    let l = Learner::new(&learner, &mut arena)?;
-    let head: Vec<u8> = l
-        .weights()
-        .iter()
-        .chain(l.biases())
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
+    let head = crate::host::device::initial_head(&learner)?;
     crate::host::device::sign_image(&board.name, &text, &head, &[], secret)
 }
