@@ -115,16 +115,14 @@ fn stderr(o: &Output) -> String {
 fn run_over_an_idx_stream_equals_simulate_bit_for_bit() {
     let dir = temp_dir("twin");
     let data = mini_mnist(&dir, 3000, 600);
-    for strategy in ["naive", "si", "replay"] {
+    for strategy in ["naive", "si", "replay", "packnet", "packnet+replay"] {
         let d = deploy(&dir, &format!("strategy = \"{strategy}\"\nbudget = \"96k\"\n"));
-        let (state, out) = (
-            dir.join(format!("state-{strategy}")),
-            dir.join(format!("{strategy}.jsonl")),
-        );
+        let name = strategy.replace('+', "-");
+        let (state, out) = (dir.join(format!("state-{name}")), dir.join(format!("{name}.jsonl")));
         let o = d.run(&state, &data, &out, &["--iters", "40"]);
         assert!(o.status.success(), "{strategy}: {}", stderr(&o));
         let run = summary(&out);
-        let json = dir.join(format!("{strategy}.json"));
+        let json = dir.join(format!("{name}.json"));
         let o = edgecl()
             .args([
                 "simulate",
@@ -136,7 +134,15 @@ fn run_over_an_idx_stream_equals_simulate_bit_for_bit() {
                 "--iters",
                 "40",
             ])
-            .args(["--observe", "online", "--strategy", strategy, "--data"])
+            .args([
+                "--observe",
+                "online",
+                "--retrain-iters",
+                "0",
+                "--strategy",
+                strategy,
+                "--data",
+            ])
             .arg(&data)
             .arg("--json")
             .arg(&json)

@@ -1139,6 +1139,22 @@ impl<'a> Learner<'a> {
         out: &mut [u16],
         confidence: Option<&mut [f32]>,
     ) -> Result<(), Error> {
+        self.masked(task, |l| l.predict_with_confidence(x, active, out, confidence))?
+    }
+
+    /// PackNet's logits (`n x classes`) of up to `batch_size` samples for `task`, with only
+    /// the weights of tasks `1..=task`, as [`Learner::predict_task`] masks them.
+    pub fn logits_task(&mut self, x: &[f32], task: usize) -> Result<&[f32], Error> {
+        let n = self.check_input(x, self.config.batch_size)?;
+        self.masked(task, |l| l.forward(x, n))??;
+        let c = &self.config;
+        let at = network::act_offset(&c.dims, c.batch_size, c.dims.layers() - 1);
+        Ok(&self.acts[at..at + n * c.dims.classes()])
+    }
+
+    /// Runs `f` with only the weights of PackNet tasks `1..=task` (the others are kept in
+    /// the gradient buffer meanwhile, and restored after).
+    fn masked<R>(&mut self, task: usize, f: impl FnOnce(&mut Self) -> R) -> Result<R, Error> {
         let p = self.packnet.as_ref().ok_or(Error::NoPackNet)?;
         if task == 0 || task > p.packed {
             return Err(Error::NoSuchTask { task, tasks: p.packed });
@@ -1149,7 +1165,7 @@ impl<'a> Learner<'a> {
                 *w = 0.0;
             }
         }
-        let result = self.predict_with_confidence(x, active, out, confidence);
+        let result = f(self);
         if let Some(p) = &self.packnet {
             for (i, (w, g)) in self.weights.iter_mut().zip(self.grads.iter()).enumerate() {
                 if !p.used_by(i, task) {
@@ -1157,7 +1173,7 @@ impl<'a> Learner<'a> {
                 }
             }
         }
-        result
+        Ok(result)
     }
 
     /// Applies the current gradients with the configured optimizer.

@@ -5,7 +5,8 @@
 //! `edgecl simulate` plan and initialise the very same learner.
 //!
 //! ```toml
-//! strategy = "replay"     # naive, ewc, online-ewc, si, mas, replay, PENALTY+replay
+//! strategy = "replay"     # naive, ewc, online-ewc, si, mas, replay, PENALTY+replay,
+//!                         # packnet, packnet+PENALTY, packnet+replay
 //! classes = 10            # outputs of the head
 //! tasks = 5               # tasks the learner plans for (EWC keeps a slot per task)
 //! budget = "96k"          # arena bytes [the board's learner budget]
@@ -35,8 +36,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
     /// The defence against forgetting: any `--strategy` of the simulator that learns from
-    /// samples as they come (`naive`, `ewc`, `online-ewc`, `si`, `mas`, `replay`,
-    /// `PENALTY+replay`).
+    /// samples as they come, class-incrementally (all but `joint` and `progressive`).
     #[serde(default = "default_strategy")]
     pub strategy: String,
     /// Outputs of the head.
@@ -111,6 +111,11 @@ pub struct RunConfig {
     /// Replay: distillation temperature.
     #[serde(default)]
     pub distill: Option<f32>,
+    /// PackNet: the fraction of each layer's free weights freed again after each task.
+    /// The task's kept weights are not retrained after pruning (a device does not keep
+    /// the task's samples): `simulate --retrain-iters 0` does the same.
+    #[serde(default = "default_prune_ratio")]
+    pub prune_ratio: f32,
     /// Clear the optimizer's state when a new task starts.
     #[serde(default)]
     pub reset_optimizer: bool,
@@ -222,6 +227,9 @@ fn default_rank() -> usize {
 fn default_slots() -> usize {
     2
 }
+fn default_prune_ratio() -> f32 {
+    0.75
+}
 
 impl RunConfig {
     /// Parses the TOML text; an unknown key or a bad value names itself.
@@ -235,13 +243,13 @@ impl RunConfig {
     pub fn strategy(&self) -> Result<Strategy> {
         let s = Strategy::parse(&self.strategy)?;
         match s {
-            Strategy::Naive | Strategy::Penalty(_) | Strategy::Replay(_) => Ok(s),
+            Strategy::Naive
+            | Strategy::Penalty(_)
+            | Strategy::Replay(_)
+            | Strategy::PackNet(_)
+            | Strategy::PackNetReplay => Ok(s),
             Strategy::Joint => bail!(
                 "strategy `joint` trains on every past sample, which a device does not keep; it is the simulator's upper bound only"
-            ),
-            Strategy::PackNet(_) | Strategy::PackNetReplay => bail!(
-                "strategy `{}`: PackNet retrains on a task's samples after pruning and infers the task at prediction time; edgecl run does not run it yet",
-                self.strategy
             ),
             Strategy::Progressive => bail!(
                 "strategy `progressive` needs the task of every sample (task-IL); edgecl run learns class-incrementally"
@@ -319,7 +327,7 @@ impl RunConfig {
             reset_optimizer: self.reset_optimizer,
             observe: Observe::Online,
             packnet: PackNetOptions {
-                prune_ratio: 0.75,
+                prune_ratio: self.prune_ratio,
                 retrain_iters: 0,
             },
             column_width: None,
@@ -369,15 +377,20 @@ mod tests {
 
     #[test]
     fn strategies_a_device_cannot_run_are_refused_with_the_reason() {
-        for (s, why) in [
-            ("joint", "every past sample"),
-            ("packnet", "PackNet"),
-            ("progressive", "task"),
-        ] {
+        for (s, why) in [("joint", "every past sample"), ("progressive", "task")] {
             let e = format!("{:#}", RunConfig::parse(&format!("strategy = \"{s}\"")).unwrap_err());
             assert!(e.contains(why), "{s}: {e}");
         }
-        for s in ["naive", "si", "online-ewc", "replay", "si+replay"] {
+        for s in [
+            "naive",
+            "si",
+            "online-ewc",
+            "replay",
+            "si+replay",
+            "packnet",
+            "packnet+si",
+            "packnet+replay",
+        ] {
             RunConfig::parse(&format!("strategy = \"{s}\"")).unwrap();
         }
     }

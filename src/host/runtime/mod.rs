@@ -67,6 +67,10 @@ pub struct Deployment {
     estimates: bool,
     /// The generator is a VAE, which learns on every batch.
     vae: bool,
+    /// PackNet's masks: `Some(true)` alone (each task trains and predicts over its own
+    /// classes, the task inferred by the most confident mask), `Some(false)` with replay
+    /// (every class seen, the newest mask).
+    packnet: Option<bool>,
 }
 
 impl fmt::Debug for Deployment {
@@ -169,6 +173,11 @@ impl Deployment {
             state: state.to_path_buf(),
             checkpoint_every: 0,
             estimates: config.estimates_importance(),
+            packnet: match config.strategy()? {
+                simulate::Strategy::PackNet(_) => Some(true),
+                simulate::Strategy::PackNetReplay => Some(false),
+                _ => None,
+            },
             vae: matches!(
                 learner.generator,
                 Some(crate::learner::GeneratorConfig {
@@ -665,6 +674,10 @@ impl<'a> Runtime<'a> {
 
     /// The head over the features in `feat`: the best class of all, and the softmax.
     fn head(&mut self) -> Result<Prediction> {
+        let learned = self.learner.packnet_tasks();
+        if let (Some(own_only), true) = (self.dep.packnet, learned > 0) {
+            return self.head_packnet(own_only, learned);
+        }
         let logits = self.learner.logits(&self.feat)?;
         let best = logits
             .iter()
@@ -676,6 +689,41 @@ impl<'a> Runtime<'a> {
         scores.iter_mut().for_each(|s| *s /= sum);
         Ok(Prediction {
             class: best as u16,
+            scores,
+        })
+    }
+
+    /// PackNet's prediction after `learned` tasks: with replay, the newest mask over the
+    /// classes seen; alone, the mask most confident over its own task's classes (scores
+    /// are that mask's softmax over them, 0 elsewhere).
+    fn head_packnet(&mut self, own_only: bool, learned: usize) -> Result<Prediction> {
+        let classes = self.dep.config.classes;
+        let mut best: Option<(f32, usize, usize)> = None;
+        let tasks: Vec<(usize, (u16, u16))> = match own_only {
+            true => (1..=learned).zip(self.state.task_classes.iter().copied()).collect(),
+            false => vec![(learned, (0, self.state.hi))],
+        };
+        for &(s, (lo, hi)) in &tasks {
+            let z = self.learner.logits_task(&self.feat, s)?;
+            let (lo, hi) = (usize::from(lo), usize::from(hi).min(classes));
+            let b = (lo..hi).fold(lo, |b, j| if z[j] > z[b] { j } else { b });
+            let sum: f32 = z[lo..hi].iter().map(|&v| crate::learner::math::exp(v - z[b])).sum();
+            if best.is_none_or(|(c, ..)| 1.0 / sum > c) {
+                best = Some((1.0 / sum, s, b));
+            }
+        }
+        let (_, s, class) = best.context("no PackNet task to predict with")?;
+        let (lo, hi) = tasks.iter().find(|t| t.0 == s).map_or((0, 0), |t| t.1);
+        let z = self.learner.logits_task(&self.feat, s)?;
+        let (lo, hi) = (usize::from(lo), usize::from(hi).min(classes));
+        let mut scores = vec![0.0f32; classes];
+        for j in lo..hi {
+            scores[j] = crate::learner::math::exp(z[j] - z[class]);
+        }
+        let sum: f32 = scores.iter().sum();
+        scores.iter_mut().for_each(|v| *v /= sum);
+        Ok(Prediction {
+            class: class as u16,
             scores,
         })
     }
@@ -735,10 +783,17 @@ impl<'a> Runtime<'a> {
     /// same batch. A partial batch (`flush`) replays in proportion to its real rows.
     fn update(&mut self, flush: bool) -> Result<()> {
         let (k, f, batch) = (self.k, self.feat.len(), self.yb.len());
-        let active = Active::Classes(ClassRange {
+        let seen = ClassRange {
             start: 0,
             end: self.state.hi,
-        });
+        };
+        let own = ClassRange {
+            start: self.state.own.0,
+            end: self.state.own.1,
+        };
+        let active = Active::Classes(seen);
+        // PackNet alone trains each task's own outputs.
+        let step_active = Active::Classes(if self.dep.packnet == Some(true) { own } else { seen });
         let replaying = self.learner.generator().is_some();
         let estimates = self.dep.estimates;
         for (x, &y) in self.xb[..k * f].chunks_exact(f).zip(&self.yb[..k]) {
@@ -759,10 +814,6 @@ impl<'a> Runtime<'a> {
             }
             .min(batch - k);
             if extra > 0 {
-                let own = ClassRange {
-                    start: self.state.own.0,
-                    end: self.state.own.1,
-                };
                 replayed = self
                     .learner
                     .fill_replay(&mut self.xb[k * f..(k + extra) * f], &mut self.yb[k..k + extra], own)
@@ -772,8 +823,8 @@ impl<'a> Runtime<'a> {
         let n = k + replayed;
         let (x, y) = (&self.xb[..n * f], &self.yb[..n]);
         match replayed {
-            0 => self.learner.train_step(x, y, active),
-            r => self.learner.train_step_replay(x, y, active, r),
+            0 => self.learner.train_step(x, y, step_active),
+            r => self.learner.train_step_replay(x, y, step_active, r),
         }
         .context("updating the head")?;
         if self.dep.vae {
@@ -794,6 +845,26 @@ impl<'a> Runtime<'a> {
         if self.k > 0 {
             self.update(true)?;
         }
+        let own = (self.state.own.0, self.state.own.1);
+        if let Some(own_only) = self.dep.packnet {
+            // The task keeps its largest free weights (no retraining after: the device
+            // has not kept the task's samples).
+            let outputs = match own_only {
+                true => ClassRange {
+                    start: own.0,
+                    end: own.1,
+                },
+                false => ClassRange {
+                    start: 0,
+                    end: self.state.hi,
+                },
+            };
+            self.learner
+                .packnet_prune(outputs)
+                .context("pruning the task's weights")?;
+            self.learner.packnet_end_task().context("ending the task's masks")?;
+        }
+        self.state.task_classes.push(own);
         if self.learner.generator().is_some() {
             self.learner.commit_generator().context("committing the generator")?;
         }
@@ -816,17 +887,49 @@ impl<'a> Runtime<'a> {
 
     /// Accuracy (%) on each held-out task over every class of the head.
     fn evaluate(&mut self) -> Result<Vec<f64>> {
-        let Some(h) = &self.holdout else {
+        let Some(h) = self.holdout.take() else {
             return Ok(Vec::new());
         };
+        let row = self.evaluate_on(&h);
+        self.holdout = Some(h);
+        row
+    }
+
+    fn evaluate_on(&mut self, h: &Holdout) -> Result<Vec<f64>> {
         let active = Active::Classes(ClassRange {
             start: 0,
             end: self.dep.config.classes as u16,
         });
+        let learned = self.learner.packnet_tasks();
         let mut row = Vec::with_capacity(h.tasks.len());
         for (x, y) in &h.tasks {
             let mut out = vec![0u16; y.len()];
-            self.learner.predict(x, active, &mut out)?;
+            match (self.dep.packnet, learned) {
+                (None, _) | (_, 0) => self.learner.predict(x, active, &mut out)?,
+                (Some(false), _) => {
+                    let seen = Active::Classes(ClassRange {
+                        start: 0,
+                        end: self.state.hi,
+                    });
+                    self.learner.predict_task(x, learned, seen, &mut out, None)?;
+                }
+                (Some(true), _) => {
+                    // Each sample to the task whose mask is most confident over its own
+                    // classes (the first such task on a tie), as the simulator does.
+                    let mut best = vec![(f32::NEG_INFINITY, 0u16); y.len()];
+                    let mut conf = vec![0f32; y.len()];
+                    for (s, &(lo, hi)) in self.state.task_classes.iter().enumerate().take(learned) {
+                        let own = Active::Classes(ClassRange { start: lo, end: hi });
+                        self.learner.predict_task(x, s + 1, own, &mut out, Some(&mut conf))?;
+                        for (b, (&c, &o)) in best.iter_mut().zip(conf.iter().zip(&out)) {
+                            if c > b.0 {
+                                *b = (c, o);
+                            }
+                        }
+                    }
+                    out.iter_mut().zip(&best).for_each(|(o, b)| *o = b.1);
+                }
+            }
             let right = out.iter().zip(y).filter(|(a, b)| a == b).count();
             row.push(100.0 * right as f64 / y.len().max(1) as f64);
         }

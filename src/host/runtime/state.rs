@@ -52,6 +52,8 @@ pub struct RunState {
     pub hi: u16,
     /// Classes seen ever, one flag each.
     pub seen: Vec<bool>,
+    /// The classes (`start..end`) of each task ended, in order.
+    pub task_classes: Vec<(u16, u16)>,
     /// Real rows per update of the current task when it was fixed at its start.
     pub real: Option<u32>,
     /// The optimizer's state is cleared when the next task starts.
