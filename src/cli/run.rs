@@ -425,15 +425,25 @@ fn sensor(spec: &str, args: &RunArgs, dep: &Deployment) -> Result<(Source, Strin
     let labels = match &args.labels {
         None => None,
         Some(p) => {
-            let reader: Box<dyn BufRead + Send> = if p.as_os_str() == "-" {
-                Box::new(std::io::BufReader::new(std::io::stdin()))
-            } else {
-                Box::new(std::io::BufReader::new(
-                    std::fs::File::open(p).with_context(|| format!("opening the labels {}", p.display()))?,
-                ))
-            };
+            let stdin = p.as_os_str() == "-";
+            if !stdin {
+                std::fs::metadata(p).with_context(|| format!("the labels {}", p.display()))?;
+            }
             let (tx, rx) = std::sync::mpsc::channel();
+            let path = p.clone();
+            // Opened on the thread: a FIFO's open waits for its writer.
             std::thread::spawn(move || {
+                let reader: Box<dyn BufRead> = if stdin {
+                    Box::new(std::io::BufReader::new(std::io::stdin()))
+                } else {
+                    match std::fs::File::open(&path) {
+                        Ok(f) => Box::new(std::io::BufReader::new(f)),
+                        Err(e) => {
+                            eprintln!("edgecl run: opening the labels {}: {e}", path.display());
+                            return;
+                        }
+                    }
+                };
                 for line in reader.lines().map_while(std::result::Result::ok) {
                     if tx.send(line).is_err() {
                         break;
