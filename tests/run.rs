@@ -657,3 +657,40 @@ fn an_i2c_bus_that_cannot_be_opened_is_a_clear_error() {
     );
     assert!(stderr(&o).contains("not a 7-bit I2C address"), "{}", stderr(&o));
 }
+
+#[test]
+fn every_flag_can_come_from_a_toml_file_and_the_command_line_wins() {
+    let (l, clean) = lines("toml");
+    let input = l.dir.join("toml-in.jsonl");
+    std::fs::write(&input, l.good.join("\n")).unwrap();
+    let out = l.dir.join("toml.out");
+    let toml = format!(
+        "image = {:?}\nkey = {:?}\nbackbone = {:?}\nstate = {:?}\ninput = {:?}\noutput = {:?}\ncheckpoint-every = 2\nquiet = true\n",
+        l.deploy.image,
+        l.deploy.key,
+        root().join(BACKBONE),
+        l.dir.join("state-toml"),
+        input,
+        l.dir.join("ignored.out"),
+    );
+    let config = l.dir.join("run.toml");
+    std::fs::write(&config, toml).unwrap();
+    let o = edgecl()
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = summary(&out);
+    assert!(!l.dir.join("ignored.out").exists());
+    assert_eq!(s["state_fnv1a"], clean["state_fnv1a"]);
+    // Five updates at every second one, and the last: three checkpoints.
+    assert_eq!(s["checkpoints"], 3);
+    std::fs::write(&config, "imag = \"x\"\n").unwrap();
+    let o = edgecl().arg("run").arg("--config").arg(&config).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("imag"), "{}", stderr(&o));
+}

@@ -36,7 +36,7 @@ Input lines: {\"x\": [...784 values...], \"label\": 3}   (label optional)
              {\"event\": \"task-start\", \"classes\": [2, 3]}   {\"event\": \"task-end\"}
 Output lines: {\"seq\": 0, \"class\": 7, \"scores\": [...], \"learned\": true}, then {\"summary\": {...}}
 
-Every flag may instead be a key of --config FILE (TOML, the flag's name without dashes):
+Every flag may instead be a key of --config FILE (TOML, the flag without its leading dashes):
   image = \"pi.img\"
   key = \"owner.key.pub\"
   backbone = \"models/fashion-cnn/backbone.onnx\"
