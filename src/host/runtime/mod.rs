@@ -21,7 +21,7 @@
 //! rt.checkpoint() / rt.stats()
 //! ```
 //!
-//! The protocol is the simulator's online one ([`Observe::Online`]): the update a full
+//! The protocol is the simulator's online one ([`simulate::Observe::Online`]): the update a full
 //! batch makes, the rows replayed in it and the task-end steps are those
 //! `edgecl simulate --observe online` makes, in the same order, so a stream of the
 //! simulator's samples gives its accuracy matrix bit for bit.
@@ -39,10 +39,10 @@ pub mod state;
 pub use config::RunConfig;
 pub use state::{RunState, StateDir};
 
-use crate::device::{head_fnv1a, signed, DeviceError};
+use crate::device::{head_fnv1a, signed};
 use crate::host::board::Board;
 use crate::host::onnx::Backbone;
-use crate::host::simulate::{self, Observe, ReplayRatio};
+use crate::host::simulate::{self, ReplayRatio};
 use crate::learner::learner::ClassRange;
 use crate::learner::{Active, Learner, LearnerConfig, Plan};
 use anyhow::{bail, Context, Result};
@@ -698,30 +698,27 @@ impl<'a> Runtime<'a> {
     /// are that mask's softmax over them, 0 elsewhere).
     fn head_packnet(&mut self, own_only: bool, learned: usize) -> Result<Prediction> {
         let classes = self.dep.config.classes;
-        let mut best: Option<(f32, usize, usize)> = None;
         let tasks: Vec<(usize, (u16, u16))> = match own_only {
             true => (1..=learned).zip(self.state.task_classes.iter().copied()).collect(),
             false => vec![(learned, (0, self.state.hi))],
         };
+        // (confidence, class, softmax over the task's classes) of the most confident mask.
+        let mut best: Option<(f32, usize, Vec<f32>)> = None;
         for &(s, (lo, hi)) in &tasks {
             let z = self.learner.logits_task(&self.feat, s)?;
             let (lo, hi) = (usize::from(lo), usize::from(hi).min(classes));
             let b = (lo..hi).fold(lo, |b, j| if z[j] > z[b] { j } else { b });
-            let sum: f32 = z[lo..hi].iter().map(|&v| crate::learner::math::exp(v - z[b])).sum();
-            if best.is_none_or(|(c, ..)| 1.0 / sum > c) {
-                best = Some((1.0 / sum, s, b));
+            let mut scores = vec![0.0f32; classes];
+            for j in lo..hi {
+                scores[j] = crate::learner::math::exp(z[j] - z[b]);
+            }
+            let sum: f32 = scores.iter().sum();
+            if best.as_ref().is_none_or(|(c, ..)| 1.0 / sum > *c) {
+                scores.iter_mut().for_each(|v| *v /= sum);
+                best = Some((1.0 / sum, b, scores));
             }
         }
-        let (_, s, class) = best.context("no PackNet task to predict with")?;
-        let (lo, hi) = tasks.iter().find(|t| t.0 == s).map_or((0, 0), |t| t.1);
-        let z = self.learner.logits_task(&self.feat, s)?;
-        let (lo, hi) = (usize::from(lo), usize::from(hi).min(classes));
-        let mut scores = vec![0.0f32; classes];
-        for j in lo..hi {
-            scores[j] = crate::learner::math::exp(z[j] - z[class]);
-        }
-        let sum: f32 = scores.iter().sum();
-        scores.iter_mut().for_each(|v| *v /= sum);
+        let (_, class, scores) = best.context("no PackNet task to predict with")?;
         Ok(Prediction {
             class: class as u16,
             scores,
@@ -730,14 +727,19 @@ impl<'a> Runtime<'a> {
 
     /// Clears what a task keeps of itself and applies a pending optimizer reset.
     fn start_task(&mut self) {
-        self.state.own = (0, 0);
-        self.state.own_given = false;
-        self.state.real = None;
-        self.state.task_labelled = 0;
+        self.clear_task();
         if self.state.pending_reset {
             self.learner.reset_optimizer();
             self.state.pending_reset = false;
         }
+    }
+
+    /// Forgets the running task's classes, batch composition and count.
+    fn clear_task(&mut self) {
+        self.state.own = (0, 0);
+        self.state.own_given = false;
+        self.state.real = None;
+        self.state.task_labelled = 0;
     }
 
     /// The features in `feat` with `label` join the batch; task-free boundaries first.
@@ -873,10 +875,7 @@ impl<'a> Runtime<'a> {
         }
         self.state.task += 1;
         self.state.pending_reset = self.dep.config.reset_optimizer;
-        self.state.own = (0, 0);
-        self.state.own_given = false;
-        self.state.real = None;
-        self.state.task_labelled = 0;
+        self.clear_task();
         if self.holdout.is_some() {
             let row = self.evaluate()?;
             self.state.matrix.push(row);
@@ -934,15 +933,6 @@ impl<'a> Runtime<'a> {
             row.push(100.0 * right as f64 / y.len().max(1) as f64);
         }
         Ok(row)
-    }
-}
-
-/// The protocol the runtime learns by, as the simulator names it.
-pub const OBSERVE: Observe = Observe::Online;
-
-impl From<DeviceError> for StepError {
-    fn from(e: DeviceError) -> Self {
-        StepError::Failed(anyhow::anyhow!("{e}"))
     }
 }
 
