@@ -259,7 +259,6 @@ pub fn run(args: RunArgs) -> Result<i32> {
     let bar = progress(&args, total, position);
     let started = Instant::now();
     let (mut events, mut outcome) = (0u64, "end");
-    let mut line = String::new();
     loop {
         if stop.load(Ordering::Relaxed) {
             outcome = "signal";
@@ -280,27 +279,17 @@ pub fn run(args: RunArgs) -> Result<i32> {
         };
         events += 1;
         bar.inc(1);
-        let at = match &source {
-            Source::Idx(_) => format!("event {}", seq + 1),
-            _ => format!("line {}", seq + 1),
+        // Where an event was, in a message (only made when there is one to print).
+        let at = || match &source {
+            Source::File(_) | Source::Stdin(_) => format!("line {}", seq + 1),
+            _ => format!("event {}", seq + 1),
         };
         let result = match item {
-            Item::Sample { x, label } => {
-                let r = match label {
-                    Some(l) => rt.learn(&x, l),
-                    None => rt.predict(&x),
-                };
-                r.map(|p| {
-                    line.clear();
-                    line.push_str(&format!("{{\"seq\":{seq},\"class\":{},\"scores\":[", p.class));
-                    for (i, s) in p.scores.iter().enumerate() {
-                        line.push_str(if i == 0 { "" } else { "," });
-                        line.push_str(&format!("{s}"));
-                    }
-                    line.push_str(&format!("],\"learned\":{}}}", label.is_some()));
-                    line.clone()
-                })
+            Item::Sample { x, label } => match label {
+                Some(l) => rt.learn(&x, l),
+                None => rt.predict(&x),
             }
+            .map(|p| Some((p, label.is_some()))),
             Item::TaskStart(classes) => {
                 let r = rt.begin_task(classes);
                 if let (Ok(()), Source::Idx(s)) = (&r, &source) {
@@ -313,33 +302,36 @@ pub fn run(args: RunArgs) -> Result<i32> {
                         );
                     }
                 }
-                r.map(|()| String::new())
+                r.map(|()| None)
             }
-            Item::TaskEnd => rt.end_task().map(|()| String::new()),
+            Item::TaskEnd => rt.end_task().map(|()| None),
             Item::Bad(why) => {
                 rt.skip();
                 Err(StepError::Refused(Refused::Line(why)))
             }
         };
         match result {
-            Ok(text) if !text.is_empty() => {
-                out.write_all(text.as_bytes())?;
-                out.write_all(b"\n")?;
+            Ok(Some((p, learned))) => {
+                write!(out, "{{\"seq\":{seq},\"class\":{},\"scores\":[", p.class)?;
+                for (i, s) in p.scores.iter().enumerate() {
+                    write!(out, "{}{s}", if i == 0 { "" } else { "," })?;
+                }
+                writeln!(out, "],\"learned\":{learned}}}")?;
             }
-            Ok(_) => {}
+            Ok(None) => {}
             Err(StepError::Refused(why)) => {
-                bar.suspend(|| eprintln!("edgecl run: {at}: {why}; skipped, the learner is unchanged"));
+                bar.suspend(|| eprintln!("edgecl run: {}: {why}; skipped, the learner is unchanged", at()));
                 if args.strict {
                     bar.finish_and_clear();
                     finish(&mut rt, &mut out, &dep, started, "bad-input")?;
-                    eprintln!("edgecl run: --strict: stopped at {at}");
+                    eprintln!("edgecl run: --strict: stopped at {}", at());
                     return Ok(EXIT_BAD_INPUT);
                 }
             }
             Err(StepError::Failed(e)) => {
                 bar.finish_and_clear();
                 out.flush()?;
-                return Err(e.context(format!("at {at}")));
+                return Err(e.context(format!("at {}", at())));
             }
         }
     }
