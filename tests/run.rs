@@ -694,3 +694,22 @@ fn every_flag_can_come_from_a_toml_file_and_the_command_line_wins() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("imag"), "{}", stderr(&o));
 }
+
+/// The runtime's batch-1 tract plan gives the simulator's batched features to the last
+/// bit on the shipped backbone: the head of `edgecl run` sees what the simulator's sees.
+#[test]
+fn the_batch_one_plan_gives_the_batched_features_bit_for_bit() {
+    use edgecl::host::onnx::Backbone;
+    let onnx = std::fs::read(root().join(BACKBONE)).unwrap();
+    let batched = Backbone::from_bytes(&onnx, BACKBONE).unwrap();
+    let one = Backbone::per_sample(&onnx, BACKBONE).unwrap();
+    let test = edgecl::host::idx::load_split(&root().join("data/mnist"), edgecl::host::idx::Split::Test, None).unwrap();
+    let x = test.x.slice(ndarray::s![..600, ..]);
+    let all = batched.features(x).unwrap();
+    let mut f = vec![0.0f32; one.feature_width()];
+    for (row, want) in x.rows().into_iter().zip(all.rows()) {
+        one.sample(&row.to_vec(), &mut f).unwrap();
+        let same = f.iter().zip(want.iter()).all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "a batch-1 feature differs from the batched one");
+    }
+}
