@@ -208,12 +208,18 @@ fn a_damaged_or_foreign_checkpoint_is_refused_and_changes_nothing() {
     let mut magic = good.clone();
     magic[0] = b'X';
     assert_eq!(refuse(&mut l, &magic), Error::Checkpoint(CheckpointError::BadMagic));
-    let mut version = good.clone();
-    version[4] = 2;
-    assert_eq!(
-        refuse(&mut l, &version),
-        Error::Checkpoint(CheckpointError::Version { got: 2 })
-    );
+    // Format 1 (before the caller's record) and any other version: refused by number.
+    for v in [1u8, 3] {
+        let mut version = good.clone();
+        version[4] = v;
+        assert_eq!(
+            refuse(&mut l, &version),
+            Error::Checkpoint(CheckpointError::Version { got: u16::from(v) })
+        );
+        assert!(CheckpointError::Version { got: u16::from(v) }
+            .to_string()
+            .contains(&format!("checkpoint format {v}, this build reads 2")));
+    }
     assert!(matches!(
         refuse(&mut l, &good[..40]),
         Error::Checkpoint(CheckpointError::Truncated { .. })
@@ -272,7 +278,7 @@ fn save_cut_load(flash: &mut MockNor, slot: usize, image: &[u8], cut: Option<u64
         slot as u32,
     )
     .unwrap();
-    let result = slots.save(image, &mut buf);
+    let result = slots.save(image);
     *flash = slots.release();
     assert_eq!(
         result.is_err(),
@@ -337,8 +343,8 @@ fn power_cut_at_every_byte_of_a_checkpoint_write_loses_nothing() {
     let mut arena = vec![0u8; 1 << 16];
     let mut l = Learner::new(&config, &mut arena).unwrap();
     let mut slots = Slots::new(base, 0, slot as u32).unwrap();
-    let mut buf = vec![0u8; slot];
-    assert_eq!(slots.restore(&mut l, &mut buf).unwrap(), Some((2, 1)));
+    let r = slots.restore(&mut l, &mut [], |_| Ok(())).unwrap();
+    assert_eq!(r.loaded.map(|(_, l)| (l.info.sequence, l.task)), Some((2, 1)));
 }
 
 #[test]
@@ -347,21 +353,44 @@ fn slots_checkpoint_numbers_each_save_after_the_newest_and_restores_it() {
     let mut arena = vec![0u8; 1 << 16];
     let mut l = Learner::new(&config, &mut arena).unwrap();
     let slot = l.checkpoint_capacity().next_multiple_of(MockNor::ERASE_SIZE);
-    let mut slots = Slots::new(MockNor::new(2 * slot), 0, slot as u32).unwrap();
-    let mut buf = vec![0u8; 2 * slot];
+    // A slot smaller than the image: refused before the slot is touched.
+    let mut small = Slots::new(MockNor::new(2 * 4096), 0, 4096).unwrap();
     assert!(matches!(
-        slots.checkpoint(&mut l, 0, &mut buf[..slot]),
-        Err(edgecl::storage::StorageError::Buffer { .. })
+        small.checkpoint(&mut l, 0, &[]),
+        Err(edgecl::storage::StorageError::TooBig { slot: 4096, .. })
     ));
+    let mut slots = Slots::new(MockNor::new(2 * slot), 0, slot as u32).unwrap();
     edge::edge_task(&mut l, 0);
-    assert_eq!(slots.checkpoint(&mut l, 1, &mut buf).unwrap(), 1);
+    assert_eq!(slots.checkpoint(&mut l, 1, b"first").unwrap(), (0, 1));
     edge::edge_task(&mut l, 1);
-    assert_eq!(slots.checkpoint(&mut l, 2, &mut buf).unwrap(), 2);
+    assert_eq!(slots.checkpoint(&mut l, 2, b"second").unwrap(), (1, 2));
     let saved = image(&mut l, 2, 2);
     let mut fresh_arena = vec![0u8; 1 << 16];
     let mut fresh = Learner::new(&config, &mut fresh_arena).unwrap();
-    assert_eq!(slots.restore(&mut fresh, &mut buf[..slot]).unwrap(), Some((2, 2)));
+    // The caller may refuse its record: nothing loads, the learner is untouched.
+    let untouched = image(&mut fresh, 2, 2);
+    let mut record = [0u8; 16];
+    let r = slots
+        .restore(&mut fresh, &mut record, |_| {
+            Err(checkpoint::CheckpointError::Refused("not mine"))
+        })
+        .unwrap();
+    assert_eq!(r.loaded, None);
+    assert_eq!(r.refused.iter().flatten().count(), 2);
+    assert_eq!(image(&mut fresh, 2, 2), untouched);
+    let r = slots.restore(&mut fresh, &mut record, |rec| {
+        assert_eq!(rec, b"second");
+        Ok(())
+    });
+    let (i, loaded) = r.unwrap().loaded.unwrap();
+    assert_eq!(
+        (i, loaded.info.sequence, loaded.task, &record[..loaded.caller]),
+        (1, 2, 2, &b"second"[..])
+    );
     assert_eq!(image(&mut fresh, 2, 2), saved, "the restored learner is the saved one");
+    // A record larger than the caller's buffer is refused, not cut.
+    let r = slots.restore(&mut fresh, &mut record[..3], |_| Ok(())).unwrap();
+    assert_eq!(r.loaded, None);
 }
 
 #[test]
@@ -414,7 +443,7 @@ fn power_cut_geometry_and_bad_images_are_refused_before_any_write() {
     let mut buf = vec![0u8; slot];
     let mut bad = images[0].clone();
     bad[25] ^= 4;
-    assert!(slots.save(&bad, &mut buf).is_err());
+    assert!(slots.save(&bad).is_err());
     assert!(slots.load(&mut buf).unwrap().is_none(), "nothing was written");
     assert_eq!(slots.release().steps(), 0);
 }
@@ -457,10 +486,9 @@ fn power_cut_a_save_that_would_never_load_is_refused_before_any_erase() {
     save_cut_load(&mut flash, slot, &images[0], None);
     let steps = flash.steps();
     let mut slots = Slots::new(flash, 0, slot as u32).unwrap();
-    let mut buf = vec![0u8; slot];
     for stale in [&images[1], &images[2]] {
         assert!(matches!(
-            slots.save(stale, &mut buf),
+            slots.save(stale),
             Err(edgecl::storage::StorageError::Stale { newest: 5, .. })
         ));
     }

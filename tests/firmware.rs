@@ -68,10 +68,13 @@ fn build(name: &str, features: &[&str], image: Option<&Path>) -> PathBuf {
     copy
 }
 
-/// Runs `elf` in QEMU's netduinoplus2; its exit status (None: killed by a signal), stdout
-/// and stderr, and how long it ran.
-fn qemu(elf: &Path) -> (Option<i32>, String, String, Duration) {
+/// Runs `elf` in QEMU's netduinoplus2 with `dir` as its working folder (where the
+/// firmware keeps its checkpoint flash, `edgecl-slots.bin`); its exit status (None:
+/// killed), stdout and stderr, and how long it ran. With `kill`, QEMU is killed with
+/// SIGKILL (a power cut) after that long.
+fn qemu_in(elf: &Path, dir: &Path, kill: Option<Duration>) -> (Option<i32>, String, String, Duration) {
     let start = Instant::now();
+    std::fs::create_dir_all(dir).unwrap();
     let mut child = Command::new("qemu-system-arm")
         .args([
             "-M",
@@ -83,28 +86,58 @@ fn qemu(elf: &Path) -> (Option<i32>, String, String, Duration) {
             "-kernel",
         ])
         .arg(elf)
+        .current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("qemu-system-arm starts");
+    // Read both pipes on threads, so a long output never blocks QEMU.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+        s
+    });
     loop {
         if child.try_wait().expect("waiting on qemu").is_some() {
+            break;
+        }
+        if kill.is_some_and(|k| start.elapsed() >= k) {
+            let _ = child.kill();
+            let _ = child.wait();
             break;
         }
         if start.elapsed() > QEMU_LIMIT {
             let _ = child.kill();
             panic!("the firmware ran past {QEMU_LIMIT:?} in QEMU");
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(5));
     }
-    let out = child.wait_with_output().expect("qemu's output");
+    let status = child.wait().expect("qemu's status");
+    (status.code(), out.join().unwrap(), err.join().unwrap(), start.elapsed())
+}
+
+/// A fresh working folder for one QEMU run (no checkpoint flash yet).
+fn workdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("edgecl-qemu-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs `elf` once in a fresh folder, then removes both.
+fn qemu(elf: &Path) -> (Option<i32>, String, String, Duration) {
+    let dir = workdir(elf.file_name().and_then(|n| n.to_str()).unwrap_or("run"));
+    let r = qemu_in(elf, &dir, None);
     let _ = std::fs::remove_file(elf);
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        start.elapsed(),
-    )
+    let _ = std::fs::remove_dir_all(&dir);
+    r
 }
 
 /// The lines the device loop printed (the firmware's banner and memory report aside).
@@ -235,4 +268,158 @@ fn firmware_stack_overflow_faults_instead_of_running_into_the_arena() {
         "expected a fault at the bottom of SRAM: {out}{err}"
     );
     assert!(!out.contains("after task"), "{out}");
+}
+
+/// The loop's lines without the checkpoint reports: what an interrupted and resumed run
+/// must end up printing, row for row, as one that ran through.
+fn learned_lines(out: &str) -> String {
+    loop_lines(out)
+        .lines()
+        .filter(|l| !l.starts_with("checkpoints:"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// The checkpoint flash a run left in `dir`, as the host reads it: each slot's state.
+fn slots_in(dir: &Path) -> [edgecl::storage::SlotState; 2] {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join("edgecl-slots.bin"))
+        .expect("the firmware made its slot file");
+    let flash = edgecl::storage::FileNor::<_, 131072>::open(file, 2 * 131072).expect("two slots' bytes");
+    let mut slots = edgecl::storage::Slots::new(flash, 0, 131072).unwrap();
+    slots.inspect().unwrap()
+}
+
+#[test]
+fn firmware_killed_at_ten_seeded_points_resumes_to_the_uninterrupted_result_and_survives_flipped_bytes() {
+    use edgecl::storage::SlotState;
+    if skip() {
+        return;
+    }
+    let elf = {
+        let _one = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        build("resume", &[], None)
+    };
+    let host = FirmwareDir::load(&board(), None)
+        .and_then(|f| f.simulate())
+        .expect("the host simulation runs");
+    let want = learned_lines(&host);
+    assert!(
+        want.contains("replay after task 5:") && want.contains("head FNV-1a"),
+        "{want}"
+    );
+    // The run that is never cut: how long it takes, and that it is the host's.
+    let dir = workdir("resume-whole");
+    let (code, out, err, whole) = qemu_in(&elf, &dir, None);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(loop_lines(&out), host, "an uninterrupted run is the host's");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Ten power cuts (SIGKILL of QEMU) at seeded points, each followed by a reboot that
+    // resumes from the slot file, then a run to the end.
+    let dir = workdir("resume-cut");
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut restored = 0;
+    for cut in 0..10 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        // Each reboot runs 2-10% of a whole run's time before the next cut, so the ten
+        // cuts fall through the configured run (the first two thirds of the whole: the
+        // fine-tune baseline after it keeps no checkpoints), at seeded places.
+        let at = whole.mul_f64(0.02 + 0.08 * (seed % 1000) as f64 / 1000.0);
+        let (code, out, _, _) = qemu_in(&elf, &dir, Some(at));
+        eprintln!(
+            "cut {cut} after {at:.2?}: {}",
+            out.lines()
+                .find(|l| l.starts_with("checkpoints: restored") || l.contains("starting from"))
+                .unwrap_or("(before the boot check)")
+        );
+        if code == Some(0) {
+            break;
+        }
+        restored += usize::from(out.contains("checkpoints: restored checkpoint"));
+        // Whatever the cut tore, the file is two slots the host can read, and a torn
+        // slot is one the boot check refuses.
+        let _ = slots_in(&dir);
+    }
+    assert!(
+        restored >= 5,
+        "most reboots resumed from a checkpoint ({restored} of 10)"
+    );
+    let (code, out, err, _) = qemu_in(&elf, &dir, None);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("checkpoints: restored checkpoint"), "{out}");
+    assert_eq!(
+        learned_lines(&out),
+        want,
+        "the resumed run ends as the uninterrupted one"
+    );
+
+    // Flipped bytes in the slot file before a reboot: the firmware boots from the other
+    // slot or from the image's initial head, says which, and still prints the matrix.
+    let file = dir.join("edgecl-slots.bin");
+    let pristine = std::fs::read(&file).unwrap();
+    let info = |s: SlotState| match s {
+        SlotState::Valid(i) => i,
+        other => panic!("a whole run leaves two whole checkpoints: {other:?}"),
+    };
+    let [a, b] = slots_in(&dir).map(info);
+    let (newest, older) = if a.sequence.wrapping_sub(b.sequence) as i32 > 0 {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
+    let len = if newest == 0 { a.len } else { b.len };
+    let slot = 131072usize;
+    let cases: [(&str, Vec<usize>, Option<usize>); 5] = [
+        ("the newest slot's magic", vec![newest * slot], Some(older)),
+        ("the newest slot's state", vec![newest * slot + len / 2], Some(older)),
+        (
+            "the newest slot's last byte",
+            vec![newest * slot + len - 1],
+            Some(older),
+        ),
+        ("the older slot's state", vec![older * slot + 100], Some(newest)),
+        ("both slots' headers", vec![9, slot + 9], None),
+    ];
+    for (what, at, from) in cases {
+        let mut bytes = pristine.clone();
+        for &i in &at {
+            bytes[i] ^= 0x5A;
+        }
+        std::fs::write(&file, &bytes).unwrap();
+        let (code, out, err, _) = qemu_in(&elf, &dir, None);
+        assert_eq!(code, Some(0), "{what}: {out}{err}");
+        match from {
+            Some(s) => assert!(
+                out.contains(&format!("from slot {s}:")),
+                "{what}: expected a boot from slot {s}:\n{out}"
+            ),
+            None => assert!(
+                out.contains("starting from the image's initial head"),
+                "{what}: expected the initial head:\n{out}"
+            ),
+        }
+        assert_eq!(learned_lines(&out), want, "{what}: the same matrix after the reboot");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&elf);
+}
+
+#[test]
+fn the_semihosting_flash_keeps_nors_rules_in_qemu() {
+    if skip() {
+        return;
+    }
+    let _one = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let elf = build("nor-check", &["nor-check"], None);
+    let (code, out, err, _) = qemu(&elf);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("nor-check: the semihosting flash keeps NOR's rules"),
+        "{out}"
+    );
 }

@@ -260,7 +260,8 @@ impl std::fmt::Write for Fixed {
 
 #[test]
 fn the_device_loop_allocates_nothing_at_all() {
-    use edgecl::device::{run_with_baseline, Backbone, DeviceConfig, Stream};
+    use edgecl::device::{run_with_baseline, Backbone, Checkpoints, DeviceConfig, Stream};
+    use edgecl::storage::{MockNor, Slots};
     static BACKBONE: &[u8] = include_bytes!("../boards/flash/backbone.bin");
     static STREAM: &[u8] = include_bytes!("../boards/flash/stream.bin");
     let mut arena = vec![0u8; 98304];
@@ -269,16 +270,29 @@ fn the_device_loop_allocates_nothing_at_all() {
         "strategy = \"replay\"\nrepeats = 2",
         "strategy = \"si\"\nhidden = 16\noptimizer = \"adam\"",
     ] {
+        // The checkpoint flash is the board's (made before counting).
+        let mut slots = Slots::new(MockNor::new(1 << 18), 0, 1 << 17).unwrap();
         let before = allocations();
         let config = DeviceConfig::parse(config).unwrap();
         let backbone = Backbone::parse(BACKBONE).unwrap();
         let stream = Stream::parse(STREAM).unwrap();
-        run_with_baseline(&config, &backbone, None, stream, &mut arena, &mut out).unwrap();
+        let saves = Checkpoints {
+            store: &mut slots,
+            image: 1,
+        };
+        run_with_baseline(&config, &backbone, None, stream, &mut arena, &mut out, Some(saves)).unwrap();
         assert_eq!(
             allocations() - before,
             0,
-            "parsing, planning, carving, learning, evaluating and printing"
+            "parsing, planning, carving, learning, evaluating, printing and checkpointing"
         );
+        assert!(
+            std::str::from_utf8(&out.buf[..out.len])
+                .unwrap()
+                .contains("starting from the image's initial head"),
+            "the boot check ran"
+        );
+        assert!(slots.newest().unwrap().is_some(), "checkpoints were saved");
         out.len = 0;
     }
 }

@@ -59,6 +59,9 @@ pub struct DeviceConfig {
     pub xi: f32,
     /// Seed of the head's initialisation and the replay draws (`seed`, default 1).
     pub seed: u64,
+    /// Updates between checkpoints, when the firmware keeps them; 0: only after each
+    /// task and at the end (`checkpoint_every`, default 100).
+    pub checkpoint_every: usize,
 }
 
 impl Default for DeviceConfig {
@@ -80,6 +83,7 @@ impl Default for DeviceConfig {
             lambda: 1.0,
             xi: 0.1,
             seed: 1,
+            checkpoint_every: 100,
         }
     }
 }
@@ -148,6 +152,7 @@ impl DeviceConfig {
                 "lambda" => (c.lambda = float()?, 12).1,
                 "xi" => (c.xi = float()?, 13).1,
                 "seed" => (c.seed = int(0, u32::MAX as usize)? as u64, 14).1,
+                "checkpoint_every" => (c.checkpoint_every = int(0, 1 << 30)?, 15).1,
                 _ => return Err(err("unknown key")),
             };
             if seen & (1 << bit) != 0 {

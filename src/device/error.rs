@@ -71,6 +71,8 @@ pub enum DeviceError {
     Source(&'static str),
     /// The learner refused a step.
     Learner(Error),
+    /// The checkpoint flash failed.
+    Storage(crate::storage::StorageError),
 }
 
 impl From<Error> for DeviceError {
@@ -108,6 +110,7 @@ impl fmt::Display for DeviceError {
             DeviceError::BadSignature => write!(f, "device image: the signature does not verify"),
             DeviceError::Source(why) => write!(f, "sample source: {why}"),
             DeviceError::Learner(e) => write!(f, "learner: {e}"),
+            DeviceError::Storage(e) => write!(f, "checkpoints: {e}"),
         }
     }
 }

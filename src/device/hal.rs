@@ -75,6 +75,17 @@ impl<I: I2c, B: InputPin, L: OutputPin, W: fmt::Write> DeviceIo for HalIo<I, B, 
         Ok(Event::Sample { label: label as u16 })
     }
 
+    fn seek(&mut self, events: u64) -> Result<(), DeviceError> {
+        // Each task is `samples_per_task` frames, then its end.
+        let per_task = self.samples_per_task as u64 + 1;
+        let task = events / per_task;
+        if task > self.tasks as u64 {
+            return Err(DeviceError::Mismatch("a checkpoint's place is past the last task"));
+        }
+        (self.task, self.taken) = (task as usize, (events % per_task) as usize);
+        Ok(())
+    }
+
     fn status(&mut self, status: Status) {
         // A LED that fails to switch changes nothing the learner keeps.
         let _ = match status {

@@ -51,5 +51,8 @@ pub use backbone::{Backbone, MAX_LAYERS};
 pub use config::{DeviceConfig, DeviceStrategy};
 pub use error::DeviceError;
 pub use image::crc32;
-pub use run::{head_fnv1a, plan, run, run_with_baseline, DeviceIo, DevicePlan, Event, RunSummary, Status};
+pub use run::{
+    head_fnv1a, plan, run, run_with, run_with_baseline, Checkpoints, DeviceIo, DevicePlan, DeviceStore, Event,
+    RunSummary, Status,
+};
 pub use stream::{Stream, StreamIo};

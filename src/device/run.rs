@@ -3,10 +3,13 @@
 //! accuracy matrix out. Every buffer is carved from the one arena after the learner.
 
 use super::{Backbone, DeviceConfig, DeviceError, DeviceStrategy, Stream, StreamIo};
+use crate::learner::checkpoint::CheckpointError;
 use crate::learner::learner::ClassRange;
 use crate::learner::plan::{checked_f32_bytes, checked_padded, ALIGN};
 use crate::learner::{Active, Arena, Learner, Plan};
+use crate::storage::{Restored, SlotState, Slots, StorageError};
 use core::fmt;
+use embedded_storage::nor_flash::NorFlash;
 
 /// What the sample source gives next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +54,13 @@ pub trait DeviceIo {
     fn holdout(&mut self, _task: usize, _i: usize, _pixels: &mut [u8]) -> Result<u16, DeviceError> {
         Err(DeviceError::Mismatch("this device has no held-out set"))
     }
+    /// Moves to just after the first `events` events (samples and task ends) of the
+    /// stream: where a restored checkpoint left off.
+    fn seek(&mut self, _events: u64) -> Result<(), DeviceError> {
+        Err(DeviceError::Mismatch(
+            "this sample source cannot resume from a checkpoint",
+        ))
+    }
     /// Shows what the device is doing.
     fn status(&mut self, _status: Status) {}
     /// Writes one line of output.
@@ -63,8 +73,9 @@ pub struct DevicePlan {
     /// The learner's plan.
     pub learner: Plan,
     /// The loop's buffers: the batch's features and labels, the pixel buffer, the
-    /// backbone's scratch, the predictions, the accuracy matrix (correct counts) and the
-    /// held-out sizes, with alignment.
+    /// backbone's scratch, the predictions, the loop's record (its place in the stream
+    /// and the accuracy matrix of correct counts, what a checkpoint keeps beside the
+    /// learner) and the held-out sizes, with alignment.
     pub loop_bytes: usize,
     /// Everything: what the arena must hold.
     pub total: usize,
@@ -87,6 +98,7 @@ pub fn plan(config: &DeviceConfig, backbone: &Backbone<'_>) -> Result<DevicePlan
         config
             .tasks
             .checked_mul(config.tasks)
+            .and_then(|n| n.checked_add(RECORD_WORDS))
             .and_then(|n| n.checked_mul(4))
             .and_then(checked_padded),
         config.tasks.checked_mul(4).and_then(checked_padded),
@@ -148,6 +160,135 @@ impl fmt::Display for Dims<'_> {
     }
 }
 
+/// Where the device loop keeps its checkpoints: a learner and the loop's record, saved
+/// and restored whole ([`Slots`] over any NOR flash is one).
+pub trait DeviceStore {
+    /// Saves `learner` with the loop's `record`; the slot and sequence number written.
+    fn save(&mut self, learner: &mut Learner<'_>, task: u32, record: &[u8]) -> Result<(usize, u32), StorageError>;
+    /// Restores the newest checkpoint the learner and `accept` take; see
+    /// [`Slots::restore`].
+    fn restore(
+        &mut self,
+        learner: &mut Learner<'_>,
+        record: &mut [u8],
+        accept: &mut dyn FnMut(&[u8]) -> Result<(), CheckpointError>,
+    ) -> Result<Restored, StorageError>;
+}
+
+impl<F: NorFlash> DeviceStore for Slots<F> {
+    fn save(&mut self, learner: &mut Learner<'_>, task: u32, record: &[u8]) -> Result<(usize, u32), StorageError> {
+        self.checkpoint(learner, task, record)
+    }
+
+    fn restore(
+        &mut self,
+        learner: &mut Learner<'_>,
+        record: &mut [u8],
+        accept: &mut dyn FnMut(&[u8]) -> Result<(), CheckpointError>,
+    ) -> Result<Restored, StorageError> {
+        Slots::restore(self, learner, record, accept)
+    }
+}
+
+/// Checkpoints for a run: where they go, and the device image they belong to (a
+/// checkpoint of another image is refused at boot even when its learner has the same
+/// shape).
+pub struct Checkpoints<'s> {
+    /// The slots.
+    pub store: &'s mut dyn DeviceStore,
+    /// An identity of the device image (the firmware uses the CRC-32 of its signed bytes).
+    pub image: u32,
+}
+
+/// Words of the loop's record before the accuracy matrix.
+const RECORD_WORDS: usize = 17;
+/// The record's first word, "ECDL".
+const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"ECDL");
+/// The record's layout version.
+const RECORD_VERSION: u32 = 1;
+
+/// Where the loop is: what its record keeps (after magic, version, image and tasks),
+/// with the accuracy matrix after it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Place {
+    /// The stream is over and the run's summary printed.
+    done: bool,
+    /// Events (samples and task ends) consumed.
+    events: u64,
+    task: usize,
+    lo: usize,
+    hi: usize,
+    /// Samples taken in the current task.
+    pending: usize,
+    samples: u64,
+    updates: u64,
+    /// Updates after which the next periodic checkpoint is due.
+    next_save: u64,
+}
+
+fn split64(v: u64) -> [u32; 2] {
+    [v as u32, (v >> 32) as u32]
+}
+
+impl Place {
+    fn write(&self, words: &mut [u32], image: u32, tasks: usize) {
+        let [e0, e1] = split64(self.events);
+        let [s0, s1] = split64(self.samples);
+        let [u0, u1] = split64(self.updates);
+        let [n0, n1] = split64(self.next_save);
+        words[..RECORD_WORDS].copy_from_slice(&[
+            RECORD_MAGIC,
+            RECORD_VERSION,
+            image,
+            tasks as u32,
+            u32::from(self.done),
+            e0,
+            e1,
+            self.task as u32,
+            self.lo as u32,
+            self.hi as u32,
+            self.pending as u32,
+            s0,
+            s1,
+            u0,
+            u1,
+            n0,
+            n1,
+        ]);
+    }
+
+    /// The place a record holds, if it is this loop's: the same layout, image, tasks
+    /// and classes.
+    fn read(record: &[u8], image: u32, tasks: usize, classes: usize) -> Result<Place, CheckpointError> {
+        if record.len() != 4 * (RECORD_WORDS + tasks * tasks) {
+            return Err(CheckpointError::Refused("its loop record is not this config's size"));
+        }
+        let w = |i: usize| u32::from_le_bytes([record[4 * i], record[4 * i + 1], record[4 * i + 2], record[4 * i + 3]]);
+        let wide = |i: usize| u64::from(w(i)) | (u64::from(w(i + 1)) << 32);
+        if w(0) != RECORD_MAGIC || w(1) != RECORD_VERSION {
+            return Err(CheckpointError::Refused("not a device loop's record"));
+        }
+        if w(2) != image {
+            return Err(CheckpointError::Refused("a checkpoint of another device image"));
+        }
+        let p = Place {
+            done: w(4) == 1,
+            events: wide(5),
+            task: w(7) as usize,
+            lo: w(8) as usize,
+            hi: w(9) as usize,
+            pending: w(10) as usize,
+            samples: wide(11),
+            updates: wide(13),
+            next_save: wide(15),
+        };
+        if w(3) as usize != tasks || w(4) > 1 || p.task > tasks || p.lo > p.hi || p.hi > classes {
+            return Err(CheckpointError::Refused("its loop record is out of range"));
+        }
+        Ok(p)
+    }
+}
+
 /// Streams `io`'s samples into a learner built from `config` in `arena`, class-
 /// incrementally: the classes seen so far are active, a task's own classes are those
 /// first seen in it. After each task: the generator commits (replay), SI consolidates,
@@ -159,6 +300,23 @@ pub fn run(
     head: Option<&[u8]>,
     arena: &mut [u8],
     io: &mut impl DeviceIo,
+) -> Result<RunSummary, DeviceError> {
+    run_with(config, backbone, head, arena, io, None)
+}
+
+/// [`run`] with checkpoints: at start the newest checkpoint the learner and the loop
+/// accept is restored and the stream resumed from its place (printing which slot, or
+/// why none, and the accuracy matrix rows it holds); then the learner and the loop's
+/// record are saved every `config.checkpoint_every` updates, after each task and when
+/// the stream ends. A save that fails is reported and checkpoints stop; learning goes
+/// on.
+pub fn run_with(
+    config: &DeviceConfig,
+    backbone: &Backbone<'_>,
+    head: Option<&[u8]>,
+    arena: &mut [u8],
+    io: &mut impl DeviceIo,
+    mut saves: Option<Checkpoints<'_>>,
 ) -> Result<RunSummary, DeviceError> {
     let p = plan(config, backbone)?;
     if p.total > arena.len() {
@@ -184,13 +342,6 @@ pub fn run(
         arena.len()
     ));
     let (learner_bytes, rest) = arena.split_at_mut(p.learner.total());
-    let mut learner = Learner::new(&lc, learner_bytes)?;
-    if let Some(h) = head {
-        let (w, b) = learner.params_mut();
-        if !super::signed::read_head(h, w, b) {
-            return Err(DeviceError::Mismatch("the initial head is not the learner's size"));
-        }
-    }
     let mut a = Arena::new(rest);
     let (b, f, tasks) = (config.batch, backbone.output(), config.tasks);
     let xb = a.carve_f32("device batch", b * f)?;
@@ -198,83 +349,161 @@ pub fn run(
     let pixels = a.carve_u8("device pixels", backbone.input())?;
     let scratch = a.carve_f32("backbone scratch", backbone.scratch_len())?;
     let preds = a.carve_u16("device predictions", b)?;
-    let matrix = a.carve_u32("accuracy matrix", tasks * tasks)?;
+    let record = a.carve_u32("loop record and accuracy matrix", RECORD_WORDS + tasks * tasks)?;
     let lens = a.carve_u32("held-out sizes", tasks)?;
     for (s, n) in lens.iter_mut().enumerate().take(holdout) {
         *n = u32::try_from(io.holdout_len(s))
             .map_err(|_| DeviceError::Mismatch("a held-out set of 2^32 samples or more"))?;
     }
+    let mut learner = Learner::new(&lc, learner_bytes)?;
+    if let Some(h) = head {
+        let (w, b) = learner.params_mut();
+        if !super::signed::read_head(h, w, b) {
+            return Err(DeviceError::Mismatch("the initial head is not the learner's size"));
+        }
+    }
+    let mut place = Place {
+        next_save: config.checkpoint_every as u64,
+        ..Place::default()
+    };
+    if let Some(c) = &mut saves {
+        place = restore(c, config, &mut learner, record, io, place)?;
+        for t in 0..place.task.min(holdout) {
+            print_row(io, config, t, &record[RECORD_WORDS..], lens, holdout);
+        }
+        if place.events > 0 {
+            io.seek(place.events)?;
+        }
+    }
     let replay = config.strategy == DeviceStrategy::Replay;
-
-    let (mut task, mut lo, mut hi) = (0usize, 0usize, 0usize);
-    let (mut k, mut pending, mut samples, mut updates) = (0usize, 0usize, 0u64, 0u64);
-    loop {
-        let event = io.next(pixels)?;
-        if let Event::Sample { label } = event {
-            if usize::from(label) >= config.classes {
-                return Err(crate::learner::Error::LabelOutOfRange {
-                    label: usize::from(label),
-                    classes: config.classes,
+    let Place {
+        mut task,
+        mut lo,
+        mut hi,
+        mut pending,
+        mut samples,
+        mut updates,
+        ..
+    } = place;
+    let mut k = 0usize;
+    let mut save = |learner: &mut Learner<'_>,
+                    record: &mut [u32],
+                    place: Place,
+                    io: &mut dyn FnMut(fmt::Arguments<'_>)|
+     -> Option<()> {
+        let c = saves.as_mut()?;
+        place.write(record, c.image, tasks);
+        if let Err(e) = c.store.save(learner, place.task as u32, bytemuck::cast_slice(&*record)) {
+            io(format_args!("checkpoints stop: {e}"));
+            saves = None;
+        }
+        Some(())
+    };
+    let mut events = place.events;
+    let mut next_save = place.next_save;
+    // A run restored after its stream ended only prints its matrix and summary.
+    if !place.done {
+        loop {
+            let event = io.next(pixels)?;
+            if event != Event::End {
+                events += 1;
+            }
+            if let Event::Sample { label } = event {
+                if usize::from(label) >= config.classes {
+                    return Err(crate::learner::Error::LabelOutOfRange {
+                        label: usize::from(label),
+                        classes: config.classes,
+                    }
+                    .into());
                 }
-                .into());
+                if task >= tasks {
+                    return Err(DeviceError::Mismatch(
+                        "the stream has more tasks than the config's tasks",
+                    ));
+                }
+                if pending == 0 {
+                    io.status(Status::Learning);
+                }
+                hi = hi.max(usize::from(label) + 1);
+                let row = &mut xb[k * f..(k + 1) * f];
+                backbone.features(pixels, row, scratch)?;
+                yb[k] = label;
+                if replay {
+                    learner.observe(row, label)?;
+                }
+                (k, pending, samples) = (k + 1, pending + 1, samples + 1);
+                if k >= real_rows(b, lo, hi, replay) {
+                    updates += update(&mut learner, config, xb, yb, k, lo, hi, f)?;
+                    k = 0;
+                    if config.checkpoint_every > 0 && updates >= next_save {
+                        next_save = updates + config.checkpoint_every as u64;
+                        let here = Place {
+                            done: false,
+                            events,
+                            task,
+                            lo,
+                            hi,
+                            pending,
+                            samples,
+                            updates,
+                            next_save,
+                        };
+                        save(&mut learner, record, here, &mut |a| io.print(a));
+                    }
+                }
+                continue;
             }
-            if task >= tasks {
-                return Err(DeviceError::Mismatch(
-                    "the stream has more tasks than the config's tasks",
-                ));
+            if pending > 0 {
+                if k > 0 {
+                    updates += update(&mut learner, config, xb, yb, k, lo, hi, f)?;
+                    k = 0;
+                }
+                match config.strategy {
+                    DeviceStrategy::Replay => learner.commit_generator()?,
+                    DeviceStrategy::Si => learner.consolidate()?,
+                    DeviceStrategy::FineTune => {}
+                }
+                if holdout > 0 {
+                    io.status(Status::Evaluating);
+                    evaluate(
+                        &mut learner,
+                        backbone,
+                        io,
+                        config,
+                        task,
+                        hi,
+                        xb,
+                        yb,
+                        preds,
+                        pixels,
+                        scratch,
+                        &mut record[RECORD_WORDS..],
+                        lens,
+                    )?;
+                }
+                (task, lo, pending) = (task + 1, hi, 0);
             }
-            if pending == 0 {
-                io.status(Status::Learning);
+            let here = Place {
+                done: event == Event::End,
+                events,
+                task,
+                lo,
+                hi,
+                pending,
+                samples,
+                updates,
+                next_save,
+            };
+            if event == Event::End || event == Event::TaskEnd && pending == 0 {
+                save(&mut learner, record, here, &mut |a| io.print(a));
             }
-            hi = hi.max(usize::from(label) + 1);
-            let row = &mut xb[k * f..(k + 1) * f];
-            backbone.features(pixels, row, scratch)?;
-            yb[k] = label;
-            if replay {
-                learner.observe(row, label)?;
+            if event == Event::End {
+                break;
             }
-            (k, pending, samples) = (k + 1, pending + 1, samples + 1);
-            if k >= real_rows(b, lo, hi, replay) {
-                updates += update(&mut learner, config, xb, yb, k, lo, hi, f)?;
-                k = 0;
-            }
-            continue;
-        }
-        if pending > 0 {
-            if k > 0 {
-                updates += update(&mut learner, config, xb, yb, k, lo, hi, f)?;
-                k = 0;
-            }
-            match config.strategy {
-                DeviceStrategy::Replay => learner.commit_generator()?,
-                DeviceStrategy::Si => learner.consolidate()?,
-                DeviceStrategy::FineTune => {}
-            }
-            if holdout > 0 {
-                io.status(Status::Evaluating);
-                evaluate(
-                    &mut learner,
-                    backbone,
-                    io,
-                    config,
-                    task,
-                    hi,
-                    xb,
-                    yb,
-                    preds,
-                    pixels,
-                    scratch,
-                    matrix,
-                    lens,
-                )?;
-            }
-            (task, lo, pending) = (task + 1, hi, 0);
-        }
-        if event == Event::End {
-            break;
         }
     }
     io.status(Status::Idle);
+    let matrix = &record[RECORD_WORDS..];
     let (average, bwt) = metrics(matrix, lens, tasks, task, holdout);
     let seen = task.min(holdout);
     let hash = head_fnv1a(learner.weights(), learner.biases());
@@ -292,6 +521,58 @@ pub fn run(
         bwt,
         checksum: hash,
     })
+}
+
+/// At start: restores the newest checkpoint of this image, config and loop from `c`,
+/// printing what each slot holds and what was restored (or why nothing was); the place
+/// to resume from (the start when nothing was restored).
+fn restore(
+    c: &mut Checkpoints<'_>,
+    config: &DeviceConfig,
+    learner: &mut Learner<'_>,
+    record: &mut [u32],
+    io: &mut impl DeviceIo,
+    start: Place,
+) -> Result<Place, DeviceError> {
+    let (tasks, classes, image) = (config.tasks, config.classes, c.image);
+    // A flash that cannot be read is an error of the run, not a reason to start over:
+    // a read that fails while the state is copied leaves the learner half loaded.
+    let r = c
+        .store
+        .restore(learner, bytemuck::cast_slice_mut(record), &mut |r| {
+            Place::read(r, image, tasks, classes).map(|_| ())
+        })
+        .map_err(DeviceError::Storage)?;
+    let [s0, s1] = r.slots;
+    io.print(format_args!("checkpoints: slot 0 {s0}, slot 1 {s1}"));
+    for (i, why) in r.refused.iter().enumerate() {
+        if let Some(e) = why {
+            io.print(format_args!("checkpoints: slot {i} refused: {e}"));
+        }
+    }
+    let Some((slot, loaded)) = r.loaded else {
+        let why = if r.slots.iter().any(|s| matches!(s, SlotState::Valid(_))) {
+            "no checkpoint of this image and config"
+        } else {
+            "no whole checkpoint"
+        };
+        io.print(format_args!(
+            "checkpoints: {why}; starting from the image's initial head"
+        ));
+        return Ok(start);
+    };
+    let bytes: &[u8] = bytemuck::cast_slice(&*record);
+    let place = Place::read(&bytes[..loaded.caller], image, tasks, classes)
+        .map_err(|_| DeviceError::Mismatch("a restored loop record changed after it was checked"))?;
+    io.print(format_args!(
+        "checkpoints: restored checkpoint {} from slot {slot}: task {}, {} samples, {} updates{}",
+        loaded.info.sequence,
+        place.task + usize::from(place.pending > 0),
+        place.samples,
+        place.updates,
+        if place.done { ", the stream was over" } else { "" }
+    ));
+    Ok(place)
 }
 
 /// FNV-1a of a head's weights then biases (their bits, little-endian): what the device
@@ -410,12 +691,18 @@ fn evaluate(
         }
         matrix[task * tasks + s] = correct;
     }
+    print_row(io, config, task, matrix, lens, holdout);
+    Ok(())
+}
+
+/// Prints row `task` of the accuracy matrix.
+fn print_row(io: &mut impl DeviceIo, config: &DeviceConfig, task: usize, matrix: &[u32], lens: &[u32], holdout: usize) {
+    let tasks = config.tasks;
     let row = Row {
         correct: &matrix[task * tasks..task * tasks + holdout],
         lens: &lens[..holdout],
     };
     io.print(format_args!("{} after task {}:{row}", config.strategy.name(), task + 1));
-    Ok(())
 }
 
 /// A row of the accuracy matrix as printed: percentages, then `correct/n` per task.
@@ -440,7 +727,8 @@ impl fmt::Display for Row<'_> {
 /// Runs `config` and then its fine-tune baseline over `stream`, each from a fresh learner
 /// in `arena` (started from `head`, weights then biases as f32 little-endian, when
 /// given), printing to `out`: what the firmware does, and what the host simulator does
-/// to reproduce it.
+/// to reproduce it. With `saves`, the config's run keeps checkpoints there and resumes
+/// from them ([`run_with`]); the baseline, a reference, runs whole each time.
 pub fn run_with_baseline<W: fmt::Write>(
     config: &DeviceConfig,
     backbone: &Backbone<'_>,
@@ -448,6 +736,7 @@ pub fn run_with_baseline<W: fmt::Write>(
     stream: Stream<'_>,
     arena: &mut [u8],
     out: &mut W,
+    saves: Option<Checkpoints<'_>>,
 ) -> Result<(RunSummary, RunSummary), DeviceError> {
     let _ = writeln!(
         out,
@@ -470,7 +759,14 @@ pub fn run_with_baseline<W: fmt::Write>(
     if stream.classes() > config.classes {
         return Err(DeviceError::Mismatch("the stream has more classes than the head"));
     }
-    let main = run(config, backbone, head, arena, &mut StreamIo::new(stream, &mut *out))?;
+    let main = run_with(
+        config,
+        backbone,
+        head,
+        arena,
+        &mut StreamIo::new(stream, &mut *out),
+        saves,
+    )?;
     let base = if config.strategy == DeviceStrategy::FineTune {
         main
     } else {

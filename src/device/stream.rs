@@ -204,6 +204,17 @@ impl<W: fmt::Write> DeviceIo for StreamIo<'_, W> {
         Ok(Event::Sample { label })
     }
 
+    fn seek(&mut self, events: u64) -> Result<(), DeviceError> {
+        // Each task is its training samples, then its end.
+        let per_task = self.stream.train as u64 + 1;
+        let task = events / per_task;
+        if task > self.stream.tasks as u64 {
+            return Err(DeviceError::Mismatch("a checkpoint's place is past the stream's end"));
+        }
+        (self.task, self.next) = (task as usize, (events % per_task) as usize);
+        Ok(())
+    }
+
     fn holdout_tasks(&self) -> usize {
         self.stream.tasks
     }

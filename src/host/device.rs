@@ -3,12 +3,13 @@
 //! firmware's run reproduced on the host from a board folder (`edgecl simulate
 //! --firmware boards/B`), with the very code the firmware runs.
 
-use crate::device::{self, Backbone, DeviceConfig, Stream};
+use crate::device::{self, Backbone, Checkpoints, DeviceConfig, Stream};
 use crate::host::board::Board;
 use crate::host::idx::Dataset;
 #[cfg(feature = "onnx")]
 use crate::host::onnx::{BackboneModel, Layer};
 use crate::learner::rng::Rng;
+use crate::storage::{MockNor, Slots};
 use anyhow::{ensure, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -188,6 +189,10 @@ pub struct FirmwareDir {
     pub stream: Vec<u8>,
 }
 
+/// Bytes of each of the firmware's two checkpoint slots: two 128 KiB sectors of the
+/// STM32F405's flash on the board, a file through semihosting in QEMU.
+pub const FIRMWARE_SLOT: u32 = 128 * 1024;
+
 /// Where the flash images of the firmware live, relative to a board folder.
 pub const FLASH_DIR: &str = "../flash";
 
@@ -234,7 +239,14 @@ impl FirmwareDir {
         let stream = Stream::parse(&self.stream).map_err(|e| fail("", e))?;
         let mut arena = vec![0u8; self.board.budget()];
         let mut out = String::new();
-        match device::run_with_baseline(&config, &backbone, head, stream, &mut arena, &mut out) {
+        // The firmware's checkpoint slots, erased, as at its first boot.
+        let mut slots = Slots::new(MockNor::new(2 * FIRMWARE_SLOT as usize), 0, FIRMWARE_SLOT)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let saves = Checkpoints {
+            store: &mut slots,
+            image: device::crc32(&self.image),
+        };
+        match device::run_with_baseline(&config, &backbone, head, stream, &mut arena, &mut out, Some(saves)) {
             Ok(_) => Ok(out),
             Err(e) => Err(fail(&out, e)),
         }

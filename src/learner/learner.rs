@@ -247,6 +247,7 @@ impl<'a> Learner<'a> {
                 Some(Generator::Vae(v)) => Some(v.steps),
                 _ => None,
             },
+            caller: 0,
         }
     }
 

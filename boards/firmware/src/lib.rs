@@ -1,7 +1,9 @@
 //! What every edgecl board firmware shares: the board's signed device image verified with
 //! the public key compiled in, the device loop ([`edgecl::device`]) over the embedded
-//! sample stream, lines out through semihosting (QEMU, or a debug probe), the stack painted
-//! at start and measured at the end, and the memory report.
+//! sample stream, checkpoints in two slots of a NOR flash kept in a host file through
+//! semihosting (QEMU's STM32F405 does not program its flash), lines out through
+//! semihosting (QEMU, or a debug probe), the stack painted at start and measured at the
+//! end, and the memory report.
 //!
 //! A board crate holds its `memory.x`, `.cargo/config.toml`, `board.toml` and
 //! `firmware.toml` (what its image in `boards/flash/` was exported from), and one line of
@@ -9,14 +11,96 @@
 //! `board.toml` into the arena's size and picks the image and the public key.
 #![no_std]
 
+use core::ffi::CStr;
 use core::fmt::{self, Write as _};
-use edgecl::device::{self, signed, DeviceError, Stream};
+use edgecl::device::{self, signed, Checkpoints, DeviceError, Stream};
+use edgecl::storage::{FileIo, FileNor, IoError, Slots};
+use semihosting::io::{Read as _, Seek as _, SeekFrom, Write as _};
 
 pub use cortex_m_rt;
 pub use semihosting;
 
 /// The sample stream every board embeds.
 pub static STREAM: &[u8] = include_bytes!("../../flash/stream.bin");
+
+/// The host file that holds the checkpoint flash, in QEMU's working folder.
+pub const SLOTS_FILE: &CStr = c"edgecl-slots.bin";
+
+/// Bytes of each checkpoint slot: one 128 KiB sector of the STM32F405's flash (sectors 10
+/// and 11 on the board), the same geometry in the file.
+pub const SLOT_BYTES: u32 = 128 * 1024;
+
+/// The checkpoint flash under QEMU: two slots' sectors in [`SLOTS_FILE`].
+pub type SlotFlash = FileNor<HostFile, { SLOT_BYTES as usize }>;
+
+/// Creates (or empties) a host file for reading and writing (semihosting's "w+b").
+fn create(path: &CStr) -> Option<semihosting::fs::File> {
+    semihosting::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .ok()
+}
+
+/// A host file through semihosting, read and written by offset.
+pub struct HostFile(semihosting::fs::File);
+
+impl FileIo for HostFile {
+    fn read_at(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), IoError> {
+        self.0.seek(SeekFrom::Start(u64::from(offset))).map_err(|_| IoError)?;
+        self.0.read_exact(buf).map_err(|_| IoError)
+    }
+
+    fn write_at(&mut self, offset: u32, bytes: &[u8]) -> Result<(), IoError> {
+        self.0.seek(SeekFrom::Start(u64::from(offset))).map_err(|_| IoError)?;
+        self.0.write_all(bytes).map_err(|_| IoError)
+    }
+}
+
+/// Opens the checkpoint flash in `path`: as it is when it holds two slots' bytes, else
+/// created (or re-made, saying why) with every sector erased. `None`, with the reason
+/// printed, when the host refuses the file: the firmware then learns without
+/// checkpoints.
+pub fn open_slot_flash(path: &CStr, out: &mut impl fmt::Write) -> Option<SlotFlash> {
+    let capacity = 2 * SLOT_BYTES;
+    let existing = semihosting::fs::OpenOptions::new().read(true).write(true).open(path);
+    let made = match existing {
+        Ok(file) => match file.metadata().map(|m| m.len()) {
+            Ok(len) if len == u64::from(capacity) => SlotFlash::open(HostFile(file), capacity),
+            Ok(len) => {
+                let _ = writeln!(
+                    out,
+                    "checkpoints: {} holds {len} B, not the {capacity} B of two slots: erased",
+                    path.to_str().unwrap_or("the slot file")
+                );
+                SlotFlash::format(HostFile(file), capacity)
+            }
+            Err(_) => SlotFlash::format(HostFile(file), capacity),
+        },
+        Err(_) => match create(path) {
+            Some(file) => SlotFlash::format(HostFile(file), capacity),
+            None => {
+                let _ = writeln!(
+                    out,
+                    "checkpoints: the host refused the slot file; learning without checkpoints"
+                );
+                return None;
+            }
+        },
+    };
+    match made {
+        Ok(flash) => Some(flash),
+        Err(e) => {
+            let _ = writeln!(
+                out,
+                "checkpoints: the slot file cannot be used ({e:?}); learning without checkpoints"
+            );
+            None
+        }
+    }
+}
 
 /// Written over the stack below the live frames at start; what is still there at the end
 /// was never used.
@@ -112,7 +196,20 @@ pub fn run(board: &BoardInfo, arena: &'static mut [u8]) -> ! {
             .backbone
             .ok_or(DeviceError::Mismatch("the device image carries no backbone"))?;
         let stream = Stream::parse(STREAM)?;
-        device::run_with_baseline(&image.config, &backbone, Some(image.head), stream, arena, &mut out)?;
+        let mut slots = open_slot_flash(SLOTS_FILE, &mut out).and_then(|f| Slots::new(f, 0, SLOT_BYTES).ok());
+        let saves = slots.as_mut().map(|s| Checkpoints {
+            store: s,
+            image: device::crc32(board.image),
+        });
+        device::run_with_baseline(
+            &image.config,
+            &backbone,
+            Some(image.head),
+            stream,
+            arena,
+            &mut out,
+            saves,
+        )?;
         Ok(())
     })();
     if let Err(e) = result {
@@ -143,6 +240,27 @@ pub fn run(board: &BoardInfo, arena: &'static mut [u8]) -> ! {
     semihosting::process::exit(0)
 }
 
+/// Runs the NOR conformance check (`edgecl::storage::conformance`) on the semihosting
+/// flash in `path` (created and erased first) and exits: 0 when it keeps every rule,
+/// 1 with the rule it broke.
+pub fn nor_check(path: &CStr) -> ! {
+    let mut out = Host;
+    let Some(mut flash) = create(path).and_then(|f| SlotFlash::format(HostFile(f), 2 * SLOT_BYTES).ok()) else {
+        let _ = writeln!(out, "nor-check: the host refused the file");
+        semihosting::process::exit(1)
+    };
+    match edgecl::storage::conformance::check(&mut flash, 0) {
+        Ok(()) => {
+            let _ = writeln!(out, "nor-check: the semihosting flash keeps NOR's rules");
+            semihosting::process::exit(0)
+        }
+        Err(e) => {
+            let _ = writeln!(out, "nor-check: {e}");
+            semihosting::process::exit(1)
+        }
+    }
+}
+
 /// The board crate's whole program: the arena as a static buffer of the board's learner
 /// budget (`ARENA_BYTES`, from `board.toml` by the build script), the entry point and a
 /// hard-fault handler that reports and exits.
@@ -157,11 +275,14 @@ macro_rules! board_main {
         static mut ARENA: ArenaBytes = ArenaBytes([0; ARENA_BYTES]);
 
         #[$crate::cortex_m_rt::entry]
+        #[allow(unreachable_code)] // with `nor-check` (or `overflow`), main stops early
         fn main() -> ! {
             // SAFETY: first thing in main; nothing lives below the stack pointer yet.
             unsafe { $crate::paint_stack() };
             #[cfg(feature = "overflow")]
             overflow::recurse(1_000_000);
+            #[cfg(feature = "nor-check")]
+            $crate::nor_check(c"edgecl-nor-check.bin");
             // SAFETY: main runs once and is the only user of ARENA.
             let arena = unsafe { &mut (*core::ptr::addr_of_mut!(ARENA)).0 };
             $crate::run(
