@@ -1,8 +1,9 @@
 //! Shared build script of the board crates (`build = "../firmware/board_build.rs"`): copies
-//! `memory.x` where the linker finds it, turns `board.toml` into constants, and picks the
-//! signed device image (`EDGECL_FIRMWARE_IMAGE`, a path relative to the board crate, or
-//! `../flash/<board>.img`) and the public key compiled in to verify it
-//! (`EDGECL_PUBLIC_KEY`, or the development key `../dev-key.pub`).
+//! `memory.x` (`memory-hal.x` for feature `hal`) where the linker finds it, turns
+//! `board.toml` into constants, and picks the signed device image
+//! (`EDGECL_FIRMWARE_IMAGE`, a path relative to the board crate, or `../flash/<board>.img`)
+//! and the public key compiled in to verify it (`EDGECL_PUBLIC_KEY`, or the development
+//! key `../dev-key.pub`).
 use std::{env, fs, path::PathBuf};
 
 fn key(profile: &str, name: &str) -> String {
@@ -18,9 +19,16 @@ fn key(profile: &str, name: &str) -> String {
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    fs::copy("memory.x", out.join("memory.x")).expect("memory.x");
+    // A board crate's `hal` build (the chip itself, feature `hal`) links with its own
+    // `memory-hal.x`, which keeps flash for the checkpoint slots out of FLASH.
+    let memory = if env::var_os("CARGO_FEATURE_HAL").is_some() {
+        "memory-hal.x"
+    } else {
+        "memory.x"
+    };
+    fs::copy(memory, out.join("memory.x")).unwrap_or_else(|e| panic!("{memory}: {e}"));
     println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
+    println!("cargo:rerun-if-changed={memory}");
     println!("cargo:rerun-if-changed=board.toml");
     let profile = fs::read_to_string("board.toml").expect("board.toml");
     let consts = format!(
