@@ -3,9 +3,9 @@
 //! sample stream, lines out through semihosting (QEMU, or a debug probe), the stack painted
 //! at start and measured at the end, and the memory report.
 //!
-//! A board crate holds its `memory.x`, `.cargo/config.toml`, `board.toml` and
-//! `firmware.toml` (what its image in `boards/flash/` was exported from), and one line of
-//! code: [`board_main!`]. Its build script (`boards/firmware/board_build.rs`, shared) turns
+//! A board crate holds its memory layout (`memory.x`, or one per program), its
+//! `.cargo/config.toml`, `board.toml` and `firmware.toml` (what its image in `boards/flash/`
+//! was exported from), and one line of code: [`board_main!`]. Its build script (`boards/firmware/board_build.rs`, shared) turns
 //! `board.toml` into the arena's size and picks the image and the public key.
 #![no_std]
 
