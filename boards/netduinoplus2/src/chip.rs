@@ -42,8 +42,8 @@ const SYSCLK_MHZ: u32 = 168;
 pub const SENSOR_ADDRESS: u8 = 0x68;
 /// I2C1's clock, in kHz (fast mode).
 const I2C_KHZ: u32 = 400;
-/// Labelled frames per task.
-pub const SAMPLES_PER_TASK: usize = 64;
+/// Labelled frames per task: the size of a task of the test stream (`boards/flash/stream.bin`).
+pub const SAMPLES_PER_TASK: usize = 200;
 /// Bytes of the RTT up channel the lines go through.
 const RTT_BUFFER: usize = 1024;
 
@@ -156,7 +156,7 @@ fn main() -> ! {
 fn selftest(mut flash: SlotFlash, out: &mut Rtt) -> Result<SlotFlash, edgecl_nor_check::CheckError> {
     let _ = writeln!(
         out,
-        "selftest: erasing sectors 10 and 11 and checking them (6 erases, about 10 s)"
+        "selftest: erasing sectors 10 and 11 and checking them (5 sector erases, up to 10 s)"
     );
     let report = edgecl_nor_check::check(&mut flash)?;
     let _ = writeln!(out, "selftest: {report}");

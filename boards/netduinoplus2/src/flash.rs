@@ -1,6 +1,6 @@
 //! The checkpoint slots' flash: sectors 10 and 11 of the STM32F405's internal flash as an
-//! `embedded-storage` 0.3 NOR flash, programmed through the FLASH registers (RM0090 §3.6).
-//! Offsets are relative to the start of sector 10.
+//! `embedded-storage` 0.3 NOR flash, programmed through the FLASH registers (RM0090's
+//! embedded flash chapter). Offsets are relative to the start of sector 10.
 //!
 //! ```text
 //! 0x0800_0000  sectors 0-9    768 KiB   code, tables, the signed device image
@@ -13,11 +13,11 @@
 //! - Reads are of any length at any offset, straight from the memory-mapped array.
 //! - Writes are whole 32-bit words at offsets that are multiples of 4 (PSIZE x32, which
 //!   needs a 2.7-3.6 V supply: the Netduino Plus 2 runs the chip at 3.3 V). Programming only
-//!   clears bits: a word programmed twice holds the AND of both (RM0090 §3.5.4 allows
-//!   successive writes that change bits from 1 to 0). Every word is read back after it is
-//!   programmed and must hold the AND of what was there and what was asked.
+//!   clears bits: a word programmed twice holds the AND of both (RM0090 allows successive
+//!   writes that change bits from 1 to 0 without an erase). Every word is read back after
+//!   it is programmed and must hold the AND of what was there and what was asked.
 //! - Erases are whole 128 KiB sectors (`ERASE_SIZE`, one slot each): up to 2 s a sector
-//!   (DS8626, t_ERASE128KB at x32).
+//!   (the datasheet's t_ERASE128KB at x32).
 //! - Out-of-range or unaligned requests fail with `OutOfBounds` / `NotAligned` before the
 //!   flash is touched, checked in the order of `embedded_storage::nor_flash::check_*`.
 //! - The controller is unlocked for each erase or write and locked again when it ends, so
@@ -26,8 +26,8 @@
 //! - While the controller is busy the CPU stalls on its next flash fetch (one bank): the
 //!   device loop waits; no interrupt runs from RAM.
 //! - The data cache is off during an erase or a write (so the read-back sees the array, not
-//!   a line cached before) and is reset before it is enabled again (RM0090 §3.5.2: cached
-//!   lines of an erased or programmed area are stale).
+//!   a line cached before) and is reset before it is enabled again: lines cached before an
+//!   erase or a write may be stale (ST's own HAL flushes the caches after an erase).
 //!
 //! QEMU's `netduinoplus2` cannot run this driver: it models the flash as ROM and the
 //! flash interface as an unimplemented device, so nothing is ever erased or programmed.
@@ -53,7 +53,7 @@ pub const SLOT_REGION_BYTES: u32 = 2 * SLOT_BYTES;
 /// The sector number (FLASH_CR.SNB) of offset 0.
 pub const FIRST_SLOT_SECTOR: u8 = 10;
 
-/// The unlock sequence written to FLASH_KEYR (RM0090 §3.5.1).
+/// The unlock sequence written to FLASH_KEYR (RM0090).
 const KEYS: [u32; 2] = [0x4567_0123, 0xCDEF_89AB];
 
 /// FLASH_SR's error flags: PGSERR (7), PGPERR (6), PGAERR (5), WRPERR (4), OPERR (1).
@@ -219,7 +219,7 @@ impl SlotFlash {
             w.ser().clear_bit();
             w.lock().set_bit()
         });
-        // RM0090 §3.5.2: reset the data cache only while it is off.
+        // RM0090: reset the data cache only while it is off.
         self.regs.acr().modify(|_, w| w.dcrst().set_bit());
         self.regs.acr().modify(|_, w| w.dcrst().clear_bit());
         if cached {
