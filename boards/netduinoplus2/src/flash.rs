@@ -201,7 +201,9 @@ impl SlotFlash {
     /// Runs `op` with the controller unlocked and the data cache off; then locks the
     /// controller, and resets and restores the data cache, whatever `op` returned.
     fn unlocked(&mut self, op: impl FnOnce(&mut Self) -> Result<(), FlashError>) -> Result<(), FlashError> {
-        self.wait()?;
+        // Flags left over from before this call (a stray store to flash sets PGSERR) are
+        // cleared below, not reported.
+        while self.regs.sr().read().bsy().bit_is_set() {}
         if self.regs.cr().read().lock().bit_is_set() {
             for key in KEYS {
                 self.regs.keyr().write(|w| w.key().set(key));
