@@ -1,9 +1,13 @@
 //! Shared build script of the board crates (`build = "../firmware/board_build.rs"`): copies
+//! the memory layout (`memory.x`, or `memory-semihosting.x` / `memory-hal.x` by feature) as
 //! `memory.x` where the linker finds it, turns `board.toml` into constants, and picks the
 //! signed device image (`EDGECL_FIRMWARE_IMAGE`, a path relative to the board crate, or
 //! `../flash/<board>.img`) and the public key compiled in to verify it
 //! (`EDGECL_PUBLIC_KEY`, or the development key `../dev-key.pub`).
-use std::{env, fs, path::PathBuf};
+use std::{
+    env, fs,
+    path::{Path, PathBuf},
+};
 
 fn key(profile: &str, name: &str) -> String {
     profile
@@ -18,9 +22,24 @@ fn key(profile: &str, name: &str) -> String {
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    fs::copy("memory.x", out.join("memory.x")).expect("memory.x");
+    // The layout: `memory.x`; or, in a board crate with two programs, `memory-semihosting.x`
+    // (default) and `memory-hal.x` (feature `hal`). The linker finds a `memory.x` in the
+    // crate's folder before the copy in OUT_DIR, so such a crate keeps none there.
+    let hal = env::var_os("CARGO_FEATURE_HAL").is_some();
+    let memory = if Path::new("memory.x").exists() {
+        assert!(
+            !hal,
+            "memory.x would shadow memory-hal.x for the linker: name the layouts memory-semihosting.x and memory-hal.x"
+        );
+        "memory.x"
+    } else if hal {
+        "memory-hal.x"
+    } else {
+        "memory-semihosting.x"
+    };
+    fs::copy(memory, out.join("memory.x")).unwrap_or_else(|e| panic!("{memory}: {e}"));
     println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
+    println!("cargo:rerun-if-changed={memory}");
     println!("cargo:rerun-if-changed=board.toml");
     let profile = fs::read_to_string("board.toml").expect("board.toml");
     let consts = format!(

@@ -5,9 +5,9 @@
 //! semihosting (QEMU, or a debug probe), the stack painted at start and measured at the
 //! end, and the memory report.
 //!
-//! A board crate holds its `memory.x`, `.cargo/config.toml`, `board.toml` and
-//! `firmware.toml` (what its image in `boards/flash/` was exported from), and one line of
-//! code: [`board_main!`]. Its build script (`boards/firmware/board_build.rs`, shared) turns
+//! A board crate holds its memory layout (`memory.x`, or one per program), its
+//! `.cargo/config.toml`, `board.toml` and `firmware.toml` (what its image in `boards/flash/`
+//! was exported from), and one line of code: [`board_main!`]. Its build script (`boards/firmware/board_build.rs`, shared) turns
 //! `board.toml` into the arena's size and picks the image and the public key.
 #![no_std]
 
@@ -249,9 +249,9 @@ pub fn nor_check(path: &CStr) -> ! {
         let _ = writeln!(out, "nor-check: the host refused the file");
         semihosting::process::exit(1)
     };
-    match edgecl::storage::conformance::check(&mut flash, 0) {
-        Ok(()) => {
-            let _ = writeln!(out, "nor-check: the semihosting flash keeps NOR's rules");
+    match edgecl::storage::conformance::check(&mut flash) {
+        Ok(report) => {
+            let _ = writeln!(out, "nor-check: the semihosting flash keeps NOR's rules ({report})");
             semihosting::process::exit(0)
         }
         Err(e) => {
