@@ -73,9 +73,20 @@ fn build(name: &str, features: &[&str], image: Option<&Path>) -> PathBuf {
 /// killed), stdout and stderr, and how long it ran. With `kill`, QEMU is killed with
 /// SIGKILL (a power cut) after that long.
 fn qemu_in(elf: &Path, dir: &Path, kill: Option<Duration>) -> (Option<i32>, String, String, Duration) {
+    qemu_with(elf, dir, kill, &[])
+}
+
+/// [`qemu_in`] with more QEMU arguments (`-icount shift=0`).
+fn qemu_with(
+    elf: &Path,
+    dir: &Path,
+    kill: Option<Duration>,
+    extra: &[&str],
+) -> (Option<i32>, String, String, Duration) {
     let start = Instant::now();
     std::fs::create_dir_all(dir).unwrap();
     let mut child = Command::new("qemu-system-arm")
+        .args(extra)
         .args([
             "-M",
             "netduinoplus2",
@@ -422,4 +433,66 @@ fn the_semihosting_flash_keeps_nors_rules_in_qemu() {
         out.contains("nor-check: the semihosting flash keeps NOR's rules"),
         "{out}"
     );
+}
+
+#[test]
+fn the_cost_meter_counts_instructions_per_step_under_icount() {
+    if skip() {
+        return;
+    }
+    let elf = {
+        let _one = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        build("cost", &["cost"], None)
+    };
+    let dir = workdir("cost");
+    let (code, out, err, _) = qemu_with(&elf, &dir, None, &["-icount", "shift=0"]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&elf);
+    eprintln!("{out}");
+    assert_eq!(code, Some(0), "{out}{err}");
+    // The calibration loop's known instruction count: 0.168 ticks per instruction at
+    // 168 MHz and 1 ns per instruction.
+    let cal = out.lines().find(|l| l.starts_with("cost: calibration")).expect(&out);
+    let ratio: f64 = cal
+        .split('(')
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((ratio - 0.168).abs() < 0.0005, "{cal}");
+    let instructions = |step: &str| -> f64 {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("cost: {step}:")))
+            .expect(step);
+        line.rsplit(", ")
+            .next()
+            .and_then(|v| v.split(' ').next())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // The backbone runs the same instructions for every sample: its fewest and most
+    // ticks are within 0.1% (icount makes the count exact; only the host's timer
+    // reads round).
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("cost: backbone, one sample:"))
+        .unwrap();
+    let range = line.split('(').nth(1).unwrap().split(')').next().unwrap();
+    let (lo, hi) = range.split_once("..").unwrap();
+    let (lo, hi): (f64, f64) = (lo.parse().unwrap(), hi.parse().unwrap());
+    assert!(hi - lo <= 0.001 * hi, "{line}");
+    // Every step costs something: the meter timed real work.
+    for step in [
+        "backbone, one sample",
+        "updates on one batch",
+        "head predictions, one batch",
+        "checkpoint save",
+    ] {
+        assert!(instructions(step) > 1000.0, "{step}: {out}");
+    }
+    // It learned as the firmware does.
+    assert!(out.contains("replay: average accuracy"), "{out}");
 }

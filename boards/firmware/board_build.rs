@@ -43,11 +43,12 @@ fn main() {
     println!("cargo:rerun-if-changed=board.toml");
     let profile = fs::read_to_string("board.toml").expect("board.toml");
     let consts = format!(
-        "const BOARD: &str = {:?};\nconst ARENA_BYTES: usize = {};\nconst RAM_BYTES: usize = {};\nconst FLASH_BYTES: usize = {};\n",
+        "const BOARD: &str = {:?};\nconst ARENA_BYTES: usize = {};\nconst RAM_BYTES: usize = {};\nconst FLASH_BYTES: usize = {};\n#[allow(dead_code)]\nconst CLOCK_MHZ: u32 = {};\n",
         key(&profile, "name"),
         key(&profile, "learner_budget_bytes"),
         key(&profile, "ram_bytes"),
         key(&profile, "flash_bytes"),
+        key(&profile, "clock_mhz"),
     );
     fs::write(out.join("board.rs"), consts).expect("board.rs");
     // The signed device image (config, initial head, backbone) and the key it must

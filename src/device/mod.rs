@@ -53,6 +53,6 @@ pub use error::DeviceError;
 pub use image::crc32;
 pub use run::{
     head_fnv1a, plan, run, run_with, run_with_baseline, Checkpoints, DeviceIo, DevicePlan, DeviceStore, Event,
-    RunSummary, Status,
+    RunSummary, Status, Step,
 };
 pub use stream::{Stream, StreamIo};

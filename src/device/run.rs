@@ -25,6 +25,22 @@ pub enum Event {
     End,
 }
 
+/// A step of the loop a [`DeviceIo`] may time ([`DeviceIo::begin`], [`DeviceIo::end`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// One sample through the backbone.
+    Features,
+    /// The updates on one batch of real samples: `repeats` train steps, each with fresh
+    /// replayed rows when replaying.
+    Update,
+    /// The head's predictions on a batch of held-out features.
+    Predict,
+    /// A checkpoint saved.
+    Save,
+    /// The boot check of the slots and the restore.
+    Restore,
+}
+
 /// What the device is doing, for a status LED.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -63,6 +79,10 @@ pub trait DeviceIo {
     }
     /// Shows what the device is doing.
     fn status(&mut self, _status: Status) {}
+    /// A step starts (for a cost meter; nothing by default).
+    fn begin(&mut self, _step: Step) {}
+    /// The step that began last ends.
+    fn end(&mut self, _step: Step) {}
     /// Writes one line of output.
     fn print(&mut self, _args: fmt::Arguments<'_>) {}
 }
@@ -367,7 +387,10 @@ pub fn run_with(
         ..Place::default()
     };
     if let Some(c) = &mut saves {
-        place = restore(c, config, &mut learner, record, io, place)?;
+        io.begin(Step::Restore);
+        let restored = restore(c, config, &mut learner, record, io, place);
+        io.end(Step::Restore);
+        place = restored?;
         for t in 0..place.task.min(holdout) {
             print_row(io, config, t, &record[RECORD_WORDS..], lens, holdout);
         }
@@ -426,14 +449,18 @@ pub fn run_with(
                 }
                 hi = hi.max(usize::from(label) + 1);
                 let row = &mut xb[k * f..(k + 1) * f];
+                io.begin(Step::Features);
                 backbone.features(pixels, row, scratch)?;
+                io.end(Step::Features);
                 yb[k] = label;
                 if replay {
                     learner.observe(row, label)?;
                 }
                 (k, pending, samples) = (k + 1, pending + 1, samples + 1);
                 if k >= real_rows(b, lo, hi, replay) {
+                    io.begin(Step::Update);
                     updates += update(&mut learner, config, xb, yb, k, lo, hi, f)?;
+                    io.end(Step::Update);
                     k = 0;
                     if config.checkpoint_every > 0 && updates >= next_save {
                         next_save = updates + config.checkpoint_every as u64;
@@ -448,7 +475,11 @@ pub fn run_with(
                             updates,
                             next_save,
                         };
+                        io.begin(Step::Save);
+                        io.begin(Step::Save);
                         save(&mut learner, record, here, &mut |a| io.print(a));
+                        io.end(Step::Save);
+                        io.end(Step::Save);
                     }
                 }
                 continue;
@@ -683,9 +714,13 @@ fn evaluate(
             let m = (n - i).min(b);
             for r in 0..m {
                 yb[r] = io.holdout(s, i + r, pixels)?;
+                io.begin(Step::Features);
                 backbone.features(pixels, &mut xb[r * f..(r + 1) * f], scratch)?;
+                io.end(Step::Features);
             }
+            io.begin(Step::Predict);
             learner.predict(&xb[..m * f], active, &mut preds[..m])?;
+            io.end(Step::Predict);
             correct += preds[..m].iter().zip(&yb[..m]).filter(|(p, y)| p == y).count() as u32;
             i += m;
         }

@@ -261,6 +261,166 @@ pub fn nor_check(path: &CStr) -> ! {
     }
 }
 
+/// The steps the cost meter times, in the order it prints them.
+const STEPS: [(device::Step, &str); 5] = [
+    (device::Step::Features, "backbone, one sample"),
+    (device::Step::Update, "updates on one batch"),
+    (device::Step::Predict, "head predictions, one batch"),
+    (device::Step::Save, "checkpoint save"),
+    (device::Step::Restore, "boot check and restore"),
+];
+
+/// The SysTick counter's mask: it counts down through 24 bits.
+const SYST_MASK: u32 = 0x00FF_FFFF;
+
+/// A [`device::DeviceIo`] that times each step of the loop with SysTick (on the core
+/// clock), around another one. Under `qemu-system-arm -icount shift=0` QEMU's clock moves
+/// 1 ns per instruction, so the ticks count instructions (see [`cost`]); a step must take
+/// under 2^24 ticks (about 100 million instructions).
+pub struct Meter<I> {
+    inner: I,
+    /// Held while the meter reads it.
+    _syst: cortex_m::peripheral::SYST,
+    started: u32,
+    /// Per step: calls, total ticks, fewest and most ticks of one call.
+    spent: [(u64, u64, u32, u32); 5],
+}
+
+impl<I> Meter<I> {
+    fn now(&self) -> u32 {
+        cortex_m::peripheral::SYST::get_current() & SYST_MASK
+    }
+}
+
+impl<I: device::DeviceIo> device::DeviceIo for Meter<I> {
+    fn next(&mut self, pixels: &mut [u8]) -> Result<device::Event, DeviceError> {
+        self.inner.next(pixels)
+    }
+    fn holdout_tasks(&self) -> usize {
+        self.inner.holdout_tasks()
+    }
+    fn holdout_len(&self, task: usize) -> usize {
+        self.inner.holdout_len(task)
+    }
+    fn holdout(&mut self, task: usize, i: usize, pixels: &mut [u8]) -> Result<u16, DeviceError> {
+        self.inner.holdout(task, i, pixels)
+    }
+    fn seek(&mut self, events: u64) -> Result<(), DeviceError> {
+        self.inner.seek(events)
+    }
+    fn status(&mut self, status: device::Status) {
+        self.inner.status(status)
+    }
+    fn print(&mut self, args: fmt::Arguments<'_>) {
+        self.inner.print(args)
+    }
+    fn begin(&mut self, _step: device::Step) {
+        self.started = self.now();
+    }
+    fn end(&mut self, step: device::Step) {
+        // SysTick counts down and wraps at 2^24.
+        let ticks = self.started.wrapping_sub(self.now()) & SYST_MASK;
+        if let Some(i) = STEPS.iter().position(|(s, _)| *s == step) {
+            let e = &mut self.spent[i];
+            *e = (
+                e.0 + 1,
+                e.1 + u64::from(ticks),
+                if e.0 == 0 { ticks } else { e.2.min(ticks) },
+                e.3.max(ticks),
+            );
+        }
+    }
+}
+
+/// Feature `cost`: runs the image's config once over the stream (with checkpoints, in a
+/// fresh `edgecl-cost-slots.bin`) with every step of the loop timed by SysTick, and
+/// prints ticks and instructions per step. Run it under `-icount shift=0`: QEMU's clock
+/// then moves 1 ns per instruction and SysTick ticks at the core's 168 MHz, so
+/// instructions = ticks x 1e9 / 168e6; a calibration loop of a known instruction count
+/// (`cortex_m::asm::delay(n)`: n + 1 passes of `subs; bne`) checks the ratio in the same
+/// run. Without `-icount` the ticks follow the host's clock and mean nothing.
+pub fn cost(board: &BoardInfo, arena: &'static mut [u8], clock_mhz: u32) -> ! {
+    use cortex_m::peripheral::syst::SystClkSource;
+    let mut out = Host;
+    let Some(mut p) = cortex_m::Peripherals::take() else {
+        let _ = writeln!(out, "cost: the core peripherals are taken");
+        semihosting::process::exit(1)
+    };
+    p.SYST.set_clock_source(SystClkSource::Core);
+    p.SYST.set_reload(SYST_MASK);
+    p.SYST.clear_current();
+    p.SYST.enable_counter();
+    let mut meter = Meter {
+        inner: (),
+        _syst: p.SYST,
+        started: 0,
+        spent: [(0, 0, 0, 0); 5],
+    };
+    // Calibration: 2 (n + 1) instructions.
+    let n = 500_000u32;
+    let t0 = meter.now();
+    cortex_m::asm::delay(n);
+    let calibration = t0.wrapping_sub(meter.now()) & SYST_MASK;
+    let insns = 2 * (u64::from(n) + 1);
+    let per_ns = f64::from(clock_mhz) / 1000.0;
+    let _ = writeln!(
+        out,
+        "cost: calibration: {insns} instructions took {calibration} ticks ({:.4} per instruction; {per_ns:.4} expected at 1 ns per instruction and {clock_mhz} MHz)",
+        f64::from(calibration) / insns as f64
+    );
+    let result = (|| -> Result<(device::RunSummary, usize), DeviceError> {
+        let image = signed::verify(board.image, &board.public_key, board.name, arena.len())?;
+        let backbone = image
+            .backbone
+            .ok_or(DeviceError::Mismatch("the device image carries no backbone"))?;
+        let stream = Stream::parse(STREAM)?;
+        let mut slots = create(c"edgecl-cost-slots.bin")
+            .and_then(|f| SlotFlash::format(HostFile(f), 2 * SLOT_BYTES).ok())
+            .and_then(|f| Slots::new(f, 0, SLOT_BYTES).ok());
+        let saves = slots.as_mut().map(|s| Checkpoints {
+            store: s,
+            image: device::crc32(board.image),
+        });
+        let mut io = Meter {
+            inner: device::StreamIo::new(stream, Host),
+            _syst: meter._syst,
+            started: 0,
+            spent: [(0, 0, 0, 0); 5],
+        };
+        let summary = device::run_with(&image.config, &backbone, Some(image.head), arena, &mut io, saves)?;
+        meter.spent = io.spent;
+        Ok((summary, image.config.repeats))
+    })();
+    let (summary, repeats) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(out, "edgecl: {e}");
+            semihosting::process::exit(2)
+        }
+    };
+    for ((_, name), (calls, ticks, min, max)) in STEPS.iter().zip(meter.spent) {
+        if calls == 0 {
+            continue;
+        }
+        let mean = ticks as f64 / calls as f64;
+        let _ = writeln!(
+            out,
+            "cost: {name}: {calls} calls, {mean:.0} ticks each ({min}..{max}), {:.0} instructions",
+            mean / per_ns
+        );
+    }
+    let (calls, ticks, _, _) = meter.spent[1];
+    if calls > 0 {
+        let _ = writeln!(
+            out,
+            "cost: one train step (of {repeats} per batch): {:.0} instructions; {} updates in all",
+            ticks as f64 / calls as f64 / repeats as f64 / per_ns,
+            summary.updates
+        );
+    }
+    semihosting::process::exit(0)
+}
+
 /// The board crate's whole program: the arena as a static buffer of the board's learner
 /// budget (`ARENA_BYTES`, from `board.toml` by the build script), the entry point and a
 /// hard-fault handler that reports and exits.
@@ -283,6 +443,19 @@ macro_rules! board_main {
             overflow::recurse(1_000_000);
             #[cfg(feature = "nor-check")]
             $crate::nor_check(c"edgecl-nor-check.bin");
+            #[cfg(feature = "cost")]
+            $crate::cost(
+                &$crate::BoardInfo {
+                    name: BOARD,
+                    ram_bytes: RAM_BYTES,
+                    flash_bytes: FLASH_BYTES,
+                    image: include_bytes!(concat!(env!("OUT_DIR"), "/device.img")),
+                    public_key: PUBLIC_KEY,
+                },
+                // SAFETY: main runs once and is the only user of ARENA.
+                unsafe { &mut (*core::ptr::addr_of_mut!(ARENA)).0 },
+                CLOCK_MHZ,
+            );
             // SAFETY: main runs once and is the only user of ARENA.
             let arena = unsafe { &mut (*core::ptr::addr_of_mut!(ARENA)).0 };
             $crate::run(
