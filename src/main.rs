@@ -110,6 +110,14 @@ struct TrainArgs {
     /// Hidden width of the MLP's first layer.
     #[arg(long, default_value_t = 256)]
     hidden: usize,
+    /// Output channels of the CNN's 3x3 convolutions (each followed by ReLU and a 2x2
+    /// max-pool), e.g. 8,16.
+    #[arg(long, value_delimiter = ',', default_value = "16,32")]
+    channels: Vec<usize>,
+    /// Training samples (the first ones of the training split) the device image's
+    /// activation ranges are calibrated on (calibration.json).
+    #[arg(long, default_value_t = 2000)]
+    calibration: usize,
     /// Passes over the training set.
     #[arg(long, default_value_t = 8)]
     epochs: usize,
@@ -436,14 +444,15 @@ struct SimulateArgs {
 #[cfg(feature = "onnx")]
 #[derive(Args)]
 struct DeviceDataArgs {
-    /// Model folder whose backbone.onnx has dense layers only (`edgecl train --arch mlp`).
-    #[arg(long, default_value = "models/fashion-mlp")]
+    /// Model folder with a backbone.onnx and the calibration.json `edgecl train` writes
+    /// beside it (convolutions, 2x2 max-pools, dense layers, ReLU).
+    #[arg(long, default_value = "models/fashion-cnn8")]
     model: PathBuf,
     /// Folder of IDX files the stream is drawn from; default: the shipped MNIST.
     #[arg(long)]
     data: Option<PathBuf>,
     /// Training samples per task (Split-MNIST's five tasks of two digits).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 300)]
     train_per_task: usize,
     /// Held-out test samples per task.
     #[arg(long, default_value_t = 60)]
@@ -465,8 +474,9 @@ struct ExportArgs {
     /// Board profile (its learner budget and kind: mcu images carry the backbone).
     #[arg(long)]
     board: String,
-    /// Model folder with a backbone.onnx (dense layers for mcu boards).
-    #[arg(long, default_value = "models/fashion-mlp")]
+    /// Model folder with a backbone.onnx (for mcu boards also its calibration.json: the
+    /// int8 image is made from both).
+    #[arg(long, default_value = "models/fashion-cnn8")]
     model: PathBuf,
     /// Device config text [boards/BOARD/firmware.toml]; for a Linux board, the run config
     /// (TOML; see `edgecl run --help` and the README's deploy guide).
@@ -917,6 +927,8 @@ fn train(args: TrainArgs) -> Result<()> {
         },
         features: args.features,
         hidden: args.hidden,
+        channels: args.channels.clone(),
+        calibration: args.calibration,
         epochs: args.epochs,
         batch: args.batch,
         lr: args.lr,
@@ -968,8 +980,23 @@ fn train(args: TrainArgs) -> Result<()> {
         .with_context(|| format!("writing {}", head_path.display()))?;
     let mut md = String::new();
     let arch = match cfg.arch {
-        Arch::Cnn => format!("CNN: 1x28x28 -> conv3x3(16) -> ReLU -> maxpool2 -> conv3x3(32) -> ReLU -> maxpool2 -> flatten(1568) -> dense({}) -> ReLU", cfg.features),
-        Arch::Mlp => format!("MLP: 784 -> dense({}) -> ReLU -> dense({}) -> ReLU", cfg.hidden, cfg.features),
+        Arch::Cnn => {
+            let mut text = "CNN: 1x28x28".to_string();
+            let side = 28usize >> cfg.channels.len();
+            for c in &cfg.channels {
+                text += &format!(" -> conv3x3({c}) -> ReLU -> maxpool2");
+            }
+            let last = cfg.channels.last().copied().unwrap_or(1);
+            format!(
+                "{text} -> flatten({}) -> dense({}) -> ReLU",
+                last * side * side,
+                cfg.features
+            )
+        }
+        Arch::Mlp => format!(
+            "MLP: 784 -> dense({}) -> ReLU -> dense({}) -> ReLU",
+            cfg.hidden, cfg.features
+        ),
     };
     let _ = writeln!(
         md,
@@ -1024,8 +1051,26 @@ fn train(args: TrainArgs) -> Result<()> {
         "- export check: tract's features of {} test samples are within {err:.2e} of burn's (largest feature {scale:.2})",
         trained.check_samples
     );
+    let calibration_path = args.out.join(edgecl::host::device::CALIBRATION_FILE);
+    let calibration = serde_json::json!({
+        "about": "largest output of each device layer but the last (after ReLU and pool), f32, \
+                  the u8 activation ranges of the device image (edgecl device-data, export)",
+        "data": dir.display().to_string(),
+        "samples": trained.calibration_samples,
+        "activation_max": trained.activation_max,
+    });
+    std::fs::write(&calibration_path, serde_json::to_string_pretty(&calibration)? + "\n")
+        .with_context(|| format!("writing {}", calibration_path.display()))?;
+    let _ = writeln!(
+        md,
+        "- device calibration (`{}`): the largest output of each layer but the last over the first {} training \
+         samples (by index, validation split excluded): {:?}",
+        edgecl::host::device::CALIBRATION_FILE,
+        trained.calibration_samples,
+        trained.activation_max
+    );
     let _ = writeln!(md, "\n| file | bytes | sha256 |\n|---|---:|---|");
-    for path in [&onnx_path, &head_path] {
+    for path in [&onnx_path, &head_path, &calibration_path] {
         let bytes = std::fs::read(path)?;
         let _ = writeln!(
             md,
@@ -1192,11 +1237,8 @@ fn plan(args: PlanArgs) -> Result<bool> {
 
 #[cfg(feature = "onnx")]
 fn device_data(args: DeviceDataArgs) -> Result<()> {
-    use edgecl::host::device::{backbone_image, stream_image, StreamSpec};
-    let onnx = args.model.join("backbone.onnx");
-    let bytes = std::fs::read(&onnx).with_context(|| format!("reading {}", onnx.display()))?;
-    let model = edgecl::host::onnx::BackboneModel::from_onnx(&bytes, &onnx.display().to_string())?;
-    let backbone = backbone_image(&model)?;
+    use edgecl::host::device::{model_backbone_image, stream_image, StreamSpec};
+    let (_, bytes, backbone) = model_backbone_image(&args.model)?;
     let dir = args.data.clone().unwrap_or_else(default_data);
     let train = load_split(&dir, Split::Train, None)?;
     let test = load_split(&dir, Split::Test, Some(train.classes))?;
@@ -1228,8 +1270,8 @@ fn device_backbone(shape: &Shape) -> Result<std::result::Result<usize, String>> 
             return Ok(Err("pooled pixels have no device backbone".into()));
         };
         let dense = edgecl::host::onnx::BackboneModel::from_onnx(&bytes, &name)
-            .and_then(|m| edgecl::host::device::backbone_image(&m));
-        Ok(dense.map(|image| image.len()).map_err(|e| {
+            .and_then(|m| edgecl::host::device::backbone_image_bytes(&m));
+        Ok(dense.map_err(|e| {
             format!(
                 "{name} is not a device backbone ({e:#}); MCU firmware runs dense backbones such as models/fashion-mlp"
             )
@@ -1518,7 +1560,7 @@ fn keygen(out: &std::path::Path) -> Result<()> {
 
 #[cfg(feature = "onnx")]
 fn export(args: ExportArgs) -> Result<()> {
-    use edgecl::host::device::{backbone_image, device_image, from_hex32, public_key, to_hex};
+    use edgecl::host::device::{device_image, from_hex32, model_backbone_image, public_key, to_hex};
     let board = Board::load(&args.board)?;
     let config_path = match (&args.config, board.kind.as_str()) {
         (Some(p), _) => p.clone(),
@@ -1534,8 +1576,7 @@ fn export(args: ExportArgs) -> Result<()> {
     let onnx_path = args.model.join("backbone.onnx");
     let onnx = std::fs::read(&onnx_path).with_context(|| format!("reading {}", onnx_path.display()))?;
     let (backbone, image) = if board.kind == "mcu" {
-        let model = edgecl::host::onnx::BackboneModel::from_onnx(&onnx, &onnx_path.display().to_string())?;
-        let backbone = backbone_image(&model)?;
+        let (model, _, backbone) = model_backbone_image(&args.model)?;
         let image = device_image(&board, &config, &backbone, model.feature_width()?, &secret)?;
         (backbone, image)
     } else {

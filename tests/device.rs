@@ -5,7 +5,10 @@
 //! the config text, the run's refusals, and the embedded-hal I/O with hand-written mocks.
 
 use edgecl::device::{self, hal::HalIo, Backbone, DeviceConfig, DeviceError, DeviceIo, Event, Status, Stream};
-use edgecl::host::device::{backbone_image, check_against_tract, stream_image, FirmwareDir, StreamSpec};
+use edgecl::host::device::{
+    backbone_image, calibrate, check_against_tract, model_backbone_image, read_calibration, stream_image, FirmwareDir,
+    StreamSpec,
+};
 use edgecl::host::idx::{load_split, Dataset, Split};
 use edgecl::host::onnx::{BackboneModel, Layer};
 use std::path::Path;
@@ -14,8 +17,91 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The model the firmware's backbone is made from.
+const SHIPPED_MODEL: &str = "models/fashion-cnn8";
+
+/// Pixels `n x width` in `0..=255`, seeded.
+fn random_pixels(n: usize, width: usize, seed: u64) -> Vec<Vec<u8>> {
+    let mut rng = edgecl::learner::rng::Rng::new(seed);
+    (0..n)
+        .map(|_| (0..width).map(|_| rng.below(256) as u8).collect())
+        .collect()
+}
+
+fn as_floats(pixels: &[Vec<u8>]) -> ndarray::Array2<f32> {
+    ndarray::Array2::from_shape_fn((pixels.len(), pixels[0].len()), |(i, j)| {
+        f32::from(pixels[i][j]) / 255.0
+    })
+}
+
+/// A model's image, calibrated on seeded random pixels.
+fn image_of(model: &BackboneModel) -> Vec<u8> {
+    let x = as_floats(&random_pixels(16, model.input_width, 99));
+    backbone_image(model, &calibrate(model, x.view()).unwrap()).unwrap()
+}
+
 fn small_backbone() -> Vec<u8> {
-    backbone_image(&BackboneModel::random_dense(&[12, 8, 4], 7)).unwrap()
+    image_of(&BackboneModel::random_dense(&[12, 8, 4], 7))
+}
+
+/// `1 x side x side -> conv(k, pad) x channels[0] [ReLU, pool] -> ... -> flatten ->
+/// dense(features)` with seeded weights; `convs` gives (channels, kernel, pad, pool).
+fn random_cnn(side: usize, convs: &[(usize, usize, usize, bool)], features: Option<usize>, seed: u64) -> BackboneModel {
+    let mut rng = edgecl::learner::rng::Rng::new(seed);
+    let mut layers = vec![Layer::Image {
+        channels: 1,
+        height: side,
+        width: side,
+    }];
+    let (mut c, mut h) = (1, side);
+    for &(o, k, pad, pool) in convs {
+        let bound = 1.0 / ((c * k * k) as f32).sqrt();
+        layers.push(Layer::Conv {
+            weights: (0..o * c * k * k).map(|_| rng.uniform_range(-bound, bound)).collect(),
+            biases: (0..o).map(|_| rng.uniform_range(-0.1, 0.1)).collect(),
+            inputs: c,
+            outputs: o,
+            kernel: k,
+            pad,
+        });
+        layers.push(Layer::Relu);
+        h = h + 2 * pad + 1 - k;
+        if pool {
+            layers.push(Layer::MaxPool2);
+            h /= 2;
+        }
+        c = o;
+    }
+    layers.push(Layer::Flatten);
+    if let Some(f) = features {
+        let n = c * h * h;
+        let bound = 1.0 / (n as f32).sqrt();
+        layers.push(Layer::Dense {
+            weights: (0..f * n).map(|_| rng.uniform_range(-bound, bound)).collect(),
+            biases: (0..f).map(|_| rng.uniform_range(-bound, bound)).collect(),
+            inputs: n,
+            outputs: f,
+        });
+        layers.push(Layer::Relu);
+    }
+    BackboneModel {
+        input_width: side * side,
+        layers,
+    }
+}
+
+/// Models of every layer kind: dense chains, 3x3 and other kernels, every padding, with
+/// and without the pool, a convolution last.
+fn model_zoo() -> Vec<BackboneModel> {
+    vec![
+        BackboneModel::random_dense(&[12, 4], 7),
+        BackboneModel::random_dense(&[12, 9, 6, 4], 7),
+        random_cnn(8, &[(3, 3, 1, true), (4, 3, 1, true)], Some(5), 1),
+        random_cnn(9, &[(2, 3, 0, true), (3, 3, 2, false)], Some(6), 2),
+        random_cnn(10, &[(3, 5, 2, true), (2, 1, 0, false), (4, 2, 1, true)], Some(3), 3),
+        random_cnn(7, &[(2, 3, 1, false), (3, 4, 3, true)], None, 4),
+        random_cnn(6, &[(4, 6, 0, false)], None, 5),
+    ]
 }
 
 fn small_dataset(n: usize, width: usize, classes: u16, seed: u32) -> Dataset {
@@ -101,61 +187,237 @@ fn each_kind_of_damage_has_its_own_error() {
 }
 
 #[test]
-fn the_int8_kernels_equal_a_float_reference_of_the_quantised_weights() {
-    for dims in [&[12, 4][..], &[12, 8, 4], &[12, 9, 6, 4]] {
-        let model = BackboneModel::random_dense(dims, 7);
-        let image = backbone_image(&model).unwrap();
-        kernels_match(&model, &image);
+fn the_fast_kernel_equals_the_reference_kernel_bit_for_bit() {
+    for (m, model) in model_zoo().iter().enumerate() {
+        let image = image_of(model);
+        let backbone = Backbone::parse(&image).unwrap();
+        assert_eq!(backbone.input(), model.input_width);
+        let mut scratch = vec![0.0f32; backbone.scratch_len()];
+        let (mut fast, mut reference) = (vec![0.0f32; backbone.output()], vec![0.0f32; backbone.output()]);
+        let mut pixels = random_pixels(200, model.input_width, m as u64);
+        pixels.push(vec![0; model.input_width]);
+        pixels.push(vec![255; model.input_width]);
+        for px in &pixels {
+            // Scratch left dirty by the other kernel must not matter.
+            scratch
+                .iter_mut()
+                .for_each(|v| *v = f32::from_bits(0x7fc0_0000 | 0x1234));
+            backbone.features(px, &mut fast, &mut scratch).unwrap();
+            backbone.features_reference(px, &mut reference, &mut scratch).unwrap();
+            let (a, b): (Vec<u32>, Vec<u32>) = (
+                fast.iter().map(|v| v.to_bits()).collect(),
+                reference.iter().map(|v| v.to_bits()).collect(),
+            );
+            assert_eq!(a, b, "model {m}: the kernels differ");
+        }
+        assert!(fast.iter().all(|v| v.is_finite()));
+        // Wrong buffer lengths are refused by both.
+        let short = &pixels[0][..model.input_width - 1];
+        assert!(backbone.features(short, &mut fast, &mut scratch).is_err());
+        assert!(backbone.features_reference(short, &mut fast, &mut scratch).is_err());
+        if backbone.scratch_len() > 0 {
+            let mut small = vec![0.0f32; backbone.scratch_len() - 1];
+            assert!(backbone.features(&pixels[0], &mut fast, &mut small).is_err());
+        }
     }
 }
 
-fn kernels_match(model: &BackboneModel, image: &[u8]) {
-    let backbone = Backbone::parse(image).unwrap();
-    // The same weights as the image holds, dequantised, run in f64.
-    let mut quantised = model.clone();
-    for layer in &mut quantised.layers {
-        if let Layer::Dense { weights, inputs, .. } = layer {
-            for row in weights.chunks_exact_mut(*inputs) {
-                let scale = row.iter().fold(0.0f32, |m, w| m.max(w.abs())) / 127.0;
-                for w in row {
-                    *w = (*w / scale).round() * scale;
-                }
+#[test]
+fn the_int8_kernels_are_close_to_the_float_model() {
+    for (m, model) in model_zoo().iter().enumerate() {
+        let image = image_of(model);
+        let backbone = Backbone::parse(&image).unwrap();
+        let pixels = random_pixels(16, model.input_width, 99);
+        let reference = model.forward(as_floats(&pixels).view()).unwrap();
+        let largest = reference.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+        let mut ours = vec![0.0f32; backbone.output()];
+        let mut scratch = vec![0.0f32; backbone.scratch_len()];
+        let mut worst = 0.0f32;
+        for (px, row) in pixels.iter().zip(reference.rows()) {
+            backbone.features(px, &mut ours, &mut scratch).unwrap();
+            for (a, b) in ours.iter().zip(row) {
+                worst = worst.max((a - b).abs());
             }
         }
-    }
-    let pixels: Vec<u8> = (0..12).map(|i| (i * 37 % 256) as u8).collect();
-    let x = ndarray::Array2::from_shape_fn((1, 12), |(_, j)| f32::from(pixels[j]) / 255.0);
-    let reference = quantised.forward(x.view()).unwrap();
-    assert_eq!(reference.len(), backbone.output());
-    let mut ours = vec![0.0f32; 4];
-    let mut scratch = vec![0.0f32; backbone.scratch_len()];
-    backbone.features(&pixels, &mut ours, &mut scratch).unwrap();
-    for (a, b) in ours.iter().zip(reference.iter()) {
+        // The calibration samples themselves: int8 weights and u8 activations stay
+        // within 3% of the largest feature on these small random layers.
         assert!(
-            (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
-            "{ours:?} against {reference:?}"
+            worst <= 0.03 * largest,
+            "model {m}: {worst} against features up to {largest}"
         );
     }
-    // Wrong buffer lengths are refused.
-    assert!(backbone.features(&pixels[..11], &mut ours, &mut scratch).is_err());
+}
+
+/// A change to an image's body.
+type Edit = Box<dyn Fn(&mut Vec<u8>)>;
+
+/// `image` with `edit` applied to its body and the CRC made right again.
+fn edited(image: &[u8], edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut body = image[28..].to_vec();
+    edit(&mut body);
+    let mut out = image[..28].to_vec();
+    out[20..24].copy_from_slice(&(body.len() as u32).to_le_bytes());
+    out[24..28].copy_from_slice(&device::crc32(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+fn why(bytes: &[u8]) -> &'static str {
+    match Backbone::parse(bytes) {
+        Err(DeviceError::Malformed { why, .. }) => why,
+        other => panic!("expected a malformed image, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_malformed_backbone_field_has_its_own_error() {
+    // conv(1 -> 3, 3x3, pad 1, ReLU, pool) on 8x8, conv(3 -> 4, pool), dense(16 -> 5).
+    let image = image_of(&random_cnn(8, &[(3, 3, 1, true), (4, 3, 1, true)], Some(5), 1));
+    Backbone::parse(&image).unwrap();
+    let header = |at: usize, v: u16| {
+        let mut b = image.clone();
+        b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+        b
+    };
+    let mut old = image.clone();
+    old[4] = 1;
+    assert!(matches!(
+        Backbone::parse(&old),
+        Err(DeviceError::Version {
+            got: 1,
+            supported: 2,
+            ..
+        })
+    ));
+    assert_eq!(why(&header(6, 0)), "1 to 8 layers");
+    assert_eq!(why(&header(6, 9)), "1 to 8 layers");
+    assert_eq!(why(&header(8, 0)), "the input has no channels, rows or columns");
+    assert_eq!(why(&header(14, 1)), "the header's reserved field is not 0");
+    let mut output = image.clone();
+    output[16] ^= 1;
+    assert_eq!(why(&output), "the last layer's width is not the header's output");
+    let second = 16 + 8 * 3 + 28; // the first layer: header, scales and biases, 27 weights + 1
+    let cases: Vec<(Edit, &str)> = vec![
+        (
+            Box::new(|b| b[0] = 3),
+            "a layer kind is neither convolution (1) nor dense (2)",
+        ),
+        (Box::new(|b| b[1] |= 4), "a layer has unknown flag bits"),
+        (
+            Box::new(|b| b[1] &= !1),
+            "a layer before the last has no ReLU (u8 activations hold no negatives)",
+        ),
+        (Box::new(|b| b[2] = 0), "a convolution has a kernel of 0"),
+        (
+            Box::new(|b| b[3] = 3),
+            "a convolution's padding is not smaller than its kernel",
+        ),
+        (
+            Box::new(|b| b[4] = 2),
+            "a convolution's input channels differ from the channels before it",
+        ),
+        (
+            Box::new(|b| b[8..12].copy_from_slice(&0u32.to_le_bytes())),
+            "a layer has no outputs",
+        ),
+        (Box::new(|b| b[12] = 1), "a layer's reserved word is not 0"),
+        (
+            Box::new(|b| b[16..20].copy_from_slice(&0f32.to_le_bytes())),
+            "a scale is zero, negative, NaN or infinite",
+        ),
+        (
+            Box::new(|b| b[16..20].copy_from_slice(&(-1f32).to_le_bytes())),
+            "a scale is zero, negative, NaN or infinite",
+        ),
+        (
+            Box::new(|b| b[16..20].copy_from_slice(&f32::INFINITY.to_le_bytes())),
+            "a scale is zero, negative, NaN or infinite",
+        ),
+        (
+            Box::new(|b| b[28..32].copy_from_slice(&f32::NAN.to_le_bytes())),
+            "a bias is NaN or infinite",
+        ),
+        (
+            Box::new(move |b| b[second - 1] = 1),
+            "a layer's padding bytes are not 0",
+        ),
+        (
+            Box::new(|b| b.extend_from_slice(&[0; 4])),
+            "the body has bytes after the last layer",
+        ),
+        (Box::new(move |b| b[second] = 2), "a dense layer cannot pool"),
+    ];
+    for (edit, text) in cases {
+        assert_eq!(why(&edited(&image, edit)), text);
+    }
+    // A 9x9 kernel on the 4x4 map of the second layer, padding 1: larger than its input.
+    assert_eq!(
+        why(&edited(&image, |b| b[second + 2] = 9)),
+        "a convolution's kernel is larger than its padded input"
+    );
+    // A dense layer that pools; one whose inputs do not chain.
+    let dense = image_of(&BackboneModel::random_dense(&[12, 8, 4], 7));
+    assert_eq!(why(&edited(&dense, |b| b[1] |= 2)), "a dense layer cannot pool");
+    assert_eq!(
+        why(&edited(&dense, |b| b[2] = 1)),
+        "a dense layer's kernel and padding bytes are not 0"
+    );
+    assert_eq!(
+        why(&edited(&dense, |b| b[4] = 11)),
+        "a dense layer's inputs differ from the width before it"
+    );
+    // A convolution after a dense layer.
+    assert_eq!(
+        why(&edited(&dense, |b| b[16 + 8 * 8 + 96] = 1)),
+        "a convolution follows a dense layer"
+    );
+    // Pooling a 1x1 map: a 3x3 kernel without padding on 3x3 pixels, pooled.
+    let tiny = image_of(&random_cnn(3, &[(2, 3, 0, false)], None, 9));
+    assert_eq!(
+        why(&edited(&tiny, |b| b[1] |= 2)),
+        "a pooled map would have no rows or columns"
+    );
+    // More than 65535 products per output: 2 x 1 x 35000 inputs into one dense output.
+    let mut wide = dense[..28].to_vec();
+    wide[6..8].copy_from_slice(&1u16.to_le_bytes());
+    wide[8..14].copy_from_slice(&[2, 0, 1, 0, 0xb8, 0x88]);
+    wide[16..20].copy_from_slice(&1u32.to_le_bytes());
+    let wide = edited(&wide, |b| {
+        b.extend_from_slice(&[2, 1, 0, 0]);
+        for v in [70_000u32, 1, 0] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+    });
+    assert_eq!(
+        why(&wide),
+        "a layer sums more than 65535 products (its i32 sums could overflow)"
+    );
 }
 
 #[test]
 fn layer_sizes_past_memory_are_errors_even_behind_a_valid_crc() {
-    for (inputs, outputs) in [(u32::MAX, u32::MAX), (8, 1 << 28 | 1), (70_000, 2), (12, 0)] {
-        let mut body = Vec::new();
-        for v in [inputs, outputs, 0, 0] {
+    for (kind, kernel, inputs, outputs) in [
+        (2u8, 0u8, 12u32, u32::MAX),
+        (2, 0, 12, 1 << 28 | 1),
+        (2, 0, 70_000, 2),
+        (1, 255, 1, 1 << 20),
+        (1, 3, 1, u32::MAX),
+    ] {
+        let mut body = vec![kind, 1, kernel, 0];
+        for v in [inputs, outputs, 0] {
             body.extend_from_slice(&v.to_le_bytes());
         }
         body.extend_from_slice(&[0; 64]);
         let mut image = b"ECBB".to_vec();
-        image.extend_from_slice(&1u16.to_le_bytes());
-        image.extend_from_slice(&1u16.to_le_bytes());
-        for v in [inputs, outputs, body.len() as u32, device::crc32(&body)] {
+        let (c, h, w) = if kind == 2 { (1u16, 1u16, 12u16) } else { (1, 300, 300) };
+        for v in [2u16, 1, c, h, w, 0] {
+            image.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [outputs, body.len() as u32, device::crc32(&body)] {
             image.extend_from_slice(&v.to_le_bytes());
         }
         image.extend_from_slice(&body);
-        assert!(Backbone::parse(&image).is_err(), "{inputs} x {outputs}");
+        assert!(Backbone::parse(&image).is_err(), "{kind} {inputs} x {outputs}");
     }
     // A stream whose width overflows a record.
     let mut stream = b"ECST".to_vec();
@@ -207,36 +469,56 @@ fn four_bit_pixels_decode_to_the_nearest_of_sixteen_levels() {
 
 #[test]
 fn the_shipped_int8_backbone_is_within_one_percent_of_tract() {
-    let onnx = std::fs::read(root().join("models/fashion-mlp/backbone.onnx")).unwrap();
+    let onnx = std::fs::read(root().join(SHIPPED_MODEL).join("backbone.onnx")).unwrap();
     let backbone = std::fs::read(root().join("boards/flash/backbone.bin")).unwrap();
     let stream = std::fs::read(root().join("boards/flash/stream.bin")).unwrap();
     let check = check_against_tract(&onnx, &backbone, &stream).unwrap();
     eprintln!("{check:?}");
-    assert_eq!(check.samples, 300);
+    assert_eq!(check.samples, 5 * Stream::parse(&stream).unwrap().test_per_task());
     assert!(check.max_feature > 1.0);
     assert!(check.max_abs_difference < 0.01 * check.max_feature, "{check:?}");
 }
 
 #[test]
 fn the_shipped_images_are_what_device_data_writes() {
-    let onnx = std::fs::read(root().join("models/fashion-mlp/backbone.onnx")).unwrap();
-    let model = BackboneModel::from_onnx(&onnx, "backbone.onnx").unwrap();
-    assert_eq!(
-        backbone_image(&model).unwrap(),
-        std::fs::read(root().join("boards/flash/backbone.bin")).unwrap()
+    let (_, _, image) = model_backbone_image(&root().join(SHIPPED_MODEL)).unwrap();
+    assert!(
+        image == std::fs::read(root().join("boards/flash/backbone.bin")).unwrap(),
+        "boards/flash/backbone.bin is stale: run edgecl device-data (README, Firmware)"
     );
+    assert_eq!(read_calibration(&root().join(SHIPPED_MODEL)).unwrap().len(), 2);
     let data = root().join("data/mnist");
     let train = load_split(&data, Split::Train, None).unwrap();
     let test = load_split(&data, Split::Test, Some(train.classes)).unwrap();
-    let stream = stream_image(&train, &test, &StreamSpec::split(200, 60, 4, 1)).unwrap();
-    assert_eq!(stream, std::fs::read(root().join("boards/flash/stream.bin")).unwrap());
+    let shipped = std::fs::read(root().join("boards/flash/stream.bin")).unwrap();
+    let parsed = Stream::parse(&shipped).unwrap();
+    let spec = StreamSpec::split(parsed.train_per_task(), parsed.test_per_task(), 4, 1);
+    let stream = stream_image(&train, &test, &spec).unwrap();
+    assert!(
+        stream == shipped,
+        "boards/flash/stream.bin is stale: run edgecl device-data"
+    );
 }
 
 #[test]
 fn a_backbone_with_other_operators_is_refused_for_the_device() {
     let mut model = BackboneModel::random_dense(&[4, 2], 1);
     model.layers.insert(0, Layer::MaxPool2);
-    assert!(backbone_image(&model).is_err());
+    assert!(backbone_image(&model, &[]).is_err());
+    // A calibration of the wrong length, or a range that is not positive.
+    let model = BackboneModel::random_dense(&[4, 3, 2], 1);
+    assert!(backbone_image(&model, &[]).is_err());
+    assert!(backbone_image(&model, &[0.0]).is_err());
+    assert!(backbone_image(&model, &[f32::NAN]).is_err());
+    backbone_image(&model, &[1.0]).unwrap();
+}
+
+#[test]
+fn the_cnn_onnx_reads_back_as_the_model_written() {
+    for model in model_zoo() {
+        let back = BackboneModel::from_onnx(&model.to_onnx().unwrap(), "zoo.onnx").unwrap();
+        assert_eq!(back, model);
+    }
 }
 
 #[test]
@@ -480,10 +762,11 @@ fn the_shipped_device_images_are_what_export_writes_from_the_firmware_configs() 
     let public = from_hex32(&std::fs::read_to_string(root().join("boards/dev-key.pub")).unwrap()).unwrap();
     assert_eq!(public_key(&secret), public);
     let backbone = std::fs::read(root().join("boards/flash/backbone.bin")).unwrap();
+    let features = Backbone::parse(&backbone).unwrap().output();
     for board in ["netduinoplus2", "rp-pico"] {
         let config = std::fs::read_to_string(root().join(format!("boards/{board}/firmware.toml"))).unwrap();
         let b = edgecl::host::board::Board::load(board).unwrap();
-        let image = device_image(&b, &config, &backbone, 64, &secret).unwrap();
+        let image = device_image(&b, &config, &backbone, features, &secret).unwrap();
         let shipped = std::fs::read(root().join(format!("boards/flash/{board}.img"))).unwrap();
         assert!(
             image == shipped,

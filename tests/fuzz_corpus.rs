@@ -29,7 +29,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     }
     let ckpt = edge::image(&mut l, 1, 2);
     // Device images: a small backbone, a small MNIST stream, a signed image, the config.
-    let backbone = backbone_image(&BackboneModel::random_dense(&[784, 8, 4], 3)).unwrap();
+    let backbone = backbone_image(&BackboneModel::random_dense(&[784, 8, 4], 3), &[4.0]).unwrap();
     let train = load_split(&root.join("data/mnist"), Split::Test, None).unwrap();
     let spec = StreamSpec {
         tasks: vec![vec![0, 1], vec![2, 3]],
@@ -39,7 +39,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         seed: 1,
     };
     let stream = stream_image(&train, &train, &spec).unwrap();
-    let small = backbone_image(&BackboneModel::random_dense(&[6, 3], 5)).unwrap();
+    let small = backbone_image(&BackboneModel::random_dense(&[6, 3], 5), &[]).unwrap();
     let config_text = "strategy = \"fine-tune\"\nclasses = 4\nbatch = 2\n";
     let image = device_image(&Board::load("netduinoplus2").unwrap(), config_text, &small, 3, &[7; 32]).unwrap();
     let firmware = std::fs::read(root.join("boards/netduinoplus2/firmware.toml")).unwrap();

@@ -18,7 +18,7 @@ fn board() -> Board {
 }
 
 fn small() -> Vec<u8> {
-    let backbone = backbone_image(&BackboneModel::random_dense(&[6, 3], 5)).unwrap();
+    let backbone = backbone_image(&BackboneModel::random_dense(&[6, 3], 5), &[]).unwrap();
     device_image(&board(), CONFIG, &backbone, 3, &SECRET).unwrap()
 }
 
@@ -139,7 +139,7 @@ fn signature_over_budget() {
         Err(DeviceError::OverBudget { arena: 100, .. })
     ));
     // And export refuses a config over the board's budget.
-    let backbone = backbone_image(&BackboneModel::random_dense(&[6, 3], 5)).unwrap();
+    let backbone = backbone_image(&BackboneModel::random_dense(&[6, 3], 5), &[]).unwrap();
     let err = device_image(&board(), "hidden = 3000\n", &backbone, 3, &SECRET).unwrap_err();
     assert!(err.to_string().contains("over budget"), "{err}");
 }

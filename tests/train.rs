@@ -33,6 +33,8 @@ fn trained_backbones_export_to_onnx_that_tract_runs_like_the_trainer() {
             arch,
             features: 16,
             hidden: 32,
+            channels: vec![4, 8],
+            calibration: 16,
             epochs: 2,
             batch: 32,
             lr: 3e-3,
@@ -71,5 +73,12 @@ fn trained_backbones_export_to_onnx_that_tract_runs_like_the_trainer() {
             "{arch:?}: tract differs from burn by {err} (largest feature {scale})"
         );
         assert_eq!(trained.head_biases.len(), 4);
+        // The calibration makes a device image: one range per layer but the last.
+        assert_eq!(trained.calibration_samples, 16);
+        let layers = edgecl::host::device::calibrated_layers(&trained.backbone).unwrap();
+        assert_eq!(trained.activation_max.len(), layers);
+        let image = edgecl::host::device::backbone_image(&trained.backbone, &trained.activation_max).unwrap();
+        let device = edgecl::device::Backbone::parse(&image).unwrap();
+        assert_eq!((device.layers(), device.output()), (layers + 1, 16));
     }
 }

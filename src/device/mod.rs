@@ -4,10 +4,12 @@
 //!
 //! `no_std` and heap-free like the [`learner`](crate::learner) it drives:
 //!
-//! - [`Backbone`]: the frozen feature extractor, dense int8 layers with a per-row f32 scale,
-//!   read in place from a byte image (flash on a microcontroller, `include_bytes!`); its
-//!   own kernels (integer dot products on the pixels, then f32), checked against tract on
-//!   the host (`tests/device.rs`).
+//! - [`Backbone`]: the frozen feature extractor, int8 convolutions (with ReLU and a fused
+//!   2x2 max-pool) and dense layers with a per-output-channel f32 scale, read in place from
+//!   a byte image (flash on a microcontroller, `include_bytes!`); u8 activations between
+//!   layers, exact i32 sums, f32 only per output and in the features; a fast kernel and a
+//!   scalar reference that agree bit for bit, checked against tract on the host
+//!   (`tests/device.rs`).
 //! - [`Stream`]: a labelled sample stream with a held-out test set per task, 4- or 8-bit
 //!   pixels, in the same kind of image. The firmware's is embedded in flash; the host
 //!   writes it from MNIST (`edgecl device-data`).
@@ -23,11 +25,22 @@
 //! Image layouts (little-endian; `crc` is CRC-32/ISO-HDLC of the body):
 //!
 //! ```text
-//! backbone  0 "ECBB" | 4 version u16 | 6 layers u16 | 8 input u32 | 12 output u32
-//!           16 body length u32 | 20 crc u32 | 24 body: per layer
-//!              inputs u32 | outputs u32 | flags u32 (bit 0: ReLU) | 0 u32
-//!              scales f32[outputs] | biases f32[outputs] | weights i8[outputs x inputs]
-//!              (row-major) | zero padding to 4 bytes
+//! backbone  0 "ECBB" | 4 version u16 (2) | 6 layers u16 | 8 input channels u16
+//!           10 input rows u16 | 12 input columns u16 | 14 0 u16 | 16 output u32
+//!           20 body length u32 | 24 crc u32 | 28 body: per layer
+//!              kind u8 (1 convolution, 2 dense) | flags u8 (bit 0 ReLU, bit 1 2x2
+//!              max-pool, stride 2, after the ReLU; convolutions only) | kernel u8 | pad u8
+//!              (convolution: square kernel, stride 1, zero padding on every side; dense:
+//!              0, 0) | inputs u32 | outputs u32 (channels, or widths) | 0 u32
+//!              scales f32[outputs] (> 0) | biases f32[outputs]
+//!              weights i8[outputs x inputs x kernel x kernel] (dense: outputs x inputs;
+//!              row-major, ONNX's layout) | zero padding to 4 bytes
+//!           input: u8 pixels, channel-major; a dense layer after a convolution reads its
+//!           map channel-major (ONNX's Flatten). Output `o` of a layer sums
+//!           `acc = sum w x a` in i32 (at most 65535 products), takes `v = acc * scale[o]
+//!           + bias[o]` in f32 (a pooled one from the largest of its four sums); every
+//!           layer but the last has ReLU and stores `(v + 0.5) as u8` (saturating), the
+//!           last gives `v` (ReLU'd if flagged) as the f32 features
 //! stream    0 "ECST" | 4 version u16 | 6 tasks u16 | 8 classes u16 | 10 bits u16 (4 or 8)
 //!           12 width u32 | 16 train per task u32 | 20 test per task u32
 //!           24 body length u32 | 28 crc u32 | 32 body: order u8[classes] (the source

@@ -1,5 +1,5 @@
 //! Host side of the device loop ([`crate::device`]): the int8 backbone image made from an
-//! ONNX model of dense layers, the sample stream image made from an IDX dataset, and the
+//! ONNX model of convolutions and dense layers (with its calibrated activation ranges), the sample stream image made from an IDX dataset, and the
 //! firmware's run reproduced on the host from a board folder (`edgecl simulate
 //! --firmware boards/B`), with the very code the firmware runs.
 
@@ -10,77 +10,364 @@ use crate::host::idx::Dataset;
 use crate::host::onnx::{BackboneModel, Layer};
 use crate::learner::rng::Rng;
 use crate::storage::{MockNor, Slots};
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
 
-/// The int8 image of a backbone of dense layers (each optionally followed by ReLU): per
-/// output row, `scale = max |w| / 127` and `q = round(w / scale)`; biases stay f32.
+/// One layer of the device image, grouped from a model's layers: a convolution with its
+/// ReLU and 2x2 max-pool, or a dense layer with its ReLU.
 #[cfg(feature = "onnx")]
-pub fn backbone_image(model: &BackboneModel) -> Result<Vec<u8>> {
-    let mut body = Vec::new();
-    let mut count = 0u16;
-    let mut output = model.input_width;
-    let mut layers = model.layers.iter().peekable();
-    while let Some(layer) = layers.next() {
-        let Layer::Dense {
-            weights,
-            biases,
-            inputs,
-            outputs,
-        } = layer
-        else {
-            anyhow::bail!("the device backbone runs dense layers, each optionally followed by ReLU; found {layer:?}");
+#[derive(Debug, Clone, Copy)]
+struct DeviceLayer<'m> {
+    conv: bool,
+    weights: &'m [f32],
+    biases: &'m [f32],
+    inputs: usize,
+    outputs: usize,
+    kernel: usize,
+    pad: usize,
+    relu: bool,
+    pool: bool,
+    /// Input map rows and columns (1 x 1 for dense).
+    h: usize,
+    w: usize,
+}
+
+#[cfg(feature = "onnx")]
+impl DeviceLayer<'_> {
+    fn out_hw(&self) -> (usize, usize) {
+        let (oh, ow) = (
+            self.h + 2 * self.pad + 1 - self.kernel,
+            self.w + 2 * self.pad + 1 - self.kernel,
+        );
+        if self.pool {
+            (oh / 2, ow / 2)
+        } else {
+            (oh, ow)
+        }
+    }
+
+    fn fan_in(&self) -> usize {
+        self.inputs * self.kernel * self.kernel
+    }
+}
+
+/// The model's input shape and its device layers: `Image` first (or a flat input),
+/// then `Conv [Relu] [MaxPool2]` (pool and ReLU in either order), `Flatten`, `Dense
+/// [Relu]`.
+#[cfg(feature = "onnx")]
+fn device_layers(model: &BackboneModel) -> Result<((usize, usize, usize), Vec<DeviceLayer<'_>>)> {
+    let mut it = model.layers.iter().peekable();
+    let input = match it.peek() {
+        Some(Layer::Image {
+            channels,
+            height,
+            width,
+        }) => {
+            it.next();
+            (*channels, *height, *width)
+        }
+        _ => (1, 1, model.input_width),
+    };
+    ensure!(
+        input.0 * input.1 * input.2 == model.input_width && input.0.max(input.1).max(input.2) <= 65535,
+        "the backbone's input is not an image of at most 65535 rows, columns and channels"
+    );
+    let (mut c, mut h, mut w, mut flat) = (input.0, input.1, input.2, input.1 == 1 && input.2 == 1);
+    let mut out = Vec::new();
+    while let Some(layer) = it.next() {
+        let mut l = match layer {
+            Layer::Conv {
+                weights,
+                biases,
+                inputs,
+                outputs,
+                kernel,
+                pad,
+            } => {
+                ensure!(!flat, "the device runs no convolution after a dense layer or a flatten");
+                ensure!(*inputs == c, "a convolution takes {inputs} channels, gets {c}");
+                DeviceLayer {
+                    conv: true,
+                    weights,
+                    biases,
+                    inputs: *inputs,
+                    outputs: *outputs,
+                    kernel: *kernel,
+                    pad: *pad,
+                    relu: false,
+                    pool: false,
+                    h,
+                    w,
+                }
+            }
+            Layer::Dense {
+                weights,
+                biases,
+                inputs,
+                outputs,
+            } => {
+                ensure!(
+                    *inputs == c * h * w,
+                    "a dense layer takes {inputs} values, gets {}",
+                    c * h * w
+                );
+                DeviceLayer {
+                    conv: false,
+                    weights,
+                    biases,
+                    inputs: *inputs,
+                    outputs: *outputs,
+                    kernel: 1,
+                    pad: 0,
+                    relu: false,
+                    pool: false,
+                    h: 1,
+                    w: 1,
+                }
+            }
+            Layer::Flatten => {
+                flat = true;
+                continue;
+            }
+            other => bail!(
+                "the device backbone runs convolutions (with ReLU and 2x2 max-pool) and dense layers \
+                 (with ReLU); found {other:?} where a convolution or a dense layer should be"
+            ),
         };
         ensure!(
-            *inputs > 0 && *outputs > 0,
-            "a dense layer of the backbone has no inputs or no outputs"
+            l.inputs > 0 && l.outputs > 0 && l.kernel >= 1 && l.kernel <= 255 && l.pad < l.kernel,
+            "a layer of the backbone has no inputs, no outputs, or a padding not smaller than its kernel"
         );
-        let relu = matches!(layers.peek(), Some(Layer::Relu));
-        if relu {
-            layers.next();
+        loop {
+            match it.peek() {
+                Some(Layer::Relu) if !l.relu => l.relu = true,
+                Some(Layer::MaxPool2) if l.conv && !l.pool => l.pool = true,
+                _ => break,
+            }
+            it.next();
         }
-        for v in [*inputs as u32, *outputs as u32, u32::from(relu), 0] {
+        (c, h, w) = if l.conv {
+            let (oh, ow) = l.out_hw();
+            (l.outputs, oh, ow)
+        } else {
+            flat = true;
+            (l.outputs, 1, 1)
+        };
+        out.push(l);
+    }
+    ensure!(!out.is_empty(), "the backbone has no convolution or dense layer");
+    ensure!(
+        out.len() <= device::MAX_LAYERS,
+        "the backbone has {} layers, the device runs at most {}",
+        out.len(),
+        device::MAX_LAYERS
+    );
+    Ok((input, out))
+}
+
+/// Layers whose outputs the device stores as u8 (all but the last): the length of the
+/// calibration [`backbone_image`] takes.
+#[cfg(feature = "onnx")]
+pub fn calibrated_layers(model: &BackboneModel) -> Result<usize> {
+    Ok(device_layers(model)?.1.len() - 1)
+}
+
+/// The largest output of every layer but the last (after its ReLU and pool) over the
+/// samples `x` (`n x input_width`, values in `0..=1`), computed in f32 by plain loops: the
+/// static activation ranges [`backbone_image`] turns into u8 scales.
+#[cfg(feature = "onnx")]
+pub fn calibrate(model: &BackboneModel, x: ndarray::ArrayView2<'_, f32>) -> Result<Vec<f32>> {
+    let (_, layers) = device_layers(model)?;
+    ensure!(x.ncols() == model.input_width, "calibration samples of the wrong width");
+    ensure!(x.nrows() > 0, "calibration needs at least one sample");
+    let mut maxima = vec![0.0f32; layers.len() - 1];
+    for row in x.rows() {
+        let mut v: Vec<f32> = row.to_vec();
+        for (i, l) in layers.iter().enumerate().take(layers.len() - 1) {
+            v = float_layer(l, &v);
+            maxima[i] = v.iter().fold(maxima[i], |m, &a| m.max(a));
+        }
+    }
+    Ok(maxima)
+}
+
+/// One device layer in f32 (bias, sums, ReLU, pool).
+#[cfg(feature = "onnx")]
+fn float_layer(l: &DeviceLayer<'_>, v: &[f32]) -> Vec<f32> {
+    let (k, p) = (l.kernel, l.pad);
+    let (oh, ow) = (l.h + 2 * p + 1 - k, l.w + 2 * p + 1 - k);
+    let mut full = vec![0.0f32; l.outputs * oh * ow];
+    for o in 0..l.outputs {
+        for y in 0..oh {
+            for x in 0..ow {
+                let mut s = l.biases[o];
+                for ci in 0..l.inputs {
+                    for dy in 0..k {
+                        for dx in 0..k {
+                            let (iy, ix) = ((y + dy).wrapping_sub(p), (x + dx).wrapping_sub(p));
+                            if iy < l.h && ix < l.w {
+                                s += l.weights[((o * l.inputs + ci) * k + dy) * k + dx] * v[(ci * l.h + iy) * l.w + ix];
+                            }
+                        }
+                    }
+                }
+                full[(o * oh + y) * ow + x] = if l.relu { s.max(0.0) } else { s };
+            }
+        }
+    }
+    if !l.pool {
+        return full;
+    }
+    let (qh, qw) = (oh / 2, ow / 2);
+    let mut pooled = vec![0.0f32; l.outputs * qh * qw];
+    for o in 0..l.outputs {
+        for y in 0..qh {
+            for x in 0..qw {
+                let at = |dy: usize, dx: usize| full[(o * oh + 2 * y + dy) * ow + 2 * x + dx];
+                pooled[(o * qh + y) * qw + x] = at(0, 0).max(at(0, 1)).max(at(1, 0)).max(at(1, 1));
+            }
+        }
+    }
+    pooled
+}
+
+/// The int8 image of a backbone of convolutions (each with its ReLU and 2x2 max-pool) and
+/// dense layers (each with its ReLU), `activation_max` giving the calibrated largest
+/// output of each layer but the last ([`calibrate`]; [`calibrated_layers`] of them).
+///
+/// Per output channel, `s_w = max |w| / 127` and `q = round(w / s_w)`. A layer before the
+/// last stores its outputs as u8 with the step `s_out = activation_max / 255`, the input
+/// pixels have the step `1 / 255`; each output's scale is `s_w * s_in / s_out` and its
+/// bias `b / s_out` (the last layer: `s_w * s_in` and `b`), so the device computes
+/// `acc * scale + bias` from its integer sum.
+#[cfg(feature = "onnx")]
+pub fn backbone_image(model: &BackboneModel, activation_max: &[f32]) -> Result<Vec<u8>> {
+    let (input, layers) = device_layers(model)?;
+    ensure!(
+        activation_max.len() == layers.len() - 1,
+        "the calibration has {} activation ranges, the backbone needs {} (one per layer but the last)",
+        activation_max.len(),
+        layers.len() - 1
+    );
+    ensure!(
+        activation_max.iter().all(|m| m.is_finite() && *m > 0.0),
+        "an activation range is zero, negative or not finite: {activation_max:?}"
+    );
+    let mut body = Vec::new();
+    let mut s_in = 1.0f64 / 255.0;
+    let mut output = 0usize;
+    for (i, l) in layers.iter().enumerate() {
+        let last = i + 1 == layers.len();
+        let s_out = if last {
+            1.0
+        } else {
+            f64::from(activation_max[i]) / 255.0
+        };
+        let flags = u8::from(l.relu) | (u8::from(l.pool) << 1);
+        let (kind, kernel, pad) = if l.conv {
+            (1u8, l.kernel as u8, l.pad as u8)
+        } else {
+            (2, 0, 0)
+        };
+        body.extend_from_slice(&[kind, flags, kernel, pad]);
+        for v in [l.inputs as u32, l.outputs as u32, 0] {
             body.extend_from_slice(&v.to_le_bytes());
         }
-        let rows: Vec<&[f32]> = weights.chunks_exact(*inputs).collect();
-        let scales: Vec<f32> = rows
+        let rows: Vec<&[f32]> = l.weights.chunks_exact(l.fan_in()).collect();
+        let weight_scales: Vec<f64> = rows
             .iter()
             .map(|r| {
                 let m = r.iter().fold(0.0f32, |m, w| m.max(w.abs()));
                 if m > 0.0 {
-                    m / 127.0
+                    f64::from(m) / 127.0
                 } else {
                     1.0
                 }
             })
             .collect();
-        for v in scales.iter().chain(biases) {
-            body.extend_from_slice(&v.to_le_bytes());
+        for s in &weight_scales {
+            body.extend_from_slice(&((s * s_in / s_out) as f32).to_le_bytes());
         }
-        for (r, s) in rows.iter().zip(&scales) {
-            body.extend(r.iter().map(|w| (w / s).round().clamp(-127.0, 127.0) as i8 as u8));
+        for b in l.biases {
+            body.extend_from_slice(&((f64::from(*b) / s_out) as f32).to_le_bytes());
+        }
+        for (r, s) in rows.iter().zip(&weight_scales) {
+            body.extend(
+                r.iter()
+                    .map(|&w| (f64::from(w) / s).round().clamp(-127.0, 127.0) as i8 as u8),
+            );
         }
         while !body.len().is_multiple_of(4) {
             body.push(0);
         }
-        count += 1;
-        output = *outputs;
+        s_in = s_out;
+        output = if l.conv {
+            let (qh, qw) = l.out_hw();
+            l.outputs * qh * qw
+        } else {
+            l.outputs
+        };
     }
-    ensure!(count > 0, "the backbone has no dense layer");
     let mut image = b"ECBB".to_vec();
-    image.extend_from_slice(&1u16.to_le_bytes());
-    image.extend_from_slice(&count.to_le_bytes());
     for v in [
-        model.input_width as u32,
-        output as u32,
-        body.len() as u32,
-        device::crc32(&body),
+        2u16,
+        layers.len() as u16,
+        input.0 as u16,
+        input.1 as u16,
+        input.2 as u16,
+        0,
     ] {
+        image.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [output as u32, body.len() as u32, device::crc32(&body)] {
         image.extend_from_slice(&v.to_le_bytes());
     }
     image.extend_from_slice(&body);
     Backbone::parse(&image).map_err(|e| anyhow::anyhow!("the image written does not read back: {e}"))?;
     Ok(image)
+}
+
+/// Bytes of a model's device image (they do not depend on the calibration).
+#[cfg(feature = "onnx")]
+pub fn backbone_image_bytes(model: &BackboneModel) -> Result<usize> {
+    Ok(backbone_image(model, &vec![1.0; calibrated_layers(model)?])?.len())
+}
+
+/// What `edgecl train` writes beside a backbone: the activation ranges its device image
+/// is quantised with.
+pub const CALIBRATION_FILE: &str = "calibration.json";
+
+/// The activation ranges of a model folder's `calibration.json`.
+pub fn read_calibration(model_dir: &Path) -> Result<Vec<f32>> {
+    let path = model_dir.join(CALIBRATION_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {} (the device image's activation ranges, written by `edgecl train`)",
+            path.display()
+        )
+    })?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    json.get("activation_max")
+        .and_then(|v| v.as_array())
+        .and_then(|a| {
+            a.iter()
+                .map(|v| v.as_f64().map(|f| f as f32))
+                .collect::<Option<Vec<f32>>>()
+        })
+        .with_context(|| format!("{}: no `activation_max` list of numbers", path.display()))
+}
+
+/// The device image of a model folder: its `backbone.onnx` quantised with its
+/// `calibration.json`; also the model read and the ONNX bytes.
+#[cfg(feature = "onnx")]
+pub fn model_backbone_image(model_dir: &Path) -> Result<(BackboneModel, Vec<u8>, Vec<u8>)> {
+    let onnx_path = model_dir.join("backbone.onnx");
+    let onnx = std::fs::read(&onnx_path).with_context(|| format!("reading {}", onnx_path.display()))?;
+    let model = BackboneModel::from_onnx(&onnx, &onnx_path.display().to_string())?;
+    let image = backbone_image(&model, &read_calibration(model_dir)?)
+        .with_context(|| format!("the device image of {}", model_dir.display()))?;
+    Ok((model, onnx, image))
 }
 
 /// What a stream image holds.

@@ -391,10 +391,11 @@ impl BackboneModel {
         Ok(model.encode_to_vec())
     }
 
-    /// Reads back a backbone of dense layers (`Gemm`, `Relu`) from an ONNX file such as
-    /// [`BackboneModel::to_onnx`] and `edgecl train --arch mlp` write: what the device's
-    /// int8 image is made from. Any other operator, or a graph that is not one chain from
-    /// the input, is an error.
+    /// Reads back a backbone from an ONNX file such as [`BackboneModel::to_onnx`] and
+    /// `edgecl train` write (`Reshape` to an image first, `Conv` with a square kernel,
+    /// stride 1 and even zero padding, `MaxPool` 2x2 stride 2, `Relu`, `Flatten`, `Gemm`):
+    /// what the device's int8 image is made from. Any other operator or attribute, or a
+    /// graph that is not one chain from the input, is an error.
     pub fn from_onnx(bytes: &[u8], name: &str) -> Result<BackboneModel> {
         use pb::tensor_proto::DataType;
         let bad = |what: String| anyhow::anyhow!("{name}: {what}");
@@ -479,15 +480,113 @@ impl BackboneModel {
                         outputs,
                     });
                 }
+                "Reshape" if layers.is_empty() => {
+                    let shape =
+                        node.input.get(1).and_then(|n| init(n)).ok_or_else(|| {
+                            bad(format!("Reshape `{}` takes its shape from outside the file", node.name))
+                        })?;
+                    check_initializer(shape).map_err(|e| bad(format!("initializer `{}`: {e}", shape.name)))?;
+                    let dims: Vec<i64> = if shape.raw_data.is_empty() {
+                        shape.int64_data.clone()
+                    } else {
+                        shape
+                            .raw_data
+                            .chunks_exact(8)
+                            .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+                            .collect()
+                    };
+                    ensure!(
+                        shape.data_type == DataType::Int64 as i32
+                            && dims.len() == 4
+                            && dims[0] == -1
+                            && dims[1..].iter().all(|&d| (1..=1 << 16).contains(&d)),
+                        "{name}: Reshape `{}` is not [-1, channels, height, width]",
+                        node.name
+                    );
+                    let (channels, height, columns) = (dims[1] as usize, dims[2] as usize, dims[3] as usize);
+                    width.get_or_insert(channels * height * columns);
+                    layers.push(Layer::Image {
+                        channels,
+                        height,
+                        width: columns,
+                    });
+                }
+                "Conv" => {
+                    let ints_of = |n: &str| attr(n).map(|a| a.ints.clone());
+                    let (w, b) = match (
+                        node.input.get(1).and_then(|n| init(n)),
+                        node.input.get(2).and_then(|n| init(n)),
+                    ) {
+                        (Some(w), Some(b)) if node.input.len() == 3 => (w, b),
+                        _ => bail!("{name}: Conv `{}` takes its weights from outside the file", node.name),
+                    };
+                    ensure!(
+                        w.dims.len() == 4 && w.dims[2] == w.dims[3],
+                        "{name}: Conv `{}` weights are not out x in x k x k",
+                        node.name
+                    );
+                    let (outputs, inputs, kernel) = (w.dims[0] as usize, w.dims[1] as usize, w.dims[2] as usize);
+                    let k = kernel as i64;
+                    let pads = ints_of("pads").unwrap_or_else(|| vec![0; 4]);
+                    ensure!(
+                        ints_of("kernel_shape").is_none_or(|v| v == [k, k])
+                            && ints_of("strides").is_none_or(|v| v == [1, 1])
+                            && ints_of("dilations").is_none_or(|v| v == [1, 1])
+                            && attr("group").is_none_or(|a| a.i == 1)
+                            && attr("auto_pad").is_none()
+                            && pads.len() == 4
+                            && pads.iter().all(|&p| p == pads[0] && (0..k).contains(&p)),
+                        "{name}: Conv `{}` is not a square kernel with stride 1 and the same zero padding on every side",
+                        node.name
+                    );
+                    let biases = floats(b)?;
+                    ensure!(
+                        biases.len() == outputs,
+                        "{name}: Conv `{}` has {} biases for {outputs} outputs",
+                        node.name,
+                        biases.len()
+                    );
+                    layers.push(Layer::Conv {
+                        weights: floats(w)?,
+                        biases,
+                        inputs,
+                        outputs,
+                        kernel,
+                        pad: pads[0] as usize,
+                    });
+                }
+                "MaxPool" => {
+                    let ints_of = |n: &str| attr(n).map(|a| a.ints.clone());
+                    ensure!(
+                        ints_of("kernel_shape").as_deref() == Some(&[2, 2])
+                            && ints_of("strides").as_deref() == Some(&[2, 2])
+                            && ints_of("pads").is_none_or(|v| v.iter().all(|&p| p == 0))
+                            && ints_of("dilations").is_none_or(|v| v == [1, 1])
+                            && attr("ceil_mode").is_none_or(|a| a.i == 0)
+                            && attr("auto_pad").is_none(),
+                        "{name}: MaxPool `{}` is not 2x2 with stride 2",
+                        node.name
+                    );
+                    layers.push(Layer::MaxPool2);
+                }
+                "Flatten" => {
+                    ensure!(
+                        attr("axis").is_none_or(|a| a.i == 1),
+                        "{name}: Flatten `{}` does not keep the batch axis",
+                        node.name
+                    );
+                    layers.push(Layer::Flatten);
+                }
                 op => bail!(
-                    "{name}: operator {op} (node `{}`): the device runs dense layers and ReLU only",
+                    "{name}: operator {op} (node `{}`): the device runs Reshape (first), Conv, MaxPool 2x2, Flatten, \
+                     Gemm and Relu only",
                     node.name
                 ),
             }
             x = node.output[0].clone();
         }
         let model = BackboneModel {
-            input_width: width.ok_or_else(|| bad("no dense layer".into()))?,
+            input_width: width.ok_or_else(|| bad("no Reshape or dense layer takes the input".into()))?,
             layers,
         };
         model.shapes().map_err(|e| bad(e.to_string()))?;

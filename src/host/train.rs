@@ -4,8 +4,9 @@
 //! training data, then its feature layers are exported as an ONNX backbone
 //! ([`crate::host::onnx::BackboneModel`]) and its classifier as the head's starting point.
 //!
-//! CNN: `1x28x28 -> conv3x3(16) -> ReLU -> maxpool2 -> conv3x3(32) -> ReLU -> maxpool2 ->
-//! flatten(1568) -> dense(F) -> ReLU` (the features) `-> dense(classes)`.
+//! CNN: `1x28x28 -> conv3x3(C1) -> ReLU -> maxpool2 -> conv3x3(C2) -> ReLU -> maxpool2 ->
+//! flatten(C2 x 7 x 7) -> dense(F) -> ReLU` (the features) `-> dense(classes)`, channels
+//! `[16, 32]` by default (each convolution pads by 1 and halves the map with its pool).
 //! MLP: `784 -> dense(H) -> ReLU -> dense(F) -> ReLU` (the features) `-> dense(classes)`.
 
 use crate::host::idx::Dataset;
@@ -70,6 +71,12 @@ pub struct TrainConfig {
     pub features: usize,
     /// Hidden width of the MLP's first layer.
     pub hidden: usize,
+    /// Output channels of the CNN's convolutions, input first (each 3x3, padding 1, then
+    /// ReLU and a 2x2 max-pool).
+    pub channels: Vec<usize>,
+    /// Training samples the device image's activation ranges are calibrated on (the
+    /// first ones of the training split, by index).
+    pub calibration: usize,
     /// Passes over the training set.
     pub epochs: usize,
     /// Batch size.
@@ -91,8 +98,7 @@ pub struct TrainConfig {
 /// The trained network, whichever family.
 #[derive(Module, Debug)]
 struct Net {
-    conv1: Option<Conv2d>,
-    conv2: Option<Conv2d>,
+    convs: Vec<Conv2d>,
     pool: MaxPool2d,
     hidden: Option<Linear>,
     feature: Linear,
@@ -107,18 +113,24 @@ impl Net {
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
                 .init(device)
         };
-        let (conv1, conv2, hidden, feature_in) = match cfg.arch {
-            Arch::Cnn => (Some(conv(1, 16)), Some(conv(16, 32)), None, 32 * 7 * 7),
+        let (convs, hidden, feature_in) = match cfg.arch {
+            Arch::Cnn => {
+                let mut convs = Vec::new();
+                let (mut c, mut side) = (1, 28);
+                for &o in &cfg.channels {
+                    convs.push(conv(c, o));
+                    (c, side) = (o, side / 2);
+                }
+                (convs, None, c * side * side)
+            }
             Arch::Mlp => (
-                None,
-                None,
+                Vec::new(),
                 Some(LinearConfig::new(width, cfg.hidden).init(device)),
                 cfg.hidden,
             ),
         };
         Net {
-            conv1,
-            conv2,
+            convs,
             pool: MaxPool2dConfig::new([2, 2]).init(),
             hidden,
             feature: LinearConfig::new(feature_in, cfg.features).init(device),
@@ -130,15 +142,17 @@ impl Net {
     /// Features of `x` (`n x 784`).
     fn features(&self, x: Tensor<2>) -> Tensor<2> {
         let [n, _] = x.dims();
-        let h = match (&self.conv1, &self.conv2, &self.hidden) {
-            (Some(c1), Some(c2), _) => {
-                let x = x.reshape([n, 1, 28, 28]);
-                let x = self.pool.forward(self.relu.forward(c1.forward(x)));
-                let x = self.pool.forward(self.relu.forward(c2.forward(x)));
-                x.reshape([n, 32 * 7 * 7])
+        let h = match &self.hidden {
+            Some(h) => self.relu.forward(h.forward(x)),
+            None if self.convs.is_empty() => x,
+            None => {
+                let mut x = x.reshape([n, 1, 28, 28]);
+                for c in &self.convs {
+                    x = self.pool.forward(self.relu.forward(c.forward(x)));
+                }
+                let [_, c, h, w] = x.dims();
+                x.reshape([n, c * h * w])
             }
-            (_, _, Some(h)) => self.relu.forward(h.forward(x)),
-            _ => x,
         };
         self.relu.forward(self.feature.forward(h))
     }
@@ -171,6 +185,11 @@ pub struct Trained {
     pub check_features: Vec<f32>,
     /// How many test samples `check_features` holds.
     pub check_samples: usize,
+    /// The largest output of each device layer but the last over the calibration
+    /// samples ([`crate::host::device::calibrate`]): the device image's activation ranges.
+    pub activation_max: Vec<f32>,
+    /// Samples they were measured on.
+    pub calibration_samples: usize,
 }
 
 fn values(t: Tensor<2>) -> Result<Vec<f32>> {
@@ -230,21 +249,16 @@ fn conv(c: &Conv2d) -> Result<Layer> {
 impl Net {
     fn export(&self, width: usize) -> Result<BackboneModel> {
         let mut layers = Vec::new();
-        if let (Some(c1), Some(c2)) = (&self.conv1, &self.conv2) {
+        if !self.convs.is_empty() {
             layers.push(Layer::Image {
                 channels: 1,
                 height: 28,
                 width: 28,
             });
-            layers.extend([
-                conv(c1)?,
-                Layer::Relu,
-                Layer::MaxPool2,
-                conv(c2)?,
-                Layer::Relu,
-                Layer::MaxPool2,
-                Layer::Flatten,
-            ]);
+            for c in &self.convs {
+                layers.extend([conv(c)?, Layer::Relu, Layer::MaxPool2]);
+            }
+            layers.push(Layer::Flatten);
         }
         if let Some(h) = &self.hidden {
             layers.extend([dense(h)?, Layer::Relu]);
@@ -289,8 +303,13 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, test: &Dataset) -> Result<Train
         train.x.ncols()
     );
     ensure!(
-        cfg.epochs >= 1 && cfg.batch >= 1 && cfg.features >= 1 && cfg.loss_every >= 1,
-        "epochs, batch, features and loss_every must be at least 1"
+        cfg.epochs >= 1 && cfg.batch >= 1 && cfg.features >= 1 && cfg.loss_every >= 1 && cfg.calibration >= 1,
+        "epochs, batch, features, loss_every and calibration must be at least 1"
+    );
+    ensure!(
+        cfg.arch != Arch::Cnn || (1..=4).contains(&cfg.channels.len()) && cfg.channels.iter().all(|&c| c >= 1),
+        "a CNN has 1 to 4 convolutions of at least one channel each; got {:?}",
+        cfg.channels
     );
     ensure!(
         cfg.validation < train.len(),
@@ -371,6 +390,14 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, test: &Dataset) -> Result<Train
         Layer::Dense { weights, biases, .. } => (weights, biases),
         other => anyhow::bail!("internal: the classifier exported as {other:?}"),
     };
+    let mut kept = order.clone();
+    kept.sort_unstable();
+    let calibration_rows = &kept[..cfg.calibration.min(kept.len())];
+    let mut cx = ndarray::Array2::<f32>::zeros((calibration_rows.len(), train.x.ncols()));
+    for (mut dst, &r) in cx.rows_mut().into_iter().zip(calibration_rows) {
+        dst.assign(&train.x.row(r));
+    }
+    let activation_max = crate::host::device::calibrate(&backbone, cx.view())?;
     let check_samples = test.len().min(64);
     let rows: Vec<usize> = (0..check_samples).collect();
     let check_features =
@@ -386,5 +413,7 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, test: &Dataset) -> Result<Train
         train_samples: order.len(),
         check_features,
         check_samples,
+        activation_max,
+        calibration_samples: calibration_rows.len(),
     })
 }
