@@ -280,7 +280,17 @@ fn the_device_loop_allocates_nothing_at_all() {
             store: &mut slots,
             image: 1,
         };
-        run_with_baseline(&config, &backbone, None, stream, &mut arena, &mut out, Some(saves)).unwrap();
+        run_with_baseline(
+            &config,
+            &backbone,
+            None,
+            stream,
+            &mut arena,
+            &mut out,
+            Some(saves),
+            true,
+        )
+        .unwrap();
         assert_eq!(
             allocations() - before,
             0,

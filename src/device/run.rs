@@ -763,7 +763,9 @@ impl fmt::Display for Row<'_> {
 /// in `arena` (started from `head`, weights then biases as f32 little-endian, when
 /// given), printing to `out`: what the firmware does, and what the host simulator does
 /// to reproduce it. With `saves`, the config's run keeps checkpoints there and resumes
-/// from them ([`run_with`]); the baseline, a reference, runs whole each time.
+/// from them ([`run_with`]); the baseline, a reference, runs whole each time, unless
+/// `baseline` is false (the firmware's `no-baseline` build): then only the config runs,
+/// and its summary is returned twice.
 pub fn run_with_baseline<W: fmt::Write>(
     config: &DeviceConfig,
     backbone: &Backbone<'_>,
@@ -772,6 +774,7 @@ pub fn run_with_baseline<W: fmt::Write>(
     arena: &mut [u8],
     out: &mut W,
     saves: Option<Checkpoints<'_>>,
+    baseline: bool,
 ) -> Result<(RunSummary, RunSummary), DeviceError> {
     let _ = writeln!(
         out,
@@ -802,6 +805,9 @@ pub fn run_with_baseline<W: fmt::Write>(
         &mut StreamIo::new(stream, &mut *out),
         saves,
     )?;
+    if !baseline {
+        return Ok((main, main));
+    }
     let base = if config.strategy == DeviceStrategy::FineTune {
         main
     } else {

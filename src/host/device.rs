@@ -533,7 +533,16 @@ impl FirmwareDir {
             store: &mut slots,
             image: device::crc32(&self.image),
         };
-        match device::run_with_baseline(&config, &backbone, head, stream, &mut arena, &mut out, Some(saves)) {
+        match device::run_with_baseline(
+            &config,
+            &backbone,
+            head,
+            stream,
+            &mut arena,
+            &mut out,
+            Some(saves),
+            true,
+        ) {
             Ok(_) => Ok(out),
             Err(e) => Err(fail(&out, e)),
         }

@@ -177,10 +177,11 @@ pub fn stack_peak() -> usize {
 }
 
 /// Runs the firmware: verifies the device image (CRC, signature, board, budget), runs its
-/// config from its initial head over the stream and the fine-tune baseline in `arena`,
+/// config from its initial head over the stream and (with `baseline`) the fine-tune
+/// baseline in `arena`,
 /// then prints the memory report. Exit status 0, or 2 with the error's message (an
 /// image signed by another key, an over-budget config...).
-pub fn run(board: &BoardInfo, arena: &'static mut [u8]) -> ! {
+pub fn run(board: &BoardInfo, arena: &'static mut [u8], baseline: bool) -> ! {
     let mut out = Host;
     let arena_bytes = arena.len();
     let _ = writeln!(
@@ -209,6 +210,7 @@ pub fn run(board: &BoardInfo, arena: &'static mut [u8]) -> ! {
             arena,
             &mut out,
             saves,
+            baseline,
         )?;
         Ok(())
     })();
@@ -467,6 +469,8 @@ macro_rules! board_main {
                     public_key: PUBLIC_KEY,
                 },
                 arena,
+                // Feature `no-baseline`: only the config runs (the tests that reboot it).
+                !cfg!(feature = "no-baseline"),
             )
         }
 
