@@ -171,8 +171,9 @@ fn every_flipped_byte_of_the_newest_checkpoint_falls_back_to_the_other_slot() {
     )
     .unwrap();
     let image = signed::verify(&parts.image, &key, "netduinoplus2", 98304).unwrap();
-    let lc = image.config.learner(64).unwrap();
-    let mut arena = vec![0u8; 65536];
+    let features = image.backbone.unwrap().output();
+    let lc = image.config.learner(features).unwrap();
+    let mut arena = vec![0u8; 98304];
     let mut learner = edgecl::Learner::new(&lc, &mut arena).unwrap();
     let mut record = vec![0u8; 4096];
     for at in 0..info.len {

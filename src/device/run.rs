@@ -476,9 +476,7 @@ pub fn run_with(
                             next_save,
                         };
                         io.begin(Step::Save);
-                        io.begin(Step::Save);
                         save(&mut learner, record, here, &mut |a| io.print(a));
-                        io.end(Step::Save);
                         io.end(Step::Save);
                     }
                 }
@@ -526,7 +524,9 @@ pub fn run_with(
                 next_save,
             };
             if event == Event::End || event == Event::TaskEnd && pending == 0 {
+                io.begin(Step::Save);
                 save(&mut learner, record, here, &mut |a| io.print(a));
+                io.end(Step::Save);
             }
             if event == Event::End {
                 break;

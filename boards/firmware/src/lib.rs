@@ -445,33 +445,19 @@ macro_rules! board_main {
             overflow::recurse(1_000_000);
             #[cfg(feature = "nor-check")]
             $crate::nor_check(c"edgecl-nor-check.bin");
-            #[cfg(feature = "cost")]
-            $crate::cost(
-                &$crate::BoardInfo {
-                    name: BOARD,
-                    ram_bytes: RAM_BYTES,
-                    flash_bytes: FLASH_BYTES,
-                    image: include_bytes!(concat!(env!("OUT_DIR"), "/device.img")),
-                    public_key: PUBLIC_KEY,
-                },
-                // SAFETY: main runs once and is the only user of ARENA.
-                unsafe { &mut (*core::ptr::addr_of_mut!(ARENA)).0 },
-                CLOCK_MHZ,
-            );
+            let board = $crate::BoardInfo {
+                name: BOARD,
+                ram_bytes: RAM_BYTES,
+                flash_bytes: FLASH_BYTES,
+                image: include_bytes!(concat!(env!("OUT_DIR"), "/device.img")),
+                public_key: PUBLIC_KEY,
+            };
             // SAFETY: main runs once and is the only user of ARENA.
             let arena = unsafe { &mut (*core::ptr::addr_of_mut!(ARENA)).0 };
-            $crate::run(
-                &$crate::BoardInfo {
-                    name: BOARD,
-                    ram_bytes: RAM_BYTES,
-                    flash_bytes: FLASH_BYTES,
-                    image: include_bytes!(concat!(env!("OUT_DIR"), "/device.img")),
-                    public_key: PUBLIC_KEY,
-                },
-                arena,
-                // Feature `no-baseline`: only the config runs (the tests that reboot it).
-                !cfg!(feature = "no-baseline"),
-            )
+            #[cfg(feature = "cost")]
+            $crate::cost(&board, arena, CLOCK_MHZ);
+            // Feature `no-baseline`: only the config runs (the tests that reboot it).
+            $crate::run(&board, arena, !cfg!(feature = "no-baseline"))
         }
 
         #[$crate::cortex_m_rt::exception]
