@@ -766,6 +766,7 @@ impl fmt::Display for Row<'_> {
 /// from them ([`run_with`]); the baseline, a reference, runs whole each time, unless
 /// `baseline` is false (the firmware's `no-baseline` build): then only the config runs,
 /// and its summary is returned twice.
+#[allow(clippy::too_many_arguments)]
 pub fn run_with_baseline<W: fmt::Write>(
     config: &DeviceConfig,
     backbone: &Backbone<'_>,

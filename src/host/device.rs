@@ -10,7 +10,7 @@ use crate::host::idx::Dataset;
 use crate::host::onnx::{BackboneModel, Layer};
 use crate::learner::rng::Rng;
 use crate::storage::{MockNor, Slots};
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use std::path::{Path, PathBuf};
 
 /// One layer of the device image, grouped from a model's layers: a convolution with its
@@ -129,7 +129,7 @@ fn device_layers(model: &BackboneModel) -> Result<((usize, usize, usize), Vec<De
                 flat = true;
                 continue;
             }
-            other => bail!(
+            other => anyhow::bail!(
                 "the device backbone runs convolutions (with ReLU and 2x2 max-pool) and dense layers \
                  (with ReLU); found {other:?} where a convolution or a dense layer should be"
             ),
