@@ -7,8 +7,8 @@ use edgecl::host::idx::{load_split, Split};
 use edgecl::host::report::{memory_table, ComponentBytes, LambdaTrial};
 use edgecl::host::scenario::{ClassOrder, Kind, Scenario, Setting, Spec};
 use edgecl::host::simulate::{
-    self, GeneratorChoice, Length, Observe, Options, PackNetOptions, PenaltyKind, PenaltyOptions, Protocol,
-    ReplayOptions, ReplayRatio, Strategy,
+    self, GeneratorChoice, Length, Observe, Options, PackNetOptions, PenaltyOptions, Protocol, ReplayOptions,
+    ReplayRatio, Strategy,
 };
 use edgecl::{FisherLabels, Kernels, LayerDims, LearnerConfig, Optimizer, Plan, Quant, Storage};
 
@@ -16,7 +16,7 @@ use edgecl::{FisherLabels, Kernels, LayerDims, LearnerConfig, Optimizer, Plan, Q
 const VALIDATION_FRACTION: f64 = 0.1;
 mod cli;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -51,7 +51,11 @@ enum Command {
     /// resumes where it stopped), all cells and the summary in OUT/sweep.json, plots in
     /// OUT/plots/, the page in OUT/report.html. --strategy, --budget and --seed are set per
     /// cell; a --lambda list is not swept (its first value is taken).
-    Sweep(SweepArgs),
+    Sweep(Box<cli::sweep::SweepArgs>),
+    /// Run one cell of a sweep's folder (its line INDEX of DIR/cells.txt, from 0) and
+    /// write its report into DIR/cells/; what each task of a Slurm job array runs. A cell
+    /// with a report is not run again; exit status 1 when the run failed.
+    SweepCell(cli::sweep::SweepCellArgs),
     /// Make an Ed25519 key pair for signing device images: KEY (the secret seed, hex,
     /// readable by its owner only) and KEY.pub (the public key the firmware compiles in).
     Keygen {
@@ -151,7 +155,8 @@ struct TrainArgs {
     quiet: bool,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 enum ProtocolArg {
     /// MLP 784-400-400-10 on pixels, Adam, batch 128 (van de Ven & Tolias 2019).
     Literature,
@@ -159,7 +164,8 @@ enum ProtocolArg {
     Edge,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 enum ScenarioArg {
     /// Classes grouped into tasks.
     #[value(alias = "split-mnist")]
@@ -174,7 +180,8 @@ enum ScenarioArg {
 
 // The variant names are the CLI values (task-il, domain-il, class-il).
 #[allow(clippy::enum_variant_names)]
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 enum SettingArg {
     /// Task identity given (a head per task).
     TaskIl,
@@ -184,7 +191,8 @@ enum SettingArg {
     ClassIl,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 enum StorageArg {
     /// u8 importance with a per-tensor scale, f16 anchors.
     Compact,
@@ -192,7 +200,8 @@ enum StorageArg {
     F32,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 enum QuantArg {
     /// max * 2^(-k/8): relative precision over 32 octaves.
     Log,
@@ -200,7 +209,8 @@ enum QuantArg {
     Linear,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 enum FisherArg {
     /// The samples' own labels (empirical Fisher).
     True,
@@ -208,7 +218,8 @@ enum FisherArg {
     Sampled,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 enum KernelsArg {
     /// Plain loops, the same bits on every target.
     Reference,
@@ -216,7 +227,8 @@ enum KernelsArg {
     Fast,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 enum OptimizerArg {
     /// SGD with momentum.
     Sgd,
@@ -225,7 +237,8 @@ enum OptimizerArg {
 }
 
 /// When the generator and the importance estimate see a task's samples.
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 enum ObserveArg {
     /// One pass over the task's samples after it trained.
     AfterTask,
@@ -234,7 +247,8 @@ enum ObserveArg {
 }
 
 /// The replay generator.
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 enum GeneratorArg {
     /// Class-conditional Gaussian: mean, low-rank-plus-diagonal covariance per class.
     Gaussian,
@@ -255,8 +269,26 @@ fn parse_ratio(s: &str) -> std::result::Result<ReplayRatio, String> {
     }
 }
 
-/// What both `simulate` and `plan` need to shape a learner.
-#[derive(Args, Clone, Debug)]
+/// A replay ratio as the text `--replay-ratio` takes (`balanced` or a number).
+mod ratio_text {
+    use super::{parse_ratio, ReplayRatio};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(r: &ReplayRatio, s: S) -> Result<S::Ok, S::Error> {
+        match r {
+            ReplayRatio::Balanced => s.serialize_str("balanced"),
+            ReplayRatio::Fixed(v) => s.serialize_str(&v.to_string()),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ReplayRatio, D::Error> {
+        parse_ratio(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What both `simulate` and `plan` need to shape a learner. A sweep keeps it in its
+/// folder's `settings.txt` (serde JSON, a stable form to compare and read back).
+#[derive(Args, Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Shape {
     /// Network, features and defaults.
     #[arg(long, value_enum, default_value = "edge")]
@@ -355,6 +387,7 @@ struct Shape {
     /// `balanced` (old classes seen over the task's classes, so every class seen weighs
     /// the same).
     #[arg(long, default_value = "balanced", value_parser = parse_ratio)]
+    #[serde(with = "ratio_text")]
     replay_ratio: ReplayRatio,
     /// Replay: the generator kept of old classes.
     #[arg(long, value_enum, default_value = "gaussian")]
@@ -488,45 +521,6 @@ struct ExportArgs {
     /// Image file to write.
     #[arg(long)]
     out: PathBuf,
-}
-
-#[derive(Args)]
-struct SweepArgs {
-    #[command(flatten)]
-    shape: Shape,
-    /// Arena budgets, each replacing the board's learner budget [8k,16k,32k,64k,128k; with
-    /// --board, those below its learner budget and the budget itself].
-    #[arg(long, value_delimiter = ',', value_parser = parse_bytes)]
-    budgets: Option<Vec<usize>>,
-    /// Strategies, as --strategy takes them; a replaying one may name its generator after
-    /// a colon (replay:buffer is the reservoir buffer, replay:vae the VAE).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "naive,joint,online-ewc,si,packnet,replay,replay:buffer,si+replay"
-    )]
-    strategies: Vec<String>,
-    /// Seeds 1..=N per strategy and budget.
-    #[arg(long, default_value_t = 3)]
-    seeds: u64,
-    /// Folder for the cells' reports and the summary.
-    #[arg(long)]
-    out: PathBuf,
-    /// Folder of IDX files; default: the shipped MNIST.
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Updates per task (default: the protocol's).
-    #[arg(long)]
-    iters: Option<usize>,
-    /// Cells run at once (default: the machine's cores).
-    #[arg(long)]
-    jobs: Option<usize>,
-    /// Stop after running this many cells (what a kill does; for tests).
-    #[arg(long, hide = true)]
-    max_cells: Option<usize>,
-    /// No progress bar.
-    #[arg(long, short)]
-    quiet: bool,
 }
 
 #[derive(Args)]
@@ -1258,276 +1252,6 @@ fn device_data(args: DeviceDataArgs) -> Result<()> {
     Ok(())
 }
 
-/// Budgets a sweep takes when none are given (bytes).
-const SWEEP_BUDGETS: [usize; 5] = [8 << 10, 16 << 10, 32 << 10, 64 << 10, 128 << 10];
-
-/// The device backbone image of a sweep's backbone for an MCU board: its bytes, or why
-/// the board cannot run it.
-fn device_backbone(shape: &Shape) -> Result<std::result::Result<usize, String>> {
-    #[cfg(feature = "onnx")]
-    {
-        let Some((bytes, name)) = shape.onnx_bytes()? else {
-            return Ok(Err("pooled pixels have no device backbone".into()));
-        };
-        let dense = edgecl::host::onnx::BackboneModel::from_onnx(&bytes, &name)
-            .and_then(|m| edgecl::host::device::backbone_image_bytes(&m));
-        Ok(dense.map_err(|e| {
-            format!(
-                "{name} is not a device backbone ({e:#}); MCU firmware runs dense backbones such as models/fashion-mlp"
-            )
-        }))
-    }
-    #[cfg(not(feature = "onnx"))]
-    {
-        let _ = shape;
-        Ok(Err("built without ONNX".into()))
-    }
-}
-
-fn sweep(mut args: SweepArgs) -> Result<()> {
-    use edgecl::host::sweep::{collect, fit_generator, flash_need, parse_label, run_cells, summary, Cell, SummaryRow};
-    let board = args.shape.board()?;
-    // With a board: its budget is the top of the sweep, and an MCU board's features come
-    // from the dense backbone its firmware runs from flash unless a model is named.
-    let budgets = match (&args.shape.board, args.budgets.take()) {
-        (_, Some(b)) => b,
-        (None, None) => SWEEP_BUDGETS.to_vec(),
-        (Some(_), None) => {
-            let mut b: Vec<usize> = SWEEP_BUDGETS.iter().copied().filter(|&b| b < board.budget()).collect();
-            b.push(board.budget());
-            b
-        }
-    };
-    if let Some(b) = budgets
-        .iter()
-        .find(|&&b| args.shape.board.is_some() && b > board.budget())
-    {
-        bail!(
-            "--budgets {b}: more than {}'s learner budget of {} bytes",
-            board.name,
-            board.budget()
-        );
-    }
-    #[cfg(feature = "onnx")]
-    if args.shape.board.is_some() && board.kind == "mcu" && args.shape.model.is_none() && args.shape.backbone.is_none()
-    {
-        let mlp = Path::new("models/fashion-mlp");
-        let mlp = if mlp.is_dir() {
-            mlp.to_path_buf()
-        } else {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(mlp)
-        };
-        args.shape.model = Some(mlp.display().to_string());
-    }
-    let mut budgets = budgets;
-    budgets.sort_unstable();
-    budgets.dedup();
-    if budgets.contains(&0) {
-        bail!("--budgets: a budget of 0 bytes holds no learner");
-    }
-    let labels = args.strategies.clone();
-    for (i, s) in labels.iter().enumerate() {
-        parse_label(s)?;
-        if labels[..i].contains(s) {
-            bail!("--strategies: `{s}` is listed twice");
-        }
-    }
-    if args.seeds == 0 {
-        bail!("--seeds 0: a sweep needs at least one seed");
-    }
-    // A folder holds one sweep's settings: resuming with other ones would mix their cells.
-    let settings = {
-        let mut shape = args.shape.clone();
-        (shape.strategy, shape.budget, shape.seed) = (String::new(), None, 0);
-        format!("{shape:#?}\niters: {:?}\ndata: {:?}\n", args.iters, args.data)
-    };
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let settings_path = args.out.join("settings.txt");
-    match std::fs::read_to_string(&settings_path) {
-        Ok(old) if old != settings => bail!(
-            "{} holds a sweep with other settings (see {}): resuming would mix their cells; use another --out, \
-             or delete the folder",
-            args.out.display(),
-            settings_path.display()
-        ),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::write(&settings_path, &settings).with_context(|| format!("writing {}", settings_path.display()))?
-        }
-        Err(e) => return Err(e).with_context(|| format!("reading {}", settings_path.display())),
-    }
-    // Bytes of the backbone image an MCU board's flash holds (0 on Linux boards), or why
-    // the board cannot run it; none without --board.
-    let flash_backbone = match (args.shape.board.is_some(), board.kind.as_str()) {
-        (false, _) => None,
-        (true, "mcu") => Some(device_backbone(&args.shape)?),
-        (true, _) => Some(Ok(0)),
-    };
-    let dir = args.data.clone().unwrap_or_else(default_data);
-    let train = load_split(&dir, Split::Train, None)?;
-    let test = load_split(&dir, Split::Test, Some(train.classes))?;
-    let source = args.shape.source()?;
-    let (default_iters, ..) = args.shape.training();
-    let length = Length::Iters(args.iters.unwrap_or(default_iters));
-    let cells = Cell::grid(&labels, &budgets, args.seeds);
-    // One scenario per seed (its features computed once), shared by the cells; none when
-    // every cell has its report (the report is drawn again).
-    let pending = cells.iter().any(|c| !edgecl::host::sweep::finished(&args.out, c));
-    let mut scenarios = Vec::new();
-    for seed in (1..=args.seeds).filter(|_| pending) {
-        let mut shape = args.shape.clone();
-        shape.seed = seed;
-        #[allow(unused_mut)]
-        let mut spec = shape.spec(None, None);
-        let scenario = match &source {
-            Source::Protocol => Scenario::build(spec, train.clone(), test.clone())?,
-            #[cfg(feature = "onnx")]
-            Source::Backbone(b) => {
-                spec.features = edgecl::host::scenario::Features::Pixels;
-                Scenario::build(spec, train.clone(), test.clone())?.with_backbone(b)?
-            }
-        };
-        scenarios.push(scenario);
-    }
-    let backbone = match &source {
-        Source::Protocol => None,
-        #[cfg(feature = "onnx")]
-        Source::Backbone(b) => Some(b.name().to_string()),
-    };
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
-    let progress = !args.quiet && std::io::stderr().is_terminal();
-    let data = dir.display().to_string();
-    let started = std::time::Instant::now();
-    let done = run_cells(&args.out, &cells, jobs, args.max_cells, progress, |cell| {
-        let (strategy, generator) = parse_label(&cell.strategy)?;
-        let mut shape = args.shape.clone();
-        shape.strategy = cell.strategy.split(':').next().unwrap_or_default().to_string();
-        shape.budget = Some(cell.budget);
-        shape.seed = cell.seed;
-        let mut opts = shape.options(length, false, data.clone())?;
-        opts.strategy = strategy;
-        if let Some(g) = generator {
-            opts.replay.generator = g;
-        }
-        opts.backbone = backbone.clone();
-        let scenario = usize::try_from(cell.seed - 1)
-            .ok()
-            .and_then(|i| scenarios.get(i))
-            .context("the cell's report vanished while the sweep started: run it again")?;
-        let (inputs, outputs, tasks) = (scenario.input_width(), scenario.outputs(), scenario.tasks.len());
-        fit_generator(&mut opts, inputs, outputs, tasks);
-        if let Err(e) = simulate::setup(&opts, inputs, outputs, tasks, scenario.spec.setting) {
-            let over = e.chain().any(|c| {
-                matches!(
-                    c.downcast_ref::<edgecl::Error>(),
-                    Some(edgecl::Error::OverBudget { .. })
-                )
-            });
-            return match over {
-                true => Ok(serde_json::json!({ "fits": false, "error": format!("{e:#}") })),
-                false => Err(e),
-            };
-        }
-        let cell_started = std::time::Instant::now();
-        let report = simulate::run(&opts, scenario)?;
-        let cell_seconds = cell_started.elapsed().as_secs_f64();
-        // The firmware runs fine-tuning, SI and Gaussian replay (its config's strategies).
-        let on_firmware = matches!(
-            (strategy, opts.replay.generator),
-            (Strategy::Naive | Strategy::Penalty(PenaltyKind::Si), _)
-                | (Strategy::Replay(None), GeneratorChoice::Gaussian)
-        );
-        let flash = flash_backbone.as_ref().map(|b| match b {
-            Ok(_) if board.kind == "mcu" && !on_firmware => serde_json::json!({
-                "fits": null,
-                "error": format!("the firmware does not run {}", cell.strategy),
-            }),
-            Ok(_) if board.kind == "mcu" && board.firmware_base_bytes.is_none() => serde_json::json!({
-                "fits": null,
-                "error": format!("{} has no measured firmware", board.name),
-            }),
-            Ok(bytes) => serde_json::to_value(flash_need(
-                &board,
-                report.learner.parameters,
-                report.arena_bytes,
-                *bytes,
-            ))
-            .unwrap_or_default(),
-            Err(why) => serde_json::json!({ "fits": false, "error": why }),
-        });
-        Ok(serde_json::json!({ "fits": true, "seconds": cell_seconds, "flash": flash, "report": report }))
-    })?;
-    let seconds = started.elapsed().as_secs_f64();
-    let results = collect(&args.out, &cells)?;
-    let table = summary(&results);
-    // The command as a shell takes it back (quoted where needed).
-    let command: Vec<String> = std::env::args_os()
-        .map(|a| {
-            let a = a.to_string_lossy().into_owned();
-            let plain = !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_=.,/:+@%".contains(c));
-            if plain {
-                a
-            } else {
-                format!("'{}'", a.replace('\'', "'\\''"))
-            }
-        })
-        .collect();
-    let json = serde_json::json!({
-        "command": command.join(" "),
-        "edgecl": env!("CARGO_PKG_VERSION"),
-        "data": data,
-        "backbone": backbone,
-        "board": board.name,
-        "board_kind": board.kind,
-        "budgets": budgets,
-        "strategies": labels,
-        "seeds": args.seeds,
-        "seconds": seconds,
-        "cell_seconds": results
-            .iter()
-            .filter_map(|(_, v)| v.as_ref()?.get("seconds")?.as_f64())
-            .fold(0.0, |a, b| a + b),
-        "jobs": jobs,
-        "summary": table.iter().map(SummaryRow::to_json).collect::<Vec<_>>(),
-        "cells": results.iter().map(|(c, v)| serde_json::json!({
-            "strategy": c.strategy,
-            "budget": c.budget,
-            "seed": c.seed,
-            "result": v,
-        })).collect::<Vec<_>>(),
-    });
-    let path = args.out.join("sweep.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")
-        .with_context(|| format!("writing {}", path.display()))?;
-    println!(
-        "{} cells: {} run now, {} finished before",
-        cells.len(),
-        done.ran,
-        done.skipped
-    );
-    print!("{:<16}", "strategy");
-    for b in &budgets {
-        print!("{:>16}", format!("{b} B"));
-    }
-    println!();
-    for s in &labels {
-        print!("{s:<16}");
-        for b in &budgets {
-            let row = table.iter().find(|r| &r.strategy == s && r.budget == *b);
-            let text = row.map_or_else(|| "no result".to_string(), SummaryRow::text);
-            print!("{text:>16}");
-        }
-        println!();
-    }
-    println!("{}", path.display());
-    let html = edgecl::host::sweep_report::write(&args.out)?;
-    println!("{}", html.display());
-    Ok(())
-}
-
 fn keygen(out: &std::path::Path) -> Result<()> {
     use edgecl::host::device::{keygen, to_hex};
     use std::io::Write;
@@ -1611,7 +1335,8 @@ fn main() {
         Command::Train(a) => train(a).map(|()| true),
         #[cfg(feature = "onnx")]
         Command::DeviceData(a) => device_data(a).map(|()| true),
-        Command::Sweep(a) => sweep(a).map(|()| true),
+        Command::Sweep(a) => cli::sweep::sweep(*a).map(|()| true),
+        Command::SweepCell(a) => cli::sweep::sweep_cell(a),
         Command::Keygen { out } => keygen(&out).map(|()| true),
         #[cfg(feature = "onnx")]
         Command::Export(a) => export(a).map(|()| true),

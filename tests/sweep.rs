@@ -238,8 +238,9 @@ fn a_folder_keeps_one_sweeps_settings_and_grids_are_checked() {
             .unwrap()
     };
     assert!(run(&[]).status.success());
-    // Other settings into the same folder would mix cells of two sweeps.
-    let o = run(&["--setting", "task-il"]);
+    // Other settings into the same folder would mix cells of two sweeps; another setting
+    // is another cell of the grid (its file names it), and may join.
+    let o = run(&["--gamma", "0.5"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("other settings"), "{err}");
     // Grids: a strategy twice, no seeds, an unknown generator.
@@ -247,6 +248,13 @@ fn a_folder_keeps_one_sweeps_settings_and_grids_are_checked() {
         (&["--strategies", "naive,naive"][..], "listed twice"),
         (&["--seeds", "0"][..], "at least one seed"),
         (&["--strategies", "replay:tape"][..], "unknown generator"),
+        (&["--boards", "rp-pico,rp-pico"][..], "`rp-pico` is listed twice"),
+        (&["--settings", "class-il,class-il"][..], "`class-il` is listed twice"),
+        (
+            &["--boards", "rp-pico", "--budgets", "1m"][..],
+            "more than rp-pico's learner budget",
+        ),
+        (&["--partition", "short"][..], "go with --slurm"),
     ] {
         let o = Command::new(env!("CARGO_BIN_EXE_edgecl"))
             .args(["sweep", "--model", "none", "--out"])
@@ -257,5 +265,40 @@ fn a_folder_keeps_one_sweeps_settings_and_grids_are_checked() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success() && err.contains(want), "{args:?}: {err}");
     }
+    let o = run(&["--setting", "task-il"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("cells/split-task-il-naive-16384-1.json").is_file());
+    assert!(out.join("cells/split-class-il-naive-16384-1.json").is_file());
+    // sweep-cell: an index past cells.txt, a folder that is no sweep, a cells.txt edited
+    // by hand; each a one-line error that changes nothing.
+    let cell = |dir: &Path, index: &str| {
+        Command::new(env!("CARGO_BIN_EXE_edgecl"))
+            .arg("sweep-cell")
+            .arg(dir)
+            .arg(index)
+            .output()
+            .unwrap()
+    };
+    let o = cell(&out, "1");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("lists 1 cells (0 to 0)"), "{err}");
+    let o = cell(&out.join("nowhere"), "0");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("cells.txt"), "{err}");
+    let o = cell(&out, "0");
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && said.contains("has its report: not run again"),
+        "{said}"
+    );
+    let listing = out.join("cells.txt");
+    let text = std::fs::read_to_string(&listing).unwrap();
+    std::fs::write(&listing, text.replace("16384\t1\t", "16384\t2\t")).unwrap();
+    let o = cell(&out, "0");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("line 2") && err.contains("name the file"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&out).unwrap();
 }

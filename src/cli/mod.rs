@@ -2,3 +2,4 @@
 
 #[cfg(feature = "onnx")]
 pub mod run;
+pub mod sweep;

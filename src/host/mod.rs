@@ -9,6 +9,9 @@
 //! - `runtime` (feature `onnx`): the learner deployed on a Linux board (`edgecl run`):
 //!   live samples, tract at batch 1, learning in the board's arena, checkpoints.
 //! - [`report`]: the accuracy matrix, forgetting metrics, memory table and JSON.
+//! - [`sweep`], [`sweep_report`], [`slurm`]: grids of simulator runs (boards x scenarios x
+//!   settings x strategies x budgets x seeds), run on this machine's cores or as a Slurm
+//!   job array, and their report.
 //! - [`plots`]: a sweep's plots (accuracy against budget, heat maps, task curves, plan bars)
 //!   as PNG and SVG.
 
@@ -23,6 +26,7 @@ pub mod report;
 pub mod runtime;
 pub mod scenario;
 pub mod simulate;
+pub mod slurm;
 pub mod sweep;
 pub mod sweep_report;
 #[cfg(feature = "train")]

@@ -14,9 +14,17 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-/// One run of a sweep.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One run of a sweep: a point of the grid boards x scenarios x settings x strategies x
+/// budgets x seeds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Cell {
+    /// Board profile whose rules the cell runs under (`--board`), or none: the protocol's
+    /// default board, without the flash rule.
+    pub board: Option<String>,
+    /// Scenario, as `--scenario` takes it (`split`, `permuted`, `rotated`).
+    pub scenario: String,
+    /// Setting, as `--setting` takes it (`task-il`, `domain-il`, `class-il`).
+    pub setting: String,
     /// Strategy, as `--strategy` takes it.
     pub strategy: String,
     /// Arena bytes.
@@ -25,27 +33,197 @@ pub struct Cell {
     pub seed: u64,
 }
 
-impl Cell {
-    /// Every strategy x budget x seed `1..=seeds`, strategies outermost.
-    pub fn grid(strategies: &[String], budgets: &[usize], seeds: u64) -> Vec<Cell> {
+/// The axes of a sweep's grid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grid {
+    /// Each board (none: the protocol's default board, without its rules) with the budgets
+    /// swept on it.
+    pub boards: Vec<(Option<String>, Vec<usize>)>,
+    /// Scenarios.
+    pub scenarios: Vec<String>,
+    /// Settings.
+    pub settings: Vec<String>,
+    /// Strategy labels.
+    pub strategies: Vec<String>,
+    /// Seeds `1..=seeds`.
+    pub seeds: u64,
+}
+
+impl Grid {
+    /// Every cell, in a stable order: boards outermost, then scenarios, settings,
+    /// strategies, budgets and seeds.
+    pub fn cells(&self) -> Vec<Cell> {
         let mut cells = Vec::new();
-        for s in strategies {
-            for &budget in budgets {
-                for seed in 1..=seeds {
-                    cells.push(Cell {
-                        strategy: s.clone(),
-                        budget,
-                        seed,
-                    });
+        for (board, budgets) in &self.boards {
+            for scenario in &self.scenarios {
+                for setting in &self.settings {
+                    for strategy in &self.strategies {
+                        for &budget in budgets {
+                            for seed in 1..=self.seeds {
+                                cells.push(Cell {
+                                    board: board.clone(),
+                                    scenario: scenario.clone(),
+                                    setting: setting.clone(),
+                                    strategy: strategy.clone(),
+                                    budget,
+                                    seed,
+                                });
+                            }
+                        }
+                    }
                 }
             }
         }
         cells
     }
+}
 
-    /// The cell's report file name.
+impl Cell {
+    /// The cell's report file name: `[BOARD-]SCENARIO-SETTING-STRATEGY-BUDGET-SEED.json`.
     pub fn file_name(&self) -> String {
-        format!("{}-{}-{}.json", file_safe(&self.strategy), self.budget, self.seed)
+        let board = self.board.as_deref().map_or_else(String::new, |b| file_safe(b) + "-");
+        format!(
+            "{board}{}-{}-{}-{}-{}.json",
+            file_safe(&self.scenario),
+            file_safe(&self.setting),
+            file_safe(&self.strategy),
+            self.budget,
+            self.seed
+        )
+    }
+
+    /// The group the report puts the cell in: board, scenario and setting.
+    pub fn group(&self) -> Group {
+        Group {
+            board: self.board.clone(),
+            scenario: self.scenario.clone(),
+            setting: self.setting.clone(),
+        }
+    }
+}
+
+/// Cells that share a board, scenario and setting: one table and one set of plots in the
+/// report.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Group {
+    /// Board, when the sweep names one.
+    pub board: Option<String>,
+    /// Scenario.
+    pub scenario: String,
+    /// Setting.
+    pub setting: String,
+}
+
+impl Group {
+    /// `board, scenario, setting` for headings.
+    pub fn title(&self) -> String {
+        match &self.board {
+            Some(b) => format!("{b}, {} {}", self.scenario, self.setting),
+            None => format!("{} {}", self.scenario, self.setting),
+        }
+    }
+
+    /// A file-name-safe key (`[board-]scenario-setting`) for plot names and page anchors.
+    pub fn key(&self) -> String {
+        let board = self.board.as_deref().map_or_else(String::new, |b| file_safe(b) + "-");
+        format!("{board}{}-{}", file_safe(&self.scenario), file_safe(&self.setting))
+    }
+}
+
+/// The file listing a sweep's cells, one per line, in the order [`Grid::cells`] gives:
+/// `sweep-cell DIR INDEX` runs line INDEX.
+pub const CELLS_FILE: &str = "cells.txt";
+
+/// The header line of [`CELLS_FILE`].
+const CELLS_HEADER: &str = "# index\tboard\tscenario\tsetting\tstrategy\tbudget\tseed\tfile";
+
+/// [`CELLS_FILE`]'s text for `cells`: a header, then one tab-separated line per cell
+/// (`-` for no board).
+pub fn cells_text(cells: &[Cell]) -> String {
+    let mut t = String::from(CELLS_HEADER);
+    t.push('\n');
+    for (i, c) in cells.iter().enumerate() {
+        t += &format!(
+            "{i}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            c.board.as_deref().unwrap_or("-"),
+            c.scenario,
+            c.setting,
+            c.strategy,
+            c.budget,
+            c.seed,
+            c.file_name()
+        );
+    }
+    t
+}
+
+/// The cells of a [`CELLS_FILE`]'s text, checked line by line (its index, its fields, the
+/// file name they give).
+pub fn parse_cells(text: &str) -> Result<Vec<Cell>> {
+    let mut cells = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split('\t').collect();
+        let bad = |why: &str| anyhow::anyhow!("{CELLS_FILE} line {}: {why}: `{line}`", n + 1);
+        let [index, board, scenario, setting, strategy, budget, seed, file] = f[..] else {
+            return Err(bad("want 8 tab-separated fields"));
+        };
+        if index.parse::<usize>().ok() != Some(cells.len()) {
+            return Err(bad(&format!("want index {}", cells.len())));
+        }
+        let cell = Cell {
+            board: (board != "-").then(|| board.to_string()),
+            scenario: scenario.into(),
+            setting: setting.into(),
+            strategy: strategy.into(),
+            budget: budget.parse().map_err(|_| bad("the budget is not a number"))?,
+            seed: seed.parse().map_err(|_| bad("the seed is not a number"))?,
+        };
+        if cell.file_name() != file {
+            return Err(bad(&format!("its fields name the file {}", cell.file_name())));
+        }
+        cells.push(cell);
+    }
+    Ok(cells)
+}
+
+/// The cells listed in `out`'s [`CELLS_FILE`].
+pub fn read_cells(out: &Path) -> Result<Vec<Cell>> {
+    let path = out.join(CELLS_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {} (written by `edgecl sweep --out {}`)",
+            path.display(),
+            out.display()
+        )
+    })?;
+    parse_cells(&text).with_context(|| format!("in {}", path.display()))
+}
+
+/// Where a cell stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A whole report with a result (a run, or a learner over budget).
+    Done(Value),
+    /// The run failed: its error, as its report file says.
+    Failed(String),
+    /// No report yet (or one cut short outside the sweep's own atomic writes).
+    Missing,
+}
+
+/// The outcome of a cell whose report file holds `value` (none: no file, or not JSON).
+pub fn outcome(value: Option<&Value>) -> Outcome {
+    match value {
+        Some(v) if v.get("fits").is_some() => Outcome::Done(v.clone()),
+        Some(v) => Outcome::Failed(
+            v.get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("a report without a result")
+                .to_string(),
+        ),
+        None => Outcome::Missing,
     }
 }
 
@@ -57,6 +235,23 @@ pub fn finished(out: &Path, cell: &Cell) -> bool {
         return false;
     };
     serde_json::from_str::<Value>(&text).is_ok_and(|v| v.get("fits").is_some())
+}
+
+/// Writes `report` as `cell`'s file in `out/cells/`: to a temporary name of its own
+/// (`tag` tells writers apart), then renamed, so a reader never sees half a report.
+pub fn write_cell(out: &Path, cell: &Cell, report: &Value, tag: &str) -> Result<()> {
+    let dir = cells_dir(out);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(cell.file_name());
+    let tmp = path.with_extension(format!("json.{}.{tag}.tmp", std::process::id()));
+    let written = serde_json::to_string_pretty(report)
+        .map_err(anyhow::Error::from)
+        .and_then(|text| std::fs::write(&tmp, text + "\n").map_err(anyhow::Error::from))
+        .and_then(|()| std::fs::rename(&tmp, &path).map_err(anyhow::Error::from));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.with_context(|| format!("writing {}", path.display()))
 }
 
 /// `label` with every character but ASCII letters, digits and `-` as `_`, for file names.
@@ -121,16 +316,8 @@ where
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(cell) = todo.get(i) else { break };
                 let report = run(cell).unwrap_or_else(|e| serde_json::json!({ "error": format!("{e:#}") }));
-                let path = dir.join(cell.file_name());
-                // Its own temporary name, so two sweeps on one folder never share it.
-                let tmp = path.with_extension(format!("json.{}.{i}.tmp", std::process::id()));
-                let written = serde_json::to_string_pretty(&report)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|text| std::fs::write(&tmp, text + "\n").map_err(anyhow::Error::from))
-                    .and_then(|()| std::fs::rename(&tmp, &path).map_err(anyhow::Error::from));
-                if let Err(e) = written {
-                    *failure.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some(e.context(format!("writing {}", path.display())));
+                if let Err(e) = write_cell(out, cell, &report, &i.to_string()) {
+                    *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
                     break;
                 }
                 bar.inc(1);
@@ -176,9 +363,11 @@ pub fn did_not_fit(result: &Value) -> bool {
     result.get("fits").and_then(Value::as_bool) == Some(false)
 }
 
-/// One strategy at one budget over its seeds.
+/// One strategy at one budget over its seeds, in one group (board, scenario, setting).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SummaryRow {
+    /// Board, scenario and setting.
+    pub group: Group,
     /// Strategy label.
     pub strategy: String,
     /// Arena bytes.
@@ -191,14 +380,20 @@ pub struct SummaryRow {
     pub ran: usize,
     /// Cells whose learner does not fit the budget.
     pub unfit: usize,
-    /// Cells without a result otherwise (failed, or not run yet).
+    /// Cells without a result otherwise: failed, or not run yet.
     pub missing: usize,
+    /// Of [`SummaryRow::missing`], the cells whose run failed (an error, a process that
+    /// exited non-zero, a job cancelled or preempted).
+    pub failed: usize,
 }
 
 impl SummaryRow {
     /// The row as `sweep.json`'s `summary` holds it.
     pub fn to_json(&self) -> Value {
         serde_json::json!({
+            "board": self.group.board,
+            "scenario": self.group.scenario,
+            "setting": self.group.setting,
             "strategy": self.strategy,
             "budget": self.budget,
             "avg_accuracy_mean": self.accuracy.map(|(m, _)| m),
@@ -208,6 +403,8 @@ impl SummaryRow {
             "cells_with_result": self.ran,
             "cells_over_budget": self.unfit,
             "cells_without_result": self.missing,
+            "cells_failed": self.failed,
+            "cells_not_run": self.missing - self.failed,
         })
     }
 
@@ -215,51 +412,69 @@ impl SummaryRow {
     pub fn from_json(v: &Value) -> SummaryRow {
         let f = |k: &str| v.get(k).and_then(Value::as_f64);
         let n = |k: &str| v.get(k).and_then(Value::as_u64).map_or(0, |n| n as usize);
+        let t = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
         SummaryRow {
-            strategy: v.get("strategy").and_then(Value::as_str).unwrap_or("?").to_string(),
+            group: Group {
+                board: t("board"),
+                scenario: t("scenario").unwrap_or_default(),
+                setting: t("setting").unwrap_or_default(),
+            },
+            strategy: t("strategy").unwrap_or_else(|| "?".into()),
             budget: n("budget"),
             accuracy: f("avg_accuracy_mean").map(|m| (m, f("avg_accuracy_se").unwrap_or(0.0))),
             range: f("avg_accuracy_min").zip(f("avg_accuracy_max")),
             ran: n("cells_with_result"),
             unfit: n("cells_over_budget"),
             missing: n("cells_without_result"),
+            failed: n("cells_failed").min(n("cells_without_result")),
         }
     }
 
     /// The row's cell of a table: `mean ± se` (`mean (n=1)` for one seed), the cells
-    /// still missing, or why there is no figure.
+    /// failed and still missing, or why there is no figure.
     pub fn text(&self) -> String {
+        let mut notes = Vec::new();
+        if self.failed > 0 {
+            notes.push(format!("{} failed", self.failed));
+        }
+        if self.missing > self.failed {
+            notes.push(format!("{} missing", self.missing - self.failed));
+        }
+        let notes = match notes.is_empty() {
+            true => String::new(),
+            false => format!(" ({})", notes.join(", ")),
+        };
         match self.accuracy {
-            Some((m, e)) => {
-                let mut t = match self.ran {
-                    1 => format!("{m:.2} (n=1)"),
-                    _ => format!("{m:.2} ± {e:.2}"),
-                };
-                if self.missing > 0 {
-                    t += &format!(" ({} missing)", self.missing);
-                }
-                t
-            }
-            None if self.unfit > 0 => "does not fit".into(),
-            None => "no result".into(),
+            Some((m, e)) => match self.ran {
+                1 => format!("{m:.2} (n=1){notes}"),
+                _ => format!("{m:.2} ± {e:.2}{notes}"),
+            },
+            None if self.unfit > 0 => "does not fit".to_string() + &notes,
+            None if self.failed > 0 => notes
+                .trim_start()
+                .trim_start_matches('(')
+                .trim_end_matches(')')
+                .to_string(),
+            None => "no result".to_string() + &notes,
         }
     }
 }
 
 /// Mean, standard error and range of the average accuracy of each strategy at each
-/// budget, over the cells that ran (the others are left out and counted).
+/// budget in each group, over the cells that ran (the others are left out and counted).
 pub fn summary(results: &[(Cell, Option<Value>)]) -> Vec<SummaryRow> {
-    let mut keys: Vec<(String, usize)> = Vec::new();
+    let mut keys: Vec<(Group, String, usize)> = Vec::new();
     for (c, _) in results {
-        if !keys.contains(&(c.strategy.clone(), c.budget)) {
-            keys.push((c.strategy.clone(), c.budget));
+        let key = (c.group(), c.strategy.clone(), c.budget);
+        if !keys.contains(&key) {
+            keys.push(key);
         }
     }
     keys.into_iter()
-        .map(|(s, b)| {
+        .map(|(g, s, b)| {
             let cells: Vec<Option<&Value>> = results
                 .iter()
-                .filter(|(c, _)| c.strategy == s && c.budget == b)
+                .filter(|(c, _)| c.strategy == s && c.budget == b && c.group() == g)
                 .map(|(_, v)| v.as_ref())
                 .collect();
             // Each cell counts once: a result, over budget, or neither.
@@ -267,6 +482,10 @@ pub fn summary(results: &[(Cell, Option<Value>)]) -> Vec<SummaryRow> {
             let unfit = cells
                 .iter()
                 .filter(|v| v.is_some_and(|v| did_not_fit(v) && accuracy(v).is_none()))
+                .count();
+            let failed = cells
+                .iter()
+                .filter(|v| matches!(outcome(**v), Outcome::Failed(_)))
                 .count();
             let stats = (!values.is_empty()).then(|| {
                 let n = values.len() as f64;
@@ -284,6 +503,7 @@ pub fn summary(results: &[(Cell, Option<Value>)]) -> Vec<SummaryRow> {
                 (lo, hi)
             });
             SummaryRow {
+                group: g,
                 strategy: s,
                 budget: b,
                 accuracy: stats,
@@ -291,6 +511,7 @@ pub fn summary(results: &[(Cell, Option<Value>)]) -> Vec<SummaryRow> {
                 ran: values.len(),
                 unfit,
                 missing: cells.len() - values.len() - unfit,
+                failed,
             }
         })
         .collect()
@@ -484,19 +705,26 @@ mod tests {
     #[test]
     fn summary_rows_survive_json_and_say_what_they_hold() {
         let row = SummaryRow {
+            group: Group {
+                board: Some("rp-pico".into()),
+                scenario: "split".into(),
+                setting: "class-il".into(),
+            },
             strategy: "si".into(),
             budget: 4096,
             accuracy: Some((50.0, 1.5)),
             range: Some((48.0, 52.0)),
             ran: 2,
             unfit: 0,
-            missing: 1,
+            missing: 3,
+            failed: 1,
         };
         assert_eq!(SummaryRow::from_json(&row.to_json()), row);
-        assert_eq!(row.text(), "50.00 ± 1.50 (1 missing)");
+        assert_eq!(row.text(), "50.00 ± 1.50 (1 failed, 2 missing)");
         let one = SummaryRow {
             ran: 1,
             missing: 0,
+            failed: 0,
             ..row.clone()
         };
         assert_eq!(one.text(), "50.00 (n=1)");
@@ -506,9 +734,19 @@ mod tests {
             ran: 0,
             unfit: 3,
             missing: 0,
-            ..row
+            failed: 0,
+            ..row.clone()
         };
         assert_eq!(unfit.text(), "does not fit");
+        let failed = SummaryRow {
+            accuracy: None,
+            range: None,
+            ran: 0,
+            missing: 2,
+            failed: 2,
+            ..row
+        };
+        assert_eq!(failed.text(), "2 failed");
     }
 
     #[test]

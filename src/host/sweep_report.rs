@@ -5,7 +5,7 @@
 
 use crate::host::plots::bytes_label;
 use crate::host::plots::{self, Bar, BudgetPoint, BudgetSeries};
-use crate::host::sweep::{accuracy, did_not_fit, file_safe, SummaryRow};
+use crate::host::sweep::{accuracy, did_not_fit, file_safe, Group, SummaryRow};
 use anyhow::{Context, Result};
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -132,8 +132,58 @@ fn components(report: &Value) -> Vec<(String, usize)> {
         .unwrap_or_default()
 }
 
+/// The sweep's groups (board, scenario, setting) in the order its cells come, each with
+/// the part of the sweep it holds: its summary rows and cells, its budgets, the sweep's
+/// strategies and seeds. A sweep written before groups existed is one group.
+fn groups(sweep: &Value) -> Vec<(Group, Value)> {
+    let group_of = |v: &Value| {
+        let t = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        Group {
+            board: t("board"),
+            scenario: t("scenario").unwrap_or_default(),
+            setting: t("setting").unwrap_or_default(),
+        }
+    };
+    let mut groups: Vec<Group> = Vec::new();
+    for c in list(sweep, "cells").into_iter().chain(list(sweep, "summary")) {
+        let g = group_of(c);
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|g| {
+            let summary: Vec<Value> = list(sweep, "summary")
+                .into_iter()
+                .filter(|r| group_of(r) == g)
+                .cloned()
+                .collect();
+            let cells: Vec<Value> = list(sweep, "cells")
+                .into_iter()
+                .filter(|c| group_of(c) == g)
+                .cloned()
+                .collect();
+            let mut budgets: Vec<u64> = summary
+                .iter()
+                .filter_map(|r| r.get("budget").and_then(Value::as_u64))
+                .collect();
+            budgets.sort_unstable();
+            budgets.dedup();
+            let part = serde_json::json!({
+                "summary": summary,
+                "cells": cells,
+                "budgets": budgets,
+                "strategies": sweep.get("strategies").cloned().unwrap_or(Value::Null),
+                "seeds": sweep.get("seeds").cloned().unwrap_or(Value::Null),
+            });
+            (g, part)
+        })
+        .collect()
+}
+
 /// Draws the plots of the sweep in `out/sweep.json` into `out/plots/`.
-fn draw(out: &Path, sweep: &Value) -> Result<Vec<Plot>> {
+fn draw(out: &Path, sweep: &Value, prefix: &str) -> Result<Vec<Plot>> {
     let dir = out.join("plots");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let rows = rows(sweep);
@@ -162,12 +212,12 @@ fn draw(out: &Path, sweep: &Value) -> Result<Vec<Plot>> {
         .collect();
     let seeds = sweep.get("seeds").and_then(Value::as_u64).unwrap_or(0);
     plots::accuracy_vs_budget(
-        &dir.join("accuracy-vs-budget"),
+        &dir.join(format!("{prefix}accuracy-vs-budget")),
         "Average accuracy against budget",
         &series,
     )?;
     plots.push(Plot {
-        stem: "accuracy-vs-budget".into(),
+        stem: format!("{prefix}accuracy-vs-budget"),
         title: "Average accuracy against budget".into(),
         caption: format!(
             "Average accuracy over all tasks after the last one, mean over {seeds} seeds; the bars span the seeds' \
@@ -183,7 +233,7 @@ fn draw(out: &Path, sweep: &Value) -> Result<Vec<Plot>> {
             continue;
         };
         let m = matrix(report);
-        let stem = format!("matrix-{}", file_safe(s));
+        let stem = format!("{prefix}matrix-{}", file_safe(s));
         let title = format!("{s} at {}: accuracy matrix (seed 1)", bytes_label(b as f64));
         plots::heat_map(&dir.join(&stem), &title, &m)?;
         plots.push(Plot {
@@ -192,7 +242,7 @@ fn draw(out: &Path, sweep: &Value) -> Result<Vec<Plot>> {
             caption: "Row i: after training task i; column j: accuracy (%) on task j's test samples.".into(),
             marks: m.iter().map(Vec::len).sum(),
         });
-        let stem = format!("tasks-{}", file_safe(s));
+        let stem = format!("{prefix}tasks-{}", file_safe(s));
         let title = format!(
             "{s} at {}: each task's accuracy over time (seed 1)",
             bytes_label(b as f64)
@@ -210,9 +260,9 @@ fn draw(out: &Path, sweep: &Value) -> Result<Vec<Plot>> {
         });
     }
     let title = "The plan's bytes per component, at the largest budget each fits";
-    plots::plan_bars(&dir.join("plan-bytes"), title, &bars)?;
+    plots::plan_bars(&dir.join(format!("{prefix}plan-bytes")), title, &bars)?;
     plots.push(Plot {
-        stem: "plan-bytes".into(),
+        stem: format!("{prefix}plan-bytes"),
         title: title.into(),
         caption: "Each strategy's arena at the largest budget it fits, by component (the plan the core carves).".into(),
         marks: bars
@@ -291,10 +341,8 @@ pub fn write(out: &Path) -> Result<PathBuf> {
     let json_path = out.join("sweep.json");
     let text = std::fs::read_to_string(&json_path).with_context(|| format!("reading {}", json_path.display()))?;
     let sweep: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", json_path.display()))?;
-    let plots = draw(out, &sweep)?;
-    let rows = rows(&sweep);
     let strategies = strategies(&sweep);
-    let budgets = budgets(&sweep);
+    let all_budgets = budgets(&sweep);
     let s = |k: &str| sweep.get(k).and_then(Value::as_str).unwrap_or("").to_string();
 
     let mut h = String::new();
@@ -312,129 +360,200 @@ pub fn write(out: &Path) -> Result<PathBuf> {
          </style></head><body>\n<h1>Forgetting under RAM limits</h1>\n",
         esc(&s("command"))
     );
+    let names = |k: &str| -> Vec<String> {
+        list(&sweep, k)
+            .into_iter()
+            .map(|v| {
+                v.as_str()
+                    .map_or_else(|| "(the protocol's default)".to_string(), str::to_string)
+            })
+            .collect()
+    };
+    let boards = names("boards");
+    let on = match boards.len() {
+        0 | 1 => format!("board <b>{}</b>'s profile", esc(&s("board"))),
+        _ => format!("the boards <b>{}</b>", esc(&boards.join(", "))),
+    };
+    let scenarios = names("scenarios");
+    let settings = names("settings");
+    let grid = match (scenarios.len(), settings.len()) {
+        (0, 0) => String::new(),
+        _ => format!(
+            ", scenario {} and setting {}",
+            esc(&scenarios.join(", ")),
+            esc(&settings.join(", "))
+        ),
+    };
+    let took = match sweep.get("jobs").and_then(Value::as_u64) {
+        Some(jobs) => format!(
+            "(on {jobs} worker threads); this invocation of the sweep took {:.0} s (cells finished before are not run again)",
+            sweep.get("seconds").and_then(Value::as_f64).unwrap_or(0.0)
+        ),
+        None => "(as separate jobs: drawn from the cells' files by <code>edgecl sweep --report</code>)".into(),
+    };
     let _ = writeln!(
         w,
-        "<p>{} strategies, {} budgets and {} seeds with board <b>{}</b>'s profile: {} cells. Their runs took {:.0} s \
-         in all (on {} worker threads); this invocation of the sweep took {:.0} s (cells finished before are not \
-         run again).</p>",
+        "<p>{} strategies, {} budgets and {} seeds with {on}{grid}: {} cells. Their runs took {:.0} s in all {took}.</p>",
         strategies.len(),
-        budgets.len(),
+        all_budgets.len(),
         sweep.get("seeds").and_then(Value::as_u64).unwrap_or(0),
-        esc(&s("board")),
         list(&sweep, "cells").len(),
         sweep.get("cell_seconds").and_then(Value::as_f64).unwrap_or(0.0),
-        sweep.get("jobs").and_then(Value::as_u64).unwrap_or(0),
-        sweep.get("seconds").and_then(Value::as_f64).unwrap_or(0.0)
     );
+    // Cells without a result: failed ones by name and why, missing ones counted.
+    let failed = list(&sweep, "failed");
+    let missing = sweep.get("cells_missing").and_then(Value::as_u64).unwrap_or(0);
+    if !failed.is_empty() || missing > 0 {
+        let _ = writeln!(
+            w,
+            "<h2>Cells without a result</h2>\n<p id=\"incomplete\">{} failed, {missing} missing (not run yet, or \
+             still running): the figures below leave them out. <code>edgecl sweep --resubmit DIR</code> runs them \
+             on Slurm; the same <code>edgecl sweep</code> command runs them here.</p>",
+            failed.len()
+        );
+        if !failed.is_empty() {
+            let _ = writeln!(
+                w,
+                "<table id=\"failed\"><tr><th>cell</th><th>file</th><th>exit status</th><th>error</th></tr>"
+            );
+            for f in &failed {
+                let _ = writeln!(
+                    w,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    f.get("index").and_then(Value::as_u64).unwrap_or(0),
+                    esc(f.get("file").and_then(Value::as_str).unwrap_or("")),
+                    f.get("exit_status")
+                        .and_then(Value::as_i64)
+                        .map_or_else(String::new, |s| s.to_string()),
+                    esc(f.get("error").and_then(Value::as_str).unwrap_or(""))
+                );
+            }
+            let _ = writeln!(w, "</table>");
+        }
+    }
     let _ = writeln!(w, "<h2>Command</h2>\n<pre id=\"command\">{}</pre>", esc(&s("command")));
 
-    // Which strategy wins where.
-    let _ = writeln!(
-        w,
-        "<h2>Which strategy keeps the most accuracy at each budget</h2>\n<table id=\"winners\"><tr><th>budget</th><th>best strategy</th><th>average accuracy (%)</th></tr>"
-    );
-    let winners = winners(&sweep);
-    for (b, best) in &winners {
-        let all_over = rows
-            .iter()
-            .filter(|r| r.budget == *b && !REFERENCES.contains(&r.strategy.as_str()))
-            .all(|r| r.ran == 0 && r.missing == 0 && r.unfit > 0);
-        let none = if all_over { "none fits" } else { "no result" };
-        let (name, acc) = best.clone().map_or((none.to_string(), None), |(n, a)| (n, Some(a)));
+    let groups = groups(&sweep);
+    let many = groups.len() > 1;
+    for (g, part) in &groups {
+        let (prefix, id) = match many {
+            true => (format!("{}-", g.key()), format!("-{}", g.key())),
+            false => (String::new(), String::new()),
+        };
+        if many {
+            let _ = writeln!(w, "<h2 class=\"group\" id=\"group{id}\">{}</h2>", esc(&g.title()));
+        }
+        let plots = draw(out, part, &prefix)?;
+        let rows = rows(part);
+        let budgets = budgets(part);
+        // Which strategy wins where.
         let _ = writeln!(
             w,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            bytes_label(*b as f64),
-            esc(&name),
-            pct(acc)
+            "<h2>Which strategy keeps the most accuracy at each budget</h2>\n<table id=\"winners{id}\"><tr><th>budget</th><th>best strategy</th><th>average accuracy (%)</th></tr>"
         );
-    }
-    let _ = writeln!(
-        w,
-        "</table>\n<p>Joint training (every task's data kept) is the reference, not a contender.</p>"
-    );
-
-    // Mean ± standard error per strategy and budget.
-    let _ = write!(
-        w,
-        "<h2>Average accuracy (%), mean ± standard error over seeds</h2>\n<table id=\"summary\"><tr><th>strategy</th>"
-    );
-    for b in &budgets {
-        let _ = write!(w, "<th>{}</th>", bytes_label(*b as f64));
-    }
-    let _ = writeln!(w, "</tr>");
-    let best: Vec<Option<&str>> = winners
-        .iter()
-        .map(|(_, b)| b.as_ref().map(|(s, _)| s.as_str()))
-        .collect();
-    for st in &strategies {
-        let _ = write!(w, "<tr><td>{}</td>", esc(st));
-        for (i, b) in budgets.iter().enumerate() {
-            let r = rows.iter().find(|r| &r.strategy == st && r.budget == *b);
-            let text = r.map_or_else(|| "no result".to_string(), SummaryRow::text);
-            let class = if best[i] == Some(st.as_str()) {
-                " class=\"win\""
-            } else {
-                ""
-            };
-            let _ = write!(w, "<td{class}>{text}</td>");
+        let winners = winners(part);
+        for (b, best) in &winners {
+            let all_over = rows
+                .iter()
+                .filter(|r| r.budget == *b && !REFERENCES.contains(&r.strategy.as_str()))
+                .all(|r| r.ran == 0 && r.missing == 0 && r.unfit > 0);
+            let none = if all_over { "none fits" } else { "no result" };
+            let (name, acc) = best.clone().map_or((none.to_string(), None), |(n, a)| (n, Some(a)));
+            let _ = writeln!(
+                w,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                bytes_label(*b as f64),
+                esc(&name),
+                pct(acc)
+            );
         }
-        let _ = writeln!(w, "</tr>");
-    }
-    let _ = writeln!(w, "</table>");
+        let _ = writeln!(
+            w,
+            "</table>\n<p>Joint training (every task's data kept) is the reference, not a contender.</p>"
+        );
 
-    // Accuracy bought per extra KiB.
-    let _ = write!(
-        w,
-        "<h2>Accuracy each extra KiB buys</h2>\n<p>Points of average accuracy per KiB from one budget to the next (mean over seeds).</p>\n<table id=\"per-kib\"><tr><th>strategy</th>"
-    );
-    for p in budgets.windows(2) {
+        // Mean ± standard error per strategy and budget.
         let _ = write!(
             w,
-            "<th>{} → {}</th>",
-            bytes_label(p[0] as f64),
-            bytes_label(p[1] as f64)
+            "<h2>Average accuracy (%), mean ± standard error over seeds</h2>\n<table id=\"summary{id}\"><tr><th>strategy</th>"
         );
-    }
-    let _ = writeln!(w, "</tr>");
-    for st in &strategies {
-        let _ = write!(w, "<tr><td>{}</td>", esc(st));
-        let mean = |b: usize| Some(rows.iter().find(|r| &r.strategy == st && r.budget == b)?.accuracy?.0);
-        for p in budgets.windows(2) {
-            let text = match (mean(p[0]), mean(p[1])) {
-                (Some(a), Some(c)) => {
-                    let per_kib = (c - a) / ((p[1] as f64 - p[0] as f64) / 1024.0);
-                    // Rounded first, so a tiny loss does not print as "-0.000".
-                    format!("{:+.3}", (per_kib * 1000.0).round() / 1000.0 + 0.0)
-                }
-                _ => "–".into(),
-            };
-            let _ = write!(w, "<td>{text}</td>");
+        for b in &budgets {
+            let _ = write!(w, "<th>{}</th>", bytes_label(*b as f64));
         }
         let _ = writeln!(w, "</tr>");
-    }
-    let _ = writeln!(w, "</table>");
+        let best: Vec<Option<&str>> = winners
+            .iter()
+            .map(|(_, b)| b.as_ref().map(|(s, _)| s.as_str()))
+            .collect();
+        for st in &strategies {
+            let _ = write!(w, "<tr><td>{}</td>", esc(st));
+            for (i, b) in budgets.iter().enumerate() {
+                let r = rows.iter().find(|r| &r.strategy == st && r.budget == *b);
+                let text = r.map_or_else(|| "no result".to_string(), SummaryRow::text);
+                let class = if best[i] == Some(st.as_str()) {
+                    " class=\"win\""
+                } else {
+                    ""
+                };
+                let _ = write!(w, "<td{class}>{text}</td>");
+            }
+            let _ = writeln!(w, "</tr>");
+        }
+        let _ = writeln!(w, "</table>");
 
-    // Plots, inlined.
-    let _ = writeln!(w, "<h2>Plots</h2>");
-    for p in &plots {
-        let svg_path = out.join("plots").join(format!("{}.svg", p.stem));
-        let svg = std::fs::read_to_string(&svg_path).with_context(|| format!("reading {}", svg_path.display()))?;
-        let svg = svg.trim_start_matches(|c| c != '<');
-        let svg = svg
-            .strip_prefix("<?xml")
-            .map_or(svg, |r| r.split_once("?>").map_or(r, |(_, b)| b));
-        let _ = writeln!(
+        // Accuracy bought per extra KiB.
+        let _ = write!(
             w,
-            "<figure class=\"plot\" id=\"plot-{}\" data-marks=\"{}\"><h3>{}</h3>\n{}\n<figcaption>{} (<a href=\"plots/{}.png\">PNG</a>, <a href=\"plots/{}.svg\">SVG</a>)</figcaption></figure>",
-            esc(&p.stem),
-            p.marks,
-            esc(&p.title),
-            svg.trim(),
-            esc(&p.caption),
-            esc(&p.stem),
-            esc(&p.stem)
+            "<h2>Accuracy each extra KiB buys</h2>\n<p>Points of average accuracy per KiB from one budget to the next (mean over seeds).</p>\n<table id=\"per-kib{id}\"><tr><th>strategy</th>"
         );
+        for p in budgets.windows(2) {
+            let _ = write!(
+                w,
+                "<th>{} → {}</th>",
+                bytes_label(p[0] as f64),
+                bytes_label(p[1] as f64)
+            );
+        }
+        let _ = writeln!(w, "</tr>");
+        for st in &strategies {
+            let _ = write!(w, "<tr><td>{}</td>", esc(st));
+            let mean = |b: usize| Some(rows.iter().find(|r| &r.strategy == st && r.budget == b)?.accuracy?.0);
+            for p in budgets.windows(2) {
+                let text = match (mean(p[0]), mean(p[1])) {
+                    (Some(a), Some(c)) => {
+                        let per_kib = (c - a) / ((p[1] as f64 - p[0] as f64) / 1024.0);
+                        // Rounded first, so a tiny loss does not print as "-0.000".
+                        format!("{:+.3}", (per_kib * 1000.0).round() / 1000.0 + 0.0)
+                    }
+                    _ => "–".into(),
+                };
+                let _ = write!(w, "<td>{text}</td>");
+            }
+            let _ = writeln!(w, "</tr>");
+        }
+        let _ = writeln!(w, "</table>");
+
+        // Plots, inlined.
+        let _ = writeln!(w, "<h2>Plots</h2>");
+        for p in &plots {
+            let svg_path = out.join("plots").join(format!("{}.svg", p.stem));
+            let svg = std::fs::read_to_string(&svg_path).with_context(|| format!("reading {}", svg_path.display()))?;
+            let svg = svg.trim_start_matches(|c| c != '<');
+            let svg = svg
+                .strip_prefix("<?xml")
+                .map_or(svg, |r| r.split_once("?>").map_or(r, |(_, b)| b));
+            let _ = writeln!(
+                w,
+                "<figure class=\"plot\" id=\"plot-{}\" data-marks=\"{}\"><h3>{}</h3>\n{}\n<figcaption>{} (<a href=\"plots/{}.png\">PNG</a>, <a href=\"plots/{}.svg\">SVG</a>)</figcaption></figure>",
+                esc(&p.stem),
+                p.marks,
+                esc(&p.title),
+                svg.trim(),
+                esc(&p.caption),
+                esc(&p.stem),
+                esc(&p.stem)
+            );
+        }
     }
 
     // Every cell.
@@ -445,8 +564,12 @@ pub fn write(out: &Path) -> Result<PathBuf> {
     });
     let _ = write!(
         w,
-        "<h2>Every cell</h2>\n<table id=\"cells\"><tr><th>strategy</th><th>budget</th><th>seed</th><th>head</th><th>generator</th>\
-         <th>arena (B)</th><th>average accuracy (%)</th><th>BWT</th><th>forgetting</th>"
+        "<h2>Every cell</h2>\n<table id=\"cells\"><tr>{}<th>strategy</th><th>budget</th><th>seed</th><th>head</th><th>generator</th>\
+         <th>arena (B)</th><th>average accuracy (%)</th><th>BWT</th><th>forgetting</th>",
+        match many {
+            true => "<th>board</th><th>scenario</th><th>setting</th>",
+            false => "",
+        }
     );
     if flash {
         let _ = write!(w, "<th>flash (B)</th><th>fits flash</th>");
@@ -476,14 +599,25 @@ pub fn write(out: &Path) -> Result<PathBuf> {
         let acc = match result {
             Some(r) if did_not_fit(r) => "does not fit".to_string(),
             Some(r) => accuracy(r).map_or_else(
-                || format!("error: {}", r.get("error").and_then(Value::as_str).unwrap_or("")),
+                || format!("failed: {}", r.get("error").and_then(Value::as_str).unwrap_or("")),
                 |a| format!("{a:.2}"),
             ),
             None => "not run".into(),
         };
+        let _ = write!(w, "<tr>");
+        if many {
+            let t = |k: &str| esc(c.get(k).and_then(Value::as_str).unwrap_or("–"));
+            let _ = write!(
+                w,
+                "<td>{}</td><td>{}</td><td>{}</td>",
+                t("board"),
+                t("scenario"),
+                t("setting")
+            );
+        }
         let _ = write!(
             w,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+            "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
             esc(c.get("strategy").and_then(Value::as_str).unwrap_or("")),
             bytes_label(c.get("budget").and_then(Value::as_u64).unwrap_or(0) as f64),
             c.get("seed").and_then(Value::as_u64).unwrap_or(0),
