@@ -63,6 +63,88 @@ fn chromium() -> Option<&'static str> {
     })
 }
 
+const HEADLESS: [&str; 4] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--virtual-time-budget=10000",
+];
+
+/// Asserts that chromium laid out all `tables` tables and `plots` plots of the page at
+/// `url` (the page's own check, in `body[data-render]`).
+fn assert_laid_out(browser: &str, url: &str, tables: usize, plots: usize) {
+    let dom = Command::new(browser)
+        .args(HEADLESS)
+        .arg("--dump-dom")
+        .arg(url)
+        .output()
+        .expect("chromium runs");
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let want = format!("data-render=\"tables {tables}/{tables} plots {plots}/{plots}\"");
+    assert!(dom.contains(&want), "chromium laid out {:?}, want {want}", {
+        let at = dom.find("data-render").unwrap_or(0);
+        &dom[at..(at + 60).min(dom.len())]
+    });
+}
+
+#[test]
+fn a_grid_of_settings_groups_its_report_and_names_failed_cells() {
+    let out = std::env::temp_dir().join(format!("edgecl-sweep-groups-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let printed = sweep(
+        &out,
+        &[
+            "--settings",
+            "task-il,class-il",
+            "--strategies",
+            "naive,progressive",
+            "--seeds",
+            "1",
+        ],
+    );
+    // Progressive columns need task labels: under class-il the cell fails, and says why.
+    assert!(
+        printed.contains("split task-il") && printed.contains("split class-il"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("8 cells: 6 with a result, 2 failed, 0 missing"),
+        "{printed}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
+    assert_eq!(summary["settings"], serde_json::json!(["task-il", "class-il"]));
+    assert_eq!(summary["failed"].as_array().unwrap().len(), 2);
+    let html = out.join("report.html");
+    let text = std::fs::read_to_string(&html).unwrap();
+    for id in [
+        "group-split-task-il",
+        "summary-split-task-il",
+        "winners-split-class-il",
+        "failed",
+        "incomplete",
+    ] {
+        assert!(text.contains(&format!("id=\"{id}\"")), "no #{id}");
+    }
+    // Per group: accuracy against budget and plan bars; per strategy that ran there a heat
+    // map and task curves (progressive runs under task-il only).
+    let plots = 2 * 2 + 2 * 2 + 2;
+    assert_eq!(text.matches("<figure class=\"plot\"").count(), plots);
+    for stem in ["split-task-il-matrix-progressive", "split-class-il-accuracy-vs-budget"] {
+        assert!(out.join("plots").join(format!("{stem}.svg")).is_file(), "{stem}");
+    }
+    assert!(!out.join("plots/split-class-il-matrix-progressive.svg").exists());
+    let tables = text.matches("<table").count();
+    match chromium() {
+        Some(browser) => assert_laid_out(browser, &format!("file://{}", html.display()), tables, plots),
+        None => {
+            assert!(std::env::var_os("CI").is_none(), "CI installs chromium; it is missing");
+            eprintln!("chromium not installed: the report was not rendered");
+        }
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
 #[test]
 fn the_report_renders_every_table_and_plot_in_headless_chromium() {
     let out = std::env::temp_dir().join(format!("edgecl-sweep-report-{}", std::process::id()));
@@ -113,25 +195,9 @@ fn the_report_renders_every_table_and_plot_in_headless_chromium() {
         return;
     };
     let url = format!("file://{}", html.display());
-    let headless = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--virtual-time-budget=10000",
-    ];
-    let dom = Command::new(browser)
-        .args(headless)
-        .arg("--dump-dom")
-        .arg(&url)
-        .output()
-        .expect("chromium runs");
-    let dom = String::from_utf8_lossy(&dom.stdout);
-    let want = format!("data-render=\"tables {tables}/{tables} plots {plots}/{plots}\"");
-    assert!(dom.contains(&want), "chromium laid out {:?}, want {want}", {
-        let at = dom.find("data-render").unwrap_or(0);
-        &dom[at..(at + 60).min(dom.len())]
-    });
+    assert_laid_out(browser, &url, tables, plots);
     let shot = out.join("report.png");
+    let headless = HEADLESS;
     let o = Command::new(browser)
         .args(headless)
         .args(["--window-size=1100,4000", "--hide-scrollbars"])

@@ -183,7 +183,7 @@ fn groups(sweep: &Value) -> Vec<(Group, Value)> {
 }
 
 /// Draws the plots of the sweep in `out/sweep.json` into `out/plots/`.
-fn draw(out: &Path, sweep: &Value, prefix: &str) -> Result<Vec<Plot>> {
+fn draw(out: &Path, sweep: &Value, prefix: &str, heading: &str) -> Result<Vec<Plot>> {
     let dir = out.join("plots");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let rows = rows(sweep);
@@ -213,12 +213,12 @@ fn draw(out: &Path, sweep: &Value, prefix: &str) -> Result<Vec<Plot>> {
     let seeds = sweep.get("seeds").and_then(Value::as_u64).unwrap_or(0);
     plots::accuracy_vs_budget(
         &dir.join(format!("{prefix}accuracy-vs-budget")),
-        "Average accuracy against budget",
+        &format!("{heading}Average accuracy against budget"),
         &series,
     )?;
     plots.push(Plot {
         stem: format!("{prefix}accuracy-vs-budget"),
-        title: "Average accuracy against budget".into(),
+        title: format!("{heading}Average accuracy against budget"),
         caption: format!(
             "Average accuracy over all tasks after the last one, mean over {seeds} seeds; the bars span the seeds' \
              lowest and highest. A strategy has no point at a budget its smallest learner does not fit."
@@ -234,7 +234,7 @@ fn draw(out: &Path, sweep: &Value, prefix: &str) -> Result<Vec<Plot>> {
         };
         let m = matrix(report);
         let stem = format!("{prefix}matrix-{}", file_safe(s));
-        let title = format!("{s} at {}: accuracy matrix (seed 1)", bytes_label(b as f64));
+        let title = format!("{heading}{s} at {}: accuracy matrix (seed 1)", bytes_label(b as f64));
         plots::heat_map(&dir.join(&stem), &title, &m)?;
         plots.push(Plot {
             stem,
@@ -244,7 +244,7 @@ fn draw(out: &Path, sweep: &Value, prefix: &str) -> Result<Vec<Plot>> {
         });
         let stem = format!("{prefix}tasks-{}", file_safe(s));
         let title = format!(
-            "{s} at {}: each task's accuracy over time (seed 1)",
+            "{heading}{s} at {}: each task's accuracy over time (seed 1)",
             bytes_label(b as f64)
         );
         plots::task_curves(&dir.join(&stem), &title, &m)?;
@@ -259,11 +259,11 @@ fn draw(out: &Path, sweep: &Value, prefix: &str) -> Result<Vec<Plot>> {
             parts: components(report),
         });
     }
-    let title = "The plan's bytes per component, at the largest budget each fits";
-    plots::plan_bars(&dir.join(format!("{prefix}plan-bytes")), title, &bars)?;
+    let title = format!("{heading}The plan's bytes per component, at the largest budget each fits");
+    plots::plan_bars(&dir.join(format!("{prefix}plan-bytes")), &title, &bars)?;
     plots.push(Plot {
         stem: format!("{prefix}plan-bytes"),
-        title: title.into(),
+        title,
         caption: "Each strategy's arena at the largest budget it fits, by component (the plan the core carves).".into(),
         marks: bars
             .iter()
@@ -440,16 +440,20 @@ pub fn write(out: &Path) -> Result<PathBuf> {
             true => (format!("{}-", g.key()), format!("-{}", g.key())),
             false => (String::new(), String::new()),
         };
+        let (hn, title) = match many {
+            true => ("h3", format!("{}: ", g.title())),
+            false => ("h2", String::new()),
+        };
         if many {
             let _ = writeln!(w, "<h2 class=\"group\" id=\"group{id}\">{}</h2>", esc(&g.title()));
         }
-        let plots = draw(out, part, &prefix)?;
+        let plots = draw(out, part, &prefix, &title)?;
         let rows = rows(part);
         let budgets = budgets(part);
         // Which strategy wins where.
         let _ = writeln!(
             w,
-            "<h2>Which strategy keeps the most accuracy at each budget</h2>\n<table id=\"winners{id}\"><tr><th>budget</th><th>best strategy</th><th>average accuracy (%)</th></tr>"
+            "<{hn}>Which strategy keeps the most accuracy at each budget</{hn}>\n<table id=\"winners{id}\"><tr><th>budget</th><th>best strategy</th><th>average accuracy (%)</th></tr>"
         );
         let winners = winners(part);
         for (b, best) in &winners {
@@ -475,7 +479,7 @@ pub fn write(out: &Path) -> Result<PathBuf> {
         // Mean ± standard error per strategy and budget.
         let _ = write!(
             w,
-            "<h2>Average accuracy (%), mean ± standard error over seeds</h2>\n<table id=\"summary{id}\"><tr><th>strategy</th>"
+            "<{hn}>Average accuracy (%), mean ± standard error over seeds</{hn}>\n<table id=\"summary{id}\"><tr><th>strategy</th>"
         );
         for b in &budgets {
             let _ = write!(w, "<th>{}</th>", bytes_label(*b as f64));
@@ -504,7 +508,7 @@ pub fn write(out: &Path) -> Result<PathBuf> {
         // Accuracy bought per extra KiB.
         let _ = write!(
             w,
-            "<h2>Accuracy each extra KiB buys</h2>\n<p>Points of average accuracy per KiB from one budget to the next (mean over seeds).</p>\n<table id=\"per-kib{id}\"><tr><th>strategy</th>"
+            "<{hn}>Accuracy each extra KiB buys</{hn}>\n<p>Points of average accuracy per KiB from one budget to the next (mean over seeds).</p>\n<table id=\"per-kib{id}\"><tr><th>strategy</th>"
         );
         for p in budgets.windows(2) {
             let _ = write!(
@@ -534,7 +538,7 @@ pub fn write(out: &Path) -> Result<PathBuf> {
         let _ = writeln!(w, "</table>");
 
         // Plots, inlined.
-        let _ = writeln!(w, "<h2>Plots</h2>");
+        let _ = writeln!(w, "<{hn}>Plots</{hn}>");
         for p in &plots {
             let svg_path = out.join("plots").join(format!("{}.svg", p.stem));
             let svg = std::fs::read_to_string(&svg_path).with_context(|| format!("reading {}", svg_path.display()))?;
