@@ -45,12 +45,14 @@ enum Command {
     /// of dense layers) and the labelled sample stream (from MNIST).
     #[cfg(feature = "onnx")]
     DeviceData(DeviceDataArgs),
-    /// Run a scenario over budgets x strategies x seeds, each cell planned to the largest
-    /// learner that fits its budget (the widest head; a generator takes the largest size
-    /// that leaves the head 8 hidden units); reports land in OUT/cells/ (a killed sweep
-    /// resumes where it stopped), all cells and the summary in OUT/sweep.json, plots in
-    /// OUT/plots/, the page in OUT/report.html. --strategy, --budget and --seed are set per
-    /// cell; a --lambda list is not swept (its first value is taken).
+    /// Run a grid of boards x scenarios x settings x strategies x budgets x seeds, each cell
+    /// planned to the largest learner that fits its budget (the widest head; a generator
+    /// takes the largest size that leaves the head 8 hidden units); reports land in
+    /// OUT/cells/ (a killed sweep resumes where it stopped), all cells and the summary in
+    /// OUT/sweep.json, plots in OUT/plots/, the page in OUT/report.html. With --slurm the
+    /// cells run as a Slurm job array and a job after it draws the report; --resubmit DIR
+    /// sends the missing and failed cells again; --report DIR draws the report from the
+    /// cells there. A --lambda list is not swept (its first value is taken).
     Sweep(Box<cli::sweep::SweepArgs>),
     /// Run one cell of a sweep's folder (its line INDEX of DIR/cells.txt, from 0) and
     /// write its report into DIR/cells/; what each task of a Slurm job array runs. A cell

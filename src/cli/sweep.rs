@@ -148,7 +148,8 @@ impl SlurmArgs {
 pub struct SweepCellArgs {
     /// The sweep's folder (written by `edgecl sweep --out DIR`).
     dir: PathBuf,
-    /// The cell's line in DIR/cells.txt, from 0 (a Slurm array task's SLURM_ARRAY_TASK_ID).
+    /// The cell's line in DIR/cells.txt, from 0 (in a Slurm array: SLURM_ARRAY_TASK_ID plus
+    /// the array's offset).
     index: usize,
     /// Record that the cell's process ended with this exit status, when it left no
     /// report (the job scripts call this after a task that exited non-zero); runs nothing.
