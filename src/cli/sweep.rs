@@ -111,6 +111,10 @@ struct SlurmArgs {
     /// Array tasks run at once (`--array=...%K`).
     #[arg(long)]
     array_parallel: Option<usize>,
+    /// Cells each array task runs one after the other [1]: more for short cells, whose
+    /// jobs would otherwise cost the scheduler more than they compute.
+    #[arg(long)]
+    cells_per_task: Option<usize>,
     /// More #SBATCH options, as sbatch takes them (e.g. --sbatch-option=--account=proj).
     #[arg(long, allow_hyphen_values = true)]
     sbatch_option: Vec<String>,
@@ -128,6 +132,7 @@ impl SlurmArgs {
             || self.time.is_some()
             || self.cpus_per_task.is_some()
             || self.array_parallel.is_some()
+            || self.cells_per_task.is_some()
             || !self.sbatch_option.is_empty()
             || !self.setup.is_empty()
     }
@@ -138,6 +143,7 @@ impl SlurmArgs {
             time: self.time.clone(),
             cpus_per_task: self.cpus_per_task.unwrap_or(1),
             array_parallel: self.array_parallel,
+            cells_per_task: self.cells_per_task.unwrap_or(1),
             sbatch_options: self.sbatch_option.clone(),
             setup: self.setup.clone(),
         }
@@ -667,20 +673,42 @@ fn submit(dir: &Path, cells: &[Cell], opts: JobOptions, dry_run: bool, verb: &st
         println!("{} cells, all with a report: nothing to submit", cells.len());
         return report(dir, None).map(|_| ());
     }
-    // Arrays whose indices stay below the cluster's MaxArraySize, each with its script.
-    let max = slurm::max_array_size().unwrap_or(slurm::DEFAULT_MAX_ARRAY_SIZE);
-    let chunks = slurm::chunks(&todo, max);
     let mut scripts = Vec::new();
-    for (n, (offset, indices)) in chunks.iter().enumerate() {
-        let name = match n {
-            0 => "cells.sbatch".to_string(),
-            n => format!("cells-{n}.sbatch"),
-        };
-        let path = slurm_dir.join(name);
-        let script = slurm::cells_script(&exe, dir, indices, *offset, &opts)?;
+    if opts.cells_per_task > 1 {
+        // One array of tasks, each running a line of cells from its task file.
+        let batches = slurm::batches(&todo, opts.cells_per_task);
+        let max = slurm::max_array_size().unwrap_or(slurm::DEFAULT_MAX_ARRAY_SIZE);
+        if batches.len() > max {
+            bail!(
+                "{} tasks of {} cells: more than the cluster's MaxArraySize of {max}; raise --cells-per-task",
+                batches.len(),
+                opts.cells_per_task
+            );
+        }
+        let tasks = slurm_dir.join("tasks.txt");
+        let lines: String = batches
+            .iter()
+            .map(|b| b.iter().map(usize::to_string).collect::<Vec<_>>().join(" ") + "\n")
+            .collect();
+        std::fs::write(&tasks, lines).with_context(|| format!("writing {}", tasks.display()))?;
+        let path = slurm_dir.join("cells.sbatch");
+        let script = slurm::batched_script(&exe, dir, &tasks, batches.len(), &opts)?;
         std::fs::write(&path, &script).with_context(|| format!("writing {}", path.display()))?;
-        let absolute: Vec<usize> = indices.iter().map(|i| i + offset).collect();
-        scripts.push((path, script, absolute));
+        scripts.push((path, script, todo.clone()));
+    } else {
+        // Arrays whose indices stay below the cluster's MaxArraySize, each with its script.
+        let max = slurm::max_array_size().unwrap_or(slurm::DEFAULT_MAX_ARRAY_SIZE);
+        for (n, (offset, indices)) in slurm::chunks(&todo, max).iter().enumerate() {
+            let name = match n {
+                0 => "cells.sbatch".to_string(),
+                n => format!("cells-{n}.sbatch"),
+            };
+            let path = slurm_dir.join(name);
+            let script = slurm::cells_script(&exe, dir, indices, *offset, &opts)?;
+            std::fs::write(&path, &script).with_context(|| format!("writing {}", path.display()))?;
+            let absolute: Vec<usize> = indices.iter().map(|i| i + offset).collect();
+            scripts.push((path, script, absolute));
+        }
     }
     if dry_run {
         for (path, script, _) in &scripts {

@@ -29,6 +29,10 @@ pub struct JobOptions {
     pub cpus_per_task: usize,
     /// Array tasks run at once (`--array=...%K`); none: as many as the cluster gives.
     pub array_parallel: Option<usize>,
+    /// Cells each array task runs, one after the other (0 or 1: one; more spares the
+    /// scheduler a job per short cell).
+    #[serde(default)]
+    pub cells_per_task: usize,
     /// More `#SBATCH` options, each as sbatch takes it (`--account=proj`, `--qos=short`).
     pub sbatch_options: Vec<String>,
     /// Shell lines run before each cell and the report (`module load ...`).
@@ -180,6 +184,62 @@ pub fn cells_script(exe: &Path, dir: &Path, indices: &[usize], offset: usize, op
     Ok(w)
 }
 
+/// The job-array script whose task `t` runs, one after the other, the cells listed on
+/// line `t + 1` of `tasks` (space-separated indices of cells.txt): [`batches`] of the
+/// cells asked for. A cell that exits non-zero is recorded as [`cells_script`]'s are; after
+/// SIGTERM the task records the cell it was running and runs no more.
+pub fn batched_script(exe: &Path, dir: &Path, tasks: &Path, count: usize, opts: &JobOptions) -> Result<String> {
+    if count == 0 {
+        bail!("a job array needs at least one task");
+    }
+    let mut w = String::from("#!/bin/bash\n");
+    let _ = writeln!(
+        w,
+        "# The cells of the edgecl sweep in {}, several per array task (written by edgecl sweep).",
+        dir.display()
+    );
+    let _ = writeln!(w, "#SBATCH --job-name=edgecl-cells");
+    let parallel = opts
+        .array_parallel
+        .map_or_else(String::new, |k| format!("%{}", k.max(1)));
+    let _ = writeln!(w, "#SBATCH --array=0-{}{parallel}", count - 1);
+    let logs = dir.join(SLURM_DIR).join("logs");
+    let _ = writeln!(
+        w,
+        "#SBATCH --output={}",
+        directive(&logs.join("task-%a-%A.log").display().to_string(), "the log path")?
+    );
+    common(opts, &mut w)?;
+    let _ = writeln!(w, "edgecl={}", shell_quote(&exe.display().to_string()));
+    let _ = writeln!(w, "dir={}", shell_quote(&dir.display().to_string()));
+    let _ = writeln!(w, "tasks={}", shell_quote(&tasks.display().to_string()));
+    let _ = writeln!(
+        w,
+        "# Cancelled, preempted or out of time, a task gets SIGTERM: the running cell dies of it,\n\
+         # this shell records its exit status and runs no more cells.\n\
+         stop=0\n\
+         trap 'echo \"edgecl-cells: SIGTERM\" >&2; stop=1' TERM\n\
+         status=0\n\
+         for cell in $(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" \"$tasks\"); do\n\
+         \x20 \"$edgecl\" sweep-cell \"$dir\" \"$cell\"\n\
+         \x20 s=$?\n\
+         \x20 if [ \"$s\" -ne 0 ]; then\n\
+         \x20   \"$edgecl\" sweep-cell \"$dir\" \"$cell\" --exit-status \"$s\"\n\
+         \x20   status=$s\n\
+         \x20 fi\n\
+         \x20 [ \"$stop\" -eq 0 ] || break\n\
+         done\n\
+         exit \"$status\""
+    );
+    Ok(w)
+}
+
+/// `indices` cut into runs of `per_task` (the last one shorter), one per array task: the
+/// lines of a [`batched_script`]'s task file.
+pub fn batches(indices: &[usize], per_task: usize) -> Vec<Vec<usize>> {
+    indices.chunks(per_task.max(1)).map(<[usize]>::to_vec).collect()
+}
+
 /// The script that draws the sweep's report from whatever cells exist.
 pub fn report_script(exe: &Path, dir: &Path, opts: &JobOptions) -> Result<String> {
     let mut w = String::from("#!/bin/bash\n");
@@ -198,6 +258,7 @@ pub fn report_script(exe: &Path, dir: &Path, opts: &JobOptions) -> Result<String
     let opts = JobOptions {
         cpus_per_task: 1,
         array_parallel: None,
+        cells_per_task: 1,
         ..opts.clone()
     };
     common(&opts, &mut w)?;
@@ -319,6 +380,7 @@ mod tests {
             time: Some("00:10:00".into()),
             cpus_per_task: 2,
             array_parallel: Some(4),
+            cells_per_task: 1,
             sbatch_options: vec!["--account=edge".into()],
             setup: vec!["module load gcc".into()],
         };
@@ -389,6 +451,45 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("cell-2002+%a-%A.log"), "{s}");
+    }
+
+    #[test]
+    fn a_batched_array_runs_each_tasks_line_of_cells() {
+        assert_eq!(
+            batches(&[0, 1, 2, 5, 6, 9, 11], 3),
+            [vec![0, 1, 2], vec![5, 6, 9], vec![11]]
+        );
+        assert_eq!(batches(&[4], 0), [vec![4]]);
+        let opts = JobOptions {
+            array_parallel: Some(8),
+            ..JobOptions::default()
+        };
+        let s = batched_script(
+            &PathBuf::from("/e"),
+            &PathBuf::from("/d"),
+            &PathBuf::from("/d/slurm/tasks.txt"),
+            3,
+            &opts,
+        )
+        .unwrap();
+        for line in [
+            "#SBATCH --array=0-2%8",
+            "#SBATCH --output=/d/slurm/logs/task-%a-%A.log",
+            "tasks=/d/slurm/tasks.txt",
+            "for cell in $(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" \"$tasks\"); do",
+            "\"$edgecl\" sweep-cell \"$dir\" \"$cell\" --exit-status \"$s\"",
+            "[ \"$stop\" -eq 0 ] || break",
+        ] {
+            assert!(s.lines().any(|l| l.trim() == line), "no `{line}` in\n{s}");
+        }
+        assert!(batched_script(
+            &PathBuf::from("/e"),
+            &PathBuf::from("/d"),
+            &PathBuf::from("/t"),
+            0,
+            &opts
+        )
+        .is_err());
     }
 
     #[test]
