@@ -373,7 +373,10 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
         bail!("--out DIR: where the sweep's cells and report go");
     };
     if !args.slurm.slurm && (args.slurm.given() || args.slurm.dry_run) {
-        bail!("--partition, --time, --cpus-per-task, --array-parallel, --sbatch-option, --setup and --dry-run go with --slurm");
+        bail!(
+            "--partition, --time, --cpus-per-task, --array-parallel, --cells-per-task, --sbatch-option, --setup \
+             and --dry-run go with --slurm"
+        );
     }
     let grid = grid(&args)?;
     let settings = Settings::new(&args)?;
@@ -402,6 +405,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
     }
     write_atomic(&out.join(COMMAND_FILE), &(command_line() + "\n"))?;
     if args.slurm.slurm {
+        no_jobs_running(&out, "submitting it again")?;
         return submit(&out, &cells, args.slurm.options(), args.slurm.dry_run, "submitted");
     }
     no_jobs_running(&out, "running its cells here")?;
@@ -412,7 +416,8 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
         .max(1);
     let progress = !args.quiet && std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
-    let data = Data::load(&settings.data)?;
+    // The data is read only when a cell still needs it.
+    let mut data = None;
     // The cells that share a scenario (features, seed) run together, so each scenario is
     // built once and only one is held at a time.
     let mut groups: Vec<(ScenarioKey, Vec<Cell>)> = Vec::new();
@@ -431,7 +436,11 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
             skipped += group.len() - pending.len();
             continue;
         }
-        let prepared = Prepared::new(&settings, &pending[0], &data)?;
+        let data = match &mut data {
+            Some(d) => d,
+            None => data.insert(Data::load(&settings.data)?),
+        };
+        let prepared = Prepared::new(&settings, &pending[0], data)?;
         let done = run_cells(&out, group, jobs, limit, progress, |cell| prepared.run(&settings, cell))?;
         limit = limit.map(|l| l - done.ran);
         ran += done.ran;
