@@ -137,29 +137,21 @@ pub fn chunks(indices: &[usize], max_array_size: usize) -> Vec<(usize, Vec<usize
     out
 }
 
-/// The job-array script that runs the cells `offset + i` for `i` in `indices` of the
-/// sweep in `dir` with the binary `exe` (both absolute paths on the shared file system).
-pub fn cells_script(exe: &Path, dir: &Path, indices: &[usize], offset: usize, opts: &JobOptions) -> Result<String> {
-    if indices.is_empty() {
-        bail!("a job array needs at least one cell");
-    }
+/// The start of a cells job-array script: its `#SBATCH` lines (the array `array`, the log
+/// `log` in the sweep's logs folder), the setup, and the `edgecl` and `dir` variables.
+fn array_head(exe: &Path, dir: &Path, how: &str, array: &str, log: &str, opts: &JobOptions) -> Result<String> {
     let mut w = String::from("#!/bin/bash\n");
     let _ = writeln!(
         w,
-        "# The cells of the edgecl sweep in {}, one array task each (written by edgecl sweep).",
+        "# The cells of the edgecl sweep in {}, {how} (written by edgecl sweep).",
         dir.display()
     );
     let _ = writeln!(w, "#SBATCH --job-name=edgecl-cells");
     let parallel = opts
         .array_parallel
         .map_or_else(String::new, |k| format!("%{}", k.max(1)));
-    let _ = writeln!(w, "#SBATCH --array={}{parallel}", array_list(indices));
+    let _ = writeln!(w, "#SBATCH --array={array}{parallel}");
     let logs = dir.join(SLURM_DIR).join("logs");
-    // The log names the cell's index in cells.txt: the array index, plus the offset.
-    let log = match offset {
-        0 => "cell-%a-%A.log".to_string(),
-        o => format!("cell-{o}+%a-%A.log"),
-    };
     let _ = writeln!(
         w,
         "#SBATCH --output={}",
@@ -168,6 +160,21 @@ pub fn cells_script(exe: &Path, dir: &Path, indices: &[usize], offset: usize, op
     common(opts, &mut w)?;
     let _ = writeln!(w, "edgecl={}", shell_quote(&exe.display().to_string()));
     let _ = writeln!(w, "dir={}", shell_quote(&dir.display().to_string()));
+    Ok(w)
+}
+
+/// The job-array script that runs the cells `offset + i` for `i` in `indices` of the
+/// sweep in `dir` with the binary `exe` (both absolute paths on the shared file system).
+pub fn cells_script(exe: &Path, dir: &Path, indices: &[usize], offset: usize, opts: &JobOptions) -> Result<String> {
+    if indices.is_empty() {
+        bail!("a job array needs at least one cell");
+    }
+    // The log names the cell's index in cells.txt: the array index, plus the offset.
+    let log = match offset {
+        0 => "cell-%a-%A.log".to_string(),
+        o => format!("cell-{o}+%a-%A.log"),
+    };
+    let mut w = array_head(exe, dir, "one array task each", &array_list(indices), &log, opts)?;
     let _ = writeln!(w, "cell=$((SLURM_ARRAY_TASK_ID + {offset}))");
     let _ = writeln!(
         w,
@@ -192,26 +199,8 @@ pub fn batched_script(exe: &Path, dir: &Path, tasks: &Path, count: usize, opts: 
     if count == 0 {
         bail!("a job array needs at least one task");
     }
-    let mut w = String::from("#!/bin/bash\n");
-    let _ = writeln!(
-        w,
-        "# The cells of the edgecl sweep in {}, several per array task (written by edgecl sweep).",
-        dir.display()
-    );
-    let _ = writeln!(w, "#SBATCH --job-name=edgecl-cells");
-    let parallel = opts
-        .array_parallel
-        .map_or_else(String::new, |k| format!("%{}", k.max(1)));
-    let _ = writeln!(w, "#SBATCH --array=0-{}{parallel}", count - 1);
-    let logs = dir.join(SLURM_DIR).join("logs");
-    let _ = writeln!(
-        w,
-        "#SBATCH --output={}",
-        directive(&logs.join("task-%a-%A.log").display().to_string(), "the log path")?
-    );
-    common(opts, &mut w)?;
-    let _ = writeln!(w, "edgecl={}", shell_quote(&exe.display().to_string()));
-    let _ = writeln!(w, "dir={}", shell_quote(&dir.display().to_string()));
+    let array = format!("0-{}", count - 1);
+    let mut w = array_head(exe, dir, "several per array task", &array, "task-%a-%A.log", opts)?;
     let _ = writeln!(w, "tasks={}", shell_quote(&tasks.display().to_string()));
     let _ = writeln!(
         w,
