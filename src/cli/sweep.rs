@@ -495,6 +495,9 @@ impl ScenarioKey {
 struct Prepared {
     scenario: Scenario,
     backbone: Option<String>,
+    /// The device backbone image's bytes (or why the board cannot run it), made at the
+    /// first cell on an MCU board: the cells that share the scenario share its backbone.
+    device_image: std::sync::OnceLock<std::result::Result<std::result::Result<usize, String>, String>>,
 }
 
 impl Prepared {
@@ -511,7 +514,11 @@ impl Prepared {
                 (s, Some(b.name().to_string()))
             }
         };
-        Ok(Prepared { scenario, backbone })
+        Ok(Prepared {
+            scenario,
+            backbone,
+            device_image: std::sync::OnceLock::new(),
+        })
     }
 
     /// Runs `cell` (whose scenario this is): its report, `{"fits": false, ...}` when its
@@ -550,7 +557,12 @@ impl Prepared {
         // why the board cannot run it; none without a board.
         let flash_backbone = match (cell.board.is_some(), board.kind.as_str()) {
             (false, _) => None,
-            (true, "mcu") => Some(device_backbone(&shape)?),
+            (true, "mcu") => Some(
+                self.device_image
+                    .get_or_init(|| device_backbone(&shape).map_err(|e| format!("{e:#}")))
+                    .clone()
+                    .map_err(anyhow::Error::msg)?,
+            ),
             (true, _) => Some(Ok(0)),
         };
         // The firmware runs fine-tuning, SI and Gaussian replay (its config's strategies).
@@ -624,7 +636,7 @@ pub fn sweep_cell(args: SweepCellArgs) -> Result<bool> {
     let current = collect(dir, std::slice::from_ref(cell))?.pop().and_then(|(_, v)| v);
     if let Some(status) = args.exit_status {
         match outcome(current.as_ref()) {
-            Outcome::Done(_) => println!(
+            Outcome::Done => println!(
                 "cell {} ({name}) has its report; exit status {status} not recorded",
                 args.index
             ),
@@ -641,7 +653,7 @@ pub fn sweep_cell(args: SweepCellArgs) -> Result<bool> {
         }
         return Ok(true);
     }
-    if let Outcome::Done(_) = outcome(current.as_ref()) {
+    if let Outcome::Done = outcome(current.as_ref()) {
         println!("cell {} ({name}) has its report: not run again", args.index);
         return Ok(true);
     }
@@ -778,14 +790,7 @@ fn resubmit(dir: &Path, args: &SlurmArgs) -> Result<()> {
         }
     };
     let results = collect(&dir, &cells)?;
-    let failed = results
-        .iter()
-        .filter(|(_, v)| matches!(outcome(v.as_ref()), Outcome::Failed(_)))
-        .count();
-    let missing = results
-        .iter()
-        .filter(|(_, v)| matches!(outcome(v.as_ref()), Outcome::Missing))
-        .count();
+    let (failed, missing) = sweep::failed_and_missing(&results);
     println!("{} cells: {failed} failed, {missing} missing", cells.len());
     submit(&dir, &cells, opts, args.dry_run, "resubmitted")
 }
@@ -838,9 +843,7 @@ fn report(dir: &Path, local: Option<(f64, usize)>) -> Result<Vec<SummaryRow>> {
         Some(s) => s.onnx_bytes()?.map(|(_, name)| name),
         _ => None,
     };
-    let count = |want: fn(&Outcome) -> bool| results.iter().filter(|(_, v)| want(&outcome(v.as_ref()))).count();
-    let failed_n = count(|o| matches!(o, Outcome::Failed(_)));
-    let missing_n = count(|o| matches!(o, Outcome::Missing));
+    let (failed_n, missing_n) = sweep::failed_and_missing(&results);
     let failed: Vec<Value> = results
         .iter()
         .enumerate()

@@ -81,11 +81,9 @@ impl Grid {
 impl Cell {
     /// The cell's report file name: `[BOARD-]SCENARIO-SETTING-STRATEGY-BUDGET-SEED.json`.
     pub fn file_name(&self) -> String {
-        let board = self.board.as_deref().map_or_else(String::new, |b| file_safe(b) + "-");
         format!(
-            "{board}{}-{}-{}-{}-{}.json",
-            file_safe(&self.scenario),
-            file_safe(&self.setting),
+            "{}-{}-{}-{}.json",
+            self.group().key(),
             file_safe(&self.strategy),
             self.budget,
             self.seed
@@ -206,7 +204,7 @@ pub fn read_cells(out: &Path) -> Result<Vec<Cell>> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// A whole report with a result (a run, or a learner over budget).
-    Done(Value),
+    Done,
     /// The run failed: its error, as its report file says.
     Failed(String),
     /// No report yet (or one cut short outside the sweep's own atomic writes).
@@ -216,7 +214,7 @@ pub enum Outcome {
 /// The outcome of a cell whose report file holds `value` (none: no file, or not JSON).
 pub fn outcome(value: Option<&Value>) -> Outcome {
     match value {
-        Some(v) if v.get("fits").is_some() => Outcome::Done(v.clone()),
+        Some(v) if v.get("fits").is_some() => Outcome::Done,
         Some(v) => Outcome::Failed(
             v.get("error")
                 .and_then(Value::as_str)
@@ -234,7 +232,16 @@ pub fn finished(out: &Path, cell: &Cell) -> bool {
     let Ok(text) = std::fs::read_to_string(cells_dir(out).join(cell.file_name())) else {
         return false;
     };
-    serde_json::from_str::<Value>(&text).is_ok_and(|v| v.get("fits").is_some())
+    outcome(serde_json::from_str::<Value>(&text).ok().as_ref()) == Outcome::Done
+}
+
+/// Of `results`, the cells that failed and those still missing.
+pub fn failed_and_missing(results: &[(Cell, Option<Value>)]) -> (usize, usize) {
+    results.iter().fold((0, 0), |(f, m), (_, v)| match outcome(v.as_ref()) {
+        Outcome::Failed(_) => (f + 1, m),
+        Outcome::Missing => (f, m + 1),
+        Outcome::Done => (f, m),
+    })
 }
 
 /// Writes `report` as `cell`'s file in `out/cells/`: to a temporary name of its own
