@@ -208,17 +208,27 @@ fn a_damaged_or_foreign_checkpoint_is_refused_and_changes_nothing() {
     let mut magic = good.clone();
     magic[0] = b'X';
     assert_eq!(refuse(&mut l, &magic), Error::Checkpoint(CheckpointError::BadMagic));
-    // Format 1 (before the caller's record) and any other version: refused by number.
-    for v in [1u8, 3] {
+    // Format 1 (before the caller's record), format 2 (its config fingerprint was the
+    // config's Debug text) and any other version: refused by number, the older ones with
+    // what to do.
+    for v in [1u8, 2, 4] {
         let mut version = good.clone();
         version[4] = v;
         assert_eq!(
             refuse(&mut l, &version),
             Error::Checkpoint(CheckpointError::Version { got: u16::from(v) })
         );
-        assert!(CheckpointError::Version { got: u16::from(v) }
-            .to_string()
-            .contains(&format!("checkpoint format {v}, this build reads 2")));
+        let message = CheckpointError::Version { got: u16::from(v) }.to_string();
+        if v < 3 {
+            assert!(
+                message.contains(&format!("checkpoint format {v} was written by an older edgecl"))
+                    && message.contains("reads format 3 only")
+                    && message.contains("start again from the device image"),
+                "{message}"
+            );
+        } else {
+            assert!(message.contains("checkpoint format 4, this build reads 3"), "{message}");
+        }
     }
     assert!(matches!(
         refuse(&mut l, &good[..40]),

@@ -4,8 +4,48 @@
 //! on [`ALIGN`]-byte boundaries; the start of the buffer is aligned first, which costs
 //! at most `ALIGN - 1` bytes (the plan's `alignment` line).
 
-use crate::learner::plan::{checked_padded, ALIGN};
 use crate::learner::Error;
+
+/// Alignment of every component's start, in bytes.
+pub const ALIGN: usize = 16;
+
+/// Bytes of `n` f32 values rounded up to [`ALIGN`] (for counts a [`crate::learner::Plan`] has checked).
+pub const fn f32_bytes(n: usize) -> usize {
+    (n * 4).div_ceil(ALIGN) * ALIGN
+}
+
+/// `n` bytes rounded up to [`ALIGN`], or `None` when that overflows `usize`.
+pub fn checked_padded(n: usize) -> Option<usize> {
+    Some(n.checked_add(ALIGN - 1)? / ALIGN * ALIGN)
+}
+
+/// [`f32_bytes`], or `None` when it overflows `usize`.
+pub fn checked_f32_bytes(n: usize) -> Option<usize> {
+    Some(n.checked_mul(4)?.checked_add(ALIGN - 1)? / ALIGN * ALIGN)
+}
+
+/// A size that does not fit this target's `usize`.
+pub(crate) const OVERFLOW: Error = Error::BadConfig("the plan's sizes overflow this target's address space");
+
+/// `a * b`, or [`OVERFLOW`].
+pub(crate) fn mul(a: usize, b: usize) -> Result<usize, Error> {
+    a.checked_mul(b).ok_or(OVERFLOW)
+}
+
+/// Where a layout puts its components: carved from a buffer ([`Arena`]) or only counted
+/// ([`crate::learner::Plan`]). The layout of a learner is one function generic over this
+/// trait, so the plan's bytes and the carved slices cannot drift apart.
+pub trait Space<'a> {
+    /// `n` zeroed values of `T` for `component`, padded to [`ALIGN`] bytes: a carved
+    /// slice, or (counting) an empty one once the bytes are recorded.
+    fn take<T: bytemuck::Pod>(&mut self, component: &'static str, n: usize) -> Result<&'a mut [T], Error>;
+}
+
+impl<'a> Space<'a> for Arena<'a> {
+    fn take<T: bytemuck::Pod>(&mut self, component: &'static str, n: usize) -> Result<&'a mut [T], Error> {
+        self.carve_typed(component, n)
+    }
+}
 
 /// The unused rest of the caller's buffer, and how much of it has been carved.
 #[derive(Debug)]

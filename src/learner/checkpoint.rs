@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  0  magic "ECCP"
-//!  4  format version u16 (1) | 6  reserved u16 (0)
+//!  4  format version u16 (3) | 6  reserved u16 (0)
 //!  8  sequence number u32      (the newer of two images has the higher one)
 //! 12  body length u32
 //! 16  CRC-32 (ISO-HDLC) of bytes 0..16 and of the body
@@ -23,62 +23,28 @@
 //!
 //! An image is written and read as a stream ([`Learner::write_checkpoint_to`],
 //! [`Learner::read_checkpoint_from`], [`peek_from`]): a CRC pass, then the bytes in order,
-//! so a save to flash needs no image-sized buffer in RAM. Format 1 (no caller bytes) is
-//! refused with its version.
+//! so a save to flash needs no image-sized buffer in RAM. Format 1 (no caller bytes) and
+//! format 2 (its config hash was over the config's `Debug` text) are refused with their
+//! version.
 //!
 //! Scratch (gradients, activations, packing, logits) is not saved: every step rewrites
-//! it before reading it. The config hash is FNV-1a over the config's `Debug` text, so a
+//! it before reading it. The config hash is FNV-1a over the config's postcard bytes, so a
 //! checkpoint only loads into a learner of the same shapes, optimizer, penalty and
 //! generator.
 
+pub use crate::learner::error::CheckpointError;
+pub(crate) use crate::learner::state::Part;
+pub use crate::learner::state::{config_hash, Meta};
 use crate::learner::{Error, Learner};
-use core::fmt;
-use serde::{Deserialize, Serialize};
 
 #[cfg(target_endian = "big")]
 compile_error!("checkpoints are little-endian images of the arena's values");
 
-/// The image's magic bytes.
-pub const MAGIC: &[u8; 4] = b"ECCP";
-/// The format version this build writes and reads.
-pub const VERSION: u16 = 2;
+pub use crate::learner::state::{MAGIC, VERSION};
 /// Bytes before the body.
 pub const HEADER: usize = 20;
 /// Most bytes the encoded [`Meta`] takes.
 const META_MAX: usize = 96;
-
-/// Why a checkpoint image was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckpointError {
-    /// It does not start with `ECCP`.
-    BadMagic,
-    /// A format version this build does not read.
-    Version {
-        /// Version found.
-        got: u16,
-    },
-    /// Shorter than its header says (or than a header).
-    Truncated {
-        /// Bytes needed.
-        needed: usize,
-        /// Bytes given.
-        got: usize,
-    },
-    /// The CRC does not match: a torn or corrupted write.
-    BadCrc,
-    /// Made by a learner of another config.
-    OtherConfig,
-    /// The body does not decode, or its parts do not fit this learner.
-    Malformed(&'static str),
-    /// The caller refused its record (a checkpoint of another device image...): why.
-    Refused(&'static str),
-    /// The output buffer is too small for the image (or the caller's buffer for its
-    /// record).
-    NoRoom {
-        /// Bytes the image needs.
-        needed: usize,
-    },
-}
 
 /// Why a streamed checkpoint failed: the image (or the learner), or the storage under it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,70 +126,6 @@ impl Sink for SliceSink<'_> {
 
 /// Bytes moved per call when a streamed image is checked or read.
 const CHUNK: usize = 256;
-
-impl fmt::Display for CheckpointError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            CheckpointError::BadMagic => write!(f, "not a checkpoint (bad magic)"),
-            CheckpointError::Version { got } => write!(f, "checkpoint format {got}, this build reads {VERSION}"),
-            CheckpointError::Truncated { needed, got } => {
-                write!(f, "checkpoint truncated: {got} bytes of {needed}")
-            }
-            CheckpointError::BadCrc => write!(f, "checkpoint CRC mismatch (torn or corrupted)"),
-            CheckpointError::OtherConfig => write!(f, "checkpoint of a learner with another config"),
-            CheckpointError::Malformed(why) => write!(f, "checkpoint malformed: {why}"),
-            CheckpointError::Refused(why) => write!(f, "checkpoint refused: {why}"),
-            CheckpointError::NoRoom { needed } => write!(f, "checkpoint needs {needed} bytes of buffer"),
-        }
-    }
-}
-
-impl From<CheckpointError> for Error {
-    fn from(e: CheckpointError) -> Self {
-        Error::Checkpoint(e)
-    }
-}
-
-/// What a part of the state holds, where a loaded value could break an invariant the
-/// learner indexes by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Part {
-    /// Values used as they are.
-    Plain,
-    /// The Gaussian's slot classes (u16): a class of the head or free.
-    SlotClasses,
-    /// The buffer's row labels (u16): classes of the head.
-    BufferLabels,
-}
-
-/// The scalars of a checkpoint (the body's first part).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Meta {
-    /// FNV-1a of the config's `Debug` text.
-    pub config_hash: u32,
-    /// Bytes of the state after the meta.
-    pub state_bytes: u32,
-    /// The caller's task counter.
-    pub task: u32,
-    /// The learner's update counter.
-    pub steps: u32,
-    /// The distillation teacher holds a commit.
-    pub teacher_ready: bool,
-    /// The learner's generator state.
-    pub rng: [u32; 4],
-    /// The replay generator's state.
-    pub replay_rng: [u32; 4],
-    /// The penalty's samples and consolidated tasks.
-    pub penalty: Option<(u32, u32)>,
-    /// PackNet's finished tasks and whether the current one is retraining.
-    pub packnet: Option<(u32, bool)>,
-    /// The buffer's samples offered.
-    pub reservoir_seen: Option<u64>,
-    /// The VAE's update counter.
-    pub vae_steps: Option<u32>,
-    /// Bytes of the caller's record after the meta.
-    pub caller: u32,
-}
 
 /// What a valid image says about itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -329,25 +231,6 @@ pub fn crc32(parts: &[&[u8]]) -> u32 {
         d.update(part);
     }
     d.finalize()
-}
-
-/// FNV-1a over formatted text.
-struct Fnv(u32);
-
-impl fmt::Write for Fnv {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for b in s.bytes() {
-            self.0 = (self.0 ^ u32::from(b)).wrapping_mul(0x0100_0193);
-        }
-        Ok(())
-    }
-}
-
-/// The hash a checkpoint carries of `config`.
-pub fn config_hash(config: &impl fmt::Debug) -> u32 {
-    let mut h = Fnv(0x811c_9dc5);
-    let _ = fmt::Write::write_fmt(&mut h, format_args!("{config:?}"));
-    h.0
 }
 
 /// Runs the state visitor with an I/O step that may fail with the storage's own error:

@@ -40,11 +40,13 @@
 //! buffer in place after the backward pass, tensor by tensor, so it needs no buffer of the
 //! parameters' size and works with any optimizer.
 
-use crate::learner::{Error, LayerDims};
+use crate::learner::arena::Space;
+use crate::learner::arena::{mul, OVERFLOW};
+use crate::learner::{names, Error, LayerDims};
 use half::f16;
 
 /// How importance is estimated.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub enum Method {
     /// EWC with a slot per task (up to the config's `max_tasks`).
     Ewc {
@@ -68,7 +70,7 @@ pub enum Method {
 }
 
 /// The label whose log-likelihood gradient the Fisher squares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum FisherLabels {
     /// The sample's true label (the "empirical" Fisher).
     True,
@@ -78,7 +80,7 @@ pub enum FisherLabels {
 }
 
 /// How an importance `u8` maps back to a value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Quant {
     /// `q * max / 255`.
     Linear,
@@ -87,7 +89,7 @@ pub enum Quant {
 }
 
 /// How importance and anchors are stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Storage {
     /// `u8` importance with a per-tensor scale, `f16` anchors.
     Compact(Quant),
@@ -114,7 +116,7 @@ impl Storage {
 }
 
 /// The penalty a learner trains under.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct PenaltyConfig {
     /// Importance estimator.
     pub method: Method,
@@ -149,7 +151,7 @@ impl PenaltyConfig {
 }
 
 /// Most tensors a network has (a weight and a bias tensor per layer).
-pub const MAX_TENSORS: usize = 2 * (crate::learner::config::MAX_DIMS - 1);
+pub const MAX_TENSORS: usize = 2 * (crate::learner::dims::MAX_DIMS - 1);
 
 /// One tensor: where its values are in the parameter vector (weights, then biases).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -281,10 +283,48 @@ pub(crate) struct Consolidation<'a> {
     pub(crate) tasks: u32,
 }
 
+/// The penalty's part of the layout ([`crate::learner::layout`]): importance and
+/// anchors (a slot per task for EWC; compact u8 + per-tensor scales + f16, or f32), then
+/// the accumulator.
+pub(crate) fn layout<'a>(
+    p: &PenaltyConfig,
+    d: &LayerDims,
+    max_tasks: usize,
+    space: &mut impl Space<'a>,
+) -> Result<Consolidation<'a>, Error> {
+    let params = d.checked_params().ok_or(OVERFLOW)?;
+    let slots = p.slots(max_tasks);
+    let values = mul(slots, params)?;
+    let (tensors, ntensors) = tensors(d);
+    let store = match p.storage {
+        Storage::Compact(quant) => Store::Compact {
+            q: space.take(names::IMPORTANCE, values)?,
+            scales: space.take(names::SCALES, mul(slots, ntensors)?)?,
+            quant,
+            anchors: space.take(names::ANCHORS, values)?,
+        },
+        Storage::F32 => Store::F32 {
+            importance: space.take(names::IMPORTANCE, values)?,
+            anchors: space.take(names::ANCHORS, values)?,
+        },
+    };
+    Ok(Consolidation {
+        config: *p,
+        slots,
+        params,
+        tensors,
+        ntensors,
+        store,
+        acc: space.take(names::ACCUMULATOR, params)?,
+        samples: 0,
+        tasks: 0,
+    })
+}
+
 impl Consolidation<'_> {
     /// Visits the persistent parts as bytes (importance, scales, anchors, accumulator).
-    pub(crate) fn state_parts(&mut self, f: &mut crate::learner::learner::StateVisitor<'_>) -> Result<(), Error> {
-        use crate::learner::checkpoint::Part::Plain;
+    pub(crate) fn state_parts(&mut self, f: &mut crate::learner::state::StateVisitor<'_>) -> Result<(), Error> {
+        use crate::learner::state::Part::Plain;
         use bytemuck::cast_slice_mut as bytes;
         match &mut self.store {
             Store::Compact { q, scales, anchors, .. } => {

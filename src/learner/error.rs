@@ -1,5 +1,6 @@
 //! The core's error type: one flat enum, each variant a distinct cause.
 
+use crate::learner::format::VERSION;
 use core::fmt;
 
 /// Everything the core can refuse. Over-budget, bad input and misuse are distinct variants.
@@ -134,7 +135,7 @@ pub enum Error {
     /// A call came out of its protocol's order (the message says which).
     OutOfOrder(&'static str),
     /// A checkpoint image was refused (the inner error says why); nothing changed.
-    Checkpoint(crate::learner::checkpoint::CheckpointError),
+    Checkpoint(CheckpointError),
 }
 
 impl fmt::Display for Error {
@@ -235,3 +236,64 @@ impl fmt::Display for Error {
 
 #[cfg(feature = "std")]
 impl std::error::Error for Error {}
+
+/// Why a checkpoint image was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointError {
+    /// It does not start with `ECCP`.
+    BadMagic,
+    /// A format version this build does not read.
+    Version {
+        /// Version found.
+        got: u16,
+    },
+    /// Shorter than its header says (or than a header).
+    Truncated {
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes given.
+        got: usize,
+    },
+    /// The CRC does not match: a torn or corrupted write.
+    BadCrc,
+    /// Made by a learner of another config.
+    OtherConfig,
+    /// The body does not decode, or its parts do not fit this learner.
+    Malformed(&'static str),
+    /// The caller refused its record (a checkpoint of another device image...): why.
+    Refused(&'static str),
+    /// The output buffer is too small for the image (or the caller's buffer for its
+    /// record).
+    NoRoom {
+        /// Bytes the image needs.
+        needed: usize,
+    },
+}
+
+impl fmt::Display for CheckpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            CheckpointError::BadMagic => write!(f, "not a checkpoint (bad magic)"),
+            CheckpointError::Version { got } if got < VERSION => write!(
+                f,
+                "checkpoint format {got} was written by an older edgecl; this build reads format {VERSION} only \
+                 (its config fingerprint changed): start again from the device image"
+            ),
+            CheckpointError::Version { got } => write!(f, "checkpoint format {got}, this build reads {VERSION}"),
+            CheckpointError::Truncated { needed, got } => {
+                write!(f, "checkpoint truncated: {got} bytes of {needed}")
+            }
+            CheckpointError::BadCrc => write!(f, "checkpoint CRC mismatch (torn or corrupted)"),
+            CheckpointError::OtherConfig => write!(f, "checkpoint of a learner with another config"),
+            CheckpointError::Malformed(why) => write!(f, "checkpoint malformed: {why}"),
+            CheckpointError::Refused(why) => write!(f, "checkpoint refused: {why}"),
+            CheckpointError::NoRoom { needed } => write!(f, "checkpoint needs {needed} bytes of buffer"),
+        }
+    }
+}
+
+impl From<CheckpointError> for Error {
+    fn from(e: CheckpointError) -> Self {
+        Error::Checkpoint(e)
+    }
+}

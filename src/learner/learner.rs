@@ -20,130 +20,17 @@
 //! assert!(loss > 0.0);
 //! ```
 
-use crate::learner::consolidation::{self, Consolidation, Store};
+use crate::learner::consolidation::{self, Consolidation};
+use crate::learner::dims::{best_class, check_input, check_labels};
+pub use crate::learner::dims::{Active, ClassRange};
 use crate::learner::optim;
-use crate::learner::packnet::{self, Owners, PackState};
-use crate::learner::plan::names;
-use crate::learner::replay::{Gaussian, Generator, GeneratorKind, Reservoir};
+use crate::learner::packnet::{self, PackState};
+use crate::learner::replay::Generator;
 use crate::learner::rng::Rng;
-use crate::learner::vae::{Noise, Vae, VaeSizes};
+use crate::learner::state::StateVisitor;
+use crate::learner::vae::Noise;
+use crate::learner::{layout, FisherLabels, Method};
 use crate::learner::{math, network, Arena, Error, LearnerConfig, Plan};
-use crate::learner::{FisherLabels, Method, Storage};
-
-/// A contiguous range of output classes, `start..end`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClassRange {
-    /// First class.
-    pub start: u16,
-    /// One past the last class.
-    pub end: u16,
-}
-
-/// Which output classes the softmax and the prediction consider, per sample.
-///
-/// Task-incremental heads mask the logits of classes outside the sample's task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Active<'b> {
-    /// Every output class.
-    All,
-    /// The same classes for every sample.
-    Classes(ClassRange),
-    /// A range per sample (a batch mixing tasks).
-    PerSample(&'b [ClassRange]),
-}
-
-impl Active<'_> {
-    /// The `(start, end)` classes of sample `i` (callers validate first).
-    pub fn range(&self, i: usize, classes: usize) -> (usize, usize) {
-        let r = match *self {
-            Active::All => return (0, classes),
-            Active::Classes(r) => r,
-            Active::PerSample(rs) => rs[i],
-        };
-        (r.start as usize, r.end as usize)
-    }
-
-    fn validate(&self, n: usize, classes: usize) -> Result<(), Error> {
-        let check = |r: &ClassRange| {
-            let (s, e) = (r.start as usize, r.end as usize);
-            if s >= e || e > classes {
-                Err(Error::BadActiveClasses {
-                    start: s,
-                    end: e,
-                    classes,
-                })
-            } else {
-                Ok(())
-            }
-        };
-        match self {
-            Active::All => Ok(()),
-            Active::Classes(r) => check(r),
-            Active::PerSample(rs) if rs.len() != n => Err(Error::OutputShape {
-                got: rs.len(),
-                expected: n,
-            }),
-            Active::PerSample(rs) => rs.iter().try_for_each(check),
-        }
-    }
-}
-
-/// Number of samples in `x` (rows of `width`), after checking its shape, that there are
-/// 1 to `max` of them, and that every value is finite.
-pub(crate) fn check_input(x: &[f32], width: usize, max: usize) -> Result<usize, Error> {
-    if x.is_empty() || !x.len().is_multiple_of(width) {
-        return Err(Error::InputShape {
-            got: x.len(),
-            expected: width * (x.len() / width).max(1),
-        });
-    }
-    let n = x.len() / width;
-    if n > max {
-        return Err(Error::BatchSize { got: n, max });
-    }
-    if let Some(index) = x.iter().position(|v| !v.is_finite()) {
-        return Err(Error::NonFiniteInput { index });
-    }
-    Ok(n)
-}
-
-/// The highest logit's class among `z[lo..hi]` (the first on ties).
-pub(crate) fn best_class(z: &[f32], lo: usize, hi: usize) -> usize {
-    let mut best = lo;
-    for j in lo + 1..hi {
-        if z[j] > z[best] {
-            best = j;
-        }
-    }
-    best
-}
-
-/// Checks that `active` fits `n` samples of `classes` outputs.
-pub(crate) fn check_active(active: &Active<'_>, n: usize, classes: usize) -> Result<(), Error> {
-    active.validate(n, classes)
-}
-
-/// Checks `n` labels: the count, each in range and among its sample's active classes.
-pub(crate) fn check_labels(labels: &[u16], n: usize, active: &Active<'_>, classes: usize) -> Result<(), Error> {
-    if labels.len() != n {
-        return Err(Error::OutputShape {
-            got: labels.len(),
-            expected: n,
-        });
-    }
-    active.validate(n, classes)?;
-    for (i, &y) in labels.iter().enumerate() {
-        let y = y as usize;
-        if y >= classes {
-            return Err(Error::LabelOutOfRange { label: y, classes });
-        }
-        let (lo, hi) = active.range(i, classes);
-        if y < lo || y >= hi {
-            return Err(Error::LabelInactive { label: y });
-        }
-    }
-    Ok(())
-}
 
 /// Mixed into the seed for the stream of labels the sampled Fisher draws.
 const FISHER_STREAM: u64 = 0x5EED_F15E_u64;
@@ -167,9 +54,6 @@ fn sample_softmax(z: &[f32], rng: &mut Rng) -> u16 {
     }
     (z.len() - 1) as u16
 }
-
-/// What visits the parts of a learner's persistent state ([`crate::learner::checkpoint`]).
-pub(crate) type StateVisitor<'f> = dyn FnMut(crate::learner::checkpoint::Part, &mut [u8]) -> Result<(), Error> + 'f;
 
 /// A trainable dense network whose whole state lives in a caller-given arena.
 ///
@@ -206,7 +90,7 @@ impl<'a> Learner<'a> {
     /// Visits every part of the persistent state as bytes, in the checkpoint's order
     /// ([`crate::learner::checkpoint`]); scratch is not visited.
     pub(crate) fn state_parts(&mut self, f: &mut StateVisitor<'_>) -> Result<(), Error> {
-        use crate::learner::checkpoint::Part;
+        use crate::learner::state::Part;
         use bytemuck::cast_slice_mut as bytes;
         f(Part::Plain, bytes(&mut *self.weights))?;
         f(Part::Plain, bytes(&mut *self.biases))?;
@@ -228,9 +112,9 @@ impl<'a> Learner<'a> {
     }
 
     /// The scalars a checkpoint carries besides the parts.
-    pub(crate) fn meta(&self, task: u32, state: usize) -> crate::learner::checkpoint::Meta {
-        crate::learner::checkpoint::Meta {
-            config_hash: crate::learner::checkpoint::config_hash(&self.config),
+    pub(crate) fn meta(&self, task: u32, state: usize) -> crate::learner::state::Meta {
+        crate::learner::state::Meta {
+            config_hash: crate::learner::state::config_hash(&self.config),
             state_bytes: u32::try_from(state).unwrap_or(u32::MAX),
             task,
             steps: self.steps,
@@ -252,7 +136,7 @@ impl<'a> Learner<'a> {
     }
 
     /// Sets the scalars of a checked checkpoint.
-    pub(crate) fn set_meta(&mut self, m: &crate::learner::checkpoint::Meta, rng: Rng, replay_rng: Rng) {
+    pub(crate) fn set_meta(&mut self, m: &crate::learner::state::Meta, rng: Rng, replay_rng: Rng) {
         self.steps = m.steps;
         self.teacher_ready = m.teacher_ready;
         self.rng = rng;
@@ -276,152 +160,25 @@ impl<'a> Learner<'a> {
     pub fn new(config: &LearnerConfig, arena: &'a mut [u8]) -> Result<Self, Error> {
         let plan = Plan::new(config)?;
         plan.check(arena.len())?;
-        let d = &config.dims;
-        let b = config.batch_size;
-        let params = d.weight_count() + d.bias_count();
         let mut arena = Arena::new(arena);
-        let weights = arena.carve_f32(names::WEIGHTS, d.weight_count())?;
-        let biases = arena.carve_f32(names::BIASES, d.bias_count())?;
-        let grads = arena.carve_f32(names::GRADIENTS, params)?;
-        let opt_state = arena.carve_f32(names::OPTIMIZER, config.optimizer.state_vectors() * params)?;
-        let acts = arena.carve_f32(names::ACTIVATIONS, b * (d.hidden_sum() + d.classes()))?;
-        let deltas = arena.carve_f32(names::DELTAS, 2 * b * d.widest_output())?;
-        let pack_floats = plan.bytes_of(names::PACKING) / 4;
-        let pack = arena.carve_f32(names::PACKING, pack_floats)?;
-        let cons = match &config.penalty {
-            None => None,
-            Some(p) => {
-                let slots = p.slots(config.max_tasks);
-                let values = slots * params;
-                let (tensors, ntensors) = consolidation::tensors(d);
-                let store = match p.storage {
-                    Storage::Compact(quant) => Store::Compact {
-                        q: arena.carve_u8(names::IMPORTANCE, values)?,
-                        scales: arena.carve_f32(names::SCALES, slots * ntensors)?,
-                        quant,
-                        anchors: arena.carve_u16(names::ANCHORS, values)?,
-                    },
-                    Storage::F32 => Store::F32 {
-                        importance: arena.carve_f32(names::IMPORTANCE, values)?,
-                        anchors: arena.carve_f32(names::ANCHORS, values)?,
-                    },
-                };
-                Some(Consolidation {
-                    config: *p,
-                    slots,
-                    params,
-                    tensors,
-                    ntensors,
-                    store,
-                    acc: arena.carve_f32(names::ACCUMULATOR, params)?,
-                    samples: 0,
-                    tasks: 0,
-                })
-            }
-        };
-        let generator = match &config.generator {
-            None => None,
-            Some(g) => {
-                let counts = arena.carve_u32(names::GENERATOR_COUNTS, g.classes)?;
-                let f = d.input();
-                let stats = g.classes * f;
-                Some(match g.kind {
-                    GeneratorKind::Gaussian { rank, slots } => {
-                        let words = Gaussian::slot_words(f, rank).ok_or(Error::Internal("slot size changed"))?;
-                        let means = arena.carve_u16(names::GENERATOR_MEANS, stats)?;
-                        let spreads = arena.carve_u16(names::GENERATOR_SPREADS, stats)?;
-                        let (factors, scales): (&mut [i8], &mut [f32]) = if rank > 0 {
-                            (
-                                bytemuck::cast_slice_mut(arena.carve_u8(names::GENERATOR_FACTORS, stats * rank)?),
-                                arena.carve_f32(names::GENERATOR_SCALES, g.classes * rank)?,
-                            )
-                        } else {
-                            (&mut [], &mut [])
-                        };
-                        let mut gaussian = Gaussian {
-                            counts,
-                            means,
-                            spreads,
-                            factors,
-                            scales,
-                            slot_class: arena.carve_u16(names::GENERATOR_SLOT_CLASSES, slots)?,
-                            work: arena.carve_f32(names::GENERATOR_SLOTS, slots * words)?,
-                            scratch: arena.carve_f32(names::GENERATOR_SCRATCH, f)?,
-                            features: f,
-                            rank,
-                        };
-                        gaussian.mark_free();
-                        Generator::Gaussian(gaussian)
-                    }
-                    GeneratorKind::Buffer { capacity } => Generator::Buffer(Reservoir {
-                        counts,
-                        rows: bytemuck::cast_slice_mut(arena.carve_u8(names::BUFFER_ROWS, capacity * f)?),
-                        scales: arena.carve_f32(names::BUFFER_SCALES, capacity)?,
-                        labels: arena.carve_u16(names::BUFFER_LABELS, capacity)?,
-                        seen: 0,
-                        features: f,
-                    }),
-                    GeneratorKind::Vae(v) => {
-                        let s = VaeSizes::of(&v, f, g.classes, b)?.ok_or(Error::Internal("VAE size changed"))?;
-                        let acts = names::VAE_ACTIVATIONS;
-                        let mut vae = Vae {
-                            config: v,
-                            enc: v.encoder(f, g.classes)?,
-                            dec: v.decoder(f, g.classes)?,
-                            classes: g.classes,
-                            features: f,
-                            batch: b,
-                            counts,
-                            params: arena.carve_f32(names::VAE_PARAMS, s.params)?,
-                            grads: arena.carve_f32(names::VAE_GRADIENTS, s.params)?,
-                            first: arena.carve_f32(names::VAE_OPTIMIZER, v.optimizer.state_vectors() * s.params)?,
-                            second: &mut [],
-                            replay: arena.carve_f32(names::VAE_REPLAY, s.decoder)?,
-                            committed: arena.carve_u32(names::VAE_COMMITTED, g.classes)?,
-                            enc_in: arena.carve_f32(acts, s.enc_in)?,
-                            enc_acts: arena.carve_f32(acts, s.enc_acts)?,
-                            eps: arena.carve_f32(acts, s.eps)?,
-                            dec_in: arena.carve_f32(acts, s.dec_in)?,
-                            dec_acts: arena.carve_f32(acts, s.dec_acts)?,
-                            dz: arena.carve_f32(acts, s.dec_in)?,
-                            deltas: arena.carve_f32(acts, s.deltas)?,
-                            steps: 0,
-                        };
-                        if v.optimizer.state_vectors() == 2 {
-                            let state = core::mem::take(&mut vae.first);
-                            let (first, second) = state.split_at_mut(s.params);
-                            vae.first = first;
-                            vae.second = second;
-                        }
-                        vae.init(&mut Rng::new(config.seed ^ VAE_STREAM));
-                        Generator::Vae(vae)
-                    }
-                })
-            }
-        };
-        let teacher = match config.generator.and_then(|g| g.distill) {
-            Some(_) => Some((
-                arena.carve_f32(names::TEACHER, params)?,
-                arena.carve_f32(names::TEACHER_LOGITS, b * d.classes())?,
-                arena.carve_u8(names::TEACHER_CLASSES, d.classes())?,
-            )),
-            None => None,
-        };
-        let packnet = match &config.packnet {
-            None => None,
-            Some(p) => {
-                let bits = packnet::owner_bits(config.max_tasks)?;
-                let bytes = packnet::mask_bytes(d.weight_count(), config.max_tasks)?
-                    .ok_or(Error::Internal("owner mask size overflows after planning"))?;
-                Some(PackState {
-                    config: *p,
-                    owners: Owners::new(arena.carve_u8(names::OWNERS, bytes)?, bits),
-                    packed: 0,
-                    retraining: false,
-                    max_tasks: config.max_tasks,
-                })
-            }
-        };
+        let layout::Parts {
+            weights,
+            biases,
+            grads,
+            opt_state,
+            acts,
+            deltas,
+            pack,
+            cons,
+            mut generator,
+            teacher,
+            packnet,
+        } = layout::learner(config, &mut arena)?;
+        match &mut generator {
+            Some(Generator::Gaussian(g)) => g.mark_free(),
+            Some(Generator::Vae(v)) => v.init(&mut Rng::new(config.seed ^ VAE_STREAM)),
+            _ => {}
+        }
         let mut learner = Learner {
             config: *config,
             plan,

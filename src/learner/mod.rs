@@ -20,31 +20,42 @@
 //! with PackNet, last: `packnet owners`, ceil(log2(max_tasks + 1)) bits per weight
 //! ```
 //!
-//! - [`config`]: what the learner is ([`LearnerConfig`]: layer sizes, optimizer, batch).
-//! - [`plan`]: the bytes of every component, computed before anything is carved.
-//! - [`arena`]: carves typed slices out of the caller's buffer, in plan order.
-//! - [`kernels`]: matrix products, a plain reference kernel and a packed fast path.
-//! - [`network`]: dense layers, ReLU and softmax cross-entropy, forward and backward.
-//! - [`optim`]: SGD with momentum and Adam, their state in the arena.
-//! - [`consolidation`]: importance (EWC, online EWC, SI, MAS), anchors and the penalty.
-//! - [`packnet`]: PackNet's bit-packed owner task per weight, pruning and masked inference.
-//! - [`replay`]: a class-conditional Gaussian generator of features (Welford statistics)
-//!   that replays old classes.
-//! - [`progressive`]: progressive columns ([`Columns`]), a frozen column per task with
-//!   lateral connections, as many as the plan reserves.
-//! - [`rng`]: the seeded generator used for weight init (the same bits on every target).
-//! - [`learner`]: the [`Learner`] that ties them together.
-//! - [`error`]: the core's one error enum.
+//! The modules form layers; a module imports only from its own layer's lower entries or
+//! from layers below (`tests/layers.rs` fails on any import circle among these files):
+//!
+//! 1. Bottom: [`error`] (the core's errors), [`format`] (the checkpoint format's
+//!    constants), [`math`] (libm wrappers, FNV-1a), [`rng`] (the seeded generator, the
+//!    same bits on every target), [`names`] (component names), [`dims`] (layer widths,
+//!    active classes, the input checks), [`state`] (the persistent state's parts, their
+//!    visitor, the checkpoint's scalars and the config fingerprint), [`kernels`] (matrix
+//!    products and Adam's element-wise update, reference and fast), [`arena`] (carves
+//!    typed slices; the [`arena::Space`] a layout takes its components from).
+//! 2. The network: [`network`] (dense layers, ReLU, softmax cross-entropy), [`optim`]
+//!    (SGD with momentum and Adam).
+//! 3. Defences, each laying out its own part of the arena: [`consolidation`] (importance
+//!    penalties: EWC, online EWC, SI, MAS), [`packnet`] (bit-packed owner task per
+//!    weight), [`replay`] and [`vae`] (class-conditional generators of features, and
+//!    distillation's teacher).
+//! 4. [`config`] ([`LearnerConfig`]: the head and its defences), [`layout`] (every
+//!    component in carving order, written once), [`plan`] (the layout counted: bytes
+//!    per component before anything is carved).
+//! 5. Learners: [`learner`] (the [`Learner`]: a dense head and its defences),
+//!    [`progressive`] (progressive columns, [`Columns`], a frozen column per task), and
+//!    [`checkpoint`] (a learner's state as one self-checking image).
 
 pub mod arena;
 pub mod checkpoint;
 pub mod config;
 pub mod consolidation;
+pub mod dims;
 pub mod error;
+pub mod format;
 pub mod kernels;
+pub mod layout;
 #[allow(clippy::module_inception)]
 pub mod learner;
 pub mod math;
+pub mod names;
 pub mod network;
 pub mod optim;
 pub mod packnet;
@@ -52,13 +63,17 @@ pub mod plan;
 pub mod progressive;
 pub mod replay;
 pub mod rng;
+pub mod state;
 pub mod vae;
 
 pub use arena::Arena;
-pub use config::{Kernels, LayerDims, LearnerConfig, Optimizer};
+pub use config::LearnerConfig;
 pub use consolidation::{FisherLabels, Method, PenaltyConfig, Quant, Storage};
+pub use dims::{Active, LayerDims};
 pub use error::Error;
-pub use learner::{Active, Learner};
+pub use kernels::Kernels;
+pub use learner::Learner;
+pub use optim::Optimizer;
 pub use packnet::PackNetConfig;
 pub use plan::{Component, Plan};
 pub use progressive::{Columns, ColumnsConfig};

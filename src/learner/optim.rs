@@ -3,7 +3,81 @@
 //! The state (momentum, or Adam's two moments) lives in the arena as vectors of the
 //! parameters' size; each update is one pass over parameters, gradients and state.
 
-use crate::learner::{kernels, math, Optimizer};
+pub use crate::learner::kernels::reference::{adam, AdamStep};
+use crate::learner::{kernels, Error};
+
+/// The optimizer and its hyper-parameters (PyTorch's update rules).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub enum Optimizer {
+    /// `v = momentum * v + g; theta -= lr * v` (no state when momentum is 0).
+    Sgd {
+        /// Learning rate.
+        lr: f32,
+        /// Momentum factor in `[0, 1)`.
+        momentum: f32,
+    },
+    /// Adam (Kingma & Ba) with bias correction, two state vectors.
+    Adam {
+        /// Learning rate.
+        lr: f32,
+        /// First-moment decay.
+        beta1: f32,
+        /// Second-moment decay.
+        beta2: f32,
+        /// Added to the denominator.
+        eps: f32,
+    },
+}
+
+impl Optimizer {
+    /// Adam with PyTorch's defaults and the given learning rate.
+    pub fn adam(lr: f32) -> Self {
+        Optimizer::Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
+    }
+
+    /// State vectors of the parameters' size this optimizer keeps.
+    pub fn state_vectors(&self) -> usize {
+        match *self {
+            Optimizer::Sgd { momentum: 0.0, .. } => 0,
+            Optimizer::Sgd { .. } => 1,
+            Optimizer::Adam { .. } => 2,
+        }
+    }
+
+    /// Checks the hyper-parameters: lr > 0, momentum and betas in `[0, 1)`, eps > 0.
+    pub fn validate(&self) -> Result<(), Error> {
+        let ok = match *self {
+            Optimizer::Sgd { lr, momentum } => lr.is_finite() && lr > 0.0 && (0.0..1.0).contains(&momentum),
+            Optimizer::Adam { lr, beta1, beta2, eps } => {
+                lr.is_finite()
+                    && lr > 0.0
+                    && (0.0..1.0).contains(&beta1)
+                    && (0.0..1.0).contains(&beta2)
+                    && eps.is_finite()
+                    && eps > 0.0
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::BadConfig(
+                "optimizer: lr must be > 0, momentum and betas in [0, 1), eps > 0",
+            ))
+        }
+    }
+
+    /// The learning rate.
+    pub fn lr(&self) -> f32 {
+        match *self {
+            Optimizer::Sgd { lr, .. } | Optimizer::Adam { lr, .. } => lr,
+        }
+    }
+}
 
 /// One update of `params` by `grads` with `optimizer` at step `t` (from 1). `first` is the
 /// momentum or Adam's first moment (absent for SGD without momentum), `second` Adam's
@@ -34,50 +108,6 @@ pub fn sgd(params: &mut [f32], grads: &[f32], velocity: Option<&mut [f32]>, lr: 
                 *p -= lr * g;
             }
         }
-    }
-}
-
-/// Hyper-parameters of one Adam step, bias corrections included.
-#[derive(Debug, Clone, Copy)]
-pub struct AdamStep {
-    /// `lr / (1 - beta1^t)`.
-    pub step_size: f32,
-    /// `sqrt(1 - beta2^t)`.
-    pub bias2_sqrt: f32,
-    /// First-moment decay.
-    pub beta1: f32,
-    /// Second-moment decay.
-    pub beta2: f32,
-    /// Denominator term.
-    pub eps: f32,
-}
-
-impl AdamStep {
-    /// The constants of step `t` (counting from 1).
-    pub fn new(lr: f32, beta1: f32, beta2: f32, eps: f32, t: u32) -> Self {
-        let bias1 = 1.0 - math::powi(beta1, t);
-        let bias2 = 1.0 - math::powi(beta2, t);
-        AdamStep {
-            step_size: lr / bias1,
-            bias2_sqrt: math::sqrt(bias2),
-            beta1,
-            beta2,
-            eps,
-        }
-    }
-}
-
-/// Adam (scalar; [`crate::learner::kernels::fast::adam`] runs it vectorised where it can):
-/// `m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
-/// theta -= step_size * m / (sqrt(v) / sqrt(1-b2^t) + eps)`.
-#[inline(always)]
-pub fn adam(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], s: AdamStep) {
-    let (b1, b2) = (s.beta1, s.beta2);
-    for (((p, &g), m), v) in params.iter_mut().zip(grads).zip(m.iter_mut()).zip(v.iter_mut()) {
-        *m = b1 * *m + (1.0 - b1) * g;
-        *v = b2 * *v + (1.0 - b2) * g * g;
-        let denom = math::sqrt(*v) / s.bias2_sqrt + s.eps;
-        *p -= s.step_size * *m / denom;
     }
 }
 

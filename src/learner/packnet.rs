@@ -10,10 +10,12 @@
 //! Inference for task `t` zeroes every weight not owned by tasks `1..=t` for the duration
 //! of the call (their values wait in the gradient buffer, which inference does not use).
 
-use crate::learner::{Error, LayerDims};
+use crate::learner::arena::Space;
+use crate::learner::arena::OVERFLOW;
+use crate::learner::{names, Error, LayerDims};
 
 /// PackNet's settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct PackNetConfig {
     /// Fraction of a layer's free weights freed again after each task (the rest are kept
     /// by the task), in `(0, 1)`.
@@ -128,6 +130,25 @@ pub(crate) struct PackState<'a> {
     /// The current task was pruned and its kept weights are retraining.
     pub retraining: bool,
     pub max_tasks: usize,
+}
+
+/// PackNet's part of the layout ([`crate::learner::layout`]): the bit-packed owner task
+/// of every weight.
+pub(crate) fn layout<'a>(
+    p: &PackNetConfig,
+    d: &LayerDims,
+    max_tasks: usize,
+    space: &mut impl Space<'a>,
+) -> Result<PackState<'a>, Error> {
+    let bits = owner_bits(max_tasks)?;
+    let bytes = mask_bytes(d.weight_count(), max_tasks)?.ok_or(OVERFLOW)?;
+    Ok(PackState {
+        config: *p,
+        owners: Owners::new(space.take(names::OWNERS, bytes)?, bits),
+        packed: 0,
+        retraining: false,
+        max_tasks,
+    })
 }
 
 impl PackState<'_> {

@@ -1,20 +1,17 @@
 //! The plan: every component's bytes, decided before anything is carved.
 //!
-//! Components are carved in the order listed here, each on a 16-byte boundary. The
-//! first line, `alignment`, reserves the up to 15 bytes the arena may skip to align
-//! its start. The plan's total is what a learner needs; the simulator reports the same
-//! numbers.
+//! A [`Plan`] is the byte counter of the layout ([`crate::learner::layout`]): the layout
+//! takes its components from a [`Space`], which the plan counts and the arena carves, in
+//! the same order, each on a 16-byte boundary. The first line, `alignment`, reserves the
+//! up to 15 bytes the arena may skip to align its start. The plan's total is what a
+//! learner needs; the simulator reports the same numbers.
 
-use crate::learner::consolidation::{self, Storage};
-use crate::learner::kernels::fast;
-use crate::learner::packnet;
-use crate::learner::progressive::ColumnsConfig;
-use crate::learner::replay::{Gaussian, GeneratorKind};
-use crate::learner::vae::VaeSizes;
-use crate::learner::{Error, Kernels, LearnerConfig};
-
-/// Alignment of every component's start, in bytes.
-pub const ALIGN: usize = 16;
+use crate::learner::arena::Space;
+use crate::learner::arena::OVERFLOW;
+pub use crate::learner::arena::{checked_f32_bytes, checked_padded, f32_bytes, ALIGN};
+use crate::learner::layout;
+pub use crate::learner::names;
+use crate::learner::{Error, LearnerConfig};
 
 /// Most components a plan holds.
 pub const MAX_COMPONENTS: usize = 24;
@@ -37,241 +34,60 @@ pub struct Plan {
     dropped: bool,
 }
 
-/// Names of the components, as they appear in plans, errors and reports.
-pub mod names {
-    /// Bytes the arena may skip to align its start.
-    pub const ALIGNMENT: &str = "alignment";
-    /// Dense weights of every layer.
-    pub const WEIGHTS: &str = "weights";
-    /// Biases of every layer.
-    pub const BIASES: &str = "biases";
-    /// Gradients of weights and biases.
-    pub const GRADIENTS: &str = "gradients";
-    /// Momentum or Adam moments.
-    pub const OPTIMIZER: &str = "optimizer state";
-    /// Hidden activations and logits of one batch.
-    pub const ACTIVATIONS: &str = "activations";
-    /// Two back-propagated error buffers of one batch.
-    pub const DELTAS: &str = "deltas";
-    /// Packing buffer of the fast matrix kernels.
-    pub const PACKING: &str = "gemm packing";
-    /// Importance per parameter (a slot per task for EWC).
-    pub const IMPORTANCE: &str = "importance";
-    /// Per-tensor scales of the quantised importance.
-    pub const SCALES: &str = "importance scales";
-    /// Parameter values at the end of the last task (a slot per task for EWC).
-    pub const ANCHORS: &str = "anchors";
-    /// Fisher / MAS sums over a task's samples, or SI's path integral over its updates.
-    pub const ACCUMULATOR: &str = "importance sums";
-    /// The replay generator's samples seen per class.
-    pub const GENERATOR_COUNTS: &str = "generator counts";
-    /// Gaussian generator: committed per-class means (f16).
-    pub const GENERATOR_MEANS: &str = "generator means";
-    /// Gaussian generator: committed per-class residual standard deviations (f16).
-    pub const GENERATOR_SPREADS: &str = "generator spreads";
-    /// Gaussian generator: committed per-class principal factors (i8).
-    pub const GENERATOR_FACTORS: &str = "generator factors";
-    /// Gaussian generator: one scale per committed factor.
-    pub const GENERATOR_SCALES: &str = "generator factor scales";
-    /// Gaussian generator: the class each working slot holds.
-    pub const GENERATOR_SLOT_CLASSES: &str = "generator slot classes";
-    /// Gaussian generator: per working slot, Welford's mean and M2 and the CCIPCA
-    /// directions (f32).
-    pub const GENERATOR_SLOTS: &str = "generator working slots";
-    /// Gaussian generator: one row of scratch.
-    pub const GENERATOR_SCRATCH: &str = "generator scratch";
-    /// Replay buffer: the kept rows (i8).
-    pub const BUFFER_ROWS: &str = "buffer rows";
-    /// Replay buffer: one scale per row.
-    pub const BUFFER_SCALES: &str = "buffer scales";
-    /// Replay buffer: one label per row.
-    pub const BUFFER_LABELS: &str = "buffer labels";
-    /// VAE: encoder and decoder weights and biases.
-    pub const VAE_PARAMS: &str = "vae parameters";
-    /// VAE: their gradients.
-    pub const VAE_GRADIENTS: &str = "vae gradients";
-    /// VAE: its optimizer's state.
-    pub const VAE_OPTIMIZER: &str = "vae optimizer state";
-    /// VAE: the decoder replayed from (a copy taken at the end of the last task).
-    pub const VAE_REPLAY: &str = "vae replay decoder";
-    /// VAE: one batch's inputs, activations, noise and deltas.
-    pub const VAE_ACTIVATIONS: &str = "vae activations";
-    /// Distillation: the copy of the head taken at the last commit.
-    pub const TEACHER: &str = "teacher head";
-    /// Distillation: the teacher's logits of one batch.
-    pub const TEACHER_LOGITS: &str = "teacher logits";
-    /// Distillation: which classes the teacher had learned at its commit (a byte each).
-    pub const TEACHER_CLASSES: &str = "teacher classes";
-    /// VAE: samples per class the replay decoder had seen at its commit.
-    pub const VAE_COMMITTED: &str = "vae committed counts";
-    /// Progressive columns: the parameters of every column the plan reserves.
-    pub const COLUMNS: &str = "columns";
-    /// PackNet's bit-packed owner task of every weight.
-    pub const OWNERS: &str = "packnet owners";
-}
-
-/// Bytes of `n` f32 values rounded up to [`ALIGN`] (for counts a [`Plan`] has checked).
-pub const fn f32_bytes(n: usize) -> usize {
-    (n * 4).div_ceil(ALIGN) * ALIGN
-}
-
-/// `n` bytes rounded up to [`ALIGN`], or `None` when that overflows `usize`.
-pub fn checked_padded(n: usize) -> Option<usize> {
-    Some(n.checked_add(ALIGN - 1)? / ALIGN * ALIGN)
-}
-
-/// [`f32_bytes`], or `None` when it overflows `usize`.
-pub fn checked_f32_bytes(n: usize) -> Option<usize> {
-    Some(n.checked_mul(4)?.checked_add(ALIGN - 1)? / ALIGN * ALIGN)
+impl<'a> Space<'a> for Plan {
+    fn take<T: bytemuck::Pod>(&mut self, component: &'static str, n: usize) -> Result<&'a mut [T], Error> {
+        let bytes = n
+            .checked_mul(core::mem::size_of::<T>())
+            .and_then(checked_padded)
+            .ok_or(OVERFLOW)?;
+        self.push(component, bytes);
+        Ok(&mut [])
+    }
 }
 
 impl Plan {
-    /// The plan of a config: its components and their bytes.
+    /// The plan of a config: its components and their bytes, counted by the same
+    /// layout [`crate::learner::Learner::new`] carves ([`crate::learner::layout`]).
     pub fn new(config: &LearnerConfig) -> Result<Plan, Error> {
         config.validate()?;
-        const OVERFLOW: Error = Error::BadConfig("the plan's sizes overflow this target's address space");
-        let d = &config.dims;
-        let b = config.batch_size;
-        let params = d.checked_params().ok_or(OVERFLOW)?;
-        let mul = |a: usize, c: usize| a.checked_mul(c).ok_or(OVERFLOW);
-        let bytes = |n: usize| checked_f32_bytes(n).ok_or(OVERFLOW);
-        let padded = |n: usize| checked_padded(n).ok_or(OVERFLOW);
-        // Every other count of the config is at most `params` (or a product bounded by
-        // the ones checked here), so later unchecked arithmetic on it cannot overflow.
+        let mut plan = Plan::empty();
+        layout::learner(config, &mut plan)?;
+        plan.finish()
+    }
+
+    /// A plan holding only the arena's alignment line, to count a layout into.
+    pub(crate) fn empty() -> Plan {
         let mut plan = Plan {
             components: [Component { name: "", bytes: 0 }; MAX_COMPONENTS],
             len: 0,
             dropped: false,
         };
         plan.push(names::ALIGNMENT, ALIGN - 1);
-        plan.push(names::WEIGHTS, bytes(d.weight_count())?);
-        plan.push(names::BIASES, bytes(d.bias_count())?);
-        plan.push(names::GRADIENTS, bytes(params)?);
-        plan.push(names::OPTIMIZER, bytes(mul(config.optimizer.state_vectors(), params)?)?);
-        plan.push(names::ACTIVATIONS, bytes(mul(b, d.hidden_sum() + d.classes())?)?);
-        plan.push(names::DELTAS, bytes(mul(2 * b, d.widest_output())?)?);
-        if config.kernels == Kernels::Fast {
-            let vae = match config.generator.map(|g| (g, g.kind)) {
-                Some((g, GeneratorKind::Vae(v))) => VaeSizes::of(&v, d.input(), g.classes, b)?.ok_or(OVERFLOW)?.widest,
-                _ => 0,
-            };
-            let largest = d.as_slice().iter().copied().max().unwrap_or(1).max(b).max(vae);
-            plan.push(names::PACKING, bytes(fast::packing_len(largest))?);
-        }
-        if let Some(p) = &config.penalty {
-            let slots = p.slots(config.max_tasks);
-            let values = mul(slots, params)?;
-            let (_, tensors) = consolidation::tensors(d);
-            plan.push(names::IMPORTANCE, padded(mul(values, p.storage.importance_bytes())?)?);
-            if let Storage::Compact(_) = p.storage {
-                plan.push(names::SCALES, bytes(mul(slots, tensors)?)?);
-            }
-            plan.push(names::ANCHORS, padded(mul(values, p.storage.anchor_bytes())?)?);
-            plan.push(names::ACCUMULATOR, bytes(params)?);
-        }
-        if let Some(g) = &config.generator {
-            plan.push(names::GENERATOR_COUNTS, padded(mul(g.classes, 4)?)?);
-            match g.kind {
-                GeneratorKind::Gaussian { rank, slots } => {
-                    let stats = mul(g.classes, d.input())?;
-                    plan.push(names::GENERATOR_MEANS, padded(mul(stats, 2)?)?);
-                    plan.push(names::GENERATOR_SPREADS, padded(mul(stats, 2)?)?);
-                    if rank > 0 {
-                        plan.push(names::GENERATOR_FACTORS, padded(mul(stats, rank)?)?);
-                        plan.push(names::GENERATOR_SCALES, bytes(mul(g.classes, rank)?)?);
-                    }
-                    plan.push(names::GENERATOR_SLOT_CLASSES, padded(mul(slots, 2)?)?);
-                    let words = Gaussian::slot_words(d.input(), rank).ok_or(OVERFLOW)?;
-                    plan.push(names::GENERATOR_SLOTS, bytes(mul(slots, words)?)?);
-                    plan.push(names::GENERATOR_SCRATCH, bytes(d.input())?);
-                }
-                GeneratorKind::Buffer { capacity } => {
-                    plan.push(names::BUFFER_ROWS, padded(mul(capacity, d.input())?)?);
-                    plan.push(names::BUFFER_SCALES, bytes(capacity)?);
-                    plan.push(names::BUFFER_LABELS, padded(mul(capacity, 2)?)?);
-                }
-                GeneratorKind::Vae(v) => {
-                    let s = VaeSizes::of(&v, d.input(), g.classes, b)?.ok_or(OVERFLOW)?;
-                    plan.push(names::VAE_PARAMS, bytes(s.params)?);
-                    plan.push(names::VAE_GRADIENTS, bytes(s.params)?);
-                    plan.push(
-                        names::VAE_OPTIMIZER,
-                        bytes(mul(v.optimizer.state_vectors(), s.params)?)?,
-                    );
-                    plan.push(names::VAE_REPLAY, bytes(s.decoder)?);
-                    plan.push(names::VAE_COMMITTED, padded(mul(g.classes, 4)?)?);
-                    let acts = [s.enc_in, s.enc_acts, s.eps, s.dec_in, s.dec_acts, s.dec_in, s.deltas]
-                        .iter()
-                        .try_fold(0usize, |acc, &n| acc.checked_add(checked_f32_bytes(n)?))
-                        .ok_or(OVERFLOW)?;
-                    plan.push(names::VAE_ACTIVATIONS, acts);
-                }
-            }
-            if g.distill.is_some() {
-                plan.push(names::TEACHER, bytes(params)?);
-                plan.push(names::TEACHER_LOGITS, bytes(mul(b, d.classes())?)?);
-                plan.push(names::TEACHER_CLASSES, padded(g.classes)?);
-            }
-        }
-        if config.packnet.is_some() {
-            let mask = packnet::mask_bytes(d.weight_count(), config.max_tasks)?.ok_or(OVERFLOW)?;
-            plan.push(names::OWNERS, padded(mask)?);
-        }
-        if plan.dropped {
+        plan
+    }
+
+    /// The counted plan, once it is checked: every component recorded, the total
+    /// representable.
+    pub(crate) fn finish(self) -> Result<Plan, Error> {
+        if self.dropped {
             return Err(Error::Internal("the plan has more components than its table holds"));
         }
-        plan.components()
+        self.components()
             .iter()
             .try_fold(0usize, |acc, c| acc.checked_add(c.bytes))
             .ok_or(OVERFLOW)?;
-        Ok(plan)
+        Ok(self)
     }
 
-    /// The plan of a progressive-columns learner: every column the config reserves, the
-    /// largest column's gradients and optimizer state, one batch's activations (every
-    /// column's hidden layers and one column's logits) and deltas.
-    pub fn columns(config: &ColumnsConfig) -> Result<Plan, Error> {
-        config.validate()?;
-        const OVERFLOW: Error = Error::BadConfig("the plan's sizes overflow this target's address space");
-        let c = config;
-        let mut total = 0usize;
-        for k in 0..c.max_columns {
-            total = total
-                .checked_add(c.checked_column_params(k).ok_or(OVERFLOW)?)
-                .ok_or(OVERFLOW)?;
-        }
-        let largest = c.checked_column_params(c.max_columns - 1).ok_or(OVERFLOW)?;
-        let mul = |a: usize, b: usize| a.checked_mul(b).ok_or(OVERFLOW);
-        let bytes = |n: usize| checked_f32_bytes(n).ok_or(OVERFLOW);
-        let acts = mul(mul(mul(c.hidden, c.max_columns)?, c.batch_size)?, c.width)?
-            .checked_add(mul(c.batch_size, c.classes)?)
-            .ok_or(OVERFLOW)?;
-        let mut plan = Plan {
-            components: [Component { name: "", bytes: 0 }; MAX_COMPONENTS],
-            len: 0,
-            dropped: false,
-        };
-        plan.push(names::ALIGNMENT, ALIGN - 1);
-        plan.push(names::COLUMNS, bytes(total)?);
-        plan.push(names::GRADIENTS, bytes(largest)?);
-        plan.push(names::OPTIMIZER, bytes(mul(c.optimizer.state_vectors(), largest)?)?);
-        plan.push(names::ACTIVATIONS, bytes(acts)?);
-        plan.push(names::DELTAS, bytes(mul(2 * c.batch_size, c.width.max(c.classes))?)?);
-        if c.kernels == Kernels::Fast {
-            let widest = c.input.max(c.width).max(c.classes).max(c.batch_size);
-            plan.push(names::PACKING, bytes(fast::packing_len(widest))?);
-        }
-        if plan.dropped {
-            return Err(Error::Internal("the plan has more components than its table holds"));
-        }
-        plan.components()
-            .iter()
-            .try_fold(0usize, |acc, c| acc.checked_add(c.bytes))
-            .ok_or(OVERFLOW)?;
-        Ok(plan)
-    }
-
+    /// Records `bytes` for `name`; a component carved in several pieces under one name
+    /// (the VAE's activations) is one line.
     fn push(&mut self, name: &'static str, bytes: usize) {
+        if let Some(last) = self.len.checked_sub(1).and_then(|i| self.components.get_mut(i)) {
+            if last.name == name {
+                last.bytes += bytes;
+                return;
+            }
+        }
         match self.components.get_mut(self.len) {
             Some(slot) => {
                 *slot = Component { name, bytes };
@@ -322,7 +138,7 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::learner::{LayerDims, Optimizer};
+    use crate::learner::{Kernels, LayerDims, Optimizer};
 
     fn config(dims: &[usize], kernels: Kernels) -> LearnerConfig {
         LearnerConfig {

@@ -13,11 +13,67 @@
 //! Parameters of column `k`, end to end: `W0` (`width x input`), `b0`, then for each later
 //! layer its `k + 1` blocks (`out x width`, row-major) and its biases.
 
+use crate::learner::arena::Space;
+use crate::learner::arena::{mul, OVERFLOW};
+use crate::learner::dims::{best_class, check_input, Active};
+use crate::learner::kernels::fast;
 use crate::learner::kernels::{gemm, MatRef};
-use crate::learner::learner::{best_class, check_input, Active};
-use crate::learner::plan::names;
+use crate::learner::names;
 use crate::learner::rng::Rng;
 use crate::learner::{math, network, optim, Arena, Error, Kernels, Optimizer, Plan};
+
+impl Plan {
+    /// The plan of a progressive-columns learner: every column the config reserves, the
+    /// largest column's gradients and optimizer state, one batch's activations (every
+    /// column's hidden layers and one column's logits) and deltas, counted by the layout
+    /// [`Columns::new`] carves.
+    pub fn columns(config: &ColumnsConfig) -> Result<Plan, Error> {
+        config.validate()?;
+        let mut plan = Plan::empty();
+        layout(config, &mut plan)?;
+        plan.finish()
+    }
+}
+
+/// The slices of a [`Columns`]: parameters of every column, the largest column's
+/// gradients and optimizer state, activations, deltas and packing.
+struct ColumnParts<'a> {
+    params: &'a mut [f32],
+    grads: &'a mut [f32],
+    opt_state: &'a mut [f32],
+    acts: &'a mut [f32],
+    deltas: &'a mut [f32],
+    pack: &'a mut [f32],
+}
+
+/// The layout of a [`Columns`] learner, counted by [`Plan::columns`] and carved by
+/// [`Columns::new`].
+fn layout<'a>(c: &ColumnsConfig, space: &mut impl Space<'a>) -> Result<ColumnParts<'a>, Error> {
+    let mut total = 0usize;
+    for k in 0..c.max_columns {
+        total = total
+            .checked_add(c.checked_column_params(k).ok_or(OVERFLOW)?)
+            .ok_or(OVERFLOW)?;
+    }
+    let largest = c.checked_column_params(c.max_columns - 1).ok_or(OVERFLOW)?;
+    let acts = mul(mul(mul(c.hidden, c.max_columns)?, c.batch_size)?, c.width)?
+        .checked_add(mul(c.batch_size, c.classes)?)
+        .ok_or(OVERFLOW)?;
+    Ok(ColumnParts {
+        params: space.take(names::COLUMNS, total)?,
+        grads: space.take(names::GRADIENTS, largest)?,
+        opt_state: space.take(names::OPTIMIZER, mul(c.optimizer.state_vectors(), largest)?)?,
+        acts: space.take(names::ACTIVATIONS, acts)?,
+        deltas: space.take(names::DELTAS, mul(2 * c.batch_size, c.width.max(c.classes))?)?,
+        pack: match c.kernels {
+            Kernels::Fast => {
+                let widest = c.input.max(c.width).max(c.classes).max(c.batch_size);
+                space.take(names::PACKING, fast::packing_len(widest))?
+            }
+            Kernels::Reference => &mut [],
+        },
+    })
+}
 
 /// Most hidden layers a column may have.
 pub const MAX_HIDDEN: usize = 4;
@@ -164,16 +220,15 @@ impl<'a> Columns<'a> {
     pub fn new(config: &ColumnsConfig, arena: &'a mut [u8]) -> Result<Self, Error> {
         let plan = Plan::columns(config)?;
         plan.check(arena.len())?;
-        let c = config;
-        let total = c.column_offset(c.max_columns);
-        let largest = c.column_params(c.max_columns - 1);
         let mut arena = Arena::new(arena);
-        let params = arena.carve_f32(names::COLUMNS, total)?;
-        let grads = arena.carve_f32(names::GRADIENTS, largest)?;
-        let opt_state = arena.carve_f32(names::OPTIMIZER, c.optimizer.state_vectors() * largest)?;
-        let acts = arena.carve_f32(names::ACTIVATIONS, c.logits_offset() + c.batch_size * c.classes)?;
-        let deltas = arena.carve_f32(names::DELTAS, 2 * c.batch_size * c.width.max(c.classes))?;
-        let pack = arena.carve_f32(names::PACKING, plan.bytes_of(names::PACKING) / 4)?;
+        let ColumnParts {
+            params,
+            grads,
+            opt_state,
+            acts,
+            deltas,
+            pack,
+        } = layout(config, &mut arena)?;
         Ok(Columns {
             config: *config,
             plan,
@@ -338,7 +393,7 @@ impl<'a> Columns<'a> {
             .ok_or(Error::OutOfOrder("add a column before training"))?;
         let n = self.check(x, column)?;
         let c = self.config;
-        crate::learner::learner::check_labels(labels, n, &active, c.classes)?;
+        crate::learner::dims::check_labels(labels, n, &active, c.classes)?;
         self.forward(x, n, column)?;
         let at = c.logits_offset();
         let (acts, logits) = self.acts.split_at(at);
@@ -412,7 +467,7 @@ impl<'a> Columns<'a> {
                 expected: out.len() * c.input,
             });
         }
-        crate::learner::learner::check_active(&active, out.len(), c.classes)?;
+        crate::learner::dims::check_active(&active, out.len(), c.classes)?;
         for (chunk, (xs, ys)) in x
             .chunks(c.batch_size * c.input)
             .zip(out.chunks_mut(c.batch_size))

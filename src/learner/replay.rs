@@ -19,10 +19,13 @@
 //! - [`crate::learner::vae::Vae`]: a conditional variational autoencoder trained on the
 //!   device (deep generative replay, Shin et al. 2017).
 
+use crate::learner::arena::Space;
+use crate::learner::arena::{mul, OVERFLOW};
 use crate::learner::math;
 use crate::learner::rng::Rng;
-use crate::learner::vae::{Vae, VaeConfig};
+use crate::learner::vae::{Vae, VaeConfig, VaeSizes};
 use crate::learner::Error;
+use crate::learner::{names, LayerDims};
 use half::f16;
 
 /// Most principal directions a Gaussian generator keeps per class.
@@ -37,7 +40,7 @@ const AMNESIA: f32 = 2.0;
 pub(crate) const FREE: u16 = u16::MAX;
 
 /// What the generator keeps.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub enum GeneratorKind {
     /// Class-conditional Gaussian with `rank` principal directions per class (0: diagonal)
     /// and `slots` classes observed at once in f32 before each commit
@@ -58,7 +61,7 @@ pub enum GeneratorKind {
 }
 
 /// The generator's shape.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct GeneratorConfig {
     /// Classes it can keep (the head's outputs).
     pub classes: usize,
@@ -132,10 +135,114 @@ pub enum Generator<'a> {
     Vae(Vae<'a>),
 }
 
+/// The generator's part of the layout ([`crate::learner::layout`]): its per-class
+/// counts, then the Gaussian's statistics and working slots, the buffer's rows, or the
+/// VAE's parameters, moments, replay decoder and one batch's scratch. The caller
+/// initialises what needs it once carved (the Gaussian's free slots, the VAE's weights).
+pub(crate) fn layout<'a>(
+    g: &GeneratorConfig,
+    d: &LayerDims,
+    batch: usize,
+    space: &mut impl Space<'a>,
+) -> Result<Generator<'a>, Error> {
+    let counts = space.take(names::GENERATOR_COUNTS, g.classes)?;
+    let f = d.input();
+    let stats = mul(g.classes, f)?;
+    Ok(match g.kind {
+        GeneratorKind::Gaussian { rank, slots } => {
+            let words = Gaussian::slot_words(f, rank).ok_or(OVERFLOW)?;
+            let means = space.take(names::GENERATOR_MEANS, stats)?;
+            let spreads = space.take(names::GENERATOR_SPREADS, stats)?;
+            let (factors, scales): (&mut [i8], &mut [f32]) = if rank > 0 {
+                (
+                    space.take(names::GENERATOR_FACTORS, mul(stats, rank)?)?,
+                    space.take(names::GENERATOR_SCALES, mul(g.classes, rank)?)?,
+                )
+            } else {
+                (&mut [], &mut [])
+            };
+            Generator::Gaussian(Gaussian {
+                counts,
+                means,
+                spreads,
+                factors,
+                scales,
+                slot_class: space.take(names::GENERATOR_SLOT_CLASSES, slots)?,
+                work: space.take(names::GENERATOR_SLOTS, mul(slots, words)?)?,
+                scratch: space.take(names::GENERATOR_SCRATCH, f)?,
+                features: f,
+                rank,
+            })
+        }
+        GeneratorKind::Buffer { capacity } => Generator::Buffer(Reservoir {
+            counts,
+            rows: space.take(names::BUFFER_ROWS, mul(capacity, f)?)?,
+            scales: space.take(names::BUFFER_SCALES, capacity)?,
+            labels: space.take(names::BUFFER_LABELS, capacity)?,
+            seen: 0,
+            features: f,
+        }),
+        GeneratorKind::Vae(v) => {
+            let s = VaeSizes::of(&v, f, g.classes, batch)?.ok_or(OVERFLOW)?;
+            let acts = names::VAE_ACTIVATIONS;
+            let params = space.take(names::VAE_PARAMS, s.params)?;
+            let grads = space.take(names::VAE_GRADIENTS, s.params)?;
+            // One component for the optimizer's state; Adam's two moments are its halves.
+            let state = space.take(names::VAE_OPTIMIZER, mul(v.optimizer.state_vectors(), s.params)?)?;
+            let (first, second) = match v.optimizer.state_vectors() {
+                2 => state.split_at_mut(s.params.min(state.len())),
+                _ => (state, &mut [][..]),
+            };
+            Generator::Vae(Vae {
+                config: v,
+                enc: v.encoder(f, g.classes)?,
+                dec: v.decoder(f, g.classes)?,
+                classes: g.classes,
+                features: f,
+                batch,
+                counts,
+                params,
+                grads,
+                first,
+                second,
+                replay: space.take(names::VAE_REPLAY, s.decoder)?,
+                committed: space.take(names::VAE_COMMITTED, g.classes)?,
+                enc_in: space.take(acts, s.enc_in)?,
+                enc_acts: space.take(acts, s.enc_acts)?,
+                eps: space.take(acts, s.eps)?,
+                dec_in: space.take(acts, s.dec_in)?,
+                dec_acts: space.take(acts, s.dec_acts)?,
+                dz: space.take(acts, s.dec_in)?,
+                deltas: space.take(acts, s.deltas)?,
+                steps: 0,
+            })
+        }
+    })
+}
+
+/// The distillation teacher: the head's parameters at the last commit, one batch of its
+/// logits, and the classes it had learned (1 or 0 each).
+pub(crate) type Teacher<'a> = (&'a mut [f32], &'a mut [f32], &'a mut [u8]);
+
+/// Distillation's part of the layout: a copy of the head's parameters, one batch of its
+/// logits and a byte per class it had learned.
+pub(crate) fn teacher_layout<'a>(
+    d: &LayerDims,
+    batch: usize,
+    space: &mut impl Space<'a>,
+) -> Result<Teacher<'a>, Error> {
+    let params = d.checked_params().ok_or(OVERFLOW)?;
+    Ok((
+        space.take(names::TEACHER, params)?,
+        space.take(names::TEACHER_LOGITS, mul(batch, d.classes())?)?,
+        space.take(names::TEACHER_CLASSES, d.classes())?,
+    ))
+}
+
 impl Generator<'_> {
     /// Visits the persistent parts as bytes, in a fixed order (for a checkpoint).
-    pub(crate) fn state_parts(&mut self, f: &mut crate::learner::learner::StateVisitor<'_>) -> Result<(), Error> {
-        use crate::learner::checkpoint::Part::{BufferLabels, Plain, SlotClasses};
+    pub(crate) fn state_parts(&mut self, f: &mut crate::learner::state::StateVisitor<'_>) -> Result<(), Error> {
+        use crate::learner::state::Part::{BufferLabels, Plain, SlotClasses};
         use bytemuck::cast_slice_mut as bytes;
         match self {
             Generator::Gaussian(g) => {

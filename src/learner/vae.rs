@@ -21,7 +21,7 @@ use crate::learner::rng::Rng;
 use crate::learner::{math, network, optim, Error, Kernels, LayerDims, Optimizer};
 
 /// The decoder's output distribution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Likelihood {
     /// Sigmoid outputs, binary cross-entropy: inputs in `[0, 1]` (pixels).
     Bernoulli,
@@ -30,7 +30,7 @@ pub enum Likelihood {
 }
 
 /// The VAE's shape and training.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct VaeConfig {
     /// Hidden units of the encoder and of the decoder.
     pub hidden: usize,

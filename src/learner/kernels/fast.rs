@@ -14,7 +14,6 @@
 //! use [`Kernels::Reference`](crate::learner::Kernels::Reference) for bit-exact runs.
 
 use super::{reference, MatRef};
-use crate::learner::optim;
 
 /// Rows of `A` packed per block.
 pub const MC: usize = 72;
@@ -85,11 +84,11 @@ fn gemm_avx2_fma(a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], accumulate: bool, 
     gemm_with::<6, 16, true>(a, b, c, accumulate, pack)
 }
 
-/// Adam's element-wise update ([`optim::adam`]) compiled for AVX2 where the CPU has it.
+/// Adam's element-wise update ([`reference::adam`](super::reference::adam)) compiled for AVX2 where the CPU has it.
 ///
 /// The update is element-wise IEEE arithmetic (no fused multiply-add, no reordering), so
 /// the 8-wide build gives the same bits as the scalar one; it only runs faster.
-pub fn adam(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], s: optim::AdamStep) {
+pub fn adam(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], s: reference::AdamStep) {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: `adam_avx2` only requires AVX2, checked on the line above.
@@ -99,13 +98,13 @@ pub fn adam(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], s: 
         };
         return;
     }
-    optim::adam(params, grads, m, v, s)
+    reference::adam(params, grads, m, v, s)
 }
 
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 #[target_feature(enable = "avx2")]
-fn adam_avx2(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], s: optim::AdamStep) {
-    optim::adam(params, grads, m, v, s)
+fn adam_avx2(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], s: reference::AdamStep) {
+    reference::adam(params, grads, m, v, s)
 }
 
 /// `a * b + c`, fused when `FMA` (only compiled in where the CPU has it).

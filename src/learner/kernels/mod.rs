@@ -8,7 +8,14 @@
 pub mod fast;
 pub mod reference;
 
-use crate::learner::Kernels;
+/// Which matrix kernels the learner runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Kernels {
+    /// Plain loops in a fixed order: the same bits on every target. Needs no packing buffer.
+    Reference,
+    /// Packed, register-blocked kernels (FMA where the CPU has it). Needs a packing buffer.
+    Fast,
+}
 
 /// A read-only strided matrix: element `(i, j)` is `data[i * rs + j * cs]`.
 #[derive(Debug, Clone, Copy)]
