@@ -13,12 +13,13 @@
 //!           PackNet's and the generator's counters, the caller's bytes' length
 //!     then the caller's bytes (what the loop around the learner keeps: its place in
 //!           the stream, its accuracy matrix...), then the state, each component's bytes in a fixed order, little-endian:
-//!           weights | biases | optimizer state | importance and anchors (compact u8 +
-//!           scales + f16, or f32) | the penalty's accumulator | PackNet owners |
-//!           generator (Gaussian: counts, means, spreads, factors, scales, slot classes,
-//!           working slots; buffer: counts, rows, scales, labels; VAE: counts, committed
-//!           counts, parameters, both moments, replayed decoder) | distillation teacher
-//!           (parameters, known classes)
+//!           weights | biases | optimizer state | then each defence's parts in the
+//!           registry's order (`layout`): importance and anchors (compact u8 + scales +
+//!           f16, or f32) and the penalty's accumulator | generator (Gaussian: counts,
+//!           means, spreads, factors, scales, slot classes, working slots; buffer: counts,
+//!           rows, scales, labels; VAE: counts, committed counts, parameters, both
+//!           moments, replayed decoder) | distillation teacher (parameters, known
+//!           classes) | PackNet owners
 //! ```
 //!
 //! An image is written and read as a stream ([`Learner::write_checkpoint_to`],

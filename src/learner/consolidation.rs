@@ -42,6 +42,8 @@
 
 use crate::learner::arena::Space;
 use crate::learner::arena::{mul, OVERFLOW};
+use crate::learner::defence::{Carve, Defence, Head, HeadShape};
+use crate::learner::state::StateVisitor;
 use crate::learner::{names, Error, LayerDims};
 use half::f16;
 
@@ -536,6 +538,48 @@ impl Consolidation<'_> {
         self.samples = 0;
         self.tasks = self.tasks.saturating_add(1);
         Ok(())
+    }
+}
+
+impl<'a> Carve<'a> for Consolidation<'a> {
+    type Config = PenaltyConfig;
+
+    fn layout(config: &PenaltyConfig, head: &HeadShape, space: &mut impl Space<'a>) -> Result<Self, Error> {
+        layout(config, &head.dims, head.max_tasks, space)
+    }
+}
+
+impl Defence for Consolidation<'_> {
+    /// SI measures each parameter's travel from the initial head.
+    fn init(&mut self, _shape: &HeadShape, head: &mut Head<'_>) {
+        self.set_anchors(0, head.weights, head.biases);
+    }
+
+    fn on_gradients(&self, head: &mut Head<'_>) {
+        if self.used_slots() > 0 {
+            self.add_penalty_gradient(head.weights, head.biases, head.grads);
+        }
+    }
+
+    fn before_update(&mut self, head: &mut Head<'_>) {
+        if matches!(self.config.method, Method::Si { .. }) {
+            path_integral(self.acc, head.grads, head.weights.iter().chain(head.biases.iter()), 1.0);
+        }
+    }
+
+    fn after_update(&mut self, head: &mut Head<'_>) {
+        if matches!(self.config.method, Method::Si { .. }) {
+            path_integral(
+                self.acc,
+                head.grads,
+                head.weights.iter().chain(head.biases.iter()),
+                -1.0,
+            );
+        }
+    }
+
+    fn visit_state(&mut self, f: &mut StateVisitor<'_>) -> Result<(), Error> {
+        self.state_parts(f)
     }
 }
 

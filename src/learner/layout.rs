@@ -10,18 +10,66 @@
 //! defences:  [penalty] | [generator] | [distillation teacher] | [PackNet owners]
 //! ```
 //!
-//! Each defence lays out its own part in its module (`consolidation::layout`,
-//! `replay::layout`, `replay::teacher_layout`, `packnet::layout`); adding one is a new
-//! line here in the order its state is carved.
+//! Each defence lays out its own part in its module ([`Carve::layout`]) and acts through
+//! the hooks of [`Defence`]; the registry below lists them once, in the order their
+//! state is carved and saved. Adding a defence is a new module implementing both traits
+//! and one line in the registry.
 
 use crate::learner::arena::{mul, Space, OVERFLOW};
-use crate::learner::consolidation::{self, Consolidation};
+use crate::learner::consolidation::Consolidation;
+use crate::learner::defence::{Carve, Defence, HeadShape};
 use crate::learner::kernels::fast;
-use crate::learner::packnet::{self, PackState};
-use crate::learner::replay::{self, Generator, GeneratorKind, Teacher};
+use crate::learner::packnet::PackState;
+use crate::learner::replay::{Generator, GeneratorKind, Teacher};
 use crate::learner::vae::VaeSizes;
 use crate::learner::{names, Error, Kernels, LearnerConfig};
 
+/// The registry of defences: one line each, `field: Type = |config| its config`, in the
+/// order their parts are carved (after the head) and saved. The macro makes the
+/// [`Defences`] a learner holds (an `Option` per line), their layout, and the walk over
+/// them that the learner's hooks run.
+macro_rules! registry {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty = $config:expr),* $(,)?) => {
+        /// The defences of a learner, each present when its config asks for it.
+        #[derive(Debug)]
+        pub(crate) struct Defences<'a> {
+            $($(#[$doc])* pub $field: Option<$ty>,)*
+        }
+
+        impl<'a> Defences<'a> {
+            /// Takes each configured defence's part from `space`, in registry order.
+            pub(crate) fn layout(config: &LearnerConfig, head: &HeadShape, space: &mut impl Space<'a>) -> Result<Self, Error> {
+                Ok(Defences {
+                    $($field: match ($config)(config) {
+                        Some(c) => Some(<$ty as Carve<'a>>::layout(&c, head, space)?),
+                        None => None,
+                    },)*
+                })
+            }
+
+            /// Runs `f` on every defence present, in registry order.
+            pub(crate) fn each(&mut self, mut f: impl FnMut(&mut dyn Defence) -> Result<(), Error>) -> Result<(), Error> {
+                $(if let Some(d) = &mut self.$field {
+                    f(d)?;
+                })*
+                Ok(())
+            }
+        }
+    };
+}
+
+registry! {
+    /// The importance penalty (EWC, online EWC, SI, MAS).
+    penalty: Consolidation<'a> = |c: &LearnerConfig| c.penalty,
+    /// The replay generator of old classes' features.
+    generator: Generator<'a> = |c: &LearnerConfig| c.generator,
+    /// Distillation's teacher head (replay with `distill`).
+    teacher: Teacher<'a> = |c: &LearnerConfig| c.generator.and_then(|g| g.distill),
+    /// PackNet's owner task per weight.
+    packnet: PackState<'a> = |c: &LearnerConfig| c.packnet,
+}
+
+/// Every component of a learner, as [`learner`] took them.
 /// Every component of a learner, as [`learner`] took them.
 pub(crate) struct Parts<'a> {
     pub weights: &'a mut [f32],
@@ -31,10 +79,7 @@ pub(crate) struct Parts<'a> {
     pub acts: &'a mut [f32],
     pub deltas: &'a mut [f32],
     pub pack: &'a mut [f32],
-    pub cons: Option<Consolidation<'a>>,
-    pub generator: Option<Generator<'a>>,
-    pub teacher: Option<Teacher<'a>>,
-    pub packnet: Option<PackState<'a>>,
+    pub defences: Defences<'a>,
 }
 
 /// Takes every component of `config`'s learner from `space`, in carving order.
@@ -63,22 +108,13 @@ pub(crate) fn learner<'a>(config: &LearnerConfig, space: &mut impl Space<'a>) ->
         }
         Kernels::Reference => &mut [],
     };
-    let cons = match &config.penalty {
-        Some(p) => Some(consolidation::layout(p, d, config.max_tasks, space)?),
-        None => None,
+    let shape = HeadShape {
+        dims: *d,
+        batch: b,
+        max_tasks: config.max_tasks,
+        seed: config.seed,
     };
-    let generator = match &config.generator {
-        Some(g) => Some(replay::layout(g, d, b, space)?),
-        None => None,
-    };
-    let teacher = match config.generator {
-        Some(g) if g.distill.is_some() => Some(replay::teacher_layout(d, b, space)?),
-        _ => None,
-    };
-    let packnet = match &config.packnet {
-        Some(p) => Some(packnet::layout(p, d, config.max_tasks, space)?),
-        None => None,
-    };
+    let defences = Defences::layout(config, &shape, space)?;
     Ok(Parts {
         weights,
         biases,
@@ -87,9 +123,6 @@ pub(crate) fn learner<'a>(config: &LearnerConfig, space: &mut impl Space<'a>) ->
         acts,
         deltas,
         pack,
-        cons,
-        generator,
-        teacher,
-        packnet,
+        defences,
     })
 }

@@ -20,7 +20,6 @@
 //! assert!(loss > 0.0);
 //! ```
 
-use crate::learner::consolidation::{self, Consolidation};
 use crate::learner::dims::{best_class, check_input, check_labels};
 mod persist;
 #[cfg(test)]
@@ -29,10 +28,12 @@ mod with_packnet;
 mod with_penalty;
 mod with_replay;
 
+use crate::learner::defence::{Head, HeadShape};
 pub use crate::learner::dims::{Active, ClassRange};
+use crate::learner::layout::Defences;
 use crate::learner::optim;
 use crate::learner::packnet::{self, PackState};
-use crate::learner::replay::Generator;
+use crate::learner::replay::{Generator, Teacher};
 use crate::learner::rng::Rng;
 use crate::learner::state::StateVisitor;
 use crate::learner::vae::Noise;
@@ -44,9 +45,6 @@ const FISHER_STREAM: u64 = 0x5EED_F15E_u64;
 
 /// Mixed into the seed for the stream the replay generator samples from.
 const REPLAY_STREAM: u64 = 0x5EED_0EB1_A7ED_u64;
-
-/// Mixed into the seed for the VAE's weight initialisation.
-const VAE_STREAM: u64 = 0x0FAE_1A7E_u64;
 
 /// Draws an index from the softmax of `z` with `rng`.
 fn sample_softmax(z: &[f32], rng: &mut Rng) -> u16 {
@@ -77,13 +75,9 @@ pub struct Learner<'a> {
     acts: &'a mut [f32],
     deltas: &'a mut [f32],
     pack: &'a mut [f32],
-    cons: Option<Consolidation<'a>>,
-    packnet: Option<PackState<'a>>,
-    generator: Option<Generator<'a>>,
-    /// Distillation: the head's parameters at the last commit, one batch of its logits,
-    /// and the classes it had learned (1 or 0 each); `teacher_ready` once a commit has
-    /// filled them.
-    teacher: Option<(&'a mut [f32], &'a mut [f32], &'a mut [u8])>,
+    /// The defences present, in registry order ([`crate::learner::layout`]).
+    defences: Defences<'a>,
+    /// The distillation teacher holds a commit.
     teacher_ready: bool,
     /// Set by [`Learner::train_step_replay`] for one step: the first replayed row and
     /// the temperature.
@@ -109,16 +103,8 @@ impl<'a> Learner<'a> {
             acts,
             deltas,
             pack,
-            cons,
-            mut generator,
-            teacher,
-            packnet,
+            defences,
         } = layout::learner(config, &mut arena)?;
-        match &mut generator {
-            Some(Generator::Gaussian(g)) => g.mark_free(),
-            Some(Generator::Vae(v)) => v.init(&mut Rng::new(config.seed ^ VAE_STREAM)),
-            _ => {}
-        }
         let mut learner = Learner {
             config: *config,
             plan,
@@ -130,10 +116,7 @@ impl<'a> Learner<'a> {
             acts,
             deltas,
             pack,
-            cons,
-            packnet,
-            generator,
-            teacher,
+            defences,
             teacher_ready: false,
             distill: None,
             rng: Rng::new(config.seed ^ FISHER_STREAM),
@@ -141,11 +124,30 @@ impl<'a> Learner<'a> {
             steps: 0,
         };
         learner.init_weights();
-        if let Some(c) = &mut learner.cons {
-            // SI measures each parameter's travel from here.
-            c.set_anchors(0, learner.weights, learner.biases);
-        }
+        let shape = HeadShape {
+            dims: config.dims,
+            batch: config.batch_size,
+            max_tasks: config.max_tasks,
+            seed: config.seed,
+        };
+        let (defences, mut head) = learner.split();
+        defences.each(|d| {
+            d.init(&shape, &mut head);
+            Ok(())
+        })?;
         Ok(learner)
+    }
+
+    /// The defences, and a view of the head their hooks act on.
+    fn split(&mut self) -> (&mut Defences<'a>, Head<'_>) {
+        let head = Head {
+            optimizer: self.config.optimizer,
+            weights: &mut *self.weights,
+            biases: &mut *self.biases,
+            grads: &mut *self.grads,
+            opt_state: &mut *self.opt_state,
+        };
+        (&mut self.defences, head)
     }
 
     fn init_weights(&mut self) {
@@ -250,7 +252,7 @@ impl<'a> Learner<'a> {
         if !loss.is_finite() {
             return Err(Error::Diverged);
         }
-        if let (Some((first, t)), Some((_, teacher, learned))) = (self.distill, &self.teacher) {
+        if let (Some((first, t)), Some(Teacher(_, teacher, learned))) = (self.distill, &self.defences.teacher) {
             // Replayed rows: the gradient of T^2 KL(q_T || p_T), T (p_T - q_T) / n, in place
             // of the label's: p_T the student's softened outputs over the row's active
             // classes, q_T the teacher's over the classes it had learned at its commit
@@ -290,11 +292,11 @@ impl<'a> Learner<'a> {
             }
         }
         self.backward(x, n)?;
-        if let Some(cons) = &self.cons {
-            if cons.used_slots() > 0 {
-                cons.add_penalty_gradient(self.weights, self.biases, self.grads);
-            }
-        }
+        let (defences, mut head) = self.split();
+        defences.each(|d| {
+            d.on_gradients(&mut head);
+            Ok(())
+        })?;
         if let Some(index) = self.grads.iter().position(|g| !g.is_finite()) {
             return Err(Error::NonFiniteGradient { index });
         }
@@ -327,34 +329,24 @@ impl<'a> Learner<'a> {
     /// first task only): the others' gradients and first moments are zeroed, so neither
     /// momentum nor Adam moves them.
     pub fn train_step(&mut self, x: &[f32], labels: &[u16], active: Active<'_>) -> Result<f32, Error> {
-        if let Some(p) = &self.packnet {
-            if p.packed >= p.max_tasks {
-                return Err(Error::TasksExhausted { max: p.max_tasks });
-            }
-            if !p.retraining {
-                let d = self.config.dims;
-                if let Some(layer) = (0..d.layers()).find(|&l| {
-                    let at = d.weight_offset(l);
-                    let (i, o) = d.layer(l);
-                    (at..at + i * o).all(|w| p.owners.get(w) != 0)
-                }) {
-                    return Err(Error::NoFreeWeights {
-                        task: p.current(),
-                        layer,
-                    });
-                }
-            }
-        }
+        let dims = self.config.dims;
+        self.defences.each(|d| d.before_step(&dims))?;
         let loss = self.compute_gradients(x, labels, active)?;
-        self.freeze_owned();
-        let si = matches!(&self.cons, Some(c) if matches!(c.config.method, Method::Si { .. }));
-        if si {
-            self.path_integral(1.0);
-        }
+        let (defences, mut head) = self.split();
+        defences.each(|d| {
+            d.mask_gradients(&mut head);
+            Ok(())
+        })?;
+        defences.each(|d| {
+            d.before_update(&mut head);
+            Ok(())
+        })?;
         self.apply_gradients();
-        if si {
-            self.path_integral(-1.0);
-        }
+        let (defences, mut head) = self.split();
+        defences.each(|d| {
+            d.after_update(&mut head);
+            Ok(())
+        })?;
         Ok(loss)
     }
 

@@ -47,6 +47,7 @@ pub mod arena;
 pub mod checkpoint;
 pub mod config;
 pub mod consolidation;
+pub mod defence;
 pub mod dims;
 pub mod error;
 pub mod format;

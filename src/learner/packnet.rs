@@ -12,6 +12,8 @@
 
 use crate::learner::arena::Space;
 use crate::learner::arena::OVERFLOW;
+use crate::learner::defence::{Carve, Defence, Head, HeadShape};
+use crate::learner::state::{Part, StateVisitor};
 use crate::learner::{names, Error, LayerDims};
 
 /// PackNet's settings.
@@ -205,6 +207,66 @@ pub(crate) fn magnitude_threshold(values: impl Fn(&mut dyn FnMut(u32)), keep: us
         }
     }
     lo
+}
+
+impl<'a> Carve<'a> for PackState<'a> {
+    type Config = PackNetConfig;
+
+    fn layout(config: &PackNetConfig, head: &HeadShape, space: &mut impl Space<'a>) -> Result<Self, Error> {
+        layout(config, &head.dims, head.max_tasks, space)
+    }
+}
+
+impl Defence for PackState<'_> {
+    /// A step needs a task left and, while a task trains, a free weight in every layer.
+    fn before_step(&self, d: &LayerDims) -> Result<(), Error> {
+        if self.packed >= self.max_tasks {
+            return Err(Error::TasksExhausted { max: self.max_tasks });
+        }
+        if !self.retraining {
+            if let Some(layer) = (0..d.layers()).find(|&l| {
+                let at = d.weight_offset(l);
+                let (i, o) = d.layer(l);
+                (at..at + i * o).all(|w| self.owners.get(w) != 0)
+            }) {
+                return Err(Error::NoFreeWeights {
+                    task: self.current(),
+                    layer,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Zeroes the gradients and first moments of the weights (and biases) this phase may
+    /// not change, so neither momentum nor Adam moves them.
+    fn mask_gradients(&self, head: &mut Head<'_>) {
+        let nw = head.weights.len();
+        let params = nw + head.biases.len();
+        let moments = if head.optimizer.state_vectors() > 0 {
+            &mut head.opt_state[..params]
+        } else {
+            &mut []
+        };
+        for i in 0..nw {
+            if !self.weight_trainable(i) {
+                head.grads[i] = 0.0;
+                if let Some(m) = moments.get_mut(i) {
+                    *m = 0.0;
+                }
+            }
+        }
+        if !self.biases_trainable() {
+            head.grads[nw..params].fill(0.0);
+            if let Some(m) = moments.get_mut(nw..params) {
+                m.fill(0.0);
+            }
+        }
+    }
+
+    fn visit_state(&mut self, f: &mut StateVisitor<'_>) -> Result<(), Error> {
+        f(Part::Plain, self.owners.bytes_mut())
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,52 @@
 //!   device (deep generative replay, Shin et al. 2017).
 
 use crate::learner::arena::Space;
+use crate::learner::defence::{Carve, Defence, Head, HeadShape};
+use crate::learner::state::{Part, StateVisitor};
 mod buffer;
+
+/// Mixed into the learner's seed for the VAE's weight initialisation.
+const VAE_STREAM: u64 = 0x0FAE_1A7E_u64;
+
+impl<'a> Carve<'a> for Generator<'a> {
+    type Config = GeneratorConfig;
+
+    fn layout(config: &GeneratorConfig, head: &HeadShape, space: &mut impl Space<'a>) -> Result<Self, Error> {
+        layout(config, &head.dims, head.batch, space)
+    }
+}
+
+impl Defence for Generator<'_> {
+    /// Every Gaussian working slot starts free; the VAE's weights start at their init.
+    fn init(&mut self, shape: &HeadShape, _head: &mut Head<'_>) {
+        match self {
+            Generator::Gaussian(g) => g.mark_free(),
+            Generator::Vae(v) => v.init(&mut Rng::new(shape.seed ^ VAE_STREAM)),
+            Generator::Buffer(_) => {}
+        }
+    }
+
+    fn visit_state(&mut self, f: &mut StateVisitor<'_>) -> Result<(), Error> {
+        self.state_parts(f)
+    }
+}
+
+/// Distillation's teacher: the head's parameters at the last commit and the classes it
+/// had learned are kept; its logits are scratch.
+impl<'a> Carve<'a> for Teacher<'a> {
+    type Config = f32;
+
+    fn layout(_temperature: &f32, head: &HeadShape, space: &mut impl Space<'a>) -> Result<Self, Error> {
+        teacher_layout(&head.dims, head.batch, space)
+    }
+}
+
+impl Defence for Teacher<'_> {
+    fn visit_state(&mut self, f: &mut StateVisitor<'_>) -> Result<(), Error> {
+        f(Part::Plain, bytemuck::cast_slice_mut(&mut *self.0))?;
+        f(Part::Plain, self.2)
+    }
+}
 
 use crate::learner::arena::{mul, OVERFLOW};
 use crate::learner::math;
@@ -225,7 +270,8 @@ pub(crate) fn layout<'a>(
 
 /// The distillation teacher: the head's parameters at the last commit, one batch of its
 /// logits, and the classes it had learned (1 or 0 each).
-pub(crate) type Teacher<'a> = (&'a mut [f32], &'a mut [f32], &'a mut [u8]);
+#[derive(Debug)]
+pub(crate) struct Teacher<'a>(pub &'a mut [f32], pub &'a mut [f32], pub &'a mut [u8]);
 
 /// Distillation's part of the layout: a copy of the head's parameters, one batch of its
 /// logits and a byte per class it had learned.
@@ -235,7 +281,7 @@ pub(crate) fn teacher_layout<'a>(
     space: &mut impl Space<'a>,
 ) -> Result<Teacher<'a>, Error> {
     let params = d.checked_params().ok_or(OVERFLOW)?;
-    Ok((
+    Ok(Teacher(
         space.take(names::TEACHER, params)?,
         space.take(names::TEACHER_LOGITS, mul(batch, d.classes())?)?,
         space.take(names::TEACHER_CLASSES, d.classes())?,

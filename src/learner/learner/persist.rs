@@ -12,19 +12,7 @@ impl<'a> Learner<'a> {
         f(Part::Plain, bytes(&mut *self.weights))?;
         f(Part::Plain, bytes(&mut *self.biases))?;
         f(Part::Plain, bytes(&mut *self.opt_state))?;
-        if let Some(c) = &mut self.cons {
-            c.state_parts(f)?;
-        }
-        if let Some(p) = &mut self.packnet {
-            f(Part::Plain, p.owners.bytes_mut())?;
-        }
-        if let Some(g) = &mut self.generator {
-            g.state_parts(f)?;
-        }
-        if let Some((params, _, known)) = &mut self.teacher {
-            f(Part::Plain, bytes(params))?;
-            f(Part::Plain, known)?;
-        }
+        self.defences.each(|d| d.visit_state(f))?;
         Ok(())
     }
 
@@ -38,13 +26,13 @@ impl<'a> Learner<'a> {
             teacher_ready: self.teacher_ready,
             rng: self.rng.state(),
             replay_rng: self.replay_rng.state(),
-            penalty: self.cons.as_ref().map(|c| (c.samples, c.tasks)),
-            packnet: self.packnet.as_ref().map(|p| (p.packed as u32, p.retraining)),
-            reservoir_seen: match &self.generator {
+            penalty: self.defences.penalty.as_ref().map(|c| (c.samples, c.tasks)),
+            packnet: self.defences.packnet.as_ref().map(|p| (p.packed as u32, p.retraining)),
+            reservoir_seen: match &self.defences.generator {
                 Some(Generator::Buffer(b)) => Some(b.seen),
                 _ => None,
             },
-            vae_steps: match &self.generator {
+            vae_steps: match &self.defences.generator {
                 Some(Generator::Vae(v)) => Some(v.steps),
                 _ => None,
             },
@@ -58,13 +46,13 @@ impl<'a> Learner<'a> {
         self.teacher_ready = m.teacher_ready;
         self.rng = rng;
         self.replay_rng = replay_rng;
-        if let (Some(c), Some((samples, tasks))) = (&mut self.cons, m.penalty) {
+        if let (Some(c), Some((samples, tasks))) = (&mut self.defences.penalty, m.penalty) {
             (c.samples, c.tasks) = (samples, tasks);
         }
-        if let (Some(p), Some((packed, retraining))) = (&mut self.packnet, m.packnet) {
+        if let (Some(p), Some((packed, retraining))) = (&mut self.defences.packnet, m.packnet) {
             (p.packed, p.retraining) = (packed as usize, retraining);
         }
-        match (&mut self.generator, m.reservoir_seen, m.vae_steps) {
+        match (&mut self.defences.generator, m.reservoir_seen, m.vae_steps) {
             (Some(Generator::Buffer(b)), Some(seen), _) => b.seen = seen,
             (Some(Generator::Vae(v)), _, Some(steps)) => v.steps = steps,
             _ => {}

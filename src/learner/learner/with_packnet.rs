@@ -1,36 +1,9 @@
-//! PackNet's side of the learner: weights owned by finished tasks are frozen after each
-//! step, a task's free weights are pruned at its end, and inference is masked per task.
+//! PackNet's side of the learner: a task's free weights are pruned at its end, and
+//! inference is masked per task (freezing owned weights is its hook, in `packnet`).
 
 use super::*;
 
 impl<'a> Learner<'a> {
-    /// PackNet: zeroes the gradient and the first optimizer moment (momentum, Adam's `m`)
-    /// of every parameter the current phase may not change.
-    pub(super) fn freeze_owned(&mut self) {
-        let Some(p) = &self.packnet else { return };
-        let nw = self.weights.len();
-        let params = nw + self.biases.len();
-        let moments = if self.config.optimizer.state_vectors() > 0 {
-            &mut self.opt_state[..params]
-        } else {
-            &mut []
-        };
-        for i in 0..nw {
-            if !p.weight_trainable(i) {
-                self.grads[i] = 0.0;
-                if let Some(m) = moments.get_mut(i) {
-                    *m = 0.0;
-                }
-            }
-        }
-        if !p.biases_trainable() {
-            self.grads[nw..params].fill(0.0);
-            if let Some(m) = moments.get_mut(nw..params) {
-                m.fill(0.0);
-            }
-        }
-    }
-
     /// PackNet, after the current task has trained: in every layer, keeps the
     /// largest-magnitude `1 - prune_ratio` of the free weights for this task, zeroes the
     /// others and leaves them free; from now on only this task's weights train (retraining)
@@ -41,7 +14,7 @@ impl<'a> Learner<'a> {
         let d = self.config.dims;
         let classes = d.classes();
         Active::Classes(outputs).validate(1, classes)?;
-        let p = self.packnet.as_ref().ok_or(Error::NoPackNet)?;
+        let p = self.defences.packnet.as_ref().ok_or(Error::NoPackNet)?;
         if p.retraining {
             return Err(Error::OutOfOrder("this task is already pruned; end it first"));
         }
@@ -69,7 +42,7 @@ impl<'a> Learner<'a> {
             let at = d.weight_offset(l);
             let (i, o) = d.layer(l);
             let range = at..at + i * o;
-            let (p, weights) = (self.packnet.as_ref().ok_or(Error::NoPackNet)?, &*self.weights);
+            let (p, weights) = (self.defences.packnet.as_ref().ok_or(Error::NoPackNet)?, &*self.weights);
             let free = range.clone().filter(|&w| candidate(p, l, at, w)).count();
             let keep = p.config.kept(free);
             let threshold = packnet::magnitude_threshold(
@@ -85,7 +58,7 @@ impl<'a> Learner<'a> {
                 .filter(|&w| candidate(p, l, at, w) && weights[w].abs().to_bits() > threshold)
                 .count();
             let mut ties = keep - above;
-            let p = self.packnet.as_mut().ok_or(Error::NoPackNet)?;
+            let p = self.defences.packnet.as_mut().ok_or(Error::NoPackNet)?;
             for w in range {
                 if !candidate(p, l, at, w) {
                     continue;
@@ -104,7 +77,7 @@ impl<'a> Learner<'a> {
             }
             kept_total += keep;
         }
-        if let Some(p) = &mut self.packnet {
+        if let Some(p) = &mut self.defences.packnet {
             p.retraining = true;
         }
         Ok(kept_total)
@@ -113,7 +86,7 @@ impl<'a> Learner<'a> {
     /// PackNet: ends the current task (after [`Learner::packnet_prune`] and any
     /// retraining); its weights are frozen from now on.
     pub fn packnet_end_task(&mut self) -> Result<(), Error> {
-        let p = self.packnet.as_mut().ok_or(Error::NoPackNet)?;
+        let p = self.defences.packnet.as_mut().ok_or(Error::NoPackNet)?;
         if !p.retraining {
             return Err(Error::OutOfOrder("prune the task before ending it"));
         }
@@ -124,13 +97,13 @@ impl<'a> Learner<'a> {
 
     /// PackNet: tasks pruned and ended so far.
     pub fn packnet_tasks(&self) -> usize {
-        self.packnet.as_ref().map_or(0, |p| p.packed)
+        self.defences.packnet.as_ref().map_or(0, |p| p.packed)
     }
 
     /// PackNet: the owner task of weight `i` (0: free), `None` without PackNet or past the
     /// weights.
     pub fn packnet_owner(&self, i: usize) -> Option<u8> {
-        let p = self.packnet.as_ref()?;
+        let p = self.defences.packnet.as_ref()?;
         (i < self.weights.len()).then(|| p.owners.get(i))
     }
 
@@ -162,7 +135,7 @@ impl<'a> Learner<'a> {
     /// Runs `f` with only the weights of PackNet tasks `1..=task` (the others are kept in
     /// the gradient buffer meanwhile, and restored after).
     pub(super) fn masked<R>(&mut self, task: usize, f: impl FnOnce(&mut Self) -> R) -> Result<R, Error> {
-        let p = self.packnet.as_ref().ok_or(Error::NoPackNet)?;
+        let p = self.defences.packnet.as_ref().ok_or(Error::NoPackNet)?;
         if task == 0 || task > p.packed {
             return Err(Error::NoSuchTask { task, tasks: p.packed });
         }
@@ -173,7 +146,7 @@ impl<'a> Learner<'a> {
             }
         }
         let result = f(self);
-        if let Some(p) = &self.packnet {
+        if let Some(p) = &self.defences.packnet {
             for (i, (w, g)) in self.weights.iter_mut().zip(self.grads.iter()).enumerate() {
                 if !p.used_by(i, task) {
                     *w = *g;

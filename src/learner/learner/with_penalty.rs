@@ -1,18 +1,10 @@
-//! The importance penalty's side of the learner (EWC, online EWC, SI, MAS): SI's path
-//! integral after each step, importance sums over a task's samples, consolidation at a
-//! task's end, and the penalty's values.
+//! The importance penalty's side of the learner (EWC, online EWC, SI, MAS): importance
+//! sums over a task's samples, consolidation at a task's end, and the penalty's values
+//! (its gradient and SI's path integral are its hooks, in `consolidation`).
 
 use super::*;
 
 impl<'a> Learner<'a> {
-    /// SI: `omega += sign * g * theta`; called with +1 before an update and -1 after it,
-    /// it adds `-g * (theta_after - theta_before)` without a copy of the parameters.
-    pub(super) fn path_integral(&mut self, sign: f32) {
-        if let Some(c) = &mut self.cons {
-            consolidation::path_integral(c.acc, self.grads, self.weights.iter().chain(self.biases.iter()), sign);
-        }
-    }
-
     /// Adds one labelled sample's contribution to the importance being estimated for the
     /// current task: its squared log-likelihood gradient (EWC, online EWC; with the true
     /// label or one drawn from the model's prediction, as configured) or the absolute
@@ -20,7 +12,7 @@ impl<'a> Learner<'a> {
     /// checked, not used). SI needs no samples: for SI this does nothing. A non-finite
     /// gradient is refused and adds nothing.
     pub fn accumulate_importance(&mut self, x: &[f32], label: u16, active: Active<'_>) -> Result<(), Error> {
-        let method = match &self.cons {
+        let method = match &self.defences.penalty {
             None => return Err(Error::NoPenalty),
             Some(c) => c.config.method,
         };
@@ -63,7 +55,7 @@ impl<'a> Learner<'a> {
         if let Some(index) = self.grads.iter().position(|g| !g.is_finite()) {
             return Err(Error::NonFiniteGradient { index });
         }
-        if let Some(c) = &mut self.cons {
+        if let Some(c) = &mut self.defences.penalty {
             let square = fisher.is_some();
             for (a, &g) in c.acc.iter_mut().zip(self.grads.iter()) {
                 *a += if square { g * g } else { g.abs() };
@@ -77,7 +69,7 @@ impl<'a> Learner<'a> {
     /// consolidation joins the stored importance (a new slot for EWC), the anchors become
     /// the current parameters. Nothing changes on error.
     pub fn consolidate(&mut self) -> Result<(), Error> {
-        match &mut self.cons {
+        match &mut self.defences.penalty {
             None => Err(Error::NoPenalty),
             Some(c) => c.consolidate(self.weights, self.biases),
         }
@@ -86,30 +78,33 @@ impl<'a> Learner<'a> {
     /// The penalty `lambda/2 * sum b_i (theta_i - theta*_i)^2` at the current parameters
     /// (0 before the first consolidation or without a penalty).
     pub fn penalty(&self) -> f64 {
-        self.cons.as_ref().map_or(0.0, |c| c.penalty(self.weights, self.biases))
+        self.defences
+            .penalty
+            .as_ref()
+            .map_or(0.0, |c| c.penalty(self.weights, self.biases))
     }
 
     /// Stored importance of parameter `i` (weights, then biases) in `slot` (0 unless EWC),
     /// as the penalty uses it (dequantised).
     pub fn importance(&self, slot: usize, i: usize) -> Option<f32> {
-        let c = self.cons.as_ref()?;
+        let c = self.defences.penalty.as_ref()?;
         (slot < c.slots && i < c.params).then(|| c.importance(slot, i))
     }
 
     /// Stored anchor of parameter `i` in `slot`.
     pub fn anchor(&self, slot: usize, i: usize) -> Option<f32> {
-        let c = self.cons.as_ref()?;
+        let c = self.defences.penalty.as_ref()?;
         (slot < c.slots && i < c.params).then(|| c.anchor(slot, i))
     }
 
     /// The running importance sums of the current task (EWC, MAS: sums over samples;
     /// SI: the path integral).
     pub fn importance_accumulator(&self) -> Option<&[f32]> {
-        self.cons.as_ref().map(|c| &*c.acc)
+        self.defences.penalty.as_ref().map(|c| &*c.acc)
     }
 
     /// Tasks consolidated so far.
     pub fn consolidated_tasks(&self) -> u32 {
-        self.cons.as_ref().map_or(0, |c| c.tasks)
+        self.defences.penalty.as_ref().map_or(0, |c| c.tasks)
     }
 }

@@ -10,12 +10,12 @@ impl<'a> Learner<'a> {
     /// class (the VAE itself learns in [`Learner::train_generator`]). Checked like a
     /// training sample; nothing changes on error.
     pub fn observe(&mut self, x: &[f32], label: u16) -> Result<(), Error> {
-        if self.generator.is_none() {
+        if self.defences.generator.is_none() {
             return Err(Error::NoGenerator);
         }
         let n = self.check_input(x, 1)?;
         check_labels(&[label], n, &Active::All, self.config.dims.classes())?;
-        match &mut self.generator {
+        match &mut self.defences.generator {
             Some(Generator::Gaussian(g)) => g.observe(x, label as usize)?,
             Some(Generator::Buffer(b)) => b.observe(x, label as usize, &mut self.replay_rng),
             Some(Generator::Vae(v)) => {
@@ -31,13 +31,13 @@ impl<'a> Learner<'a> {
     /// classes' compact records, the VAE freezes its decoder as the one replayed from
     /// until the next commit; the buffer has nothing to do.
     pub fn commit_generator(&mut self) -> Result<(), Error> {
-        match &mut self.generator {
+        match &mut self.defences.generator {
             Some(Generator::Gaussian(g)) => g.commit(),
             Some(Generator::Vae(v)) => v.commit(),
             Some(Generator::Buffer(_)) => {}
             None => return Err(Error::NoGenerator),
         }
-        if let (Some((params, _, known)), Some(g)) = (&mut self.teacher, &self.generator) {
+        if let (Some(Teacher(params, _, known)), Some(g)) = (&mut self.defences.teacher, &self.defences.generator) {
             let nw = self.weights.len();
             params[..nw].copy_from_slice(self.weights);
             params[nw..].copy_from_slice(self.biases);
@@ -80,7 +80,7 @@ impl<'a> Learner<'a> {
         let first = n - replayed;
         let logits_at = network::act_offset(&c.dims, c.batch_size, c.dims.layers() - 1);
         // The teacher's logits of the replayed rows, kept aside.
-        if let Some((params, logits, _)) = &mut self.teacher {
+        if let Some(Teacher(params, logits, _)) = &mut self.defences.teacher {
             let (tw, tb) = params.split_at(self.weights.len());
             network::forward(
                 c.kernels,
@@ -115,7 +115,7 @@ impl<'a> Learner<'a> {
                 expected: labels.len() * width,
             });
         }
-        let g = self.generator.as_mut().ok_or(Error::NoGenerator)?;
+        let g = self.defences.generator.as_mut().ok_or(Error::NoGenerator)?;
         let exclude = (exclude.start as usize, exclude.end as usize);
         if !g.has_class_outside(exclude) {
             return Ok(0);
@@ -162,7 +162,7 @@ impl<'a> Learner<'a> {
             });
         }
         let c = class as usize;
-        let g = self.generator.as_mut().ok_or(Error::NoGenerator)?;
+        let g = self.defences.generator.as_mut().ok_or(Error::NoGenerator)?;
         if g.count(c) == 0 {
             return Err(Error::UnknownClass { class: c });
         }
@@ -196,7 +196,7 @@ impl<'a> Learner<'a> {
     /// ELBO before the update. Checked like a training batch.
     pub fn train_generator(&mut self, x: &[f32], labels: &[u16]) -> Result<f32, Error> {
         let loss = self.generator_gradients(x, labels, None)?;
-        if let Some(Generator::Vae(v)) = &mut self.generator {
+        if let Some(Generator::Vae(v)) = &mut self.defences.generator {
             v.apply_gradients();
         }
         Ok(loss)
@@ -208,7 +208,7 @@ impl<'a> Learner<'a> {
     /// is a VAE.
     pub fn generator_gradients(&mut self, x: &[f32], labels: &[u16], eps: Option<&[f32]>) -> Result<f32, Error> {
         let n = self.check_batch(x, labels, &Active::All)?;
-        let Some(Generator::Vae(v)) = &mut self.generator else {
+        let Some(Generator::Vae(v)) = &mut self.defences.generator else {
             return Err(Error::NoGenerator);
         };
         let noise = match eps {
@@ -226,11 +226,11 @@ impl<'a> Learner<'a> {
 
     /// The replay generator, when configured.
     pub fn generator(&self) -> Option<&Generator<'a>> {
-        self.generator.as_ref()
+        self.defences.generator.as_ref()
     }
 
     /// The replay generator, mutable (the VAE's parameters, for checks).
     pub fn generator_mut(&mut self) -> Option<&mut Generator<'a>> {
-        self.generator.as_mut()
+        self.defences.generator.as_mut()
     }
 }
