@@ -3,10 +3,18 @@
 //! command, versions, data provenance and the machine. Drawn from `DIR/sweep.json`, so
 //! `edgecl sweep` on a finished sweep draws it again without running a cell.
 
+mod data;
+mod draw;
+mod provenance;
+
+pub use data::winners;
+
 use crate::host::plots::bytes_label;
-use crate::host::plots::{self, Bar, BudgetPoint, BudgetSeries};
-use crate::host::sweep::{accuracy, did_not_fit, file_safe, Group, SummaryRow};
+use crate::host::sweep::{accuracy, did_not_fit, SummaryRow};
 use anyhow::{Context, Result};
+use data::{budgets, groups, list, rows, strategies};
+use draw::draw;
+use provenance::{crate_versions, machine, provenance};
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,10 +22,6 @@ use std::path::{Path, PathBuf};
 /// Strategies that are not continual learning and never "win" a budget: joint training
 /// keeps every task's data (the upper bound).
 pub const REFERENCES: [&str; 1] = ["joint"];
-
-/// Crates whose versions the report states, read from the Cargo.lock the binary was built
-/// with.
-const CRATES: [&str; 6] = ["tract-onnx", "plotters", "burn", "ndarray", "postcard", "clap"];
 
 /// The page's own account of what the browser laid out, in `body[data-render]`:
 /// `tables SHOWN/ALL plots SHOWN/ALL`. A table is shown with a row under its header; a
@@ -35,301 +39,12 @@ const RENDER_CHECK: &str = "window.addEventListener('load', () => {\
   document.body.setAttribute('data-render', `tables ${t}/${tables.length} plots ${p}/${plots.length}`);\
 });";
 
-/// One plot of the report.
-struct Plot {
-    /// File stem in `plots/`.
-    stem: String,
-    /// Heading.
-    title: String,
-    /// What it shows.
-    caption: String,
-    /// Data marks it draws (points, cells, bar parts), for the render check.
-    marks: usize,
-}
-
-fn rows(sweep: &Value) -> Vec<SummaryRow> {
-    list(sweep, "summary").into_iter().map(SummaryRow::from_json).collect()
-}
-
-fn list<'a>(sweep: &'a Value, key: &str) -> Vec<&'a Value> {
-    sweep
-        .get(key)
-        .and_then(Value::as_array)
-        .map(|a| a.iter().collect())
-        .unwrap_or_default()
-}
-
-fn strategies(sweep: &Value) -> Vec<String> {
-    list(sweep, "strategies")
-        .into_iter()
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .collect()
-}
-
-fn budgets(sweep: &Value) -> Vec<usize> {
-    list(sweep, "budgets")
-        .into_iter()
-        .filter_map(|v| v.as_u64().map(|b| b as usize))
-        .collect()
-}
-
-/// The strategy with the highest mean accuracy at each budget, leaving out
-/// [`REFERENCES`]: `(budget, strategy, mean)`; `None` where none ran.
-pub fn winners(sweep: &Value) -> Vec<(usize, Option<(String, f64)>)> {
-    let rows = rows(sweep);
-    budgets(sweep)
-        .into_iter()
-        .map(|b| {
-            let best = rows
-                .iter()
-                .filter(|r| r.budget == b && !REFERENCES.contains(&r.strategy.as_str()))
-                .filter_map(|r| Some((r.strategy.clone(), r.accuracy?.0)))
-                .max_by(|a, b| a.1.total_cmp(&b.1));
-            (b, best)
-        })
-        .collect()
-}
-
-/// The report of the cell `strategy`/`budget`/`seed`, when it ran.
-fn cell<'a>(sweep: &'a Value, strategy: &str, budget: usize, seed: u64) -> Option<&'a Value> {
-    list(sweep, "cells").into_iter().find_map(|c| {
-        let hit = c.get("strategy")?.as_str()? == strategy
-            && c.get("budget")?.as_u64()? as usize == budget
-            && c.get("seed")?.as_u64()? == seed;
-        hit.then(|| c.get("result")?.get("report")).flatten()
-    })
-}
-
-fn matrix(report: &Value) -> Vec<Vec<f64>> {
-    report
-        .get("accuracy_matrix")
-        .and_then(Value::as_array)
-        .map(|rows| {
-            rows.iter()
-                .map(|r| {
-                    r.as_array()
-                        .map(|v| v.iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect())
-                        .unwrap_or_default()
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn components(report: &Value) -> Vec<(String, usize)> {
-    report
-        .get("components")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|c| {
-                    let name = c.get("name")?.as_str()?;
-                    let bytes = c.get("bytes")?.as_u64()? as usize;
-                    (!matches!(name, "total" | "alignment")).then(|| (name.to_string(), bytes))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The sweep's groups (board, scenario, setting) in the order its cells come, each with
-/// the part of the sweep it holds: its summary rows and cells, its budgets, the sweep's
-/// strategies and seeds. A sweep written before groups existed is one group.
-fn groups(sweep: &Value) -> Vec<(Group, Value)> {
-    let group_of = |v: &Value| {
-        let t = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-        Group {
-            board: t("board"),
-            scenario: t("scenario").unwrap_or_default(),
-            setting: t("setting").unwrap_or_default(),
-        }
-    };
-    let mut groups: Vec<Group> = Vec::new();
-    for c in list(sweep, "cells").into_iter().chain(list(sweep, "summary")) {
-        let g = group_of(c);
-        if !groups.contains(&g) {
-            groups.push(g);
-        }
-    }
-    groups
-        .into_iter()
-        .map(|g| {
-            let summary: Vec<Value> = list(sweep, "summary")
-                .into_iter()
-                .filter(|r| group_of(r) == g)
-                .cloned()
-                .collect();
-            let cells: Vec<Value> = list(sweep, "cells")
-                .into_iter()
-                .filter(|c| group_of(c) == g)
-                .cloned()
-                .collect();
-            let mut budgets: Vec<u64> = summary
-                .iter()
-                .filter_map(|r| r.get("budget").and_then(Value::as_u64))
-                .collect();
-            budgets.sort_unstable();
-            budgets.dedup();
-            let part = serde_json::json!({
-                "summary": summary,
-                "cells": cells,
-                "budgets": budgets,
-                "strategies": sweep.get("strategies").cloned().unwrap_or(Value::Null),
-                "seeds": sweep.get("seeds").cloned().unwrap_or(Value::Null),
-            });
-            (g, part)
-        })
-        .collect()
-}
-
-/// Draws the plots of the sweep in `out/sweep.json` into `out/plots/`.
-fn draw(out: &Path, sweep: &Value, prefix: &str, heading: &str) -> Result<Vec<Plot>> {
-    let dir = out.join("plots");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let rows = rows(sweep);
-    let strategies = strategies(sweep);
-    let budgets = budgets(sweep);
-    let mut plots = Vec::new();
-
-    let series: Vec<BudgetSeries> = strategies
-        .iter()
-        .map(|s| BudgetSeries {
-            strategy: s.clone(),
-            points: rows
-                .iter()
-                .filter(|r| &r.strategy == s)
-                .filter_map(|r| {
-                    let ((mean, _), (min, max)) = (r.accuracy?, r.range?);
-                    Some(BudgetPoint {
-                        budget: r.budget,
-                        mean,
-                        min,
-                        max,
-                    })
-                })
-                .collect(),
-        })
-        .collect();
-    let seeds = sweep.get("seeds").and_then(Value::as_u64).unwrap_or(0);
-    plots::accuracy_vs_budget(
-        &dir.join(format!("{prefix}accuracy-vs-budget")),
-        &format!("{heading}Average accuracy against budget"),
-        &series,
-    )?;
-    plots.push(Plot {
-        stem: format!("{prefix}accuracy-vs-budget"),
-        title: format!("{heading}Average accuracy against budget"),
-        caption: format!(
-            "Average accuracy over all tasks after the last one, mean over {seeds} seeds; the bars span the seeds' \
-             lowest and highest. A strategy has no point at a budget its smallest learner does not fit."
-        ),
-        marks: series.iter().map(|s| s.points.len()).sum(),
-    });
-
-    // Per strategy, its run at the largest budget it fits (seed 1).
-    let mut bars = Vec::new();
-    for s in &strategies {
-        let Some((b, report)) = budgets.iter().rev().find_map(|&b| Some((b, cell(sweep, s, b, 1)?))) else {
-            continue;
-        };
-        let m = matrix(report);
-        let stem = format!("{prefix}matrix-{}", file_safe(s));
-        let title = format!("{heading}{s} at {}: accuracy matrix (seed 1)", bytes_label(b as f64));
-        plots::heat_map(&dir.join(&stem), &title, &m)?;
-        plots.push(Plot {
-            stem,
-            title,
-            caption: "Row i: after training task i; column j: accuracy (%) on task j's test samples.".into(),
-            marks: m.iter().map(Vec::len).sum(),
-        });
-        let stem = format!("{prefix}tasks-{}", file_safe(s));
-        let title = format!(
-            "{heading}{s} at {}: each task's accuracy over time (seed 1)",
-            bytes_label(b as f64)
-        );
-        plots::task_curves(&dir.join(&stem), &title, &m)?;
-        plots.push(Plot {
-            stem,
-            title,
-            caption: "Accuracy on each task from the moment it is learned: a falling line is forgetting.".into(),
-            marks: m.iter().enumerate().map(|(i, r)| r.len().min(i + 1)).sum(),
-        });
-        bars.push(Bar {
-            label: s.clone(),
-            parts: components(report),
-        });
-    }
-    let title = format!("{heading}The plan's bytes per component, at the largest budget each fits");
-    plots::plan_bars(&dir.join(format!("{prefix}plan-bytes")), &title, &bars)?;
-    plots.push(Plot {
-        stem: format!("{prefix}plan-bytes"),
-        title,
-        caption: "Each strategy's arena at the largest budget it fits, by component (the plan the core carves).".into(),
-        marks: bars
-            .iter()
-            .map(|b| b.parts.iter().filter(|(_, n)| *n > 0).count())
-            .sum(),
-    });
-    Ok(plots)
-}
-
 /// HTML text of `s`.
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-/// Versions of [`CRATES`] in the Cargo.lock edgecl was built with.
-fn crate_versions() -> Vec<(&'static str, String)> {
-    let lock = include_str!("../../Cargo.lock");
-    CRATES
-        .iter()
-        .filter_map(|&name| {
-            let key = format!("name = \"{name}\"\nversion = \"");
-            let rest = &lock[lock.find(&key)? + key.len()..];
-            Some((name, rest.split('"').next()?.to_string()))
-        })
-        .collect()
-}
-
-/// The machine: OS, CPU, cores and memory (Linux's /proc where there is one).
-fn machine() -> Vec<(String, String)> {
-    let mut m = vec![(
-        "system".to_string(),
-        format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
-    )];
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    if let Some(model) = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split(':').nth(1)))
-    {
-        m.push(("CPU".into(), model.trim().to_string()));
-    }
-    m.push((
-        "cores".into(),
-        std::thread::available_parallelism().map_or_else(|_| "unknown".into(), |n| n.to_string()),
-    ));
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    if let Some(kb) = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|r| r.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-    {
-        m.push(("memory".into(), format!("{:.1} GiB", kb as f64 / 1048576.0)));
-    }
-    m
-}
-
-/// The first paragraphs of a provenance or model card beside `path` (a data folder or a
-/// backbone file), when there is one.
-fn provenance(path: &str, file: &str) -> Option<String> {
-    let p = Path::new(path);
-    let dir = if p.is_dir() { p } else { p.parent()? };
-    let text = std::fs::read_to_string(dir.join(file)).ok()?;
-    let lines: Vec<&str> = text.lines().take(12).collect();
-    Some(lines.join("\n"))
 }
 
 fn pct(v: Option<f64>) -> String {

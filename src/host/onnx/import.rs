@@ -1,0 +1,276 @@
+//! Reading a [`BackboneModel`] back from ONNX: the one chain of supported operators from the
+//! input, with every initializer and the graph checked before they are used.
+
+use super::{BackboneModel, Layer};
+use anyhow::{bail, ensure, Context, Result};
+use prost::Message;
+use tract_onnx::pb;
+
+impl BackboneModel {
+    /// Reads back a backbone from an ONNX file such as [`BackboneModel::to_onnx`] and
+    /// `edgecl train` write (`Reshape` to an image first, `Conv` with a square kernel,
+    /// stride 1 and even zero padding, `MaxPool` 2x2 stride 2, `Relu`, `Flatten`, `Gemm`):
+    /// what the device's int8 image is made from. Any other operator or attribute, or a
+    /// graph that is not one chain from the input, is an error.
+    pub fn from_onnx(bytes: &[u8], name: &str) -> Result<BackboneModel> {
+        use pb::tensor_proto::DataType;
+        let bad = |what: String| anyhow::anyhow!("{name}: {what}");
+        let proto = pb::ModelProto::decode(bytes).map_err(|e| bad(format!("not a valid ONNX file ({e})")))?;
+        let graph = proto
+            .graph
+            .as_ref()
+            .ok_or_else(|| bad("not an ONNX model: it has no graph".into()))?;
+        check_graph(graph).map_err(|e| bad(e.to_string()))?;
+        let input = graph
+            .input
+            .first()
+            .ok_or_else(|| bad("the graph has no input".into()))?;
+        let floats = |t: &pb::TensorProto| -> Result<Vec<f32>> {
+            check_initializer(t).map_err(|e| bad(format!("initializer `{}`: {e}", t.name)))?;
+            ensure!(
+                t.data_type == DataType::Float as i32,
+                "{name}: initializer `{}` is not float",
+                t.name
+            );
+            Ok(if t.raw_data.is_empty() {
+                t.float_data.clone()
+            } else {
+                t.raw_data
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect()
+            })
+        };
+        let init = |n: &str| graph.initializer.iter().find(|t| t.name == n);
+        let mut x = input.name.clone();
+        let mut width = None;
+        let mut layers = Vec::new();
+        for node in &graph.node {
+            ensure!(
+                node.input.first() == Some(&x) && node.output.len() == 1,
+                "{name}: node `{}` does not continue the chain from the input",
+                node.name
+            );
+            let attr = |n: &str| node.attribute.iter().find(|a| a.name == n);
+            match node.op_type.as_str() {
+                "Relu" => layers.push(Layer::Relu),
+                "Gemm" => {
+                    let trans_b = attr("transB").map_or(0, |a| a.i);
+                    ensure!(
+                        attr("transA").map_or(0, |a| a.i) == 0
+                            && attr("alpha").map_or(1.0, |a| a.f) == 1.0
+                            && attr("beta").map_or(1.0, |a| a.f) == 1.0
+                            && node.input.len() == 3,
+                        "{name}: Gemm `{}` is not y = x W^T + b",
+                        node.name
+                    );
+                    let (w, b) = match (init(&node.input[1]), init(&node.input[2])) {
+                        (Some(w), Some(b)) => (w, b),
+                        _ => bail!("{name}: Gemm `{}` takes its weights from outside the file", node.name),
+                    };
+                    ensure!(
+                        w.dims.len() == 2,
+                        "{name}: Gemm `{}` weights are not a matrix",
+                        node.name
+                    );
+                    let (d0, d1) = (w.dims[0] as usize, w.dims[1] as usize);
+                    let (outputs, inputs) = if trans_b == 1 { (d0, d1) } else { (d1, d0) };
+                    let mut weights = floats(w)?;
+                    if trans_b != 1 {
+                        weights = (0..outputs * inputs)
+                            .map(|k| weights[(k % inputs) * outputs + k / inputs])
+                            .collect();
+                    }
+                    let biases = floats(b)?;
+                    ensure!(
+                        biases.len() == outputs,
+                        "{name}: Gemm `{}` has {} biases for {outputs} outputs",
+                        node.name,
+                        biases.len()
+                    );
+                    width.get_or_insert(inputs);
+                    layers.push(Layer::Dense {
+                        weights,
+                        biases,
+                        inputs,
+                        outputs,
+                    });
+                }
+                "Reshape" if layers.is_empty() => {
+                    let shape =
+                        node.input.get(1).and_then(|n| init(n)).ok_or_else(|| {
+                            bad(format!("Reshape `{}` takes its shape from outside the file", node.name))
+                        })?;
+                    check_initializer(shape).map_err(|e| bad(format!("initializer `{}`: {e}", shape.name)))?;
+                    let dims: Vec<i64> = if shape.raw_data.is_empty() {
+                        shape.int64_data.clone()
+                    } else {
+                        shape
+                            .raw_data
+                            .chunks_exact(8)
+                            .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+                            .collect()
+                    };
+                    ensure!(
+                        shape.data_type == DataType::Int64 as i32
+                            && dims.len() == 4
+                            && dims[0] == -1
+                            && dims[1..].iter().all(|&d| (1..=1 << 16).contains(&d)),
+                        "{name}: Reshape `{}` is not [-1, channels, height, width]",
+                        node.name
+                    );
+                    let (channels, height, columns) = (dims[1] as usize, dims[2] as usize, dims[3] as usize);
+                    width.get_or_insert(channels * height * columns);
+                    layers.push(Layer::Image {
+                        channels,
+                        height,
+                        width: columns,
+                    });
+                }
+                "Conv" => {
+                    let ints_of = |n: &str| attr(n).map(|a| a.ints.clone());
+                    let (w, b) = match (
+                        node.input.get(1).and_then(|n| init(n)),
+                        node.input.get(2).and_then(|n| init(n)),
+                    ) {
+                        (Some(w), Some(b)) if node.input.len() == 3 => (w, b),
+                        _ => bail!("{name}: Conv `{}` takes its weights from outside the file", node.name),
+                    };
+                    ensure!(
+                        w.dims.len() == 4 && w.dims[2] == w.dims[3],
+                        "{name}: Conv `{}` weights are not out x in x k x k",
+                        node.name
+                    );
+                    let (outputs, inputs, kernel) = (w.dims[0] as usize, w.dims[1] as usize, w.dims[2] as usize);
+                    let k = kernel as i64;
+                    let pads = ints_of("pads").unwrap_or_else(|| vec![0; 4]);
+                    ensure!(
+                        ints_of("kernel_shape").is_none_or(|v| v == [k, k])
+                            && ints_of("strides").is_none_or(|v| v == [1, 1])
+                            && ints_of("dilations").is_none_or(|v| v == [1, 1])
+                            && attr("group").is_none_or(|a| a.i == 1)
+                            && attr("auto_pad").is_none()
+                            && pads.len() == 4
+                            && pads.iter().all(|&p| p == pads[0] && (0..k).contains(&p)),
+                        "{name}: Conv `{}` is not a square kernel with stride 1 and the same zero padding on every side",
+                        node.name
+                    );
+                    let biases = floats(b)?;
+                    ensure!(
+                        biases.len() == outputs,
+                        "{name}: Conv `{}` has {} biases for {outputs} outputs",
+                        node.name,
+                        biases.len()
+                    );
+                    layers.push(Layer::Conv {
+                        weights: floats(w)?,
+                        biases,
+                        inputs,
+                        outputs,
+                        kernel,
+                        pad: pads[0] as usize,
+                    });
+                }
+                "MaxPool" => {
+                    let ints_of = |n: &str| attr(n).map(|a| a.ints.clone());
+                    ensure!(
+                        ints_of("kernel_shape").as_deref() == Some(&[2, 2])
+                            && ints_of("strides").as_deref() == Some(&[2, 2])
+                            && ints_of("pads").is_none_or(|v| v.iter().all(|&p| p == 0))
+                            && ints_of("dilations").is_none_or(|v| v == [1, 1])
+                            && attr("ceil_mode").is_none_or(|a| a.i == 0)
+                            && attr("auto_pad").is_none(),
+                        "{name}: MaxPool `{}` is not 2x2 with stride 2",
+                        node.name
+                    );
+                    layers.push(Layer::MaxPool2);
+                }
+                "Flatten" => {
+                    ensure!(
+                        attr("axis").is_none_or(|a| a.i == 1),
+                        "{name}: Flatten `{}` does not keep the batch axis",
+                        node.name
+                    );
+                    layers.push(Layer::Flatten);
+                }
+                op => bail!(
+                    "{name}: operator {op} (node `{}`): the device runs Reshape (first), Conv, MaxPool 2x2, Flatten, \
+                     Gemm and Relu only",
+                    node.name
+                ),
+            }
+            x = node.output[0].clone();
+        }
+        let model = BackboneModel {
+            input_width: width.ok_or_else(|| bad("no Reshape or dense layer takes the input".into()))?,
+            layers,
+        };
+        model.shapes().map_err(|e| bad(e.to_string()))?;
+        Ok(model)
+    }
+}
+
+/// Checks that an initializer's data matches its declared shape before tract sees it, so a
+/// corrupted size is an error rather than a huge allocation or a panic.
+pub(super) fn check_initializer(t: &pb::TensorProto) -> Result<()> {
+    use pb::tensor_proto::DataType;
+    let mut count: u64 = 1;
+    for &d in &t.dims {
+        ensure!((0..=1 << 31).contains(&d), "dimension {d} is out of range");
+        count = count
+            .checked_mul(d as u64)
+            .filter(|&c| c <= 1 << 31)
+            .context("more than 2^31 elements")?;
+    }
+    // (bytes per element, values stored in the type's own field)
+    let (size, stored) = match DataType::try_from(t.data_type) {
+        Ok(DataType::Float) => (4, t.float_data.len()),
+        Ok(DataType::Double) => (8, t.double_data.len()),
+        Ok(DataType::Int64) => (8, t.int64_data.len()),
+        Ok(DataType::Uint32) => (4, t.uint64_data.len()),
+        Ok(DataType::Uint64) => (8, t.uint64_data.len()),
+        Ok(DataType::Int32) => (4, t.int32_data.len()),
+        Ok(DataType::Int16 | DataType::Uint16 | DataType::Float16) => (2, t.int32_data.len()),
+        Ok(DataType::Int8 | DataType::Uint8 | DataType::Bool) => (1, t.int32_data.len()),
+        _ => bail!("unsupported element type {}", t.data_type),
+    };
+    if t.raw_data.is_empty() {
+        ensure!(stored as u64 == count, "{stored} values for {count} elements");
+    } else {
+        ensure!(
+            t.raw_data.len() as u64 == count * size,
+            "{} bytes of data for {count} elements",
+            t.raw_data.len()
+        );
+    }
+    Ok(())
+}
+
+/// Checks that every tensor a node or the graph's output names is produced by something
+/// (tract indexes these names without checking), and that there is no control flow.
+pub(super) fn check_graph(graph: &pb::GraphProto) -> Result<()> {
+    use std::collections::HashSet;
+    let mut known: HashSet<&str> = graph.input.iter().map(|i| i.name.as_str()).collect();
+    known.extend(graph.initializer.iter().map(|t| t.name.as_str()));
+    known.extend(graph.node.iter().flat_map(|n| n.output.iter().map(String::as_str)));
+    for node in &graph.node {
+        if let Some(a) = node.attribute.iter().find(|a| a.g.is_some() || !a.graphs.is_empty()) {
+            bail!(
+                "node `{}` ({}) holds a subgraph in `{}`; backbones have no control flow",
+                node.name,
+                node.op_type,
+                a.name
+            );
+        }
+        if let Some(missing) = node.input.iter().find(|i| !i.is_empty() && !known.contains(i.as_str())) {
+            bail!(
+                "node `{}` reads `{missing}`, which nothing in the graph produces",
+                node.name
+            );
+        }
+    }
+    if let Some(o) = graph.output.iter().find(|o| !known.contains(o.name.as_str())) {
+        bail!("graph output `{}` is produced by no node", o.name);
+    }
+    Ok(())
+}
