@@ -360,13 +360,11 @@ pub fn run_with(
 /// FNV-1a of a head's weights then biases (their bits, little-endian): what the device
 /// loop and `edgecl run` print to compare heads across machines.
 pub fn head_fnv1a(weights: &[f32], biases: &[f32]) -> u32 {
-    let mut hash = 0x811c_9dc5u32;
+    let mut hash = crate::learner::math::Fnv1a::new();
     for v in weights.iter().chain(biases) {
-        for byte in v.to_bits().to_le_bytes() {
-            hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
-        }
+        hash.update(&v.to_bits().to_le_bytes());
     }
-    hash
+    hash.finish()
 }
 
 /// `config.repeats` updates on the batch's `k` real rows, each time with fresh replayed

@@ -241,13 +241,12 @@ impl<'a> Runtime<'a> {
 
     /// What the runtime has done so far.
     pub fn stats(&mut self) -> Stats {
-        let mut state_hash = 0x811c_9dc5u32;
+        let mut state_hash = crate::learner::math::Fnv1a::new();
         let n = self.learner.write_checkpoint(0, 0, &mut self.image).unwrap_or(0);
         if n >= crate::learner::checkpoint::HEADER {
-            for &b in &self.image[crate::learner::checkpoint::HEADER..n] {
-                state_hash = (state_hash ^ u32::from(b)).wrapping_mul(0x0100_0193);
-            }
+            state_hash.update(&self.image[crate::learner::checkpoint::HEADER..n]);
         }
+        let state_hash = state_hash.finish();
         let s = &self.state;
         Stats {
             samples: s.samples,
