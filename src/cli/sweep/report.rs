@@ -6,8 +6,64 @@ use super::{write_atomic, COMMAND_FILE};
 use anyhow::Result;
 use edgecl::host::board::Board;
 use edgecl::host::sweep::{self, collect, outcome, read_cells, summary, Group, Outcome, SummaryRow};
+use serde::Serialize;
 use serde_json::Value;
 use std::path::Path;
+
+/// `sweep.json`. Its fields are in the alphabetical order the file has always had
+/// (it was written from a `serde_json` map, whose keys are sorted).
+#[derive(Serialize)]
+struct SweepJson<'a> {
+    backbone: Option<String>,
+    board: String,
+    board_kind: String,
+    boards: Vec<Option<String>>,
+    budgets: Vec<usize>,
+    /// The cells' own seconds, summed.
+    cell_seconds: f64,
+    cells: Vec<CellJson<'a>>,
+    cells_failed: usize,
+    cells_missing: usize,
+    cells_total: usize,
+    /// The command that last ran or submitted the sweep.
+    command: String,
+    data: String,
+    edgecl: &'static str,
+    failed: &'a [Failed],
+    /// Worker threads, when the cells ran here.
+    jobs: Option<usize>,
+    /// `local` (the cells ran here) or `report` (drawn from the cells there).
+    runner: &'static str,
+    scenarios: Vec<String>,
+    seconds: f64,
+    seeds: u64,
+    settings: Vec<String>,
+    strategies: &'a [String],
+    summary: Vec<Value>,
+}
+
+/// A cell in `sweep.json`: its place in the grid and its report file's contents.
+#[derive(Serialize)]
+struct CellJson<'a> {
+    board: &'a Option<String>,
+    budget: usize,
+    result: &'a Option<Value>,
+    scenario: &'a str,
+    seed: u64,
+    setting: &'a str,
+    strategy: &'a str,
+}
+
+/// A failed cell in `sweep.json`.
+#[derive(Serialize)]
+struct Failed {
+    error: String,
+    /// The exit status its process ended with, when it left no report.
+    exit_status: Option<Value>,
+    file: String,
+    /// Its line of `cells.txt`.
+    index: usize,
+}
 
 /// Collects the cells of the sweep in `dir`, writes `sweep.json`, the plots and the page,
 /// and prints the summary; `local` is this run's seconds and worker threads when the
@@ -58,14 +114,16 @@ pub(super) fn report(dir: &Path, local: Option<(f64, usize)>) -> Result<Vec<Summ
         _ => None,
     };
     let (failed_n, missing_n) = sweep::failed_and_missing(&results);
-    let failed: Vec<Value> = results
+    let failed: Vec<Failed> = results
         .iter()
         .enumerate()
         .filter_map(|(i, (c, v))| match outcome(v.as_ref()) {
-            Outcome::Failed(e) => Some(serde_json::json!({
-                "index": i, "file": c.file_name(), "error": e,
-                "exit_status": v.as_ref().and_then(|v| v.get("exit_status")).cloned(),
-            })),
+            Outcome::Failed(error) => Some(Failed {
+                error,
+                exit_status: v.as_ref().and_then(|v| v.get("exit_status")).cloned(),
+                file: c.file_name(),
+                index: i,
+            }),
             _ => None,
         })
         .collect();
@@ -73,41 +131,44 @@ pub(super) fn report(dir: &Path, local: Option<(f64, usize)>) -> Result<Vec<Summ
         Some((s, j)) => (s, Some(j), "local"),
         None => (started.elapsed().as_secs_f64(), None, "report"),
     };
-    let json = serde_json::json!({
-        "command": command,
-        "edgecl": env!("CARGO_PKG_VERSION"),
-        "data": settings.data.display().to_string(),
-        "backbone": backbone,
-        "board": board.name,
-        "board_kind": board.kind,
-        "boards": boards,
-        "scenarios": scenarios,
-        "settings": settings_list,
-        "budgets": budgets,
-        "strategies": strategies,
-        "seeds": seeds,
-        "seconds": seconds,
-        "cell_seconds": results
+    let json = SweepJson {
+        backbone,
+        board: board.name,
+        board_kind: board.kind,
+        boards,
+        budgets,
+        cell_seconds: results
             .iter()
             .filter_map(|(_, v)| v.as_ref()?.get("seconds")?.as_f64())
             .fold(0.0, |a, b| a + b),
-        "jobs": jobs,
-        "runner": runner,
-        "cells_total": cells.len(),
-        "cells_failed": failed_n,
-        "cells_missing": missing_n,
-        "failed": failed,
-        "summary": table.iter().map(SummaryRow::to_json).collect::<Vec<_>>(),
-        "cells": results.iter().map(|(c, v)| serde_json::json!({
-            "board": c.board,
-            "scenario": c.scenario,
-            "setting": c.setting,
-            "strategy": c.strategy,
-            "budget": c.budget,
-            "seed": c.seed,
-            "result": v,
-        })).collect::<Vec<_>>(),
-    });
+        cells: results
+            .iter()
+            .map(|(c, v)| CellJson {
+                board: &c.board,
+                budget: c.budget,
+                result: v,
+                scenario: &c.scenario,
+                seed: c.seed,
+                setting: &c.setting,
+                strategy: &c.strategy,
+            })
+            .collect(),
+        cells_failed: failed_n,
+        cells_missing: missing_n,
+        cells_total: cells.len(),
+        command,
+        data: settings.data.display().to_string(),
+        edgecl: env!("CARGO_PKG_VERSION"),
+        failed: &failed,
+        jobs,
+        runner,
+        scenarios,
+        seconds,
+        seeds,
+        settings: settings_list,
+        strategies: &strategies,
+        summary: table.iter().map(SummaryRow::to_json).collect(),
+    };
     let path = dir.join("sweep.json");
     write_atomic(&path, &(serde_json::to_string_pretty(&json)? + "\n"))?;
     for g in &groups {
@@ -143,11 +204,7 @@ pub(super) fn report(dir: &Path, local: Option<(f64, usize)>) -> Result<Vec<Summ
         cells.len()
     );
     for f in &failed {
-        println!(
-            "failed: {} ({})",
-            f["file"].as_str().unwrap_or(""),
-            f["error"].as_str().unwrap_or("")
-        );
+        println!("failed: {} ({})", f.file, f.error);
     }
     println!("{}", path.display());
     let html = edgecl::host::sweep_report::write(dir)?;
