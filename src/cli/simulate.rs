@@ -1,0 +1,168 @@
+//! `edgecl simulate`: its arguments and the run (a scenario on the core, or a board's
+//! firmware loop).
+
+use super::default_data;
+use super::shape::{Shape, Source};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use edgecl::host::idx::{load_split, Split};
+use edgecl::host::report::LambdaTrial;
+use edgecl::host::scenario::{ClassOrder, Scenario};
+use edgecl::host::simulate::{self, Length};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+/// Share of each class's training samples a `--lambda` list holds out to choose on.
+const VALIDATION_FRACTION: f64 = 0.1;
+
+/// `edgecl simulate`'s arguments.
+#[derive(Args)]
+pub struct SimulateArgs {
+    #[command(flatten)]
+    pub shape: Shape,
+    /// Folder of IDX files (train-*/t10k-*, optionally .gz); default: the shipped MNIST.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Updates per task (default: 2000 split / 5000 permuted literature; 6000 edge).
+    #[arg(long, conflicts_with = "epochs")]
+    iters: Option<usize>,
+    /// Passes per task over the data it trains on (its own; for joint, all seen so far),
+    /// instead of --iters.
+    #[arg(long)]
+    epochs: Option<f64>,
+    /// Order of the tasks, e.g. 4,3,2,1,0.
+    #[arg(long, value_delimiter = ',')]
+    task_order: Option<Vec<usize>>,
+    /// Split: `sorted` ({0,1}, {2,3}, ...), `random` (drawn from the seed) or a list such as
+    /// 1,7,0,3,...; default: random for the literature protocol, sorted for the edge one.
+    #[arg(long, value_parser = parse_class_order)]
+    class_order: Option<ClassOrder>,
+    /// Test on a validation split carved from the training data (10% of each class's
+    /// samples, seeded) instead of the test set: for choosing any setting.
+    #[arg(long)]
+    validation: bool,
+    /// Write the report as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Run a board's firmware loop instead of a scenario: DIR is a board folder with
+    /// firmware (e.g. boards/netduinoplus2); its firmware.toml, learner budget and the
+    /// flash images in boards/flash/ are used, and the lines the firmware prints are
+    /// printed, bit for bit.
+    #[arg(long, value_name = "DIR")]
+    firmware: Option<PathBuf>,
+    /// With --firmware: this config file instead of DIR/firmware.toml.
+    #[arg(long, value_name = "FILE", requires = "firmware")]
+    firmware_config: Option<PathBuf>,
+}
+
+fn parse_class_order(s: &str) -> std::result::Result<ClassOrder, String> {
+    match s.trim() {
+        "sorted" => Ok(ClassOrder::Sorted),
+        "random" => Ok(ClassOrder::Random),
+        list => list
+            .split(',')
+            .map(|c| c.trim().parse::<u16>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map(ClassOrder::Given)
+            .map_err(|_| format!("`{s}` is not `sorted`, `random` or a list of classes like 1,0,3,2")),
+    }
+}
+
+/// `edgecl simulate`: a scenario under a board's budget (or a board's firmware loop),
+/// its report printed and, with `--json`, written.
+pub fn simulate(args: SimulateArgs) -> Result<()> {
+    if let Some(dir) = &args.firmware {
+        let fw = edgecl::host::device::FirmwareDir::load(dir, args.firmware_config.as_deref())?;
+        print!("{}", fw.simulate()?);
+        return Ok(());
+    }
+    let dir = args.data.clone().unwrap_or_else(default_data);
+    let train = load_split(&dir, Split::Train, None)?;
+    let test = load_split(&dir, Split::Test, Some(train.classes))?;
+    let source = args.shape.source()?;
+    let (default_iters, ..) = args.shape.training();
+    let length = match (args.iters, args.epochs) {
+        (Some(i), _) => Length::Iters(i),
+        (None, Some(e)) => Length::Epochs(e),
+        (None, None) => Length::Iters(default_iters),
+    };
+    let progress = !args.quiet && std::io::stderr().is_terminal();
+    let mut opts = args.shape.options(length, progress, dir.display().to_string())?;
+    opts.backbone = match &source {
+        Source::Protocol => None,
+        #[cfg(feature = "onnx")]
+        Source::Backbone(b) => Some(b.name().to_string()),
+    };
+    // The scenario over `train` and `test`, its features from the source; the learner's
+    // plan is checked before the backbone runs.
+    let build = |train, test| -> Result<Scenario> {
+        #[allow(unused_mut)]
+        let mut spec = args.shape.spec(args.task_order.clone(), args.class_order.clone());
+        match &source {
+            Source::Protocol => {
+                let s = Scenario::build(spec, train, test)?;
+                simulate::setup(&opts, s.input_width(), s.outputs(), s.tasks.len(), s.spec.setting)?;
+                Ok(s)
+            }
+            #[cfg(feature = "onnx")]
+            Source::Backbone(b) => {
+                spec.features = edgecl::host::scenario::Features::Pixels;
+                let s = Scenario::build(spec, train, test)?;
+                simulate::setup(&opts, b.feature_width(), s.outputs(), s.tasks.len(), s.spec.setting)?;
+                s.with_backbone(b)
+            }
+        }
+    };
+    let scenario = if args.validation {
+        let (fit, held_out) = train.split_validation(VALIDATION_FRACTION, args.shape.seed);
+        build(fit, held_out)?
+    } else {
+        build(train, test)?
+    };
+    let lambdas = args.shape.lambdas();
+    if args.shape.lambda.is_some() && opts.strategy.penalty().is_none() {
+        bail!("--lambda is the strength of a penalty: use it with --strategy ewc, online-ewc, si or mas");
+    }
+    let mut sweep = Vec::new();
+    if lambdas.len() > 1 {
+        // Pick lambda on a validation split of the training data, never on the test set.
+        let (fit, held_out) = scenario.train.split_validation(VALIDATION_FRACTION, args.shape.seed);
+        let vscenario = build(fit, held_out)?;
+        for &lambda in &lambdas {
+            let mut o = opts.clone();
+            o.penalty = args.shape.penalty(lambda);
+            let r = simulate::run(&o, &vscenario)?;
+            eprintln!("lambda {lambda}: validation average accuracy {:.2}", r.avg_accuracy);
+            sweep.push(LambdaTrial {
+                lambda,
+                validation_avg_accuracy: r.avg_accuracy,
+            });
+        }
+        let best = sweep
+            .iter()
+            .fold(None::<&LambdaTrial>, |b, t| match b {
+                Some(b) if b.validation_avg_accuracy >= t.validation_avg_accuracy => Some(b),
+                _ => Some(t),
+            })
+            .map_or(lambdas[0], |t| t.lambda);
+        eprintln!(
+            "chosen lambda {best} (validation: {:.0}% of each class's training samples held out)",
+            VALIDATION_FRACTION * 100.0
+        );
+        opts.penalty = args.shape.penalty(best);
+    }
+    let mut report = simulate::run(&opts, &scenario)?;
+    report.lambda_sweep = sweep;
+    if args.validation {
+        report.evaluation = "validation".to_string();
+    }
+    print!("{}", report.to_table());
+    if let Some(path) = args.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(&path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
