@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use edgecl::host::board::Board;
+use edgecl::host::board::{Board, BoardKind};
 use std::path::PathBuf;
 
 /// `edgecl export`'s arguments.
@@ -31,9 +31,9 @@ pub struct ExportArgs {
 pub fn export(args: ExportArgs) -> Result<()> {
     use edgecl::host::device::{device_image, from_hex32, model_backbone_image, public_key, to_hex};
     let board = Board::load(&args.board)?;
-    let config_path = match (&args.config, board.kind.as_str()) {
+    let config_path = match (&args.config, board.kind) {
         (Some(p), _) => p.clone(),
-        (None, "linux") => bail!(
+        (None, BoardKind::Linux) => bail!(
             "--config FILE is needed for {}: a run config (TOML: strategy, budget, hidden, ...; see edgecl run --help)",
             board.name
         ),
@@ -44,7 +44,7 @@ pub fn export(args: ExportArgs) -> Result<()> {
     let secret = from_hex32(&key_text).with_context(|| format!("{}", args.sign.display()))?;
     let onnx_path = args.model.join("backbone.onnx");
     let onnx = std::fs::read(&onnx_path).with_context(|| format!("reading {}", onnx_path.display()))?;
-    let (backbone, image) = if board.kind == "mcu" {
+    let (backbone, image) = if board.kind == BoardKind::Mcu {
         let (model, _, backbone) = model_backbone_image(&args.model)?;
         let image = device_image(&board, &config, &backbone, model.feature_width()?, &secret)?;
         (backbone, image)

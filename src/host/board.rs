@@ -8,6 +8,33 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+/// What a board runs the learner on; its image holds an int8 backbone and a device config
+/// (`mcu`) or a run config beside an ONNX backbone (`linux`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BoardKind {
+    /// A microcontroller: firmware, the backbone in flash.
+    Mcu,
+    /// A Linux board: `edgecl run`, the backbone through tract.
+    Linux,
+}
+
+impl BoardKind {
+    /// As the profile spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BoardKind::Mcu => "mcu",
+            BoardKind::Linux => "linux",
+        }
+    }
+}
+
+impl std::fmt::Display for BoardKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One board profile (the keys of `boards/*.toml`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,8 +43,8 @@ pub struct Board {
     pub name: String,
     /// One line for people.
     pub description: String,
-    /// `mcu` or `linux`.
-    pub kind: String,
+    /// What runs the learner: a microcontroller's firmware or Linux.
+    pub kind: BoardKind,
     /// Chip part number.
     pub chip: String,
     /// CPU core.
@@ -67,13 +94,6 @@ impl Board {
                 board.name,
                 board.learner_budget_bytes,
                 board.ram_bytes
-            );
-        }
-        if !matches!(board.kind.as_str(), "mcu" | "linux") {
-            bail!(
-                "board `{}`: kind must be `mcu` or `linux`, not `{}`",
-                board.name,
-                board.kind
             );
         }
         Ok(board)
@@ -134,5 +154,14 @@ mod tests {
     fn unknown_board_names_the_shipped_ones() {
         let e = Board::load("no-such-board").unwrap_err().to_string();
         assert!(e.contains("netduinoplus2") && !e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn the_kind_is_an_enum_and_another_is_refused_naming_both() {
+        assert_eq!(Board::load("nrf52840-dk").unwrap().kind, BoardKind::Mcu);
+        assert_eq!(Board::load("raspberry-pi-4").unwrap().kind, BoardKind::Linux);
+        let text = BUILTIN[0].1.replace("kind = \"mcu\"", "kind = \"fpga\"");
+        let e = format!("{:#}", Board::parse(&text).unwrap_err());
+        assert!(e.contains("unknown variant `fpga`, expected `mcu` or `linux`"), "{e}");
     }
 }

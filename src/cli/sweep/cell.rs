@@ -5,6 +5,7 @@ use super::settings::Settings;
 use super::SweepCellArgs;
 use crate::cli::shape::{ScenarioArg, SettingArg, Shape, Source};
 use anyhow::{bail, Result};
+use edgecl::host::board::BoardKind;
 use edgecl::host::idx::{load_split, Dataset, Split};
 use edgecl::host::scenario::Scenario;
 use edgecl::host::simulate::{self, GeneratorChoice, Length, PenaltyKind, Strategy};
@@ -122,9 +123,9 @@ impl Prepared {
         let seconds = started.elapsed().as_secs_f64();
         // Bytes of the backbone image an MCU board's flash holds (0 on Linux boards), or
         // why the board cannot run it; none without a board.
-        let flash_backbone = match (cell.board.is_some(), board.kind.as_str()) {
+        let flash_backbone = match (cell.board.is_some(), board.kind) {
             (false, _) => None,
-            (true, "mcu") => Some(
+            (true, BoardKind::Mcu) => Some(
                 self.device_image
                     .get_or_init(|| device_backbone(&shape).map_err(|e| format!("{e:#}")))
                     .clone()
@@ -139,11 +140,11 @@ impl Prepared {
                 | (Strategy::Replay(None), GeneratorChoice::Gaussian)
         );
         let flash = flash_backbone.as_ref().map(|b| match b {
-            Ok(_) if board.kind == "mcu" && !on_firmware => serde_json::json!({
+            Ok(_) if board.kind == BoardKind::Mcu && !on_firmware => serde_json::json!({
                 "fits": null,
                 "error": format!("the firmware does not run {}", cell.strategy),
             }),
-            Ok(_) if board.kind == "mcu" && board.firmware_base_bytes.is_none() => serde_json::json!({
+            Ok(_) if board.kind == BoardKind::Mcu && board.firmware_base_bytes.is_none() => serde_json::json!({
                 "fits": null,
                 "error": format!("{} has no measured firmware", board.name),
             }),

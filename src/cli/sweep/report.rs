@@ -4,7 +4,7 @@
 use super::settings::Settings;
 use super::{write_atomic, COMMAND_FILE};
 use anyhow::Result;
-use edgecl::host::board::Board;
+use edgecl::host::board::{Board, BoardKind};
 use edgecl::host::sweep::{self, collect, outcome, read_cells, summary, Group, Outcome, SummaryRow};
 use serde::Serialize;
 use serde_json::Value;
@@ -16,7 +16,7 @@ use std::path::Path;
 struct SweepJson<'a> {
     backbone: Option<String>,
     board: String,
-    board_kind: String,
+    board_kind: BoardKind,
     boards: Vec<Option<String>>,
     budgets: Vec<usize>,
     /// The cells' own seconds, summed.

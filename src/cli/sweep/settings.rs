@@ -7,6 +7,7 @@ use crate::cli::shape::{ScenarioArg, SettingArg, Shape};
 use crate::cli::strategy::StrategyArg;
 use anyhow::{Context, Result};
 use clap::ValueEnum;
+use edgecl::host::board::BoardKind;
 use edgecl::host::sweep::Cell;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -73,7 +74,11 @@ impl Settings {
         // An MCU board's features come from the dense backbone its firmware ran
         // (models/fashion-mlp) unless a model is named.
         #[cfg(feature = "onnx")]
-        if shape.model.is_none() && shape.backbone.is_none() && shape.board()?.kind == "mcu" && cell.board.is_some() {
+        if shape.model.is_none()
+            && shape.backbone.is_none()
+            && shape.board()?.kind == BoardKind::Mcu
+            && cell.board.is_some()
+        {
             let mlp = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/fashion-mlp");
             shape.model = Some(mlp.display().to_string());
         }

@@ -5,7 +5,7 @@
 use super::step::Resumed;
 use super::{Deployment, RunConfig, RunState, Runtime, StateDir};
 use crate::device::signed;
-use crate::host::board::Board;
+use crate::host::board::{Board, BoardKind};
 use crate::host::onnx::Backbone;
 use crate::host::simulate;
 use crate::learner::{Learner, LearnerConfig, Plan};
@@ -53,7 +53,7 @@ impl Deployment {
     ) -> Result<Deployment> {
         let parts = signed::open(image, public_key).map_err(|e| anyhow::anyhow!("{image_name}: {e}"))?;
         let board = Board::load(parts.board).with_context(|| format!("{image_name}: the board it was made for"))?;
-        if board.kind != "linux" {
+        if board.kind != BoardKind::Linux {
             bail!(
                 "{image_name}: an image for {} ({} board); edgecl run deploys on Linux boards, the firmware runs microcontroller images",
                 board.name,
@@ -241,7 +241,7 @@ pub fn linux_image(
     onnx_name: &str,
     secret: &[u8; 32],
 ) -> Result<Vec<u8>> {
-    if board.kind != "linux" {
+    if board.kind != BoardKind::Linux {
         bail!("{} is a {} board: its image carries an int8 backbone and a device config (edgecl export without a run config)", board.name, board.kind);
     }
     let digest = hex(&sha256(onnx));
