@@ -20,42 +20,6 @@ use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum ProtocolArg {
-    /// MLP 784-400-400-10 on pixels, Adam, batch 128 (van de Ven & Tolias 2019).
-    Literature,
-    /// A small head sized to the board's budget, on the shipped backbone's features.
-    Edge,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ScenarioArg {
-    /// Classes grouped into tasks.
-    #[value(alias = "split-mnist")]
-    Split,
-    /// Seeded pixel permutations (first task unpermuted).
-    #[value(alias = "permuted-mnist")]
-    Permuted,
-    /// Rotations by t*180/T degrees.
-    #[value(alias = "rotated-mnist")]
-    Rotated,
-}
-
-// The variant names are the CLI values (task-il, domain-il, class-il).
-#[allow(clippy::enum_variant_names)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SettingArg {
-    /// Task identity given (a head per task).
-    TaskIl,
-    /// Shared outputs, no task identity.
-    DomainIl,
-    /// An output per class, no task identity.
-    ClassIl,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum StorageArg {
     /// u8 importance with a per-tensor scale, f16 anchors.
     Compact,
@@ -65,60 +29,11 @@ pub enum StorageArg {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum QuantArg {
-    /// max * 2^(-k/8): relative precision over 32 octaves.
-    Log,
-    /// q * max / 255.
-    Linear,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FisherArg {
-    /// The samples' own labels (empirical Fisher).
-    True,
-    /// Labels drawn from the model's prediction.
-    Sampled,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum KernelsArg {
-    /// Plain loops, the same bits on every target.
-    Reference,
-    /// Packed, register-blocked kernels.
-    Fast,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum OptimizerArg {
     /// SGD with momentum.
     Sgd,
     /// Adam.
     Adam,
-}
-
-/// When the generator and the importance estimate see a task's samples.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ObserveArg {
-    /// One pass over the task's samples after it trained.
-    AfterTask,
-    /// Every real row as its batch is drawn.
-    Online,
-}
-
-/// The replay generator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum GeneratorArg {
-    /// Class-conditional Gaussian: mean, low-rank-plus-diagonal covariance per class.
-    Gaussian,
-    /// Conditional VAE trained with the head (deep generative replay).
-    Vae,
-    /// Reservoir of i8-quantised samples (the reference at the same bytes).
-    Buffer,
 }
 
 /// `balanced` or a non-negative number.
@@ -155,13 +70,13 @@ mod ratio_text {
 pub struct Shape {
     /// Network, features and defaults.
     #[arg(long, value_enum, default_value = "edge")]
-    pub protocol: ProtocolArg,
+    pub protocol: Protocol,
     /// How tasks are cut from the data.
     #[arg(long, value_enum, default_value = "split")]
-    pub scenario: ScenarioArg,
+    pub scenario: Kind,
     /// Task-, domain- or class-incremental.
     #[arg(long, value_enum, default_value = "class-il")]
-    pub setting: SettingArg,
+    pub setting: Setting,
     /// `naive` (fine-tune), `joint`, a penalty (`ewc`, `online-ewc`, `si`, `mas`),
     /// `packnet`, `packnet+PENALTY`, `progressive` (task-il), `replay` or `PENALTY+replay`.
     #[arg(long, default_value = "naive", value_parser = parse_strategy)]
@@ -198,7 +113,7 @@ pub struct Shape {
     pub hidden: Option<usize>,
     /// Matrix kernels (default: fast literature, reference edge, as the firmware runs).
     #[arg(long, value_enum)]
-    pub kernels: Option<KernelsArg>,
+    pub kernels: Option<Kernels>,
     /// Seed of weight init, permutations and batch order.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -218,10 +133,10 @@ pub struct Shape {
     pub storage: StorageArg,
     /// Quantisation of compact importance.
     #[arg(long, value_enum, default_value = "log")]
-    pub quant: QuantArg,
+    pub quant: Quant,
     /// The Fisher's labels: the samples' `true` ones or `sampled` from the model.
     #[arg(long, value_enum, default_value = "true")]
-    pub fisher: FisherArg,
+    pub fisher: FisherLabels,
     /// Samples of each task its importance is estimated on (ewc, online-ewc, mas).
     #[arg(long, default_value_t = 1000)]
     pub importance_samples: usize,
@@ -233,7 +148,7 @@ pub struct Shape {
     /// trained) or `online` (every real row as its batch is drawn: what a deployed
     /// device, and `edgecl run`, does).
     #[arg(long, value_enum, default_value = "after-task")]
-    pub observe: ObserveArg,
+    pub observe: Observe,
     /// PackNet: fraction of each layer's free weights freed again after each task (the
     /// task keeps the largest-magnitude rest).
     #[arg(long, default_value_t = 0.75)]
@@ -254,7 +169,7 @@ pub struct Shape {
     pub replay_ratio: ReplayRatio,
     /// Replay: the generator kept of old classes.
     #[arg(long, value_enum, default_value = "gaussian")]
-    pub generator: GeneratorArg,
+    pub generator: GeneratorChoice,
     /// Replay, Gaussian generator: principal directions kept per class (0: diagonal).
     #[arg(long, default_value_t = 4)]
     pub generator_rank: usize,
@@ -297,26 +212,15 @@ pub enum Source {
 
 impl Shape {
     pub fn protocol(&self) -> Protocol {
-        match self.protocol {
-            ProtocolArg::Literature => Protocol::Literature,
-            ProtocolArg::Edge => Protocol::Edge,
-        }
+        self.protocol
     }
 
     pub fn kind(&self) -> Kind {
-        match self.scenario {
-            ScenarioArg::Split => Kind::Split,
-            ScenarioArg::Permuted => Kind::Permuted,
-            ScenarioArg::Rotated => Kind::Rotated,
-        }
+        self.scenario
     }
 
     pub fn setting(&self) -> Setting {
-        match self.setting {
-            SettingArg::TaskIl => Setting::TaskIl,
-            SettingArg::DomainIl => Setting::DomainIl,
-            SettingArg::ClassIl => Setting::ClassIl,
-        }
+        self.setting
     }
 
     pub fn board(&self) -> Result<Board> {
@@ -337,11 +241,7 @@ impl Shape {
                 momentum: self.momentum,
             },
         };
-        let kernels = match self.kernels {
-            Some(KernelsArg::Reference) => Kernels::Reference,
-            Some(KernelsArg::Fast) => Kernels::Fast,
-            None => p.kernels(),
-        };
+        let kernels = self.kernels.unwrap_or(p.kernels());
         (iters, self.batch.unwrap_or(batch), optimizer, kernels)
     }
 
@@ -364,10 +264,7 @@ impl Shape {
             backbone: None,
             penalty: self.penalty(self.lambdas().first().copied().unwrap_or(1.0)),
             reset_optimizer: self.reset_optimizer,
-            observe: match self.observe {
-                ObserveArg::AfterTask => Observe::AfterTask,
-                ObserveArg::Online => Observe::Online,
-            },
+            observe: self.observe,
             packnet: PackNetOptions {
                 prune_ratio: self.prune_ratio,
                 retrain_iters: self.retrain_iters.unwrap_or(match length {
@@ -377,15 +274,11 @@ impl Shape {
             },
             column_width: self.column_width,
             replay: ReplayOptions {
-                generator: match self.generator {
-                    GeneratorArg::Gaussian => GeneratorChoice::Gaussian,
-                    GeneratorArg::Vae => GeneratorChoice::Vae,
-                    GeneratorArg::Buffer => GeneratorChoice::Buffer,
-                },
+                generator: self.generator,
                 ratio: self.replay_ratio,
                 rank: self.generator_rank,
                 // A task's classes are observed together; split tasks hold their own.
-                slots: matches!(self.scenario, ScenarioArg::Split).then_some(self.classes_per_task),
+                slots: matches!(self.scenario, Kind::Split).then_some(self.classes_per_task),
                 buffer_rows: self.buffer_rows,
                 vae_hidden: self.vae_hidden,
                 vae_latent: self.vae_latent,
@@ -400,15 +293,11 @@ impl Shape {
             lambda,
             gamma: self.gamma,
             xi: self.xi,
-            storage: match (self.storage, self.quant) {
-                (StorageArg::F32, _) => Storage::F32,
-                (StorageArg::Compact, QuantArg::Log) => Storage::Compact(Quant::Log),
-                (StorageArg::Compact, QuantArg::Linear) => Storage::Compact(Quant::Linear),
+            storage: match self.storage {
+                StorageArg::F32 => Storage::F32,
+                StorageArg::Compact => Storage::Compact(self.quant),
             },
-            fisher: match self.fisher {
-                FisherArg::True => FisherLabels::True,
-                FisherArg::Sampled => FisherLabels::Sampled,
-            },
+            fisher: self.fisher,
             samples: self.importance_samples,
         }
     }

@@ -24,26 +24,31 @@ use crate::host::idx::Dataset;
 use crate::learner::learner::ClassRange;
 use crate::learner::rng::Rng;
 use anyhow::{bail, ensure, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Most tasks a scenario may have.
 pub const MAX_TASKS: usize = 32;
 
 /// How tasks are cut from the dataset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// Classes grouped into tasks.
+    #[value(alias = "split-mnist")]
     Split,
-    /// Seeded pixel permutations.
+    /// Seeded pixel permutations (first task unpermuted).
+    #[value(alias = "permuted-mnist")]
     Permuted,
-    /// Rotations.
+    /// Rotations by t*180/T degrees.
+    #[value(alias = "rotated-mnist")]
     Rotated,
 }
 
 /// Which outputs exist and which a sample may choose from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+// The variant names are the CLI values (task-il, domain-il, class-il).
+#[allow(clippy::enum_variant_names)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Setting {
     /// Task identity given: a head per task.

@@ -72,7 +72,9 @@ pub enum Method {
 }
 
 /// The label whose log-likelihood gradient the Fisher squares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "std", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
 pub enum FisherLabels {
     /// The sample's true label (the "empirical" Fisher).
     True,
@@ -82,7 +84,9 @@ pub enum FisherLabels {
 }
 
 /// How an importance `u8` maps back to a value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "std", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
 pub enum Quant {
     /// `q * max / 255`.
     Linear,

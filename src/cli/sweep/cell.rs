@@ -3,11 +3,12 @@
 
 use super::settings::Settings;
 use super::SweepCellArgs;
-use crate::cli::shape::{ScenarioArg, SettingArg, Shape, Source};
+use crate::cli::shape::{Shape, Source};
 use anyhow::{bail, Result};
 use edgecl::host::board::BoardKind;
 use edgecl::host::idx::{load_split, Dataset, Split};
 use edgecl::host::scenario::Scenario;
+use edgecl::host::scenario::{Kind, Setting};
 use edgecl::host::simulate::{self, GeneratorChoice, Length, PenaltyKind, Strategy};
 use edgecl::host::slurm;
 use edgecl::host::sweep::{
@@ -39,8 +40,8 @@ pub(super) struct ScenarioKey {
     model: Option<String>,
     #[cfg(feature = "onnx")]
     backbone: Option<PathBuf>,
-    scenario: ScenarioArg,
-    setting: SettingArg,
+    scenario: Kind,
+    setting: Setting,
     seed: u64,
 }
 

@@ -20,11 +20,12 @@ mod slurm;
 
 pub use cell::sweep_cell;
 
-use crate::cli::shape::{ScenarioArg, SettingArg, Shape};
+use crate::cli::shape::Shape;
 use anyhow::{bail, Context, Result};
 use cell::{Data, Prepared, ScenarioKey};
 use clap::Args;
 use edgecl::host::board::parse_bytes;
+use edgecl::host::scenario::{Kind, Setting};
 use edgecl::host::slurm::JobOptions;
 use edgecl::host::sweep::{self, run_cells, Cell, CELLS_FILE};
 use report::report;
@@ -51,10 +52,10 @@ pub struct SweepArgs {
     boards: Option<Vec<String>>,
     /// Scenarios (instead of --scenario).
     #[arg(long, value_enum, value_delimiter = ',')]
-    scenarios: Option<Vec<ScenarioArg>>,
+    scenarios: Option<Vec<Kind>>,
     /// Settings (instead of --setting).
     #[arg(long, value_enum, value_delimiter = ',')]
-    settings: Option<Vec<SettingArg>>,
+    settings: Option<Vec<Setting>>,
     /// Arena budgets, each replacing the board's learner budget [8k,16k,32k,64k,128k; with
     /// a board, those below its learner budget and the budget itself].
     #[arg(long, value_delimiter = ',', value_parser = parse_bytes)]

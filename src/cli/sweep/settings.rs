@@ -3,11 +3,11 @@
 
 use super::{absolute, SweepArgs, SETTINGS_FILE};
 use crate::cli::default_data;
-use crate::cli::shape::{ScenarioArg, SettingArg, Shape};
+use crate::cli::shape::Shape;
 use crate::cli::strategy::StrategyArg;
 use anyhow::{Context, Result};
 use clap::ValueEnum;
-use edgecl::host::board::BoardKind;
+use edgecl::host::scenario::{Kind, Setting};
 use edgecl::host::sweep::Cell;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -27,7 +27,7 @@ impl Settings {
     pub(super) fn new(args: &SweepArgs) -> Result<Settings> {
         let mut shape = args.shape.clone();
         (shape.strategy, shape.budget, shape.seed, shape.board) = (StrategyArg::unset(), None, 0, None);
-        (shape.scenario, shape.setting) = (ScenarioArg::Split, SettingArg::ClassIl);
+        (shape.scenario, shape.setting) = (Kind::Split, Setting::ClassIl);
         #[cfg(feature = "onnx")]
         {
             // A model folder or backbone file named relative to here is found from anywhere.
@@ -64,9 +64,9 @@ impl Settings {
     pub(super) fn shape(&self, cell: &Cell) -> Result<Shape> {
         let mut shape = self.shape.clone();
         shape.board = cell.board.clone();
-        shape.scenario = ScenarioArg::from_str(&cell.scenario, false)
+        shape.scenario = Kind::from_str(&cell.scenario, false)
             .map_err(|_| anyhow::anyhow!("cell scenario `{}` is not one this build knows", cell.scenario))?;
-        shape.setting = SettingArg::from_str(&cell.setting, false)
+        shape.setting = Setting::from_str(&cell.setting, false)
             .map_err(|_| anyhow::anyhow!("cell setting `{}` is not one this build knows", cell.setting))?;
         shape.strategy = StrategyArg::parse(cell.strategy.split(':').next().unwrap_or_default())?;
         shape.budget = Some(cell.budget);
@@ -76,7 +76,7 @@ impl Settings {
         #[cfg(feature = "onnx")]
         if shape.model.is_none()
             && shape.backbone.is_none()
-            && shape.board()?.kind == BoardKind::Mcu
+            && shape.board()?.kind == edgecl::host::board::BoardKind::Mcu
             && cell.board.is_some()
         {
             let mlp = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/fashion-mlp");

@@ -7,7 +7,8 @@ use crate::learner::{FisherLabels, Kernels, Method, Optimizer, PenaltyConfig, Qu
 use anyhow::{bail, Result};
 
 /// Which network, data features and defaults a run uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
 pub enum Protocol {
     /// The published setting: MLP 784-400-400-10 on raw pixels, Adam, batch 128.
     Literature,
@@ -213,7 +214,8 @@ pub struct PackNetOptions {
 }
 
 /// Which replay generator the strategy keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
 pub enum GeneratorChoice {
     /// Class-conditional Gaussian, low-rank plus diagonal covariance.
     Gaussian,
@@ -361,7 +363,8 @@ pub fn storage_name(s: Storage) -> &'static str {
 
 /// When a replay generator observes a task's samples and an importance penalty (EWC,
 /// online EWC, MAS) estimates its importance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
 pub enum Observe {
     /// After the task has trained: the generator observes each of the task's training
     /// samples once, the importance is estimated on a seeded subset of them at the

@@ -9,7 +9,9 @@ pub mod fast;
 pub mod reference;
 
 /// Which matrix kernels the learner runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "std", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
 pub enum Kernels {
     /// Plain loops in a fixed order: the same bits on every target. Needs no packing buffer.
     Reference,
