@@ -69,7 +69,16 @@ registry! {
     packnet: PackState<'a> = |c: &LearnerConfig| c.packnet,
 }
 
-/// Every component of a learner, as [`learner`] took them.
+/// What the defences' layouts and hooks see of `config`'s head.
+pub(crate) fn head_shape(config: &LearnerConfig) -> HeadShape {
+    HeadShape {
+        dims: config.dims,
+        batch: config.batch_size,
+        max_tasks: config.max_tasks,
+        seed: config.seed,
+    }
+}
+
 /// Every component of a learner, as [`learner`] took them.
 pub(crate) struct Parts<'a> {
     pub weights: &'a mut [f32],
@@ -108,13 +117,7 @@ pub(crate) fn learner<'a>(config: &LearnerConfig, space: &mut impl Space<'a>) ->
         }
         Kernels::Reference => &mut [],
     };
-    let shape = HeadShape {
-        dims: *d,
-        batch: b,
-        max_tasks: config.max_tasks,
-        seed: config.seed,
-    };
-    let defences = Defences::layout(config, &shape, space)?;
+    let defences = Defences::layout(config, &head_shape(config), space)?;
     Ok(Parts {
         weights,
         biases,

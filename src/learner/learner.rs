@@ -28,7 +28,7 @@ mod with_packnet;
 mod with_penalty;
 mod with_replay;
 
-use crate::learner::defence::{Head, HeadShape};
+use crate::learner::defence::Head;
 pub use crate::learner::dims::{Active, ClassRange};
 use crate::learner::layout::Defences;
 use crate::learner::optim;
@@ -124,12 +124,7 @@ impl<'a> Learner<'a> {
             steps: 0,
         };
         learner.init_weights();
-        let shape = HeadShape {
-            dims: config.dims,
-            batch: config.batch_size,
-            max_tasks: config.max_tasks,
-            seed: config.seed,
-        };
+        let shape = layout::head_shape(config);
         let (defences, mut head) = learner.split();
         defences.each(|d| {
             d.init(&shape, &mut head);
