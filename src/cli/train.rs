@@ -9,14 +9,6 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum ArchArg {
-    /// Two 3x3 convolutions with max pooling, then a dense feature layer.
-    Cnn,
-    /// Two dense layers.
-    Mlp,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum DeviceArg {
     /// burn's pure-Rust CPU device.
     Cpu,
@@ -33,7 +25,7 @@ pub struct TrainArgs {
     data: Option<PathBuf>,
     /// Backbone family.
     #[arg(long, value_enum, default_value = "cnn")]
-    arch: ArchArg,
+    arch: edgecl::host::train::Arch,
     /// Width of the feature layer the device's head sees.
     #[arg(long, default_value_t = 256)]
     features: usize,
@@ -114,10 +106,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         test_set = test_set.only_classes(classes);
     }
     let cfg = TrainConfig {
-        arch: match args.arch {
-            ArchArg::Cnn => Arch::Cnn,
-            ArchArg::Mlp => Arch::Mlp,
-        },
+        arch: args.arch,
         features: args.features,
         hidden: args.hidden,
         channels: args.channels.clone(),

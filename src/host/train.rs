@@ -24,7 +24,7 @@ use burn::tensor::TensorData;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Which backbone family to train.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Arch {
     /// Two 3x3 convolutions with max pooling, then a dense feature layer.
     Cnn,
