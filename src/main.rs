@@ -2,7 +2,7 @@
 
 mod cli;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -18,7 +18,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a continual-learning scenario on the core under a board's budget and report
-    /// the accuracy matrix, forgetting and memory.
+    /// the accuracy matrix, forgetting and memory; without --strategy, fine-tuning and
+    /// the board's recommended defence on the same stream, side by side.
     Simulate(cli::simulate::SimulateArgs),
     /// Print a learner's bytes per component against a board's budget (exit status 1
     /// when it does not fit).
@@ -63,9 +64,12 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::try_parse().unwrap_or_else(|e| cli::strategy::exit(e));
+    let matches = Cli::command()
+        .try_get_matches()
+        .unwrap_or_else(|e| cli::strategy::exit(e));
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
-        Command::Simulate(a) => cli::simulate::simulate(a).map(|()| true),
+        Command::Simulate(a) => cli::simulate::simulate(a, cli::simulate::strategy_given(&matches)).map(|()| true),
         Command::Plan(a) => cli::plan::plan(a),
         #[cfg(feature = "train")]
         Command::Train(a) => cli::train::train(a).map(|()| true),

@@ -56,14 +56,22 @@ fn one_line_error(out: &Output, needles: &[&str]) {
     }
 }
 
+/// A report without its clock readings (and those of its `baseline`, the fine-tune run
+/// a `simulate` without `--strategy` writes beside the recommended defence's).
 fn report_without_timings(path: &Path) -> serde_json::Value {
-    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    v.as_object_mut().unwrap().remove("seconds");
-    for t in v["tasks"].as_array_mut().unwrap() {
-        let t = t.as_object_mut().unwrap();
-        t.remove("seconds");
-        t.remove("updates_per_second");
+    fn strip(v: &mut serde_json::Value) {
+        v.as_object_mut().unwrap().remove("seconds");
+        for t in v["tasks"].as_array_mut().unwrap() {
+            let t = t.as_object_mut().unwrap();
+            t.remove("seconds");
+            t.remove("updates_per_second");
+        }
+        if let Some(b) = v.get_mut("baseline") {
+            strip(b);
+        }
     }
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    strip(&mut v);
     v
 }
 
@@ -131,6 +139,43 @@ fn same_seed_gives_the_same_report_to_the_last_bit() {
         assert!(edgecl(&args).status.success());
         assert_ne!(report_without_timings(&c)["accuracy_matrix"], ra["accuracy_matrix"]);
     }
+}
+
+#[test]
+fn simulate_without_a_strategy_runs_fine_tuning_beside_the_recommended_defence() {
+    let d = temp_dir("pair");
+    let pair = d.join("pair.json");
+    let out = edgecl(&["simulate", "--quiet", "--iters", "40", "--json", pair.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let naive = text.find("strategy naive,").expect("the fine-tune run");
+    let replay = text.find("strategy replay,").expect("the defence's run");
+    assert!(naive < replay, "{text}");
+    assert!(text.contains("replay over fine-tune on the same stream: "), "{text}");
+    // Each of the two is the run `--strategy` gives alone, to the last bit.
+    let alone = |strategy: &str| {
+        let path = d.join(format!("{strategy}.json"));
+        let out = edgecl(&[
+            "simulate",
+            "--quiet",
+            "--iters",
+            "40",
+            "--strategy",
+            strategy,
+            "--json",
+            path.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        report_without_timings(&path)
+    };
+    let mut both = report_without_timings(&pair);
+    let baseline = both
+        .as_object_mut()
+        .unwrap()
+        .remove("baseline")
+        .expect("the baseline field");
+    assert_eq!(baseline, alone("naive"));
+    assert_eq!(both, alone("replay"));
 }
 
 #[test]

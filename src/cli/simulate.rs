@@ -3,10 +3,11 @@
 
 use super::default_data;
 use super::shape::{Shape, Source};
+use super::strategy::StrategyArg;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use edgecl::host::idx::{load_split, Split};
-use edgecl::host::report::LambdaTrial;
+use edgecl::host::report::{LambdaTrial, Report};
 use edgecl::host::scenario::{ClassOrder, Scenario};
 use edgecl::host::simulate::{self, Length};
 use std::io::IsTerminal;
@@ -71,9 +72,28 @@ fn parse_class_order(s: &str) -> std::result::Result<ClassOrder, String> {
     }
 }
 
+/// Whether the command line named a `--strategy` for `simulate`.
+pub fn strategy_given(matches: &clap::ArgMatches) -> bool {
+    matches
+        .subcommand_matches("simulate")
+        .and_then(|m| m.value_source("strategy"))
+        .is_some_and(|s| s == clap::parser::ValueSource::CommandLine)
+}
+
+/// The report `--json` writes when fine-tuning ran beside a defence: the defence's report
+/// (every field as a single run writes it) with fine-tuning's as `baseline`.
+#[derive(serde::Serialize)]
+struct WithBaseline<'r> {
+    #[serde(flatten)]
+    report: &'r Report,
+    baseline: &'r Report,
+}
+
 /// `edgecl simulate`: a scenario under a board's budget (or a board's firmware loop),
-/// its report printed and, with `--json`, written.
-pub fn simulate(args: SimulateArgs) -> Result<()> {
+/// its report printed and, with `--json`, written. Without `--strategy` the scenario
+/// runs twice on the same stream, fine-tuning then the board's recommended defence, and
+/// both are printed with the difference.
+pub fn simulate(args: SimulateArgs, strategy_given: bool) -> Result<()> {
     if let Some(dir) = &args.firmware {
         let fw = edgecl::host::device::FirmwareDir::load(dir, args.firmware_config.as_deref())?;
         print!("{}", fw.simulate()?);
@@ -154,14 +174,44 @@ pub fn simulate(args: SimulateArgs) -> Result<()> {
         );
         opts.penalty = args.shape.penalty(best);
     }
-    let mut report = simulate::run(&opts, &scenario)?;
+    let evaluation = |mut report: Report| {
+        if args.validation {
+            report.evaluation = "validation".to_string();
+        }
+        report
+    };
+    let mut report = evaluation(simulate::run(&opts, &scenario)?);
     report.lambda_sweep = sweep;
-    if args.validation {
-        report.evaluation = "validation".to_string();
-    }
     print!("{}", report.to_table());
+    let text = if strategy_given {
+        serde_json::to_string_pretty(&report)?
+    } else {
+        // The same scenario (stream, features, seed) for the defence the board recommends.
+        let name = opts.board.recommended_strategy();
+        let mut shape = args.shape.clone();
+        shape.strategy = StrategyArg::parse(name)?;
+        let mut defence_opts = shape.options(length, progress, opts.data.clone())?;
+        defence_opts.backbone = opts.backbone.clone();
+        println!();
+        let defence = evaluation(simulate::run(&defence_opts, &scenario)?);
+        print!("{}", defence.to_table());
+        println!(
+            "\n{name} over fine-tune on the same stream: {:+.2} points of average accuracy ({:.2} against {:.2}), \
+             BWT {:.2} against {:.2}, {} bytes of the arena against {} (--strategy NAME runs one)",
+            defence.avg_accuracy - report.avg_accuracy,
+            defence.avg_accuracy,
+            report.avg_accuracy,
+            defence.bwt,
+            report.bwt,
+            defence.arena_bytes,
+            report.arena_bytes,
+        );
+        serde_json::to_string_pretty(&WithBaseline {
+            report: &defence,
+            baseline: &report,
+        })?
+    };
     if let Some(path) = args.json {
-        let text = serde_json::to_string_pretty(&report)?;
         std::fs::write(&path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())

@@ -68,6 +68,10 @@ pub struct Board {
     pub firmware_base_bytes: Option<u64>,
     /// Where the figures come from.
     pub source: String,
+    /// The defence `edgecl simulate` runs beside fine-tuning when no `--strategy` is
+    /// given (a `--strategy` value); `replay` when the profile does not say.
+    #[serde(default)]
+    pub recommended_strategy: Option<String>,
 }
 
 /// The profiles shipped in `boards/`, by name.
@@ -114,6 +118,13 @@ impl Board {
             "unknown board `{name_or_path}`: not a file, and the shipped boards are {}",
             names.join(", ")
         )
+    }
+
+    /// The defence recommended on this board: the profile's, or Gaussian replay (the
+    /// strongest defence in class-incremental figures on the device's features; see the
+    /// README).
+    pub fn recommended_strategy(&self) -> &str {
+        self.recommended_strategy.as_deref().unwrap_or("replay")
     }
 
     /// The learner budget as a `usize` arena length.

@@ -2,7 +2,7 @@
 //! is given.
 //!
 //! A defence is a part of the learner's arena with a say at fixed points of training:
-//! it lays out its components ([`Defence::layout`], run by the plan to count and by the
+//! it lays out its components (`Carve::layout`, run by the plan to count and by the
 //! learner to carve), is initialised once carved, may refuse a step, add to the
 //! gradient, mask it, act around the optimizer's update, and visits its persistent parts
 //! for a checkpoint. The defences a learner holds are listed once, in

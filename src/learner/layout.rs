@@ -1,6 +1,6 @@
 //! The layout of a learner: every component it keeps, in carving order, written once.
 //!
-//! [`learner`] takes each component from a [`Space`]: [`crate::learner::Plan`] counts the
+//! `learner` takes each component from a [`Space`]: [`crate::learner::Plan`] counts the
 //! bytes (and hands back empty slices), [`crate::learner::Arena`] carves them from the
 //! caller's buffer. [`crate::learner::Plan::new`] and [`crate::learner::Learner::new`] both
 //! run it, so what the plan promises is what the arena holds:
@@ -10,8 +10,8 @@
 //! defences:  [penalty] | [generator] | [distillation teacher] | [PackNet owners]
 //! ```
 //!
-//! Each defence lays out its own part in its module ([`Carve::layout`]) and acts through
-//! the hooks of [`Defence`]; the registry below lists them once, in the order their
+//! Each defence lays out its own part in its module (`Carve::layout`) and acts through
+//! the hooks of `Defence`; the registry below lists them once, in the order their
 //! state is carved and saved. Adding a defence is a new module implementing both traits
 //! and one line in the registry.
 

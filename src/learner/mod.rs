@@ -23,7 +23,7 @@
 //! The modules form layers; a module imports only from its own layer's lower entries or
 //! from layers below (`tests/layers.rs` fails on any import circle among these files):
 //!
-//! 1. Bottom: [`error`] (the core's errors), [`format`] (the checkpoint format's
+//! 1. Bottom: [`error`] (the core's errors), [`format`](mod@format) (the checkpoint format's
 //!    constants), [`math`] (libm wrappers, FNV-1a), [`rng`] (the seeded generator, the
 //!    same bits on every target), [`names`] (component names), [`dims`] (layer widths,
 //!    active classes, the input checks), [`state`] (the persistent state's parts, their

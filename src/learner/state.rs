@@ -2,7 +2,7 @@
 //! them in a fixed order, and the version of their encoding.
 //!
 //! Every component that keeps state across a checkpoint (the head, the optimizer, each
-//! defence) visits its parts with a [`StateVisitor`]; [`crate::learner::checkpoint`] writes
+//! defence) visits its parts with a `StateVisitor`; [`crate::learner::checkpoint`] writes
 //! and reads the bytes the visitor sees, so the order is defined once, by the visits.
 
 use crate::learner::math::Fnv1a;

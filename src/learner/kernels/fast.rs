@@ -84,7 +84,7 @@ fn gemm_avx2_fma(a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], accumulate: bool, 
     gemm_with::<6, 16, true>(a, b, c, accumulate, pack)
 }
 
-/// Adam's element-wise update ([`reference::adam`](super::reference::adam)) compiled for AVX2 where the CPU has it.
+/// Adam's element-wise update ([`reference::adam`]) compiled for AVX2 where the CPU has it.
 ///
 /// The update is element-wise IEEE arithmetic (no fused multiply-add, no reordering), so
 /// the 8-wide build gives the same bits as the scalar one; it only runs faster.

@@ -203,7 +203,7 @@ impl<'a> Learner<'a> {
     }
 
     /// The VAE's negative ELBO on a batch and its gradient (in the VAE's
-    /// [`Vae::gradients`]), without an update: with the reparameterisation noise `eps`
+    /// [`Vae::gradients`](crate::learner::vae::Vae::gradients)), without an update: with the reparameterisation noise `eps`
     /// (`n x latent`) when given, else drawn. [`Error::NoGenerator`] unless the generator
     /// is a VAE.
     pub fn generator_gradients(&mut self, x: &[f32], labels: &[u16], eps: Option<&[f32]>) -> Result<f32, Error> {
