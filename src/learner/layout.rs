@@ -54,6 +54,13 @@ macro_rules! registry {
                 })*
                 Ok(())
             }
+
+            /// Runs an infallible hook `f` on every defence present, in registry order.
+            pub(crate) fn for_each(&mut self, mut f: impl FnMut(&mut dyn Defence)) {
+                $(if let Some(d) = &mut self.$field {
+                    f(d);
+                })*
+            }
         }
     };
 }

@@ -126,10 +126,7 @@ impl<'a> Learner<'a> {
         learner.init_weights();
         let shape = layout::head_shape(config);
         let (defences, mut head) = learner.split();
-        defences.each(|d| {
-            d.init(&shape, &mut head);
-            Ok(())
-        })?;
+        defences.for_each(|d| d.init(&shape, &mut head));
         Ok(learner)
     }
 
@@ -288,10 +285,7 @@ impl<'a> Learner<'a> {
         }
         self.backward(x, n)?;
         let (defences, mut head) = self.split();
-        defences.each(|d| {
-            d.on_gradients(&mut head);
-            Ok(())
-        })?;
+        defences.for_each(|d| d.on_gradients(&mut head));
         if let Some(index) = self.grads.iter().position(|g| !g.is_finite()) {
             return Err(Error::NonFiniteGradient { index });
         }
@@ -328,20 +322,11 @@ impl<'a> Learner<'a> {
         self.defences.each(|d| d.before_step(&dims))?;
         let loss = self.compute_gradients(x, labels, active)?;
         let (defences, mut head) = self.split();
-        defences.each(|d| {
-            d.mask_gradients(&mut head);
-            Ok(())
-        })?;
-        defences.each(|d| {
-            d.before_update(&mut head);
-            Ok(())
-        })?;
+        defences.for_each(|d| d.mask_gradients(&mut head));
+        defences.for_each(|d| d.before_update(&mut head));
         self.apply_gradients();
         let (defences, mut head) = self.split();
-        defences.each(|d| {
-            d.after_update(&mut head);
-            Ok(())
-        })?;
+        defences.for_each(|d| d.after_update(&mut head));
         Ok(loss)
     }
 
