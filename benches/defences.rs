@@ -15,10 +15,10 @@
 //!   batch's predictions; PackNet's masks the weights of later tasks out for the call.
 //! - `replay_step/gaussian_rank4`, `replay_step/buffer`, `replay_step/vae`: a replay
 //!   update as the simulator makes it in class-IL after four tasks: the batch's last 26
-//!   rows filled by [`Learner::fill_replay`] (8 old classes, balanced), then
+//!   rows filled by [`Replaying::fill`](edgecl::learner::learner::Replaying::fill) (8 old classes, balanced), then
 //!   [`Learner::train_step`]; for the VAE (32 hidden, 8 latent) also
-//!   [`Learner::train_generator`] on the batch. `replay_step/gaussian_rank4_distill`
-//!   learns the replayed rows from the committed head ([`Learner::train_step_replay`]).
+//!   [`Replaying::train_generator`](edgecl::learner::learner::Replaying::train_generator) on the batch. `replay_step/gaussian_rank4_distill`
+//!   learns the replayed rows from the committed head ([`Replaying::train_step`]).
 //! - `observe/gaussian_rank4`: one sample into the Gaussian's working slot (Welford and a
 //!   CCIPCA step), the per-sample cost after a task.
 //!
@@ -85,11 +85,11 @@ fn benches(c: &mut Criterion) {
             l.train_step(&x, &y, Active::Classes(FIRST)).expect("step");
         }
         if cfg.penalty.is_some() {
-            l.consolidate().expect("consolidate");
+            l.penalised().unwrap().consolidate().expect("consolidate");
         }
         if cfg.packnet.is_some() {
-            l.packnet_prune(FIRST).expect("prune");
-            l.packnet_end_task().expect("end");
+            l.packnet().unwrap().prune(FIRST).expect("prune");
+            l.packnet().unwrap().end_task().expect("end");
         }
         g.bench_function(format!("train_step/{name}"), |b| {
             b.iter(|| black_box(l.train_step(black_box(&x), &y, Active::All).expect("step")))
@@ -98,7 +98,9 @@ fn benches(c: &mut Criterion) {
         if name == "packnet" {
             g.bench_function("inference/packnet_task1", |b| {
                 b.iter(|| {
-                    l.predict_task(black_box(&x), 1, Active::All, &mut out, None)
+                    l.packnet()
+                        .unwrap()
+                        .predict_task(black_box(&x), 1, Active::All, &mut out, None)
                         .expect("predict");
                     black_box(out[0])
                 })
@@ -172,9 +174,9 @@ fn benches(c: &mut Criterion) {
                 let row: Vec<f32> = (0..INPUT)
                     .map(|j| (j as f32 * 0.01 + c as f32).sin() + rng.normal())
                     .collect();
-                l.observe(&row, c).expect("observe");
+                l.replaying().unwrap().observe(&row, c).expect("observe");
             }
-            l.commit_generator().expect("commit");
+            l.replaying().unwrap().commit().expect("commit");
         }
         let (mut xb, mut yb) = (x.clone(), y.clone());
         let real = 6;
@@ -185,13 +187,17 @@ fn benches(c: &mut Criterion) {
         let vae = matches!(kind, GeneratorKind::Vae(_));
         g.bench_function(format!("replay_step/{name}"), |b| {
             b.iter(|| {
-                l.fill_replay(&mut xb[real * INPUT..], &mut yb[real..], current)
+                l.replaying()
+                    .unwrap()
+                    .fill(&mut xb[real * INPUT..], &mut yb[real..], current)
                     .expect("replay");
                 let loss = l
-                    .train_step_replay(black_box(&xb), &yb, Active::All, BATCH - real)
+                    .replaying()
+                    .unwrap()
+                    .train_step(black_box(&xb), &yb, Active::All, BATCH - real)
                     .expect("step");
                 if vae {
-                    l.train_generator(&xb, &yb).expect("generator");
+                    l.replaying().unwrap().train_generator(&xb, &yb).expect("generator");
                 }
                 black_box(loss)
             })
@@ -199,7 +205,7 @@ fn benches(c: &mut Criterion) {
         if name == "gaussian_rank4" {
             let row = x[..INPUT].to_vec();
             g.bench_function("observe/gaussian_rank4", |b| {
-                b.iter(|| l.observe(black_box(&row), 8).expect("observe"))
+                b.iter(|| l.replaying().unwrap().observe(black_box(&row), 8).expect("observe"))
             });
         }
     }

@@ -32,6 +32,6 @@ pub mod host;
 
 pub use learner::{
     Active, Arena, Columns, ColumnsConfig, Error, FisherLabels, Generator, GeneratorConfig, GeneratorKind, Kernels,
-    LayerDims, Learner, LearnerConfig, Likelihood, Method, Optimizer, PackNetConfig, PenaltyConfig, Plan, Quant,
-    Storage, VaeConfig,
+    LayerDims, Learner, LearnerConfig, Likelihood, Method, Optimizer, PackNetConfig, PenaltyConfig, PenaltyKind, Plan,
+    Quant, Storage, Strategy, VaeConfig,
 };

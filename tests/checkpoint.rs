@@ -121,35 +121,51 @@ fn drive(l: &mut Learner<'_>, from: usize, to: usize) {
         let active = Active::Classes(ClassRange { start: 0, end: hi });
         if c.generator.is_some() {
             for (row, &label) in x.chunks_exact(w).zip(&y) {
-                l.observe(row, label).unwrap();
+                l.replaying().unwrap().observe(row, label).unwrap();
             }
             let real = b / 2;
             let exclude = ClassRange { start: hi - 2, end: hi };
-            let replayed = l.fill_replay(&mut x[real * w..], &mut y[real..], exclude).unwrap();
+            let replayed = l
+                .replaying()
+                .unwrap()
+                .fill(&mut x[real * w..], &mut y[real..], exclude)
+                .unwrap();
             let n = if replayed > 0 { b } else { real };
-            l.train_step_replay(&x[..n * w], &y[..n], active, replayed).unwrap();
+            l.replaying()
+                .unwrap()
+                .train_step(&x[..n * w], &y[..n], active, replayed)
+                .unwrap();
             if matches!(c.generator.map(|g| g.kind), Some(GeneratorKind::Vae(_))) {
-                l.train_generator(&x[..real * w], &y[..real]).unwrap();
+                l.replaying()
+                    .unwrap()
+                    .train_generator(&x[..real * w], &y[..real])
+                    .unwrap();
             }
         } else {
             l.train_step(&x, &y, active).unwrap();
         }
         let phase = step % TASK;
         if c.packnet.is_some() && phase == TASK - 6 {
-            l.packnet_prune(ClassRange { start: hi - 2, end: hi }).unwrap();
+            l.packnet()
+                .unwrap()
+                .prune(ClassRange { start: hi - 2, end: hi })
+                .unwrap();
         }
         if phase == TASK - 1 {
             if c.penalty.is_some() {
                 for (row, &label) in x.chunks_exact(w).zip(&y) {
-                    l.accumulate_importance(row, label, active).unwrap();
+                    l.penalised()
+                        .unwrap()
+                        .accumulate_importance(row, label, active)
+                        .unwrap();
                 }
-                l.consolidate().unwrap();
+                l.penalised().unwrap().consolidate().unwrap();
             }
             if c.packnet.is_some() {
-                l.packnet_end_task().unwrap();
+                l.packnet().unwrap().end_task().unwrap();
             }
             if c.generator.is_some() {
-                l.commit_generator().unwrap();
+                l.replaying().unwrap().commit().unwrap();
             }
         }
     }

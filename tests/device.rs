@@ -524,9 +524,9 @@ fn the_cnn_onnx_reads_back_as_the_model_written() {
 #[test]
 fn the_config_text_is_parsed_with_defaults_and_line_numbered_errors() {
     let c = DeviceConfig::parse("# comment\n\nstrategy = \"si\"  # trailing\nlambda = 2.5\n").unwrap();
-    assert_eq!(c.strategy, device::DeviceStrategy::Si);
+    assert_eq!(c.strategy, edgecl::Strategy::Penalty(edgecl::PenaltyKind::Si));
     assert_eq!((c.lambda, c.batch, c.repeats, c.classes), (2.5, 32, 8, 10));
-    assert_eq!(c.fine_tune().strategy, device::DeviceStrategy::FineTune);
+    assert_eq!(c.fine_tune().strategy, edgecl::Strategy::Naive);
     let adam = DeviceConfig::parse("optimizer = \"adam\"").unwrap();
     assert!(matches!(adam.optimizer, edgecl::Optimizer::Adam { lr, .. } if lr == 1e-3));
     for (text, line) in [

@@ -181,29 +181,38 @@ fn packnet_and_progressive_columns_allocate_nothing_after_init() {
         for _ in 0..50 {
             learner.train_step(&x, &labels, Active::Classes(own)).unwrap();
         }
-        learner.packnet_prune(own).unwrap();
+        learner.packnet().unwrap().prune(own).unwrap();
         for _ in 0..10 {
             learner.train_step(&x, &labels, Active::Classes(own)).unwrap();
         }
-        learner.packnet_end_task().unwrap();
+        learner.packnet().unwrap().end_task().unwrap();
         for t in 1..=task as usize + 1 {
             learner
+                .packnet()
+                .unwrap()
                 .predict_task(&x, t, Active::Classes(own), &mut out, Some(&mut conf))
                 .unwrap();
         }
         for replay in replays.iter_mut() {
             if task > 0 {
-                assert_eq!(replay.fill_replay(&mut replay_x, &mut replay_y, own), Ok(8));
+                assert_eq!(
+                    replay.replaying().unwrap().fill(&mut replay_x, &mut replay_y, own),
+                    Ok(8)
+                );
             }
-            replay.train_step_replay(&replay_x, &replay_y, Active::All, 4).unwrap();
+            replay
+                .replaying()
+                .unwrap()
+                .train_step(&replay_x, &replay_y, Active::All, 4)
+                .unwrap();
             if matches!(replay.generator(), Some(Generator::Vae(_))) {
-                replay.train_generator(&x, &labels).unwrap();
+                replay.replaying().unwrap().train_generator(&x, &labels).unwrap();
             }
             for (row, &c) in x.chunks_exact(64).zip(&labels) {
-                replay.observe(row, c).unwrap();
+                replay.replaying().unwrap().observe(row, c).unwrap();
             }
-            replay.commit_generator().unwrap();
-            replay.generate(labels[0], &mut replay_x).unwrap();
+            replay.replaying().unwrap().commit().unwrap();
+            replay.replaying().unwrap().generate(labels[0], &mut replay_x).unwrap();
         }
         columns.add_column().unwrap();
         for _ in 0..50 {

@@ -51,9 +51,9 @@ fn owned_weights_and_biases_stay_bit_identical_under_momentum_and_adam() {
         let mut arena = vec![0u8; Plan::new(&cfg).unwrap().total()];
         let mut l = Learner::new(&cfg, &mut arena).unwrap();
         train(&mut l, 30, ALL);
-        l.packnet_prune(ALL).unwrap();
+        l.packnet().unwrap().prune(ALL).unwrap();
         train(&mut l, 10, ALL);
-        l.packnet_end_task().unwrap();
+        l.packnet().unwrap().end_task().unwrap();
         let (w1, b1) = (l.weights().to_vec(), l.biases().to_vec());
         let owned: Vec<usize> = (0..w1.len()).filter(|&i| l.packnet_owner(i) == Some(1)).collect();
         assert!(!owned.is_empty());
@@ -83,7 +83,7 @@ fn pruning_keeps_the_largest_free_weights_per_layer_and_zeroes_the_rest() {
     let mut l = Learner::new(&cfg, &mut arena).unwrap();
     train(&mut l, 20, ALL);
     let before = l.weights().to_vec();
-    let kept = l.packnet_prune(ALL).unwrap();
+    let kept = l.packnet().unwrap().prune(ALL).unwrap();
     let d = cfg.dims;
     let mut total = 0;
     for layer in 0..d.layers() {
@@ -116,7 +116,7 @@ fn only_the_tasks_output_rows_are_claimed() {
     let mut l = Learner::new(&cfg, &mut arena).unwrap();
     let first = ClassRange { start: 0, end: 2 };
     train(&mut l, 20, first);
-    l.packnet_prune(first).unwrap();
+    l.packnet().unwrap().prune(first).unwrap();
     let out_at = cfg.dims.weight_offset(1);
     for row in 2..4 {
         for j in 0..6 {
@@ -136,9 +136,9 @@ fn masked_inference_equals_a_network_of_the_owned_weights_and_restores_the_rest(
     let mut l = Learner::new(&cfg, &mut arena).unwrap();
     for _ in 0..2 {
         train(&mut l, 25, ALL);
-        l.packnet_prune(ALL).unwrap();
+        l.packnet().unwrap().prune(ALL).unwrap();
         train(&mut l, 5, ALL);
-        l.packnet_end_task().unwrap();
+        l.packnet().unwrap().end_task().unwrap();
     }
     let x = samples(9, 6, 77);
     let (weights, biases) = (l.weights().to_vec(), l.biases().to_vec());
@@ -147,7 +147,9 @@ fn masked_inference_equals_a_network_of_the_owned_weights_and_restores_the_rest(
     for task in 1..=2 {
         let mut got = [0u16; 9];
         let mut conf = [0f32; 9];
-        l.predict_task(&x, task, Active::All, &mut got, Some(&mut conf))
+        l.packnet()
+            .unwrap()
+            .predict_task(&x, task, Active::All, &mut got, Some(&mut conf))
             .unwrap();
         assert_eq!(
             l.weights(),
@@ -172,7 +174,9 @@ fn masked_inference_equals_a_network_of_the_owned_weights_and_restores_the_rest(
         assert!(conf.iter().all(|&c| (0.25..=1.0).contains(&c)));
     }
     assert_eq!(
-        l.predict_task(&x, 3, Active::All, &mut [0u16; 9], None),
+        l.packnet()
+            .unwrap()
+            .predict_task(&x, 3, Active::All, &mut [0u16; 9], None),
         Err(Error::NoSuchTask { task: 3, tasks: 2 })
     );
 }
@@ -191,8 +195,8 @@ fn the_mask_has_the_planned_bits_and_its_bytes_never_change() {
     let used = l.arena_used();
     for _ in 0..10 {
         train(&mut l, 3, ALL);
-        l.packnet_prune(ALL).unwrap();
-        l.packnet_end_task().unwrap();
+        l.packnet().unwrap().prune(ALL).unwrap();
+        l.packnet().unwrap().end_task().unwrap();
         assert_eq!(l.arena_used(), used);
     }
     assert_eq!(l.packnet_tasks(), 10);
@@ -208,8 +212,8 @@ fn a_task_past_the_plan_or_without_free_weights_is_refused_and_changes_nothing()
     let x = [0.5f32, -0.5];
     for _ in 0..2 {
         l.train_step(&x, &[1], Active::All).unwrap();
-        l.packnet_prune(ALL_TWO).unwrap();
-        l.packnet_end_task().unwrap();
+        l.packnet().unwrap().prune(ALL_TWO).unwrap();
+        l.packnet().unwrap().end_task().unwrap();
     }
     let before = (l.weights().to_vec(), l.biases().to_vec(), l.steps());
     assert_eq!(
@@ -217,7 +221,7 @@ fn a_task_past_the_plan_or_without_free_weights_is_refused_and_changes_nothing()
         Err(Error::NoFreeWeights { task: 3, layer: 0 })
     );
     assert_eq!(
-        l.packnet_prune(ALL_TWO),
+        l.packnet().unwrap().prune(ALL_TWO),
         Err(Error::NoFreeWeights { task: 3, layer: 0 })
     );
     assert_eq!((l.weights().to_vec(), l.biases().to_vec(), l.steps()), before);
@@ -231,10 +235,10 @@ fn a_task_past_the_plan_or_without_free_weights_is_refused_and_changes_nothing()
     let mut l = Learner::new(&cfg, &mut arena).unwrap();
     let x = [0.5f32, -0.5, 0.1, 0.2];
     l.train_step(&x, &[1], Active::All).unwrap();
-    assert!(matches!(l.packnet_end_task(), Err(Error::OutOfOrder(_))));
-    l.packnet_prune(ALL_TWO).unwrap();
-    assert!(matches!(l.packnet_prune(ALL_TWO), Err(Error::OutOfOrder(_))));
-    l.packnet_end_task().unwrap();
+    assert!(matches!(l.packnet().unwrap().end_task(), Err(Error::OutOfOrder(_))));
+    l.packnet().unwrap().prune(ALL_TWO).unwrap();
+    assert!(matches!(l.packnet().unwrap().prune(ALL_TWO), Err(Error::OutOfOrder(_))));
+    l.packnet().unwrap().end_task().unwrap();
     assert_eq!(
         l.train_step(&x, &[1], Active::All),
         Err(Error::TasksExhausted { max: 1 })
@@ -245,7 +249,7 @@ fn a_task_past_the_plan_or_without_free_weights_is_refused_and_changes_nothing()
     plain.packnet = None;
     let mut arena = vec![0u8; Plan::new(&plain).unwrap().total()];
     let mut l = Learner::new(&plain, &mut arena).unwrap();
-    assert_eq!(l.packnet_prune(ALL_TWO), Err(Error::NoPackNet));
+    assert_eq!(l.packnet().unwrap().prune(ALL_TWO), Err(Error::NoPackNet));
     // A bad prune ratio or too many tasks for an 8-bit owner is a config error.
     assert!(Plan::new(&config(&[4, 2], Optimizer::adam(0.1), 3, 1.5)).is_err());
     assert!(Plan::new(&config(&[4, 2], Optimizer::adam(0.1), 256, 0.5)).is_err());

@@ -56,10 +56,12 @@ fn fisher_is_the_mean_of_squared_per_sample_gradients() {
     }
     for i in 0..n {
         learner
+            .penalised()
+            .unwrap()
             .accumulate_importance(&x[i * 3..i * 3 + 3], labels[i], Active::All)
             .unwrap();
     }
-    learner.consolidate().unwrap();
+    learner.penalised().unwrap().consolidate().unwrap();
     for (i, &w) in want.iter().enumerate() {
         let got = learner.importance(0, i).unwrap() as f64;
         assert!(
@@ -87,9 +89,13 @@ fn sampled_fisher_draws_labels_from_the_model() {
         let mut arena = vec![0u8; Plan::new(&cfg).unwrap().total()];
         let mut learner = Learner::new(&cfg, &mut arena).unwrap();
         for xs in x.chunks(3) {
-            learner.accumulate_importance(xs, 0, Active::All).unwrap();
+            learner
+                .penalised()
+                .unwrap()
+                .accumulate_importance(xs, 0, Active::All)
+                .unwrap();
         }
-        learner.consolidate().unwrap();
+        learner.penalised().unwrap().consolidate().unwrap();
         (0..10).map(|i| learner.importance(0, i).unwrap()).collect()
     };
     let (sampled, truth) = (fisher(FisherLabels::Sampled), fisher(FisherLabels::True));
@@ -108,9 +114,13 @@ fn mas_is_the_mean_absolute_gradient_of_the_squared_output_norm() {
     let mut arena = vec![0u8; Plan::new(&cfg).unwrap().total()];
     let mut learner = Learner::new(&cfg, &mut arena).unwrap();
     for xs in x.chunks(3) {
-        learner.accumulate_importance(xs, 2, active).unwrap();
+        learner
+            .penalised()
+            .unwrap()
+            .accumulate_importance(xs, 2, active)
+            .unwrap();
     }
-    learner.consolidate().unwrap();
+    learner.penalised().unwrap().consolidate().unwrap();
     let nw = learner.weights().len();
     let params = nw + learner.biases().len();
     let norm = |l: &mut Learner<'_>, xs: &[f32]| -> f64 {
@@ -178,10 +188,12 @@ fn the_penalty_gradient_passes_a_finite_difference_check() {
                     l.train_step(&x[r * 4..r * 4 + 16], &y[r..r + 4], Active::All).unwrap();
                 }
                 for i in 0..20 {
-                    l.accumulate_importance(&x[i * 4..i * 4 + 4], y[i], Active::All)
+                    l.penalised()
+                        .unwrap()
+                        .accumulate_importance(&x[i * 4..i * 4 + 4], y[i], Active::All)
                         .unwrap();
                 }
-                l.consolidate().unwrap();
+                l.penalised().unwrap().consolidate().unwrap();
                 assert_eq!(l.consolidated_tasks(), task + 1);
             }
             for b in 0..5 {
@@ -232,10 +244,12 @@ fn a_non_finite_gradient_is_refused_and_changes_nothing() {
         l.train_step(&x[..12], &y, Active::All).unwrap();
     }
     for i in 0..4 {
-        l.accumulate_importance(&x[i * 3..i * 3 + 3], y[i], Active::All)
+        l.penalised()
+            .unwrap()
+            .accumulate_importance(&x[i * 3..i * 3 + 3], y[i], Active::All)
             .unwrap();
     }
-    l.consolidate().unwrap();
+    l.penalised().unwrap().consolidate().unwrap();
     // Move one important weight far away: lambda * b * distance overflows.
     assert!(l.importance(0, 0).unwrap() > 1e-6);
     l.params_mut().0[0] += 1e6;
@@ -271,7 +285,7 @@ fn a_non_finite_importance_is_refused_and_changes_nothing() {
     l.params_mut().0[0] = anchor;
     let acc = l.importance_accumulator().unwrap().to_vec();
     assert!(acc[0] > 0.0, "path integral of param 0: {}", acc[0]);
-    match l.consolidate() {
+    match l.penalised().unwrap().consolidate() {
         Err(Error::NonFiniteImportance { index: 0 }) => {}
         other => panic!("expected a refused consolidation, got {other:?}"),
     }
@@ -286,19 +300,31 @@ fn per_task_ewc_has_max_tasks_slots_and_refuses_one_more() {
     let x = samples(2, 3, 7);
     let mut arena = vec![0u8; Plan::new(&cfg).unwrap().total()];
     let mut l = Learner::new(&cfg, &mut arena).unwrap();
-    assert_eq!(l.consolidate(), Err(Error::NoImportanceSamples));
+    assert_eq!(l.penalised().unwrap().consolidate(), Err(Error::NoImportanceSamples));
     for _ in 0..2 {
-        l.accumulate_importance(&x[..3], 1, Active::All).unwrap();
-        l.consolidate().unwrap();
+        l.penalised()
+            .unwrap()
+            .accumulate_importance(&x[..3], 1, Active::All)
+            .unwrap();
+        l.penalised().unwrap().consolidate().unwrap();
     }
-    l.accumulate_importance(&x[..3], 1, Active::All).unwrap();
-    assert_eq!(l.consolidate(), Err(Error::TasksExhausted { max: 2 }));
+    l.penalised()
+        .unwrap()
+        .accumulate_importance(&x[..3], 1, Active::All)
+        .unwrap();
+    assert_eq!(
+        l.penalised().unwrap().consolidate(),
+        Err(Error::TasksExhausted { max: 2 })
+    );
     // Without a penalty there is nothing to estimate.
     let mut plain = config(&[3, 4, 2], EWC, 1.0, Storage::F32, 1);
     plain.penalty = None;
     let mut arena = vec![0u8; Plan::new(&plain).unwrap().total()];
     let mut l = Learner::new(&plain, &mut arena).unwrap();
-    assert_eq!(l.accumulate_importance(&x[..3], 1, Active::All), Err(Error::NoPenalty));
+    assert_eq!(
+        l.penalised().unwrap().accumulate_importance(&x[..3], 1, Active::All),
+        Err(Error::NoPenalty)
+    );
 }
 
 #[test]
@@ -360,10 +386,12 @@ fn sgd_applies_the_penalty_gradient() {
     let mut arena = vec![0u8; Plan::new(&cfg).unwrap().total()];
     let mut l = Learner::new(&cfg, &mut arena).unwrap();
     for i in 0..8 {
-        l.accumulate_importance(&x[(i % 4) * 3..(i % 4) * 3 + 3], y[i % 4], Active::All)
+        l.penalised()
+            .unwrap()
+            .accumulate_importance(&x[(i % 4) * 3..(i % 4) * 3 + 3], y[i % 4], Active::All)
             .unwrap();
     }
-    l.consolidate().unwrap();
+    l.penalised().unwrap().consolidate().unwrap();
     l.params_mut().0.iter_mut().for_each(|w| *w += 0.1);
     l.compute_gradients(&x[12..24], &y, Active::All).unwrap();
     let with_penalty = l.gradients().to_vec();

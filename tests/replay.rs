@@ -53,11 +53,11 @@ fn welford_statistics_equal_two_pass_statistics_and_survive_the_commit() {
     let mut l = Learner::new(&cfg, &mut arena).unwrap();
     let x = samples(n, d, 7);
     for (i, row) in x.chunks_exact(d).enumerate() {
-        l.observe(row, (i % 2) as u16).unwrap();
+        l.replaying().unwrap().observe(row, (i % 2) as u16).unwrap();
     }
     for committed in [false, true] {
         if committed {
-            l.commit_generator().unwrap();
+            l.replaying().unwrap().commit().unwrap();
         }
         let g = the_gaussian(&l);
         assert_eq!(g.working(), if committed { 0 } else { 2 });
@@ -108,9 +108,9 @@ fn the_low_rank_gaussian_finds_the_leading_direction_and_samples_its_covariance(
     let mut rng = Rng::new(3);
     let (x, u, mean) = stretched(5000, &mut rng);
     for row in x.chunks_exact(4) {
-        l.observe(row, 0).unwrap();
+        l.replaying().unwrap().observe(row, 0).unwrap();
     }
-    l.commit_generator().unwrap();
+    l.replaying().unwrap().commit().unwrap();
     let g = the_gaussian(&l);
     let f: Vec<f32> = (0..4).map(|j| g.factor(0, 0, j).unwrap()).collect();
     assert_eq!(
@@ -124,7 +124,7 @@ fn the_low_rank_gaussian_finds_the_leading_direction_and_samples_its_covariance(
     assert!((norm - 3.0).abs() < 0.3, "direction's sd {norm}, expected 3");
     // The samples' covariance along u and across it.
     let mut out = vec![0f32; 4 * 20000];
-    l.generate(0, &mut out).unwrap();
+    l.replaying().unwrap().generate(0, &mut out).unwrap();
     let (mut along, mut across, mut m0) = (0f64, 0f64, 0f64);
     let n = out.len() / 4;
     for row in out.chunks_exact(4) {
@@ -145,9 +145,9 @@ fn the_low_rank_gaussian_finds_the_leading_direction_and_samples_its_covariance(
     let mut arena = vec![0u8; Plan::new(&diag).unwrap().total()];
     let mut l = Learner::new(&diag, &mut arena).unwrap();
     for row in x.chunks_exact(4) {
-        l.observe(row, 0).unwrap();
+        l.replaying().unwrap().observe(row, 0).unwrap();
     }
-    l.generate(0, &mut out).unwrap();
+    l.replaying().unwrap().generate(0, &mut out).unwrap();
     let along: f64 = out
         .chunks_exact(4)
         .map(|r| {
@@ -176,13 +176,17 @@ fn replay_samples_old_classes_deterministically_with_their_moments() {
                     (0, [1.0, -2.0, 0.5], 0.5)
                 };
                 let x: Vec<f32> = mu.iter().map(|m| m + sd * rng.normal()).collect();
-                l.observe(&x, c).unwrap();
+                l.replaying().unwrap().observe(&x, c).unwrap();
             }
-            l.commit_generator().unwrap();
+            l.replaying().unwrap().commit().unwrap();
             let mut x = vec![0f32; 4000 * d];
             let mut y = vec![0u16; 4000];
             // Task of classes 2..4 is being learned: replay only 0 and 1, in proportion 3:1.
-            let filled = l.fill_replay(&mut x, &mut y, ClassRange { start: 2, end: 4 }).unwrap();
+            let filled = l
+                .replaying()
+                .unwrap()
+                .fill(&mut x, &mut y, ClassRange { start: 2, end: 4 })
+                .unwrap();
             assert_eq!(filled, 4000);
             (x, y)
         };
@@ -229,32 +233,43 @@ fn unseen_classes_full_slots_and_bad_samples_are_errors_that_change_nothing() {
     let mut arena = vec![0u8; plan.total()];
     let mut l = Learner::new(&cfg, &mut arena).unwrap();
     let mut out = [9.0f32; 2];
-    assert_eq!(l.generate(1, &mut out), Err(Error::UnknownClass { class: 1 }));
+    assert_eq!(
+        l.replaying().unwrap().generate(1, &mut out),
+        Err(Error::UnknownClass { class: 1 })
+    );
     assert_eq!(out, [9.0, 9.0]);
     // Nothing old to replay yet: nothing written.
     let mut y = [7u16; 2];
     let mut x = [9.0f32; 4];
-    assert_eq!(l.fill_replay(&mut x, &mut y, ClassRange { start: 0, end: 1 }), Ok(0));
-    assert_eq!((x, y), ([9.0; 4], [7, 7]));
-    assert_eq!(l.observe(&[0.0, f32::NAN], 0), Err(Error::NonFiniteInput { index: 1 }));
     assert_eq!(
-        l.observe(&[0.0, 1.0], 3),
+        l.replaying()
+            .unwrap()
+            .fill(&mut x, &mut y, ClassRange { start: 0, end: 1 }),
+        Ok(0)
+    );
+    assert_eq!((x, y), ([9.0; 4], [7, 7]));
+    assert_eq!(
+        l.replaying().unwrap().observe(&[0.0, f32::NAN], 0),
+        Err(Error::NonFiniteInput { index: 1 })
+    );
+    assert_eq!(
+        l.replaying().unwrap().observe(&[0.0, 1.0], 3),
         Err(Error::LabelOutOfRange { label: 3, classes: 3 })
     );
     assert_eq!(the_gaussian(&l).count(0), 0, "refused samples change nothing");
     // One working slot: a second class before the commit is refused, after it accepted;
     // the first class reopens from its record and keeps counting.
-    l.observe(&[1.0, 2.0], 0).unwrap();
-    l.observe(&[3.0, 2.0], 0).unwrap();
+    l.replaying().unwrap().observe(&[1.0, 2.0], 0).unwrap();
+    l.replaying().unwrap().observe(&[3.0, 2.0], 0).unwrap();
     assert_eq!(
-        l.observe(&[0.0, 1.0], 1),
+        l.replaying().unwrap().observe(&[0.0, 1.0], 1),
         Err(Error::GeneratorSlotsFull { slots: 1, class: 1 })
     );
     assert_eq!(the_gaussian(&l).count(1), 0);
-    l.commit_generator().unwrap();
-    l.observe(&[0.0, 1.0], 1).unwrap();
-    l.commit_generator().unwrap();
-    l.observe(&[2.0, 2.0], 0).unwrap();
+    l.replaying().unwrap().commit().unwrap();
+    l.replaying().unwrap().observe(&[0.0, 1.0], 1).unwrap();
+    l.replaying().unwrap().commit().unwrap();
+    l.replaying().unwrap().observe(&[2.0, 2.0], 0).unwrap();
     let g = the_gaussian(&l);
     assert_eq!(g.count(0), 3);
     assert!((g.mean(0, 0).unwrap() - 2.0).abs() < 1e-3 && (g.mean(0, 1).unwrap() - 2.0).abs() < 1e-3);
@@ -264,8 +279,8 @@ fn unseen_classes_full_slots_and_bad_samples_are_errors_that_change_nothing() {
     plain.generator = None;
     let mut arena = vec![0u8; Plan::new(&plain).unwrap().total()];
     let mut l = Learner::new(&plain, &mut arena).unwrap();
-    assert_eq!(l.observe(&[0.0, 1.0], 0), Err(Error::NoGenerator));
-    assert_eq!(l.commit_generator(), Err(Error::NoGenerator));
+    assert_eq!(l.replaying().unwrap().observe(&[0.0, 1.0], 0), Err(Error::NoGenerator));
+    assert_eq!(l.replaying().unwrap().commit(), Err(Error::NoGenerator));
     assert!(
         GeneratorConfig {
             classes: 3,
@@ -291,7 +306,7 @@ fn the_reservoir_keeps_a_uniform_sample_of_the_stream_within_its_rows() {
     for i in 0..4000 {
         let c = u16::from(i >= 3000);
         let x: Vec<f32> = (0..d).map(|j| c as f32 * 10.0 + j as f32 + rng.normal()).collect();
-        l.observe(&x, c).unwrap();
+        l.replaying().unwrap().observe(&x, c).unwrap();
     }
     let Some(Generator::Buffer(b)) = l.generator() else {
         panic!()
@@ -299,7 +314,12 @@ fn the_reservoir_keeps_a_uniform_sample_of_the_stream_within_its_rows() {
     assert_eq!((b.len(), b.capacity()), (200, 200));
     let mut x = vec![0f32; 2000 * d];
     let mut y = vec![0u16; 2000];
-    assert_eq!(l.fill_replay(&mut x, &mut y, ClassRange { start: 2, end: 4 }), Ok(2000));
+    assert_eq!(
+        l.replaying()
+            .unwrap()
+            .fill(&mut x, &mut y, ClassRange { start: 2, end: 4 }),
+        Ok(2000)
+    );
     let ones = y.iter().filter(|&&c| c == 1).count() as f64 / 2000.0;
     assert!((ones - 0.25).abs() < 0.08, "class 1 share {ones}");
     // Rows come back within the i8 step of what was stored, with their labels.
@@ -307,9 +327,17 @@ fn the_reservoir_keeps_a_uniform_sample_of_the_stream_within_its_rows() {
         let m: f32 = row.iter().zip(0..).map(|(v, j)| v - j as f32).sum::<f32>() / d as f32;
         assert!((m - c as f32 * 10.0).abs() < 3.0, "row {row:?} labelled {c}");
     }
-    assert_eq!(l.generate(3, &mut x[..d]), Err(Error::UnknownClass { class: 3 }));
+    assert_eq!(
+        l.replaying().unwrap().generate(3, &mut x[..d]),
+        Err(Error::UnknownClass { class: 3 })
+    );
     // Excluding both classes leaves nothing to replay.
-    assert_eq!(l.fill_replay(&mut x, &mut y, ClassRange { start: 0, end: 2 }), Ok(0));
+    assert_eq!(
+        l.replaying()
+            .unwrap()
+            .fill(&mut x, &mut y, ClassRange { start: 0, end: 2 }),
+        Ok(0)
+    );
 }
 
 fn vae_config(likelihood: Likelihood) -> LearnerConfig {
@@ -338,7 +366,7 @@ fn the_vae_elbo_gradient_matches_finite_differences() {
         let x: Vec<f32> = (0..4 * 6).map(|_| rng.uniform_range(0.05, 0.95)).collect();
         let y = [0u16, 2, 1, 2];
         let eps: Vec<f32> = (0..4 * 2).map(|_| rng.normal()).collect();
-        l.generator_gradients(&x, &y, Some(&eps)).unwrap();
+        l.replaying().unwrap().generator_gradients(&x, &y, Some(&eps)).unwrap();
         let grads = match l.generator() {
             Some(Generator::Vae(v)) => v.gradients().to_vec(),
             _ => panic!(),
@@ -352,7 +380,7 @@ fn the_vae_elbo_gradient_matches_finite_differences() {
                 };
                 let old = v.params()[i];
                 v.params_mut()[i] = old + delta;
-                let loss = l.generator_gradients(&x, &y, Some(&eps)).unwrap() as f64;
+                let loss = l.replaying().unwrap().generator_gradients(&x, &y, Some(&eps)).unwrap() as f64;
                 let Some(Generator::Vae(v)) = l.generator_mut() else {
                     panic!()
                 };
@@ -399,30 +427,30 @@ fn the_vae_learns_class_conditional_samples_and_refuses_unseen_classes() {
     };
     let y = [0u16, 1, 0, 1];
     let x: Vec<f32> = y.iter().flat_map(|&c| proto(c)).collect();
-    let first = l.train_generator(&x, &y).unwrap();
+    let first = l.replaying().unwrap().train_generator(&x, &y).unwrap();
     let mut last = first;
     for _ in 0..1500 {
-        last = l.train_generator(&x, &y).unwrap();
+        last = l.replaying().unwrap().train_generator(&x, &y).unwrap();
     }
     assert!(last < 0.8 * first, "negative ELBO {first} -> {last}");
     let mut out = [0f32; 6];
     assert_eq!(
-        l.generate(0, &mut out),
+        l.replaying().unwrap().generate(0, &mut out),
         Err(Error::UnknownClass { class: 0 }),
         "not observed yet"
     );
     for (row, &c) in x.chunks_exact(6).zip(&y) {
-        l.observe(row, c).unwrap();
+        l.replaying().unwrap().observe(row, c).unwrap();
     }
     assert_eq!(
-        l.generate(0, &mut out),
+        l.replaying().unwrap().generate(0, &mut out),
         Err(Error::UnknownClass { class: 0 }),
         "observed, but the replay decoder is the one of the last commit, which never saw it"
     );
-    l.commit_generator().unwrap();
+    l.replaying().unwrap().commit().unwrap();
     let mut out = vec![0f32; 6 * 200];
     for c in 0..2u16 {
-        l.generate(c, &mut out).unwrap();
+        l.replaying().unwrap().generate(c, &mut out).unwrap();
         let p = proto(c);
         for j in 0..6 {
             let m = out.chunks_exact(6).map(|r| r[j]).sum::<f32>() / 200.0;
@@ -433,11 +461,19 @@ fn the_vae_learns_class_conditional_samples_and_refuses_unseen_classes() {
             );
         }
     }
-    assert_eq!(l.generate(2, &mut out), Err(Error::UnknownClass { class: 2 }));
+    assert_eq!(
+        l.replaying().unwrap().generate(2, &mut out),
+        Err(Error::UnknownClass { class: 2 })
+    );
     // Replay draws only the observed old classes, from the committed decoder.
     let mut ry = [9u16; 8];
     let mut rx = [0f32; 48];
-    assert_eq!(l.fill_replay(&mut rx, &mut ry, ClassRange { start: 2, end: 3 }), Ok(8));
+    assert_eq!(
+        l.replaying()
+            .unwrap()
+            .fill(&mut rx, &mut ry, ClassRange { start: 2, end: 3 }),
+        Ok(8)
+    );
     assert!(ry.iter().all(|&c| c < 2));
 }
 
@@ -456,16 +492,19 @@ fn distillation_learns_the_committed_heads_softened_outputs_over_observed_classe
     let y = [0u16, 1];
     // Before any commit there is no teacher: the labels are learned.
     let before = l.biases().to_vec();
-    l.train_step_replay(&x, &y, edgecl::Active::All, 2).unwrap();
+    l.replaying()
+        .unwrap()
+        .train_step(&x, &y, edgecl::Active::All, 2)
+        .unwrap();
     assert_ne!(l.biases(), &before[..]);
     for (row, &c) in x.chunks_exact(2).zip(&y) {
-        l.observe(row, c).unwrap();
+        l.replaying().unwrap().observe(row, c).unwrap();
     }
-    l.commit_generator().unwrap();
+    l.replaying().unwrap().commit().unwrap();
     // The student is the teacher, over the observed classes: nothing to learn.
     let (w0, b0) = (l.weights().to_vec(), l.biases().to_vec());
     let observed = edgecl::Active::Classes(ClassRange { start: 0, end: 2 });
-    l.train_step_replay(&x, &y, observed, 2).unwrap();
+    l.replaying().unwrap().train_step(&x, &y, observed, 2).unwrap();
     assert_eq!((l.weights(), l.biases()), (&w0[..], &b0[..]));
     // Move the student with the labels, then one replayed step: each class's bias moves
     // by -T (p_T - q_T) summed over rows / n, p over the 3 active classes, q the teacher's
@@ -489,13 +528,16 @@ fn distillation_learns_the_committed_heads_softened_outputs_over_observed_classe
             *e -= t * (pk - qk) / 2.0;
         }
     }
-    l.train_step_replay(&x, &[2, 2], edgecl::Active::All, 2).unwrap();
+    l.replaying()
+        .unwrap()
+        .train_step(&x, &[2, 2], edgecl::Active::All, 2)
+        .unwrap();
     for (k, (&b, e)) in l.biases().iter().zip(&expected).enumerate() {
         assert!((b - e).abs() < 1e-5, "bias {k}: {b} vs {e}");
     }
     assert!(l.biases()[2] < b1[2], "replay pushes the unobserved class down");
     assert!(matches!(
-        l.train_step_replay(&x, &y, edgecl::Active::All, 3),
+        l.replaying().unwrap().train_step(&x, &y, edgecl::Active::All, 3),
         Err(Error::OutputShape { .. })
     ));
 }

@@ -30,11 +30,12 @@ fuzz_target!(|data: &[u8]| {
         // A loaded state keeps working: infer, observe, commit, replay, learn.
         let x = [0.5f32; 64];
         let _ = learner.logits(&x);
-        let _ = learner.observe(&x, 3);
-        let _ = learner.commit_generator();
+        let mut r = learner.replaying().expect("the default config replays");
+        let _ = r.observe(&x, 3);
+        let _ = r.commit();
         let mut rows = [0f32; 4 * 64];
         let mut labels = [0u16; 4];
-        let _ = learner.fill_replay(&mut rows, &mut labels, ClassRange { start: 8, end: 10 });
+        let _ = r.fill(&mut rows, &mut labels, ClassRange { start: 8, end: 10 });
         let _ = learner.train_step(&rows, &labels, Active::All);
     }
 });

@@ -4,27 +4,34 @@
 
 use super::DeviceError;
 use crate::learner::{
-    GeneratorConfig, GeneratorKind, Kernels, LayerDims, LearnerConfig, Method, Optimizer, PenaltyConfig, Quant, Storage,
+    GeneratorConfig, GeneratorKind, Kernels, LayerDims, LearnerConfig, Method, Optimizer, PenaltyConfig, PenaltyKind,
+    Quant, Storage, Strategy,
 };
 
-/// What the device does against forgetting.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum DeviceStrategy {
-    /// Nothing: the baseline every strategy is printed against.
-    FineTune,
-    /// A class-conditional Gaussian of the features (rank `rank`) replays old classes.
-    Replay,
-    /// Synaptic intelligence with compact importance.
-    Si,
+/// The strategies the device loop runs: fine-tuning, Gaussian replay and SI (the rest
+/// need what a device does not keep: old data, a task's samples after it, a column per
+/// task).
+pub const STRATEGIES: [Strategy; 3] = [
+    Strategy::Naive,
+    Strategy::Replay(None),
+    Strategy::Penalty(PenaltyKind::Si),
+];
+
+/// Whether the device loop runs `strategy`.
+pub fn runs(strategy: Strategy) -> bool {
+    STRATEGIES.contains(&strategy)
 }
 
-impl DeviceStrategy {
-    /// Name in the config and in the printed lines.
-    pub fn name(self) -> &'static str {
-        match self {
-            DeviceStrategy::FineTune => "fine-tune",
-            DeviceStrategy::Replay => "replay",
-            DeviceStrategy::Si => "si",
+/// A strategy as the firmware's lines name it: fine-tuning as `fine-tune`, the others by
+/// their report name.
+#[derive(Debug, Clone, Copy)]
+pub struct Printed(pub Strategy);
+
+impl core::fmt::Display for Printed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Strategy::Naive => f.write_str("fine-tune"),
+            s => s.fmt(f),
         }
     }
 }
@@ -32,8 +39,8 @@ impl DeviceStrategy {
 /// The device's learner and loop.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DeviceConfig {
-    /// Defence against forgetting (`strategy`, default `replay`).
-    pub strategy: DeviceStrategy,
+    /// Defence against forgetting, one of [`STRATEGIES`] (`strategy`, default `replay`).
+    pub strategy: Strategy,
     /// Hidden width of the head, 0 for a linear head (`hidden`, default 0).
     pub hidden: usize,
     /// Output classes of the head (`classes`, default 10).
@@ -67,7 +74,7 @@ pub struct DeviceConfig {
 impl Default for DeviceConfig {
     fn default() -> Self {
         DeviceConfig {
-            strategy: DeviceStrategy::Replay,
+            strategy: Strategy::Replay(None),
             hidden: 0,
             classes: 10,
             tasks: 5,
@@ -124,10 +131,8 @@ impl DeviceConfig {
             };
             let bit = match key {
                 "strategy" => {
-                    c.strategy = match text()? {
-                        "fine-tune" => DeviceStrategy::FineTune,
-                        "replay" => DeviceStrategy::Replay,
-                        "si" => DeviceStrategy::Si,
+                    c.strategy = match Strategy::parse(text()?) {
+                        Ok(s) if runs(s) => s,
                         _ => return Err(err("strategy is fine-tune, replay or si")),
                     };
                     0
@@ -175,7 +180,7 @@ impl DeviceConfig {
     /// The same config with nothing against forgetting: the baseline run.
     pub fn fine_tune(&self) -> Self {
         DeviceConfig {
-            strategy: DeviceStrategy::FineTune,
+            strategy: Strategy::Naive,
             ..*self
         }
     }
@@ -195,13 +200,13 @@ impl DeviceConfig {
             max_tasks: self.tasks,
             seed: self.seed,
             kernels: Kernels::Reference,
-            penalty: (self.strategy == DeviceStrategy::Si).then_some(PenaltyConfig {
+            penalty: (self.strategy.penalty() == Some(PenaltyKind::Si)).then_some(PenaltyConfig {
                 method: Method::Si { xi: self.xi },
                 lambda: self.lambda,
                 storage: Storage::Compact(Quant::Log),
             }),
             packnet: None,
-            generator: (self.strategy == DeviceStrategy::Replay).then_some(GeneratorConfig {
+            generator: self.strategy.replays().then_some(GeneratorConfig {
                 classes: self.classes,
                 kind: GeneratorKind::Gaussian {
                     rank: self.rank,

@@ -61,7 +61,7 @@ mod stream;
 pub mod hal;
 
 pub use backbone::{Backbone, MAX_LAYERS};
-pub use config::{DeviceConfig, DeviceStrategy};
+pub use config::{runs, DeviceConfig, Printed, STRATEGIES};
 pub use error::DeviceError;
 pub use image::crc32;
 pub use run::{

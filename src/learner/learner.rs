@@ -27,6 +27,9 @@ mod tests;
 mod with_packnet;
 mod with_penalty;
 mod with_replay;
+pub use with_packnet::Packing;
+pub use with_penalty::Penalised;
+pub use with_replay::Replaying;
 
 use crate::learner::defence::Head;
 pub use crate::learner::dims::{Active, ClassRange};
@@ -79,7 +82,7 @@ pub struct Learner<'a> {
     defences: Defences<'a>,
     /// The distillation teacher holds a commit.
     teacher_ready: bool,
-    /// Set by [`Learner::train_step_replay`] for one step: the first replayed row and
+    /// Set by [`Replaying::train_step`] for one step: the first replayed row and
     /// the temperature.
     distill: Option<(usize, f32)>,
     rng: Rng,
@@ -314,7 +317,7 @@ impl<'a> Learner<'a> {
     /// nothing. SI's path integral is accumulated here.
     ///
     /// With PackNet, only the weights the current phase may change learn (free ones while
-    /// a task trains, the task's own after [`Learner::packnet_prune`]; biases with the
+    /// a task trains, the task's own after [`Packing::prune`]; biases with the
     /// first task only): the others' gradients and first moments are zeroed, so neither
     /// momentum nor Adam moves them.
     pub fn train_step(&mut self, x: &[f32], labels: &[u16], active: Active<'_>) -> Result<f32, Error> {

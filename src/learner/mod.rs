@@ -27,7 +27,8 @@
 //!    constants), [`math`] (libm wrappers, FNV-1a), [`rng`] (the seeded generator, the
 //!    same bits on every target), [`names`] (component names), [`dims`] (layer widths,
 //!    active classes, the input checks), [`state`] (the persistent state's parts, their
-//!    visitor, the checkpoint's scalars and the config fingerprint), [`kernels`] (matrix
+//!    visitor, the checkpoint's scalars and the config fingerprint), [`strategy`] (the
+//!    one vocabulary of defences every driver parses and prints), [`kernels`] (matrix
 //!    products and Adam's element-wise update, reference and fast), [`arena`] (carves
 //!    typed slices; the [`arena::Space`] a layout takes its components from).
 //! 2. The network: [`network`] (dense layers, ReLU, softmax cross-entropy), [`optim`]
@@ -39,12 +40,18 @@
 //! 4. [`config`] ([`LearnerConfig`]: the head and its defences), [`layout`] (every
 //!    component in carving order, written once), [`plan`] (the layout counted: bytes
 //!    per component before anything is carved).
-//! 5. Learners: [`learner`] (the [`Learner`]: a dense head and its defences),
+//! 5. Learners: [`learner`] (the [`Learner`]: a dense head and its defences, each
+//!    defence's calls on its handle, [`learner::Penalised`], [`learner::Replaying`],
+//!    [`learner::Packing`], which only a learner built with it gives),
 //!    [`progressive`] (progressive columns, [`Columns`], a frozen column per task), and
 //!    [`checkpoint`] (a learner's state as one self-checking image).
+//! 6. What drivers hold: [`classifier`] (the heads behind one trait) and [`protocol`]
+//!    (the per-task protocol, [`protocol::TaskEnd`], the simulator, the device loop and
+//!    `edgecl run` all run at a task's end).
 
 pub mod arena;
 pub mod checkpoint;
+pub mod classifier;
 pub mod config;
 pub mod consolidation;
 pub mod defence;
@@ -62,9 +69,11 @@ pub mod optim;
 pub mod packnet;
 pub mod plan;
 pub mod progressive;
+pub mod protocol;
 pub mod replay;
 pub mod rng;
 pub mod state;
+pub mod strategy;
 pub mod vae;
 
 pub use arena::Arena;
@@ -79,4 +88,5 @@ pub use packnet::PackNetConfig;
 pub use plan::{Component, Plan};
 pub use progressive::{Columns, ColumnsConfig};
 pub use replay::{Generator, GeneratorConfig, GeneratorKind};
+pub use strategy::{PenaltyKind, Strategy};
 pub use vae::{Likelihood, VaeConfig};

@@ -4,7 +4,7 @@
 //! (0: free; `t`: owned by task `t`). Its bytes are fixed by the plan whatever the number of
 //! tasks seen. While task `t` trains, only free weights learn (the learner zeroes the
 //! gradient and the optimizer's first moment of the others, so neither SGD with momentum
-//! nor Adam moves them); biases learn with the first task only. After training, [`crate::Learner::packnet_prune`]
+//! nor Adam moves them); biases learn with the first task only. After training, [`crate::learner::learner::Packing::prune`]
 //! keeps the largest-magnitude `1 - prune_ratio` of the free weights of each layer for
 //! task `t`, zeroes the rest and leaves them free; then only task `t`'s weights retrain.
 //! Inference for task `t` zeroes every weight not owned by tasks `1..=t` for the duration

@@ -26,10 +26,9 @@ pub struct Component {
 }
 
 /// Bytes per component for one [`LearnerConfig`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    components: [Component; MAX_COMPONENTS],
-    len: usize,
+    components: heapless::Vec<Component, MAX_COMPONENTS>,
     /// A component did not fit the table (a bug: raise [`MAX_COMPONENTS`]).
     dropped: bool,
 }
@@ -58,8 +57,7 @@ impl Plan {
     /// A plan holding only the arena's alignment line, to count a layout into.
     pub(crate) fn empty() -> Plan {
         let mut plan = Plan {
-            components: [Component { name: "", bytes: 0 }; MAX_COMPONENTS],
-            len: 0,
+            components: heapless::Vec::new(),
             dropped: false,
         };
         plan.push(names::ALIGNMENT, ALIGN - 1);
@@ -82,24 +80,20 @@ impl Plan {
     /// Records `bytes` for `name`; a component carved in several pieces under one name
     /// (the VAE's activations) is one line.
     fn push(&mut self, name: &'static str, bytes: usize) {
-        if let Some(last) = self.len.checked_sub(1).and_then(|i| self.components.get_mut(i)) {
+        if let Some(last) = self.components.last_mut() {
             if last.name == name {
                 last.bytes += bytes;
                 return;
             }
         }
-        match self.components.get_mut(self.len) {
-            Some(slot) => {
-                *slot = Component { name, bytes };
-                self.len += 1;
-            }
-            None => self.dropped = true,
+        if self.components.push(Component { name, bytes }).is_err() {
+            self.dropped = true;
         }
     }
 
     /// The components, in carving order.
     pub fn components(&self) -> &[Component] {
-        &self.components[..self.len]
+        &self.components
     }
 
     /// Bytes of the named component (0 when the plan has none).

@@ -8,7 +8,7 @@
 //!   mean and sum of squared deviations (Welford 1962), and the leading principal
 //!   directions of the deviations by candid covariance-free incremental PCA (CCIPCA, Weng,
 //!   Zhang & Hwang 2003), one pass, no covariance matrix. The commit
-//!   ([`Learner::commit_generator`](crate::Learner::commit_generator)) compresses each
+//!   ([`Replaying::commit`](crate::learner::learner::Replaying::commit)) compresses each
 //!   slot into the class's compact record: mean and residual standard deviation as f16,
 //!   the `rank` factors as i8 with one f32 scale each. A sample is
 //!   `mean + F z + sd * e` with `z`, `e` standard normal from the core's seeded generator.
@@ -92,7 +92,7 @@ pub(crate) const FREE: u16 = u16::MAX;
 pub enum GeneratorKind {
     /// Class-conditional Gaussian with `rank` principal directions per class (0: diagonal)
     /// and `slots` classes observed at once in f32 before each commit
-    /// ([`Learner::commit_generator`](crate::Learner::commit_generator)).
+    /// ([`Replaying::commit`](crate::learner::learner::Replaying::commit)).
     Gaussian {
         /// Principal directions per class, at most [`MAX_RANK`].
         rank: usize,

@@ -13,7 +13,7 @@
 //! Deep generative replay: while a task trains, the generator trains on the batch the head
 //! sees, the task's real samples mixed with replayed samples of older classes; the replayed
 //! samples come from a frozen copy of the decoder taken at the end of the previous task
-//! ([`Learner::commit_generator`](crate::Learner::commit_generator)), so one fixed-size
+//! ([`Replaying::commit`](crate::learner::learner::Replaying::commit)), so one fixed-size
 //! generator covers every task seen.
 
 use crate::learner::kernels::{gemm, MatRef};

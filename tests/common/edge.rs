@@ -12,14 +12,14 @@ pub fn edge_task(l: &mut Learner<'_>, t: u16) {
     let x: Vec<f32> = (0..32 * 64).map(|_| r.normal()).collect();
     let y: Vec<u16> = (0..32).map(|i| 2 * t + i % 2).collect();
     for (row, &label) in x.chunks_exact(64).zip(&y) {
-        l.observe(row, label).unwrap();
+        l.replaying().unwrap().observe(row, label).unwrap();
     }
     let active = Active::Classes(ClassRange {
         start: 0,
         end: 2 * t + 2,
     });
     l.train_step(&x, &y, active).unwrap();
-    l.commit_generator().unwrap();
+    l.replaying().unwrap().commit().unwrap();
 }
 
 /// `l`'s checkpoint numbered `sequence`, carrying the caller's `task` counter.

@@ -18,6 +18,7 @@ use edgecl::storage::{FileIo, FileNor, IoError, Slots};
 use semihosting::io::{Read as _, Seek as _, SeekFrom, Write as _};
 
 pub use cortex_m_rt;
+pub use static_cell;
 pub use semihosting;
 
 /// The sample stream every board embeds.
@@ -434,7 +435,9 @@ macro_rules! board_main {
 
         #[repr(C, align(16))]
         struct ArenaBytes([u8; ARENA_BYTES]);
-        static mut ARENA: ArenaBytes = ArenaBytes([0; ARENA_BYTES]);
+        // Zeroed in .bss; `take` hands it out once, as `&'static mut`.
+        static ARENA: $crate::static_cell::ConstStaticCell<ArenaBytes> =
+            $crate::static_cell::ConstStaticCell::new(ArenaBytes([0; ARENA_BYTES]));
 
         #[$crate::cortex_m_rt::entry]
         #[allow(unreachable_code)] // with `nor-check` (or `overflow`), main stops early
@@ -452,8 +455,7 @@ macro_rules! board_main {
                 image: include_bytes!(concat!(env!("OUT_DIR"), "/device.img")),
                 public_key: PUBLIC_KEY,
             };
-            // SAFETY: main runs once and is the only user of ARENA.
-            let arena = unsafe { &mut (*core::ptr::addr_of_mut!(ARENA)).0 };
+            let arena = &mut ARENA.take().0;
             #[cfg(feature = "cost")]
             $crate::cost(&board, arena, CLOCK_MHZ);
             // Feature `no-baseline`: only the config runs (the tests that reboot it).

@@ -23,6 +23,7 @@ use cortex_m_rt::{entry, exception, ExceptionFrame};
 use edgecl::device::{self, hal::HalIo, signed, Checkpoints, DeviceError};
 use edgecl::storage::Slots;
 use rtt_target::{rprint, rprintln, rtt_init_print, ChannelMode};
+use edgecl_firmware::static_cell::ConstStaticCell;
 use stm32f4xx_hal::gpio::{Output, PinState, PA10};
 use stm32f4xx_hal::i2c::I2c;
 use stm32f4xx_hal::pac;
@@ -54,6 +55,9 @@ type Led = PA10<Output>;
 #[repr(C, align(16))]
 struct ArenaBytes([u8; ARENA_BYTES]);
 
+/// The learner's arena, zeroed in .bss and handed out once.
+static ARENA: ConstStaticCell<ArenaBytes> = ConstStaticCell::new(ArenaBytes([0; ARENA_BYTES]));
+
 /// Lines out through RTT channel 0 (dropped while no probe reads them and the buffer is
 /// full: the loop never waits for a host).
 struct Rtt;
@@ -67,8 +71,6 @@ impl fmt::Write for Rtt {
 
 #[entry]
 fn main() -> ! {
-    // cortex-m-rt hands `main`'s `static mut`s over as `&'static mut`, once.
-    static mut ARENA: ArenaBytes = ArenaBytes([0; ARENA_BYTES]);
     #[allow(unsafe_code)]
     // SAFETY: first thing in main; nothing lives below the stack pointer yet.
     unsafe {
@@ -91,7 +93,7 @@ fn main() -> ! {
     let button = gpiob.pb11.into_pull_down_input();
     let i2c = I2c::new(dp.I2C1, (gpiob.pb6, gpiob.pb7), I2C_KHZ.kHz(), &mut rcc);
     let flash = SlotFlash::new(dp.FLASH);
-    let arena = &mut ARENA.0;
+    let arena = &mut ARENA.take().0;
     let _ = writeln!(
         out,
         "edgecl firmware on {BOARD} (hal): SYSCLK {} MHz, arena {} B at {:#010x}; flash {} B for code, 2 checkpoint slots of {} B at {:#010x}",

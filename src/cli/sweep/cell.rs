@@ -9,7 +9,7 @@ use edgecl::host::board::BoardKind;
 use edgecl::host::idx::{load_split, Dataset, Split};
 use edgecl::host::scenario::Scenario;
 use edgecl::host::scenario::{Kind, Setting};
-use edgecl::host::simulate::{self, GeneratorChoice, Length, PenaltyKind, Strategy};
+use edgecl::host::simulate::{self, GeneratorChoice, Length};
 use edgecl::host::slurm;
 use edgecl::host::sweep::{
     collect, fit_generator, flash_need, outcome, parse_label, read_cells, write_cell, Cell, Outcome, CELLS_FILE,
@@ -134,12 +134,9 @@ impl Prepared {
             ),
             (true, _) => Some(Ok(0)),
         };
-        // The firmware runs fine-tuning, SI and Gaussian replay (its config's strategies).
-        let on_firmware = matches!(
-            (strategy, opts.replay.generator),
-            (Strategy::Naive | Strategy::Penalty(PenaltyKind::Si), _)
-                | (Strategy::Replay(None), GeneratorChoice::Gaussian)
-        );
+        // The firmware runs its config's strategies, replay with the Gaussian only.
+        let on_firmware = edgecl::device::runs(strategy)
+            && (!strategy.replays() || opts.replay.generator == GeneratorChoice::Gaussian);
         let flash = flash_backbone.as_ref().map(|b| match b {
             Ok(_) if board.kind == BoardKind::Mcu && !on_firmware => serde_json::json!({
                 "fits": null,

@@ -3,7 +3,8 @@
 
 use super::checkpoint::Checkpoints;
 use super::{run, run_with, RunSummary};
-use crate::device::{Backbone, DeviceConfig, DeviceError, DeviceStrategy, Stream, StreamIo};
+use crate::device::{Backbone, DeviceConfig, DeviceError, Printed, Stream, StreamIo};
+use crate::learner::Strategy;
 use core::fmt;
 
 /// Runs `config` and then its fine-tune baseline over `stream`, each from a fresh learner
@@ -56,7 +57,7 @@ pub fn run_with_baseline<W: fmt::Write>(
     if !baseline {
         return Ok((main, main));
     }
-    let base = if config.strategy == DeviceStrategy::FineTune {
+    let base = if config.strategy == Strategy::Naive {
         main
     } else {
         run(
@@ -70,7 +71,7 @@ pub fn run_with_baseline<W: fmt::Write>(
     let _ = writeln!(
         out,
         "{} over fine-tune: {:+.2} points of average accuracy",
-        config.strategy.name(),
+        Printed(config.strategy),
         main.average - base.average
     );
     Ok((main, base))

@@ -2,7 +2,7 @@
 //! and the printed row of the accuracy matrix.
 
 use super::io::{DeviceIo, Step};
-use crate::device::{Backbone, DeviceConfig, DeviceError};
+use crate::device::{Backbone, DeviceConfig, DeviceError, Printed};
 use crate::learner::learner::ClassRange;
 use crate::learner::{Active, Learner};
 use core::fmt;
@@ -95,7 +95,11 @@ pub(super) fn print_row(
         correct: &matrix[task * tasks..task * tasks + holdout],
         lens: &lens[..holdout],
     };
-    io.print(format_args!("{} after task {}:{row}", config.strategy.name(), task + 1));
+    io.print(format_args!(
+        "{} after task {}:{row}",
+        Printed(config.strategy),
+        task + 1
+    ));
 }
 
 /// A row of the accuracy matrix as printed: percentages, then `correct/n` per task.

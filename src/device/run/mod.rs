@@ -11,9 +11,10 @@ pub use baseline::run_with_baseline;
 pub use checkpoint::{Checkpoints, DeviceStore};
 pub use io::{DeviceIo, Event, Status, Step};
 
-use super::{Backbone, DeviceConfig, DeviceError, DeviceStrategy};
+use super::{Backbone, DeviceConfig, DeviceError, Printed};
 use crate::learner::learner::ClassRange;
 use crate::learner::plan::{checked_f32_bytes, checked_padded, ALIGN};
+use crate::learner::protocol::TaskEnd;
 use crate::learner::{Active, Arena, Learner, Plan};
 use checkpoint::{restore, Place, RECORD_WORDS};
 use core::fmt;
@@ -155,7 +156,7 @@ pub fn run_with(
         ));
     }
     let lc = config.learner(backbone.output())?;
-    let name = config.strategy.name();
+    let name = Printed(config.strategy);
     io.print(format_args!(
         "run {name}: head {}, learner {} B + loop {} B = {} B of a {} B arena",
         Dims(lc.dims.as_slice()),
@@ -201,7 +202,7 @@ pub fn run_with(
             io.seek(place.events)?;
         }
     }
-    let replay = config.strategy == DeviceStrategy::Replay;
+    let replay = config.strategy.replays();
     let Place {
         mut task,
         mut lo,
@@ -256,8 +257,8 @@ pub fn run_with(
                 backbone.features(pixels, row, scratch)?;
                 io.end(Step::Features);
                 yb[k] = label;
-                if replay {
-                    learner.observe(row, label)?;
+                if let Some(mut r) = learner.replaying() {
+                    r.observe(row, label)?;
                 }
                 (k, pending, samples) = (k + 1, pending + 1, samples + 1);
                 if k >= real_rows(b, lo, hi, replay) {
@@ -290,10 +291,17 @@ pub fn run_with(
                     updates += update(&mut learner, config, xb, yb, k, lo, hi, f)?;
                     k = 0;
                 }
-                match config.strategy {
-                    DeviceStrategy::Replay => learner.commit_generator()?,
-                    DeviceStrategy::Si => learner.consolidate()?,
-                    DeviceStrategy::FineTune => {}
+                // The generator observed and SI measured as samples came; no samples are
+                // kept for a retraining pass.
+                let seen = ClassRange {
+                    start: 0,
+                    end: hi as u16,
+                };
+                let mut end = TaskEnd::new(seen).observed(true).estimated(true);
+                if end.next(&mut learner)?.is_some() {
+                    return Err(DeviceError::Mismatch(
+                        "the task's end needs samples the device does not keep",
+                    ));
                 }
                 if holdout > 0 {
                     io.status(Status::Evaluating);
@@ -384,23 +392,27 @@ fn update(
         start: 0,
         end: hi as u16,
     });
-    let replay = config.strategy == DeviceStrategy::Replay;
+    let replay = config.strategy.replays();
     let extra = if replay {
         replayed_rows(k, config.batch, lo, hi)
     } else {
         0
     };
     for _ in 0..config.repeats {
+        let Some(mut r) = learner.replaying() else {
+            learner.train_step(&xb[..k * f], &yb[..k], active)?;
+            continue;
+        };
         let mut replayed = 0;
         if extra > 0 {
             let exclude = ClassRange {
                 start: lo as u16,
                 end: hi as u16,
             };
-            replayed = learner.fill_replay(&mut xb[k * f..(k + extra) * f], &mut yb[k..k + extra], exclude)?;
+            replayed = r.fill(&mut xb[k * f..(k + extra) * f], &mut yb[k..k + extra], exclude)?;
         }
         let n = k + replayed;
-        learner.train_step_replay(&xb[..n * f], &yb[..n], active, replayed)?;
+        r.train_step(&xb[..n * f], &yb[..n], active, replayed)?;
     }
     Ok(config.repeats as u64)
 }

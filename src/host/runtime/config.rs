@@ -38,7 +38,7 @@ pub struct RunConfig {
     /// The defence against forgetting: any `--strategy` of the simulator that learns from
     /// samples as they come, class-incrementally (all but `joint` and `progressive`).
     #[serde(default = "default_strategy")]
-    pub strategy: String,
+    pub strategy: Strategy,
     /// Outputs of the head.
     #[serde(default = "default_classes")]
     pub classes: usize,
@@ -65,7 +65,7 @@ pub struct RunConfig {
     pub momentum: f32,
     /// `reference` (what the firmware runs) or `fast`.
     #[serde(default = "default_kernels")]
-    pub kernels: String,
+    pub kernels: Kernels,
     /// Seed of the head's initial weights and of everything random while learning.
     #[serde(default = "default_seed")]
     pub seed: u64,
@@ -83,13 +83,13 @@ pub struct RunConfig {
     pub storage: String,
     /// Compact importance's code: `log` or `linear`.
     #[serde(default = "default_quant")]
-    pub quant: String,
+    pub quant: Quant,
     /// The Fisher's labels: `true` or `sampled`.
     #[serde(default = "default_fisher")]
-    pub fisher: String,
+    pub fisher: FisherLabels,
     /// Replay: `gaussian`, `buffer` or `vae`.
     #[serde(default = "default_generator")]
-    pub generator: String,
+    pub generator: GeneratorChoice,
     /// Replay, Gaussian: principal directions per class.
     #[serde(default = "default_rank")]
     pub generator_rank: usize,
@@ -176,8 +176,8 @@ impl TryFrom<RatioText> for Ratio {
     }
 }
 
-fn default_strategy() -> String {
-    "replay".into()
+fn default_strategy() -> Strategy {
+    Strategy::Replay(None)
 }
 fn default_classes() -> usize {
     10
@@ -197,8 +197,8 @@ fn default_lr() -> f32 {
 fn default_momentum() -> f32 {
     0.9
 }
-fn default_kernels() -> String {
-    "reference".into()
+fn default_kernels() -> Kernels {
+    Kernels::Reference
 }
 fn default_seed() -> u64 {
     1
@@ -212,14 +212,14 @@ fn default_xi() -> f32 {
 fn default_storage() -> String {
     "compact".into()
 }
-fn default_quant() -> String {
-    "log".into()
+fn default_quant() -> Quant {
+    Quant::Log
 }
-fn default_fisher() -> String {
-    "true".into()
+fn default_fisher() -> FisherLabels {
+    FisherLabels::True
 }
-fn default_generator() -> String {
-    "gaussian".into()
+fn default_generator() -> GeneratorChoice {
+    GeneratorChoice::Gaussian
 }
 fn default_rank() -> usize {
     4
@@ -241,13 +241,12 @@ impl RunConfig {
 
     /// The strategy, refused when the runtime cannot run it.
     pub fn strategy(&self) -> Result<Strategy> {
-        let s = Strategy::parse(&self.strategy)?;
-        match s {
-            Strategy::Naive
+        match self.strategy {
+            s @ (Strategy::Naive
             | Strategy::Penalty(_)
             | Strategy::Replay(_)
             | Strategy::PackNet(_)
-            | Strategy::PackNetReplay => Ok(s),
+            | Strategy::PackNetReplay) => Ok(s),
             Strategy::Joint => bail!(
                 "strategy `joint` trains on every past sample, which a device does not keep; it is the simulator's upper bound only"
             ),
@@ -269,27 +268,11 @@ impl RunConfig {
             },
             o => bail!("optimizer `{o}`: give `adam` or `sgd`"),
         };
-        let kernels = match self.kernels.as_str() {
-            "reference" => Kernels::Reference,
-            "fast" => Kernels::Fast,
-            k => bail!("kernels `{k}`: give `reference` or `fast`"),
-        };
-        let storage = match (self.storage.as_str(), self.quant.as_str()) {
-            ("f32", _) => Storage::F32,
-            ("compact", "log") => Storage::Compact(Quant::Log),
-            ("compact", "linear") => Storage::Compact(Quant::Linear),
-            (s, q) => bail!("storage `{s}` with quant `{q}`: give storage compact (quant log or linear) or f32"),
-        };
-        let fisher = match self.fisher.as_str() {
-            "true" => FisherLabels::True,
-            "sampled" => FisherLabels::Sampled,
-            f => bail!("fisher `{f}`: give `true` or `sampled`"),
-        };
-        let generator = match self.generator.as_str() {
-            "gaussian" => GeneratorChoice::Gaussian,
-            "buffer" => GeneratorChoice::Buffer,
-            "vae" => GeneratorChoice::Vae,
-            g => bail!("generator `{g}`: give gaussian, buffer or vae"),
+        let (kernels, fisher, generator) = (self.kernels, self.fisher, self.generator);
+        let storage = match self.storage.as_str() {
+            "f32" => Storage::F32,
+            "compact" => Storage::Compact(self.quant),
+            s => bail!("storage `{s}`: give compact or f32"),
         };
         if self.classes < 2 || self.classes > usize::from(u16::MAX) {
             bail!("classes = {}: a head has 2 to 65535 outputs", self.classes);
@@ -367,7 +350,7 @@ mod tests {
     #[test]
     fn defaults_fill_an_empty_config_and_unknown_keys_are_refused() {
         let c = RunConfig::parse("").unwrap();
-        assert_eq!((c.strategy.as_str(), c.classes, c.batch), ("replay", 10, 32));
+        assert_eq!((c.strategy, c.classes, c.batch), (Strategy::Replay(None), 10, 32));
         let e = format!("{:#}", RunConfig::parse("stratgy = \"si\"").unwrap_err());
         assert!(e.contains("stratgy"), "{e}");
         assert_eq!(RunConfig::parse("budget = \"64k\"").unwrap().budget, Some(Bytes(65536)));

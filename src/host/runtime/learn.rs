@@ -5,6 +5,7 @@
 use super::step::{Holdout, Prediction, Refused, StepError};
 use super::Runtime;
 use crate::learner::learner::ClassRange;
+use crate::learner::protocol::TaskEnd;
 use crate::learner::Active;
 use anyhow::{Context, Result};
 
@@ -83,8 +84,9 @@ impl<'a> Runtime<'a> {
         };
         // (confidence, class, softmax over the task's classes) of the most confident mask.
         let mut best: Option<(f32, usize, Vec<f32>)> = None;
+        let mut packing = self.learner.packnet().context("PackNet's prediction without PackNet")?;
         for &(s, (lo, hi)) in &tasks {
-            let z = self.learner.logits_task(&self.feat, s)?;
+            let z = packing.logits_task(&self.feat, s)?;
             let (lo, hi) = (usize::from(lo), usize::from(hi).min(classes));
             let b = (lo..hi).fold(lo, |b, j| if z[j] > z[b] { j } else { b });
             let mut scores = vec![0.0f32; classes];
@@ -175,16 +177,13 @@ impl<'a> Runtime<'a> {
         let active = Active::Classes(seen);
         // PackNet alone trains each task's own outputs.
         let step_active = Active::Classes(if self.dep.packnet == Some(true) { own } else { seen });
-        let replaying = self.learner.generator().is_some();
         let estimates = self.dep.estimates;
         for (x, &y) in self.xb[..k * f].chunks_exact(f).zip(&self.yb[..k]) {
-            if replaying {
-                self.learner.observe(x, y).context("the generator observing a sample")?;
+            if let Some(mut r) = self.learner.replaying() {
+                r.observe(x, y).context("the generator observing a sample")?;
             }
-            if estimates {
-                self.learner
-                    .accumulate_importance(x, y, active)
-                    .context("estimating importance")?;
+            if let (true, Some(mut p)) = (estimates, self.learner.penalised()) {
+                p.accumulate_importance(x, y, active).context("estimating importance")?;
             }
         }
         let mut replayed = 0;
@@ -197,19 +196,21 @@ impl<'a> Runtime<'a> {
             if extra > 0 {
                 replayed = self
                     .learner
-                    .fill_replay(&mut self.xb[k * f..(k + extra) * f], &mut self.yb[k..k + extra], own)
+                    .replaying()
+                    .context("replay without a generator")?
+                    .fill(&mut self.xb[k * f..(k + extra) * f], &mut self.yb[k..k + extra], own)
                     .context("replaying old classes")?;
             }
         }
         let n = k + replayed;
         let (x, y) = (&self.xb[..n * f], &self.yb[..n]);
-        match replayed {
-            0 => self.learner.train_step(x, y, step_active),
-            r => self.learner.train_step_replay(x, y, step_active, r),
+        match (replayed, self.learner.replaying()) {
+            (r @ 1.., Some(mut replaying)) => replaying.train_step(x, y, step_active, r),
+            _ => self.learner.train_step(x, y, step_active),
         }
         .context("updating the head")?;
-        if self.dep.vae {
-            self.learner.train_generator(x, y).context("updating the generator")?;
+        if let (true, Some(mut r)) = (self.dep.vae, self.learner.replaying()) {
+            r.train_generator(x, y).context("updating the generator")?;
         }
         self.state.updates += 1;
         self.k = 0;
@@ -227,31 +228,25 @@ impl<'a> Runtime<'a> {
             self.update(true)?;
         }
         let own = (self.state.own.0, self.state.own.1);
-        if let Some(own_only) = self.dep.packnet {
-            // The task keeps its largest free weights (no retraining after: the device
-            // has not kept the task's samples).
-            let outputs = match own_only {
-                true => ClassRange {
-                    start: own.0,
-                    end: own.1,
-                },
-                false => ClassRange {
-                    start: 0,
-                    end: self.state.hi,
-                },
-            };
-            self.learner
-                .packnet_prune(outputs)
-                .context("pruning the task's weights")?;
-            self.learner.packnet_end_task().context("ending the task's masks")?;
+        // The defences' end of the task (the core's protocol). PackNet keeps the task's
+        // largest free weights with no retraining after (the device has not kept the
+        // task's samples); the generator observed each row and the importance was
+        // estimated as its batch updated.
+        let outputs = match self.dep.packnet {
+            Some(true) => ClassRange {
+                start: own.0,
+                end: own.1,
+            },
+            _ => ClassRange {
+                start: 0,
+                end: self.state.hi,
+            },
+        };
+        let mut end = TaskEnd::new(outputs).observed(true).estimated(self.dep.estimates);
+        if let Some(need) = end.next(&mut self.learner).context(end.stage().doing())? {
+            anyhow::bail!("ending the task: {need:?} needs samples the runtime does not keep");
         }
         self.state.task_classes.push(own);
-        if self.learner.generator().is_some() {
-            self.learner.commit_generator().context("committing the generator")?;
-        }
-        if self.learner.config().penalty.is_some() {
-            self.learner.consolidate().context("consolidating the penalty")?;
-        }
         self.state.task += 1;
         self.state.pending_reset = self.dep.config.reset_optimizer;
         self.clear_task();
@@ -282,23 +277,30 @@ impl<'a> Runtime<'a> {
         let mut row = Vec::with_capacity(h.tasks.len());
         for (x, y) in &h.tasks {
             let mut out = vec![0u16; y.len()];
-            match (self.dep.packnet, learned) {
-                (None, _) | (_, 0) => self.learner.predict(x, active, &mut out)?,
-                (Some(false), _) => {
+            let mut packing = match (self.dep.packnet, learned) {
+                (None, _) | (_, 0) => None,
+                (Some(own_only), _) => Some((
+                    own_only,
+                    self.learner.packnet().context("PackNet's prediction without PackNet")?,
+                )),
+            };
+            match &mut packing {
+                None => self.learner.predict(x, active, &mut out)?,
+                Some((false, p)) => {
                     let seen = Active::Classes(ClassRange {
                         start: 0,
                         end: self.state.hi,
                     });
-                    self.learner.predict_task(x, learned, seen, &mut out, None)?;
+                    p.predict_task(x, learned, seen, &mut out, None)?;
                 }
-                (Some(true), _) => {
+                Some((true, p)) => {
                     // Each sample to the task whose mask is most confident over its own
                     // classes (the first such task on a tie), as the simulator does.
                     let mut best = vec![(f32::NEG_INFINITY, 0u16); y.len()];
                     let mut conf = vec![0f32; y.len()];
                     for (s, &(lo, hi)) in self.state.task_classes.iter().enumerate().take(learned) {
                         let own = Active::Classes(ClassRange { start: lo, end: hi });
-                        self.learner.predict_task(x, s + 1, own, &mut out, Some(&mut conf))?;
+                        p.predict_task(x, s + 1, own, &mut out, Some(&mut conf))?;
                         for (b, (&c, &o)) in best.iter_mut().zip(conf.iter().zip(&out)) {
                             if c > b.0 {
                                 *b = (c, o);

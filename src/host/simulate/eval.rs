@@ -2,8 +2,9 @@
 
 use super::Model;
 use crate::host::scenario::{Scenario, Setting};
+use crate::learner::classifier::Classifier;
 use crate::learner::Active;
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 /// Accuracy (%) on every task's test set after `learned` tasks; with PackNet also, when
 /// the task must be inferred (class- and domain-IL), the % of test samples whose task the
@@ -36,8 +37,7 @@ pub(super) fn evaluate(
         Model::Dense(l) => l,
         Model::Columns(c) => {
             // Task t by its own column; tasks not learned yet by the newest column.
-            let newest = c.columns() - 1;
-            let row = row(&mut |t, x, active, out| Ok(c.predict(x, t.min(newest), active, out)?))?;
+            let row = row(&mut |t, x, active, out| Ok(c.predict_for(x, t, active, out)?))?;
             return Ok((row, None));
         }
     };
@@ -47,6 +47,9 @@ pub(super) fn evaluate(
             None,
         ));
     }
+    let mut learner = learner
+        .packnet()
+        .context("PackNet's evaluation of a learner without PackNet")?;
     if scenario.spec.setting == Setting::TaskIl {
         let row =
             row(&mut |t, x, active, out| Ok(learner.predict_task(x, (t + 1).min(learned), active, out, None)?))?;

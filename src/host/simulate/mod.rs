@@ -24,7 +24,9 @@ use crate::host::report::{
 };
 use crate::host::scenario::{Part, Scenario, Setting};
 use crate::learner;
+use crate::learner::classifier::Classifier;
 use crate::learner::learner::ClassRange;
+use crate::learner::protocol::{Need, TaskEnd};
 use crate::learner::rng::Rng;
 use crate::learner::{Active, Columns, FisherLabels, Learner, LearnerConfig, Method, Optimizer};
 use anyhow::{Context, Result};
@@ -40,18 +42,20 @@ enum Model<'a> {
     Columns(Box<Columns<'a>>),
 }
 
-impl Model<'_> {
-    fn train_step(&mut self, x: &[f32], y: &[u16], active: Active<'_>) -> std::result::Result<f32, learner::Error> {
+impl<'a> Model<'a> {
+    /// The head, whichever shape it has.
+    fn head(&mut self) -> &mut dyn Classifier {
         match self {
-            Model::Dense(l) => l.train_step(x, y, active),
-            Model::Columns(c) => c.train_step(x, y, active),
+            Model::Dense(l) => &mut **l,
+            Model::Columns(c) => &mut **c,
         }
     }
 
-    fn arena_used(&self) -> usize {
+    /// The head, to read.
+    fn head_ref(&self) -> &dyn Classifier {
         match self {
-            Model::Dense(l) => l.arena_used(),
-            Model::Columns(c) => c.arena_used(),
+            Model::Dense(l) => &**l,
+            Model::Columns(c) => &**c,
         }
     }
 }
@@ -134,12 +138,12 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
             Setting::TaskIl | Setting::ClassIl => Active::Classes(scenario.train_active(t)),
         };
         for (x, &y) in b.xb[..rows * width].chunks_exact(width).zip(&b.yb[..rows]) {
-            if replaying {
-                l.observe(x, y)
+            if let (true, Some(mut r)) = (replaying, l.replaying()) {
+                r.observe(x, y)
                     .with_context(|| format!("the generator observing task {}", t + 1))?;
             }
-            if estimates {
-                l.accumulate_importance(x, y, active)
+            if let (true, Some(mut p)) = (estimates, l.penalised()) {
+                p.accumulate_importance(x, y, active)
                     .with_context(|| format!("estimating the importance of task {}", t + 1))?;
             }
         }
@@ -180,7 +184,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
                 .and_then(|g| real_rows(g, own_outputs, opts.replay.ratio, opts.batch)),
             _ => None,
         };
-        let mut train = |learner: &mut Model<'_>, n: usize, rng: &mut Rng| -> Result<()> {
+        let mut train = |learner: &mut Model<'_>, batcher: &mut Batcher, n: usize, rng: &mut Rng| -> Result<()> {
             for _ in 0..n {
                 let rows = batcher.yb.len();
                 // Replayed rows in this batch (0 when the generator had nothing to give:
@@ -190,16 +194,18 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
                     (Some(real), Model::Dense(l)) => {
                         batcher.next(scenario, rng, real);
                         if online {
-                            observe_rows(l, &batcher, real, width, t)?;
+                            observe_rows(l, batcher, real, width, t)?;
                         }
                         let (x, y) = (&mut batcher.xb[real * width..], &mut batcher.yb[real..]);
                         let filled = l
-                            .fill_replay(x, y, own_outputs)
+                            .replaying()
+                            .context("replay without a generator")?
+                            .fill(x, y, own_outputs)
                             .with_context(|| format!("replaying during task {}", t + 1))?;
                         if filled == 0 {
                             batcher.next(scenario, rng, rows);
                             if online {
-                                observe_rows(l, &batcher, rows, width, t)?;
+                                observe_rows(l, batcher, rows, width, t)?;
                             }
                         } else {
                             replayed = rows - real;
@@ -211,7 +217,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
                     (_, learner) => {
                         batcher.next(scenario, rng, rows);
                         if let (true, Model::Dense(l)) = (online, learner) {
-                            observe_rows(l, &batcher, rows, width, t)?;
+                            observe_rows(l, batcher, rows, width, t)?;
                         }
                     }
                 }
@@ -222,12 +228,19 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
                     (None, Setting::ClassIl) => Active::Classes(scenario.train_active(t)),
                 };
                 let loss = match &mut *learner {
-                    Model::Dense(l) if replayed > 0 => l.train_step_replay(&batcher.xb, &batcher.yb, active, replayed),
-                    learner => learner.train_step(&batcher.xb, &batcher.yb, active),
+                    Model::Dense(l) if replayed > 0 => {
+                        l.replaying().map_or(Err(learner::Error::NoGenerator), |mut r| {
+                            r.train_step(&batcher.xb, &batcher.yb, active, replayed)
+                        })
+                    }
+                    learner => learner.head().train_step(&batcher.xb, &batcher.yb, active),
                 }
                 .with_context(|| format!("training task {}", t + 1))?;
                 if let (true, Model::Dense(l)) = (vae, &mut *learner) {
-                    l.train_generator(&batcher.xb, &batcher.yb)
+                    l.replaying()
+                        .map_or(Err(learner::Error::NoGenerator), |mut r| {
+                            r.train_generator(&batcher.xb, &batcher.yb)
+                        })
                         .with_context(|| format!("training the generator on task {}", t + 1))?;
                 }
                 if recent.len() == 50 {
@@ -238,58 +251,51 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
             }
             Ok(())
         };
-        train(&mut model, updates[t], &mut rng)?;
-        if let (Some(outputs), Model::Dense(learner)) = (own, &mut model) {
-            learner
-                .packnet_prune(outputs)
-                .with_context(|| format!("pruning task {}", t + 1))?;
-            train(&mut model, retrain, &mut rng)?;
-            if let Model::Dense(learner) = &mut model {
-                learner.packnet_end_task()?;
-            }
-        }
-        if let (true, true, Model::Dense(learner)) = (online, replaying, &mut model) {
-            learner
-                .commit_generator()
-                .with_context(|| format!("committing the generator after task {}", t + 1))?;
-        }
-        if let (false, true, Model::Dense(learner)) = (online, replaying, &mut model) {
-            // The generator observes the task's training samples once (the Gaussian's
-            // statistics, the buffer's reservoir, the VAE's class counts), then commits.
-            let xb = &mut batcher.xb[..width];
-            for &i in &scenario.tasks[t].train {
-                scenario.fill(Part::Train, t, i, xb, &mut batcher.scratch);
-                let y = scenario.target(t, scenario.train.y[i as usize]);
-                learner
-                    .observe(xb, y)
-                    .with_context(|| format!("the generator observing task {}", t + 1))?;
-            }
-            learner
-                .commit_generator()
-                .with_context(|| format!("committing the generator after task {}", t + 1))?;
-        }
-        if let (Some(kind), Model::Dense(learner)) = (opts.strategy.penalty(), &mut model) {
-            // Estimate the task's importance on a seeded subset of its own training
-            // samples (SI has measured it while training), then consolidate.
-            if kind != PenaltyKind::Si && !online {
-                let mut rows = scenario.tasks[t].train.clone();
-                rng.shuffle(&mut rows);
-                let active = match scenario.spec.setting {
-                    Setting::DomainIl => Active::All,
-                    Setting::TaskIl | Setting::ClassIl => Active::Classes(scenario.train_active(t)),
-                };
-                let xb = &mut batcher.xb[..width];
-                for &i in rows.iter().take(opts.penalty.samples.max(1)) {
-                    scenario.fill(Part::Train, t, i, xb, &mut batcher.scratch);
-                    let y = scenario.target(t, scenario.train.y[i as usize]);
-                    learner
-                        .accumulate_importance(xb, y, active)
-                        .with_context(|| format!("estimating the importance of task {}", t + 1))?;
+        train(&mut model, &mut batcher, updates[t], &mut rng)?;
+        if let Model::Dense(_) = &model {
+            // The defences' end of the task (the core's protocol), fed from the task's
+            // training samples: PackNet's retraining, the generator's one pass over them
+            // (unless it observed them online), the importance on a seeded subset of them
+            // (unless estimated online; SI measured it while training).
+            let mut end = TaskEnd::new(own.unwrap_or(own_outputs))
+                .retrain(retrain)
+                .observed(online)
+                .estimated(online)
+                .importance_samples(opts.penalty.samples);
+            while let Model::Dense(learner) = &mut model {
+                let need = end
+                    .next(learner)
+                    .with_context(|| format!("task {}: {}", t + 1, end.stage().doing()))?;
+                let Some(need) = need else { break };
+                let doing = || format!("task {}: {}", t + 1, end.stage().doing());
+                match need {
+                    Need::Retrain { updates } => train(&mut model, &mut batcher, updates, &mut rng)?,
+                    Need::Observe => {
+                        let mut r = learner.replaying().context("a replay step without a generator")?;
+                        let xb = &mut batcher.xb[..width];
+                        for &i in &scenario.tasks[t].train {
+                            scenario.fill(Part::Train, t, i, xb, &mut batcher.scratch);
+                            let y = scenario.target(t, scenario.train.y[i as usize]);
+                            r.observe(xb, y).with_context(doing)?;
+                        }
+                    }
+                    Need::Importance { samples } => {
+                        let mut p = learner.penalised().context("an importance step without a penalty")?;
+                        let mut rows = scenario.tasks[t].train.clone();
+                        rng.shuffle(&mut rows);
+                        let active = match scenario.spec.setting {
+                            Setting::DomainIl => Active::All,
+                            Setting::TaskIl | Setting::ClassIl => Active::Classes(scenario.train_active(t)),
+                        };
+                        let xb = &mut batcher.xb[..width];
+                        for &i in rows.iter().take(samples) {
+                            scenario.fill(Part::Train, t, i, xb, &mut batcher.scratch);
+                            let y = scenario.target(t, scenario.train.y[i as usize]);
+                            p.accumulate_importance(xb, y, active).with_context(doing)?;
+                        }
+                    }
                 }
             }
-            learner
-                .consolidate()
-                .with_context(|| format!("consolidating task {}", t + 1))?;
         }
         let seconds = start.elapsed().as_secs_f64();
         let (row, inferred) = evaluate(&mut model, scenario, &tests, t + 1, !own_only)?;
@@ -302,7 +308,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
             updates: updates[t] + retrain,
             updates_per_second: (updates[t] + retrain) as f64 / seconds.max(1e-9),
             final_loss: recent.iter().sum::<f64>() / recent.len().max(1) as f64,
-            arena_bytes: model.arena_used(),
+            arena_bytes: model.head_ref().arena_used(),
         });
     }
     bar.finish_and_clear();
@@ -315,10 +321,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         Optimizer::Sgd { momentum, .. } => format!("sgd(momentum {momentum})"),
         Optimizer::Adam { beta1, beta2, eps, .. } => format!("adam(betas {beta1}, {beta2}; eps {eps:e})"),
     };
-    let parameters = match &model {
-        Model::Dense(l) => l.weights().len() + l.biases().len(),
-        Model::Columns(c) => c.column_weights().len(),
-    };
+    let parameters = model.head_ref().parameters();
     let packnet = match (&planned, &model) {
         (Planned::Dense(config), Model::Dense(learner)) => config.packnet.map(|p| PackNetSummary {
             prune_ratio: p.prune_ratio,

@@ -3,6 +3,7 @@
 
 use crate::host::board::Board;
 use crate::host::scenario::{ClassOrder, Features, Kind};
+pub use crate::learner::strategy::{PenaltyKind, Strategy};
 use crate::learner::{FisherLabels, Kernels, Method, Optimizer, PenaltyConfig, Quant, Storage};
 use anyhow::{bail, Result};
 
@@ -68,139 +69,6 @@ impl Protocol {
             Protocol::Literature => Kernels::Fast,
             Protocol::Edge => Kernels::Reference,
         }
-    }
-}
-
-/// How the learner meets the tasks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strategy {
-    /// Fine-tuning: each task trained on its own data only (the lower bound).
-    Naive,
-    /// Each task trained on the data of every task so far (the upper bound; the old data
-    /// is kept by the host, outside the arena, which no device could do).
-    Joint,
-    /// Fine-tuning under an importance penalty (the core's [`Method`]s).
-    Penalty(PenaltyKind),
-    /// PackNet's per-task weight ownership, optionally with a penalty on the free weights.
-    PackNet(Option<PenaltyKind>),
-    /// Progressive columns: a frozen column per task with lateral connections (task-IL).
-    Progressive,
-    /// Replay of old classes from a generator (`--generator`), optionally with a penalty.
-    Replay(Option<PenaltyKind>),
-    /// PackNet's weight ownership with replay: each task trains its free weights on its
-    /// samples and replayed old ones over every class seen, and without task labels the
-    /// newest mask (every task's weights) predicts over every class seen.
-    PackNetReplay,
-}
-
-/// The importance penalties a run may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PenaltyKind {
-    /// EWC with a slot per task.
-    Ewc,
-    /// Online EWC.
-    OnlineEwc,
-    /// Synaptic intelligence.
-    Si,
-    /// Memory aware synapses.
-    Mas,
-}
-
-impl PenaltyKind {
-    /// Name in reports and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            PenaltyKind::Ewc => "ewc",
-            PenaltyKind::OnlineEwc => "online-ewc",
-            PenaltyKind::Si => "si",
-            PenaltyKind::Mas => "mas",
-        }
-    }
-
-    fn parse(s: &str) -> Option<PenaltyKind> {
-        [
-            PenaltyKind::Ewc,
-            PenaltyKind::OnlineEwc,
-            PenaltyKind::Si,
-            PenaltyKind::Mas,
-        ]
-        .into_iter()
-        .find(|k| k.name() == s)
-    }
-}
-
-impl Strategy {
-    /// Known names.
-    pub const NAMES: &'static str =
-        "naive, joint, ewc, online-ewc, si, mas, packnet (packnet+si, ...), progressive, replay (online-ewc+replay, \
-         packnet+replay, ...)";
-
-    /// Parses a strategy name, or a combination `a+b` of components that combine
-    /// (PackNet and one penalty).
-    pub fn parse(s: &str) -> Result<Strategy> {
-        let parts: Vec<&str> = s.split('+').map(str::trim).collect();
-        let one = |p: &str| match p {
-            "naive" | "fine-tune" | "finetune" => Ok(Strategy::Naive),
-            "joint" => Ok(Strategy::Joint),
-            "packnet" => Ok(Strategy::PackNet(None)),
-            "progressive" => Ok(Strategy::Progressive),
-            "replay" => Ok(Strategy::Replay(None)),
-            other => match PenaltyKind::parse(other) {
-                Some(k) => Ok(Strategy::Penalty(k)),
-                None => bail!("unknown strategy `{other}`; known: {}", Strategy::NAMES),
-            },
-        };
-        match parts.as_slice() {
-            [p] => one(p),
-            [a, b] => match (one(a)?, one(b)?) {
-                (Strategy::PackNet(None), Strategy::Penalty(k)) | (Strategy::Penalty(k), Strategy::PackNet(None)) => {
-                    Ok(Strategy::PackNet(Some(k)))
-                }
-                (Strategy::Replay(None), Strategy::Penalty(k)) | (Strategy::Penalty(k), Strategy::Replay(None)) => {
-                    Ok(Strategy::Replay(Some(k)))
-                }
-                (Strategy::PackNet(None), Strategy::Replay(None))
-                | (Strategy::Replay(None), Strategy::PackNet(None)) => Ok(Strategy::PackNetReplay),
-                _ => bail!(
-                    "`{s}`: these strategies do not combine (PackNet or replay combine with one penalty: packnet+si, \
-                     online-ewc+replay; or with each other: packnet+replay)"
-                ),
-            },
-            _ => bail!("`{s}`: at most two strategies combine (packnet+si)"),
-        }
-    }
-
-    /// The penalty, alone or beside PackNet.
-    pub fn penalty(self) -> Option<PenaltyKind> {
-        match self {
-            Strategy::Penalty(k) | Strategy::PackNet(Some(k)) | Strategy::Replay(Some(k)) => Some(k),
-            _ => None,
-        }
-    }
-
-    /// Name in reports.
-    pub fn name(self) -> String {
-        match self {
-            Strategy::Naive => "naive".into(),
-            Strategy::Joint => "joint".into(),
-            Strategy::Penalty(p) => p.name().into(),
-            Strategy::PackNet(None) => "packnet".into(),
-            Strategy::PackNet(Some(p)) => format!("packnet+{}", p.name()),
-            Strategy::Progressive => "progressive".into(),
-            Strategy::Replay(None) => "replay".into(),
-            Strategy::Replay(Some(p)) => format!("{}+replay", p.name()),
-            Strategy::PackNetReplay => "packnet+replay".into(),
-        }
-    }
-
-    /// Whether PackNet's masks are part of it.
-    pub fn packnet(self) -> bool {
-        matches!(self, Strategy::PackNet(_) | Strategy::PackNetReplay)
-    }
-
-    /// Whether it replays old classes.
-    pub fn replays(self) -> bool {
-        matches!(self, Strategy::Replay(_) | Strategy::PackNetReplay)
     }
 }
 

@@ -3,14 +3,24 @@
 
 use super::*;
 
+/// A learner built with PackNet, seen through its masks ([`Learner::packnet`]). PackNet's
+/// operations exist only here: a learner built without it has no way to call them.
+#[derive(Debug)]
+pub struct Packing<'l, 'a>(&'l mut Learner<'a>);
+
 impl<'a> Learner<'a> {
+    /// The learner through its PackNet masks; `None` when it was built without PackNet.
+    pub fn packnet(&mut self) -> Option<Packing<'_, 'a>> {
+        self.defences.packnet.is_some().then_some(Packing(self))
+    }
+
     /// PackNet, after the current task has trained: in every layer, keeps the
     /// largest-magnitude `1 - prune_ratio` of the free weights for this task, zeroes the
     /// others and leaves them free; from now on only this task's weights train (retraining)
-    /// until [`Learner::packnet_end_task`]. In the output layer only the rows of `outputs`
+    /// until [`Packing::end_task`]. In the output layer only the rows of `outputs`
     /// (the task's classes) are candidates, so other tasks' classifier rows stay free. Ties
     /// at the threshold go to the lower index. Returns the number of weights kept.
-    pub fn packnet_prune(&mut self, outputs: ClassRange) -> Result<usize, Error> {
+    fn packnet_prune(&mut self, outputs: ClassRange) -> Result<usize, Error> {
         let d = self.config.dims;
         let classes = d.classes();
         Active::Classes(outputs).validate(1, classes)?;
@@ -83,9 +93,9 @@ impl<'a> Learner<'a> {
         Ok(kept_total)
     }
 
-    /// PackNet: ends the current task (after [`Learner::packnet_prune`] and any
+    /// PackNet: ends the current task (after [`Packing::prune`] and any
     /// retraining); its weights are frozen from now on.
-    pub fn packnet_end_task(&mut self) -> Result<(), Error> {
+    fn packnet_end_task(&mut self) -> Result<(), Error> {
         let p = self.defences.packnet.as_mut().ok_or(Error::NoPackNet)?;
         if !p.retraining {
             return Err(Error::OutOfOrder("prune the task before ending it"));
@@ -111,7 +121,7 @@ impl<'a> Learner<'a> {
     /// [`Learner::predict_with_confidence`], with only the weights of tasks `1..=task`
     /// (the others are zeroed for the call and restored after it, through the gradient
     /// buffer; gradients are scratch after this).
-    pub fn predict_task(
+    fn predict_task(
         &mut self,
         x: &[f32],
         task: usize,
@@ -123,8 +133,8 @@ impl<'a> Learner<'a> {
     }
 
     /// PackNet's logits (`n x classes`) of up to `batch_size` samples for `task`, with only
-    /// the weights of tasks `1..=task`, as [`Learner::predict_task`] masks them.
-    pub fn logits_task(&mut self, x: &[f32], task: usize) -> Result<&[f32], Error> {
+    /// the weights of tasks `1..=task`, as [`Packing::predict_task`] masks them.
+    fn logits_task(&mut self, x: &[f32], task: usize) -> Result<&[f32], Error> {
         let n = self.check_input(x, self.config.batch_size)?;
         self.masked(task, |l| l.forward(x, n))??;
         let c = &self.config;
@@ -154,5 +164,49 @@ impl<'a> Learner<'a> {
             }
         }
         Ok(result)
+    }
+}
+
+impl<'a> Packing<'_, 'a> {
+    /// After the current task has trained: in every layer, keeps the largest-magnitude
+    /// `1 - prune_ratio` of the free weights for this task, zeroes the others and leaves
+    /// them free; from now on only this task's weights train (retraining) until
+    /// [`Packing::end_task`]. In the output layer only the rows of `outputs` (the task's
+    /// classes) are candidates, so other tasks' classifier rows stay free. Ties at the
+    /// threshold go to the lower index. Returns the number of weights kept.
+    pub fn prune(&mut self, outputs: ClassRange) -> Result<usize, Error> {
+        self.0.packnet_prune(outputs)
+    }
+
+    /// Ends the current task (after [`Packing::prune`] and any retraining); its weights
+    /// are frozen from now on.
+    pub fn end_task(&mut self) -> Result<(), Error> {
+        self.0.packnet_end_task()
+    }
+
+    /// Inference for `task` (1-based, at most the tasks ended so far): like
+    /// [`Learner::predict_with_confidence`], with only the weights of tasks `1..=task`
+    /// (the others are zeroed for the call and restored after it, through the gradient
+    /// buffer; gradients are scratch after this).
+    pub fn predict_task(
+        &mut self,
+        x: &[f32],
+        task: usize,
+        active: Active<'_>,
+        out: &mut [u16],
+        confidence: Option<&mut [f32]>,
+    ) -> Result<(), Error> {
+        self.0.predict_task(x, task, active, out, confidence)
+    }
+
+    /// Logits (`n x classes`) of up to `batch_size` samples for `task`, with only the
+    /// weights of tasks `1..=task`, as [`Packing::predict_task`] masks them.
+    pub fn logits_task(&mut self, x: &[f32], task: usize) -> Result<&[f32], Error> {
+        self.0.logits_task(x, task)
+    }
+
+    /// The learner itself.
+    pub fn learner(&mut self) -> &mut Learner<'a> {
+        self.0
     }
 }

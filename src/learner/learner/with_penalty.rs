@@ -4,14 +4,25 @@
 
 use super::*;
 
+/// A learner built with an importance penalty, seen through it ([`Learner::penalised`]).
+/// Estimating and consolidating importance exist only here: a learner built without a
+/// penalty has no way to call them.
+#[derive(Debug)]
+pub struct Penalised<'l, 'a>(&'l mut Learner<'a>);
+
 impl<'a> Learner<'a> {
+    /// The learner through its penalty; `None` when it was built without one.
+    pub fn penalised(&mut self) -> Option<Penalised<'_, 'a>> {
+        self.defences.penalty.is_some().then_some(Penalised(self))
+    }
+
     /// Adds one labelled sample's contribution to the importance being estimated for the
     /// current task: its squared log-likelihood gradient (EWC, online EWC; with the true
     /// label or one drawn from the model's prediction, as configured) or the absolute
     /// gradient of the squared L2 norm of its active logits (MAS; the label is then only
     /// checked, not used). SI needs no samples: for SI this does nothing. A non-finite
     /// gradient is refused and adds nothing.
-    pub fn accumulate_importance(&mut self, x: &[f32], label: u16, active: Active<'_>) -> Result<(), Error> {
+    fn accumulate_importance(&mut self, x: &[f32], label: u16, active: Active<'_>) -> Result<(), Error> {
         let method = match &self.defences.penalty {
             None => return Err(Error::NoPenalty),
             Some(c) => c.config.method,
@@ -68,7 +79,7 @@ impl<'a> Learner<'a> {
     /// Ends the current task for the penalty: the importance estimated since the last
     /// consolidation joins the stored importance (a new slot for EWC), the anchors become
     /// the current parameters. Nothing changes on error.
-    pub fn consolidate(&mut self) -> Result<(), Error> {
+    fn consolidate(&mut self) -> Result<(), Error> {
         match &mut self.defences.penalty {
             None => Err(Error::NoPenalty),
             Some(c) => c.consolidate(self.weights, self.biases),
@@ -106,5 +117,29 @@ impl<'a> Learner<'a> {
     /// Tasks consolidated so far.
     pub fn consolidated_tasks(&self) -> u32 {
         self.defences.penalty.as_ref().map_or(0, |c| c.tasks)
+    }
+}
+
+impl<'a> Penalised<'_, 'a> {
+    /// Adds one labelled sample's contribution to the importance being estimated for the
+    /// current task: its squared log-likelihood gradient (EWC, online EWC; with the true
+    /// label or one drawn from the model's prediction, as configured) or the absolute
+    /// gradient of the squared L2 norm of its active logits (MAS; the label is then only
+    /// checked, not used). SI needs no samples: for SI this does nothing. A non-finite
+    /// gradient is refused and adds nothing.
+    pub fn accumulate_importance(&mut self, x: &[f32], label: u16, active: Active<'_>) -> Result<(), Error> {
+        self.0.accumulate_importance(x, label, active)
+    }
+
+    /// Ends the current task for the penalty: the importance estimated since the last
+    /// consolidation joins the stored importance (a new slot for EWC), the anchors become
+    /// the current parameters. Nothing changes on error.
+    pub fn consolidate(&mut self) -> Result<(), Error> {
+        self.0.consolidate()
+    }
+
+    /// The learner itself.
+    pub fn learner(&mut self) -> &mut Learner<'a> {
+        self.0
     }
 }

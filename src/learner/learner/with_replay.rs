@@ -4,12 +4,23 @@
 
 use super::*;
 
+/// A learner built with a replay generator, seen through it ([`Learner::replaying`]).
+/// Observing, committing, replaying and training the generator exist only here: a
+/// learner built without one has no way to call them.
+#[derive(Debug)]
+pub struct Replaying<'l, 'a>(&'l mut Learner<'a>);
+
 impl<'a> Learner<'a> {
+    /// The learner through its generator; `None` when it was built without one.
+    pub fn replaying(&mut self) -> Option<Replaying<'_, 'a>> {
+        self.defences.generator.is_some().then_some(Replaying(self))
+    }
+
     /// Adds one labelled sample (its input features) to the replay generator: the
     /// Gaussian's statistics of its class, the buffer's reservoir, the VAE's count of the
-    /// class (the VAE itself learns in [`Learner::train_generator`]). Checked like a
+    /// class (the VAE itself learns in [`Replaying::train_generator`]). Checked like a
     /// training sample; nothing changes on error.
-    pub fn observe(&mut self, x: &[f32], label: u16) -> Result<(), Error> {
+    fn observe(&mut self, x: &[f32], label: u16) -> Result<(), Error> {
         if self.defences.generator.is_none() {
             return Err(Error::NoGenerator);
         }
@@ -30,7 +41,7 @@ impl<'a> Learner<'a> {
     /// Ends a task for the generator: the Gaussian compresses its working slots into the
     /// classes' compact records, the VAE freezes its decoder as the one replayed from
     /// until the next commit; the buffer has nothing to do.
-    pub fn commit_generator(&mut self) -> Result<(), Error> {
+    fn commit_generator(&mut self) -> Result<(), Error> {
         match &mut self.defences.generator {
             Some(Generator::Gaussian(g)) => g.commit(),
             Some(Generator::Vae(v)) => v.commit(),
@@ -50,12 +61,12 @@ impl<'a> Learner<'a> {
     }
 
     /// One update on a batch whose last `replayed` rows are replayed samples
-    /// ([`Learner::fill_replay`]). With distillation configured and a commit behind it,
+    /// ([`Replaying::fill`]). With distillation configured and a commit behind it,
     /// those rows learn the committed head's outputs softened by the temperature over
     /// the classes the generator has observed, zero on the row's other active classes
     /// (loss `T^2 * KL`); otherwise this is [`Learner::train_step`]. The loss returned is
     /// the batch's cross-entropy against its labels either way.
-    pub fn train_step_replay(
+    fn train_step_replay(
         &mut self,
         x: &[f32],
         labels: &[u16],
@@ -107,7 +118,7 @@ impl<'a> Learner<'a> {
     /// sample of it from the Gaussian or the VAE; for the buffer, a uniformly chosen
     /// kept row of such a class. Returns the rows filled: 0 when there is no old class
     /// to replay (nothing is written).
-    pub fn fill_replay(&mut self, x: &mut [f32], labels: &mut [u16], exclude: ClassRange) -> Result<usize, Error> {
+    fn fill_replay(&mut self, x: &mut [f32], labels: &mut [u16], exclude: ClassRange) -> Result<usize, Error> {
         let width = self.config.dims.input();
         if x.len() != labels.len() * width {
             return Err(Error::InputShape {
@@ -153,7 +164,7 @@ impl<'a> Learner<'a> {
     /// Writes `out.len() / input width` samples of `class` from the generator (the
     /// Gaussian's or the VAE's; a buffer row of the class for the buffer). A class never
     /// observed is [`Error::UnknownClass`], and nothing is written.
-    pub fn generate(&mut self, class: u16, out: &mut [f32]) -> Result<(), Error> {
+    fn generate(&mut self, class: u16, out: &mut [f32]) -> Result<(), Error> {
         let width = self.config.dims.input();
         if out.is_empty() || !out.len().is_multiple_of(width) {
             return Err(Error::InputShape {
@@ -194,7 +205,7 @@ impl<'a> Learner<'a> {
     /// Deep generative replay: one update of the VAE on a batch (the task's real samples
     /// and the replayed ones, as the head sees them). Returns the batch's mean negative
     /// ELBO before the update. Checked like a training batch.
-    pub fn train_generator(&mut self, x: &[f32], labels: &[u16]) -> Result<f32, Error> {
+    fn train_generator(&mut self, x: &[f32], labels: &[u16]) -> Result<f32, Error> {
         let loss = self.generator_gradients(x, labels, None)?;
         if let Some(Generator::Vae(v)) = &mut self.defences.generator {
             v.apply_gradients();
@@ -206,7 +217,7 @@ impl<'a> Learner<'a> {
     /// [`Vae::gradients`](crate::learner::vae::Vae::gradients)), without an update: with the reparameterisation noise `eps`
     /// (`n x latent`) when given, else drawn. [`Error::NoGenerator`] unless the generator
     /// is a VAE.
-    pub fn generator_gradients(&mut self, x: &[f32], labels: &[u16], eps: Option<&[f32]>) -> Result<f32, Error> {
+    fn generator_gradients(&mut self, x: &[f32], labels: &[u16], eps: Option<&[f32]>) -> Result<f32, Error> {
         let n = self.check_batch(x, labels, &Active::All)?;
         let Some(Generator::Vae(v)) = &mut self.defences.generator else {
             return Err(Error::NoGenerator);
@@ -232,5 +243,71 @@ impl<'a> Learner<'a> {
     /// The replay generator, mutable (the VAE's parameters, for checks).
     pub fn generator_mut(&mut self) -> Option<&mut Generator<'a>> {
         self.defences.generator.as_mut()
+    }
+}
+
+impl<'a> Replaying<'_, 'a> {
+    /// Adds one labelled sample (its input features) to the generator: the Gaussian's
+    /// statistics of its class, the buffer's reservoir, the VAE's count of the class (the
+    /// VAE itself learns in [`Replaying::train_generator`]). Checked like a training
+    /// sample; nothing changes on error.
+    pub fn observe(&mut self, x: &[f32], label: u16) -> Result<(), Error> {
+        self.0.observe(x, label)
+    }
+
+    /// Ends a task for the generator: the Gaussian compresses its working slots into the
+    /// classes' compact records, the VAE freezes its decoder as the one replayed from
+    /// until the next commit; the buffer has nothing to do. The distillation teacher, when
+    /// configured, becomes the current head.
+    pub fn commit(&mut self) -> Result<(), Error> {
+        self.0.commit_generator()
+    }
+
+    /// One update on a batch whose last `replayed` rows are replayed samples
+    /// ([`Replaying::fill`]). With distillation configured and a commit behind it, those
+    /// rows learn the committed head's outputs softened by the temperature over the
+    /// classes the generator has observed, zero on the row's other active classes (loss
+    /// `T^2 * KL`); otherwise this is [`Learner::train_step`]. The loss returned is the
+    /// batch's cross-entropy against its labels either way.
+    pub fn train_step(&mut self, x: &[f32], labels: &[u16], active: Active<'_>, replayed: usize) -> Result<f32, Error> {
+        self.0.train_step_replay(x, labels, active, replayed)
+    }
+
+    /// Fills every row of `x` (`labels.len()` rows of the input width) with a replayed
+    /// sample of an old class and its label: a class drawn among those observed outside
+    /// `exclude` (the task being learned) in proportion to their samples seen, then a
+    /// sample of it from the Gaussian or the VAE; for the buffer, a uniformly chosen kept
+    /// row of such a class. Returns the rows filled: 0 when there is no old class to
+    /// replay (nothing is written).
+    pub fn fill(&mut self, x: &mut [f32], labels: &mut [u16], exclude: ClassRange) -> Result<usize, Error> {
+        self.0.fill_replay(x, labels, exclude)
+    }
+
+    /// Writes `out.len() / input width` samples of `class` from the generator (the
+    /// Gaussian's or the VAE's; a buffer row of the class for the buffer). A class never
+    /// observed is [`Error::UnknownClass`], and nothing is written.
+    pub fn generate(&mut self, class: u16, out: &mut [f32]) -> Result<(), Error> {
+        self.0.generate(class, out)
+    }
+
+    /// Deep generative replay: one update of the VAE on a batch (the task's real samples
+    /// and the replayed ones, as the head sees them). Returns the batch's mean negative
+    /// ELBO before the update. Checked like a training batch; [`Error::NoGenerator`]
+    /// unless the generator is a VAE.
+    pub fn train_generator(&mut self, x: &[f32], labels: &[u16]) -> Result<f32, Error> {
+        self.0.train_generator(x, labels)
+    }
+
+    /// The VAE's negative ELBO on a batch and its gradient (in the VAE's
+    /// [`Vae::gradients`](crate::learner::vae::Vae::gradients)), without an update: with
+    /// the reparameterisation noise `eps` (`n x latent`) when given, else drawn.
+    /// [`Error::NoGenerator`] unless the generator is a VAE.
+    pub fn generator_gradients(&mut self, x: &[f32], labels: &[u16], eps: Option<&[f32]>) -> Result<f32, Error> {
+        self.0.generator_gradients(x, labels, eps)
+    }
+
+    /// The learner itself.
+    pub fn learner(&mut self) -> &mut Learner<'a> {
+        self.0
     }
 }
