@@ -529,22 +529,60 @@ fn the_config_text_is_parsed_with_defaults_and_line_numbered_errors() {
     assert_eq!(c.fine_tune().strategy, edgecl::Strategy::Naive);
     let adam = DeviceConfig::parse("optimizer = \"adam\"").unwrap();
     assert!(matches!(adam.optimizer, edgecl::Optimizer::Adam { lr, .. } if lr == 1e-3));
-    for (text, line) in [
-        ("colour = 3", 1),
-        ("\nbatch = 0", 2),
-        ("batch = many", 1),
-        ("strategy = replay", 1),
-        ("strategy = \"ewc\"", 1),
-        ("lr = 0.1\nlr = 0.2", 2),
-        ("lr = -1", 1),
-        ("lr = inf", 1),
-        ("just words", 1),
+    // Each refusal names its line (TOML's own errors, or the key out of range).
+    for (text, line, says) in [
+        ("colour = 3", 1, "unknown field `colour`"),
+        ("\nbatch = 0", 2, "`batch` is 1 to 1024"),
+        ("batch = many", 1, "batch = many"),
+        ("strategy = replay", 1, "strategy = replay"),
+        ("strategy = \"ewc\"", 1, "`strategy` is fine-tune, replay or si"),
+        ("strategy = \"nope\"", 1, "unknown strategy `nope`"),
+        ("lr = 0.1\nlr = 0.2", 2, "duplicate key"),
+        ("lr = -1", 1, "`lr` is a finite number >= 0"),
+        ("lr = inf", 1, "`lr` is a finite number >= 0"),
+        ("just words", 1, "just words"),
     ] {
-        match DeviceConfig::parse(text) {
-            Err(DeviceError::Config { line: l, .. }) => assert_eq!(l, line, "{text}"),
-            other => panic!("{text}: {other:?}"),
-        }
+        let e = format!("{:#}", DeviceConfig::parse(text).unwrap_err());
+        assert!(e.contains(&format!("line {line}")) && e.contains(says), "{text}: {e}");
     }
+}
+
+#[test]
+fn an_image_carries_the_config_as_postcard_bytes_checked_like_the_text() {
+    let c = DeviceConfig::parse("strategy = \"si\"\nhidden = 16\noptimizer = \"adam\"\nseed = 7").unwrap();
+    let mut buf = [0u8; DeviceConfig::MAX_BYTES];
+    let bytes = c.to_bytes(&mut buf).unwrap().to_vec();
+    assert!(bytes.len() < 64, "{} bytes", bytes.len());
+    assert_eq!(DeviceConfig::from_bytes(&bytes).unwrap(), c);
+    // Bytes past the config, a config cut short, and values out of range are refused.
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(matches!(
+        DeviceConfig::from_bytes(&longer),
+        Err(DeviceError::Config { .. })
+    ));
+    for n in 0..bytes.len() {
+        assert!(DeviceConfig::from_bytes(&bytes[..n]).is_err(), "cut at {n}");
+    }
+    let mut bad = c;
+    bad.batch = 0;
+    let bytes = bad.to_bytes(&mut buf).unwrap().to_vec();
+    assert_eq!(
+        DeviceConfig::from_bytes(&bytes),
+        Err(DeviceError::ConfigKey {
+            key: "batch",
+            why: "is 1 to 1024"
+        })
+    );
+    bad = DeviceConfig {
+        strategy: edgecl::Strategy::PackNet(None),
+        ..c
+    };
+    let bytes = bad.to_bytes(&mut buf).unwrap().to_vec();
+    assert!(matches!(
+        DeviceConfig::from_bytes(&bytes),
+        Err(DeviceError::ConfigKey { key: "strategy", .. })
+    ));
 }
 
 /// Plays fixed samples, with a held-out set of the same samples.
@@ -773,6 +811,6 @@ fn the_shipped_device_images_are_what_export_writes_from_the_firmware_configs() 
             "boards/flash/{board}.img is stale: re-export it (README, Firmware)"
         );
         let v = device::signed::verify(&shipped, &public, board, b.budget()).unwrap();
-        assert_eq!(v.config_text, config);
+        assert_eq!(v.config, DeviceConfig::parse(&config).unwrap());
     }
 }

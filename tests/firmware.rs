@@ -213,6 +213,9 @@ fn firmware_prints_the_host_simulators_accuracy_matrix_bit_for_bit() {
 /// `secret` (no budget check: that is what the firmware must do), written to a file.
 fn signed_image(name: &str, config: &str, secret: &[u8; 32]) -> PathBuf {
     let backbone = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("boards/flash/backbone.bin")).unwrap();
+    let mut buf = [0u8; edgecl::device::DeviceConfig::MAX_BYTES];
+    let config = edgecl::device::DeviceConfig::parse(config).unwrap();
+    let config = config.to_bytes(&mut buf).unwrap();
     let image = edgecl::host::device::sign_image("netduinoplus2", config, &[], &backbone, secret).unwrap();
     let path = std::env::temp_dir().join(format!("edgecl-{name}-{}.img", std::process::id()));
     std::fs::write(&path, image).unwrap();

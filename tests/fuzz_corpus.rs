@@ -42,7 +42,13 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let small = backbone_image(&BackboneModel::random_dense(&[6, 3], 5), &[]).unwrap();
     let config_text = "strategy = \"fine-tune\"\nclasses = 4\nbatch = 2\n";
     let image = device_image(&Board::load("netduinoplus2").unwrap(), config_text, &small, 3, &[7; 32]).unwrap();
-    let firmware = std::fs::read(root.join("boards/netduinoplus2/firmware.toml")).unwrap();
+    let firmware = std::fs::read_to_string(root.join("boards/netduinoplus2/firmware.toml")).unwrap();
+    let mut buf = [0u8; DeviceConfig::MAX_BYTES];
+    let config = DeviceConfig::parse(&firmware)
+        .unwrap()
+        .to_bytes(&mut buf)
+        .unwrap()
+        .to_vec();
     // IDX: the first three MNIST test images and their labels, uncompressed.
     let mut images = vec![0, 0, 8, 3];
     for d in [3u32, 28, 28] {
@@ -63,7 +69,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("device_image", "backbone.bin", backbone),
         ("device_image", "stream.bin", stream),
         ("device_image", "signed.img", image),
-        ("device_image", "firmware.toml", firmware),
+        ("device_image", "config.bin", config),
         ("idx", "images-idx3-ubyte", images),
         ("idx", "labels-idx1-ubyte", labels),
     ]
@@ -84,7 +90,7 @@ fn the_fuzz_corpus_holds_real_valid_files() {
             (_, "backbone.bin") => Backbone::parse(&stored).is_ok(),
             (_, "stream.bin") => Stream::parse(&stored).is_ok(),
             (_, "signed.img") => signed::verify(&stored, &public_key(&[7; 32]), "netduinoplus2", 98304).is_ok(),
-            (_, "firmware.toml") => DeviceConfig::parse(std::str::from_utf8(&stored).unwrap()).is_ok(),
+            (_, "config.bin") => DeviceConfig::from_bytes(&stored).is_ok(),
             _ => parse_idx(&stored).is_ok(),
         };
         assert!(valid, "{} is not a valid file for its decoder", path.display());

@@ -30,7 +30,10 @@ fn check(bytes: &[u8]) -> Result<(), DeviceError> {
 fn signature_a_good_image_verifies_and_carries_the_initial_head() {
     let image = small();
     let v = verify(&image, &public_key(&SECRET), "netduinoplus2", 98304).unwrap();
-    assert_eq!((v.board, v.config_text), ("netduinoplus2", CONFIG));
+    assert_eq!(
+        (v.board, v.config),
+        ("netduinoplus2", DeviceConfig::parse(CONFIG).unwrap())
+    );
     assert_eq!(v.backbone.map(|b| (b.input(), b.output())), Some((6, 3)));
     let config = DeviceConfig::parse(CONFIG).unwrap().learner(3).unwrap();
     let mut a = vec![0u8; 1 << 14];

@@ -281,8 +281,15 @@ fn the_device_loop_allocates_nothing_at_all() {
     ] {
         // The checkpoint flash is the board's (made before counting).
         let mut slots = Slots::new(MockNor::new(1 << 18), 0, 1 << 17).unwrap();
+        // The image's config bytes (the text is the host's, read before counting).
+        let mut buf = [0u8; DeviceConfig::MAX_BYTES];
+        let bytes = DeviceConfig::parse(config)
+            .unwrap()
+            .to_bytes(&mut buf)
+            .unwrap()
+            .to_vec();
         let before = allocations();
-        let config = DeviceConfig::parse(config).unwrap();
+        let config = DeviceConfig::from_bytes(&bytes).unwrap();
         let backbone = Backbone::parse(BACKBONE).unwrap();
         let stream = Stream::parse(STREAM).unwrap();
         let saves = Checkpoints {

@@ -27,7 +27,5 @@ fuzz_target!(|data: &[u8]| {
         let _ = s.train_sample(0, 0, &mut px);
     }
     let _ = signed::verify(data, key(), "netduinoplus2", 98304);
-    if let Ok(text) = core::str::from_utf8(data) {
-        let _ = DeviceConfig::parse(text);
-    }
+    let _ = DeviceConfig::from_bytes(data);
 });

@@ -1,6 +1,7 @@
-//! The firmware's learner config: a flat `key = value` text (a TOML subset: one key per
-//! line, `#` comments, strings in double quotes), parsed by the same code on the firmware
-//! and in the host simulator, so both build the same [`LearnerConfig`].
+//! The firmware's learner config. A board folder writes it as `firmware.toml` (read on
+//! the host, `DeviceConfig::parse` with feature `std`); a device image carries its
+//! postcard bytes, which the firmware decodes and checks ([`DeviceConfig::from_bytes`],
+//! [`DeviceConfig::validate`]); both build the same [`LearnerConfig`].
 
 use super::DeviceError;
 use crate::learner::{
@@ -37,7 +38,7 @@ impl core::fmt::Display for Printed {
 }
 
 /// The device's learner and loop.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeviceConfig {
     /// Defence against forgetting, one of [`STRATEGIES`] (`strategy`, default `replay`).
     pub strategy: Strategy,
@@ -96,85 +97,87 @@ impl Default for DeviceConfig {
 }
 
 impl DeviceConfig {
-    /// Parses a config text; keys not given keep their defaults. Unknown keys, repeated
-    /// keys and values out of range are errors with the line number.
-    pub fn parse(text: &str) -> Result<Self, DeviceError> {
-        let mut c = DeviceConfig::default();
-        let (mut opt, mut lr, mut momentum) = ("sgd", None, 0.0f32);
-        let mut seen = 0u32;
-        for (n, raw) in text.lines().enumerate() {
-            let line = n + 1;
-            let err = |why| DeviceError::Config { line, why };
-            let content = raw.split('#').next().unwrap_or("").trim();
-            if content.is_empty() {
-                continue;
+    /// Most bytes of a config's postcard encoding (what an image's config payload may
+    /// hold).
+    pub const MAX_BYTES: usize = 192;
+
+    /// Checks every value against its range; the error names the key. The text form
+    /// (`firmware.toml`) and the image's bytes are both checked by this.
+    pub fn validate(&self) -> Result<(), DeviceError> {
+        let key = |key: &'static str, why: &'static str| DeviceError::ConfigKey { key, why };
+        let int = |k: &'static str, v: usize, lo: usize, hi: usize, why: &'static str| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(key(k, why))
             }
-            let (key, value) = content.split_once('=').ok_or(err("expected `key = value`"))?;
-            let (key, value) = (key.trim(), value.trim());
-            let text = || -> Result<&str, DeviceError> {
-                value
-                    .strip_prefix('"')
-                    .and_then(|v| v.strip_suffix('"'))
-                    .ok_or(err("expected a string in double quotes"))
-            };
-            let int = |lo: usize, hi: usize| -> Result<usize, DeviceError> {
-                match value.parse::<usize>() {
-                    Ok(v) if (lo..=hi).contains(&v) => Ok(v),
-                    _ => Err(err("expected a whole number in range")),
-                }
-            };
-            let float = || -> Result<f32, DeviceError> {
-                match value.parse::<f32>() {
-                    Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
-                    _ => Err(err("expected a finite number >= 0")),
-                }
-            };
-            let bit = match key {
-                "strategy" => {
-                    c.strategy = match Strategy::parse(text()?) {
-                        Ok(s) if runs(s) => s,
-                        _ => return Err(err("strategy is fine-tune, replay or si")),
-                    };
-                    0
-                }
-                "hidden" => (c.hidden = int(0, 4096)?, 1).1,
-                "classes" => (c.classes = int(2, 256)?, 2).1,
-                "tasks" => (c.tasks = int(1, 64)?, 3).1,
-                "optimizer" => {
-                    opt = match text()? {
-                        o @ ("sgd" | "adam") => o,
-                        _ => return Err(err("optimizer is sgd or adam")),
-                    };
-                    4
-                }
-                "lr" => (lr = Some(float()?), 5).1,
-                "momentum" => (momentum = float()?, 6).1,
-                "batch" => (c.batch = int(1, 1024)?, 7).1,
-                "repeats" => (c.repeats = int(1, 1000)?, 8).1,
-                "rank" => (c.rank = int(0, 16)?, 9).1,
-                "slots" => (c.slots = int(1, 256)?, 10).1,
-                "distill" => (c.distill = float()?, 11).1,
-                "lambda" => (c.lambda = float()?, 12).1,
-                "xi" => (c.xi = float()?, 13).1,
-                "seed" => (c.seed = int(0, u32::MAX as usize)? as u64, 14).1,
-                "checkpoint_every" => (c.checkpoint_every = int(0, 1 << 30)?, 15).1,
-                _ => return Err(err("unknown key")),
-            };
-            if seen & (1 << bit) != 0 {
-                return Err(err("key given twice"));
-            }
-            seen |= 1 << bit;
-        }
-        c.optimizer = match opt {
-            "adam" => Optimizer::adam(lr.unwrap_or(1e-3)),
-            _ => Optimizer::Sgd {
-                lr: lr.unwrap_or(0.03),
-                momentum,
-            },
         };
-        c.slots = c.slots.min(c.classes);
-        c.learner(1)?.validate()?;
-        Ok(c)
+        let float = |k: &'static str, v: f32| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(key(k, "is a finite number >= 0"))
+            }
+        };
+        if !runs(self.strategy) {
+            return Err(key("strategy", "is fine-tune, replay or si"));
+        }
+        int("hidden", self.hidden, 0, 4096, "is 0 to 4096")?;
+        int("classes", self.classes, 2, 256, "is 2 to 256")?;
+        int("tasks", self.tasks, 1, 64, "is 1 to 64")?;
+        match self.optimizer {
+            Optimizer::Sgd { lr, momentum } => {
+                float("lr", lr)?;
+                float("momentum", momentum)?;
+            }
+            Optimizer::Adam { lr, .. } => float("lr", lr)?,
+        }
+        int("batch", self.batch, 1, 1024, "is 1 to 1024")?;
+        int("repeats", self.repeats, 1, 1000, "is 1 to 1000")?;
+        int("rank", self.rank, 0, 16, "is 0 to 16")?;
+        int(
+            "slots",
+            self.slots,
+            1,
+            self.classes.min(256),
+            "is 1 to the classes (at most 256)",
+        )?;
+        float("distill", self.distill)?;
+        float("lambda", self.lambda)?;
+        float("xi", self.xi)?;
+        if self.seed > u64::from(u32::MAX) {
+            return Err(key("seed", "is 0 to 2^32 - 1"));
+        }
+        int("checkpoint_every", self.checkpoint_every, 0, 1 << 30, "is 0 to 2^30")?;
+        self.learner(1)?.validate()?;
+        Ok(())
+    }
+
+    /// The config as an image carries it: its postcard bytes, written into `buf`.
+    pub fn to_bytes<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8], DeviceError> {
+        postcard::to_slice(self, buf).map_err(|_| DeviceError::Config {
+            line: 0,
+            why: "the config does not fit its buffer",
+        })
+    }
+
+    /// The config an image carries: postcard bytes (all of them), then [`validate`]d.
+    ///
+    /// [`validate`]: DeviceConfig::validate
+    pub fn from_bytes(bytes: &[u8]) -> Result<DeviceConfig, DeviceError> {
+        let bad = DeviceError::Config {
+            line: 0,
+            why: "the config bytes do not decode",
+        };
+        let (config, rest): (DeviceConfig, &[u8]) = postcard::take_from_bytes(bytes).map_err(|_| bad)?;
+        if !rest.is_empty() {
+            return Err(DeviceError::Config {
+                line: 0,
+                why: "bytes after the config",
+            });
+        }
+        config.validate()?;
+        Ok(config)
     }
 
     /// The same config with nothing against forgetting: the baseline run.

@@ -54,6 +54,13 @@ pub enum DeviceError {
         /// What is wrong.
         why: &'static str,
     },
+    /// A config value out of its range.
+    ConfigKey {
+        /// The key, as `firmware.toml` names it.
+        key: &'static str,
+        /// Its range.
+        why: &'static str,
+    },
     /// Two parts do not fit together (stream width against backbone input...).
     Mismatch(&'static str),
     /// The learner and the loop's buffers need more than the arena.
@@ -86,7 +93,11 @@ impl fmt::Display for DeviceError {
         match *self {
             DeviceError::BadMagic { what } => write!(f, "{what} image: bad magic bytes"),
             DeviceError::Version { what, got, supported } => {
-                write!(f, "{what} image: format version {got}, this build reads {supported}")
+                write!(f, "{what} image: format version {got}, this build reads {supported}")?;
+                if got < supported {
+                    write!(f, " (made by an older edgecl: export it again)")?;
+                }
+                Ok(())
             }
             DeviceError::Truncated { what, needed, got } => {
                 write!(f, "{what} image: truncated, needs {needed} bytes, has {got}")
@@ -100,6 +111,7 @@ impl fmt::Display for DeviceError {
             DeviceError::Malformed { what, why } => write!(f, "{what} image: {why}"),
             DeviceError::Config { line: 0, why } => write!(f, "device config: {why}"),
             DeviceError::Config { line, why } => write!(f, "device config line {line}: {why}"),
+            DeviceError::ConfigKey { key, why } => write!(f, "device config: `{key}` {why}"),
             DeviceError::Mismatch(why) => write!(f, "parts do not fit: {why}"),
             DeviceError::OverBudget { needed, arena } => write!(
                 f,

@@ -56,6 +56,8 @@ mod image;
 mod run;
 pub mod signed;
 mod stream;
+#[cfg(feature = "std")]
+mod text;
 
 #[cfg(feature = "hal")]
 pub mod hal;

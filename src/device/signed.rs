@@ -2,19 +2,22 @@
 //! verified before use with the owner's Ed25519 public key compiled into the firmware.
 //!
 //! ```text
-//!  0  magic "ECDI" | 4 version u16 (1) | 6 reserved u16 (0)
+//!  0  magic "ECDI" | 4 version u16 (2) | 6 reserved u16 (0)
 //!  8  board id, 24 bytes (ASCII, zero-padded)
 //! 32  config bytes u32 | 36 head bytes u32 | 40 backbone bytes u32
 //! 44  CRC-32 (ISO-HDLC) of bytes 0..44 and of the payload
-//! 48  payload: the device config text | the initial head (f32 little-endian: the
+//! 48  payload: the config (a microcontroller's: the [`DeviceConfig`]'s postcard bytes;
+//!     a Linux board's: its run config's TOML text) | the initial head (f32 little-endian: the
 //!     config's weights, then its biases, the core's layout) | the backbone image (none
 //!     on boards that run the backbone elsewhere)
 //! end - 64: Ed25519 signature of every byte before it
 //! ```
 //!
 //! [`verify`] checks, in order: length, magic, version, sizes, CRC, signature, board,
-//! then that the config parses, the backbone image is valid, the learner fits the arena
-//! and the head fits the config. Each failure has its own error.
+//! then that the config decodes and its values are in range, the backbone image is
+//! valid, the learner fits the arena and the head fits the config. Each failure has its
+//! own error. Format 1 (the config as text, parsed on the device) is refused with the
+//! version error.
 
 use super::image::Reader;
 use super::{plan, Backbone, DeviceConfig, DeviceError};
@@ -23,7 +26,7 @@ use crate::learner::checkpoint::crc32;
 /// The image's magic bytes.
 pub const MAGIC: &[u8; 4] = b"ECDI";
 /// The format version this build reads.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// Bytes before the payload.
 pub const HEADER: usize = 48;
 /// Bytes of the signature after the payload.
@@ -39,8 +42,6 @@ pub struct DeviceImage<'a> {
     pub board: &'a str,
     /// The learner's config.
     pub config: DeviceConfig,
-    /// The config's text.
-    pub config_text: &'a str,
     /// The initial head: weights then biases, f32 little-endian.
     pub head: &'a [u8],
     /// The backbone, when the image carries one.
@@ -190,11 +191,7 @@ pub fn verify<'a>(
     if id != board {
         return Err(DeviceError::WrongBoard);
     }
-    let config_text = core::str::from_utf8(config_bytes).map_err(|_| DeviceError::Config {
-        line: 0,
-        why: "the config is not UTF-8",
-    })?;
-    let config = DeviceConfig::parse(config_text)?;
+    let config = DeviceConfig::from_bytes(config_bytes)?;
     let backbone = if backbone_bytes.is_empty() {
         None
     } else {
@@ -213,7 +210,6 @@ pub fn verify<'a>(
     Ok(DeviceImage {
         board: id,
         config,
-        config_text,
         head,
         backbone,
     })

@@ -520,7 +520,10 @@ impl FirmwareDir {
             .backbone
             .ok_or_else(|| anyhow::anyhow!("edgecl: the image carries no backbone"))?;
         let (config, head) = match &self.config {
-            Some(text) => (DeviceConfig::parse(text).map_err(|e| fail("", e))?, None),
+            Some(text) => (
+                DeviceConfig::parse(text).map_err(|e| anyhow::anyhow!("edgecl: {e}"))?,
+                None,
+            ),
             None => (image.config, Some(image.head)),
         };
         let stream = Stream::parse(&self.stream).map_err(|e| fail("", e))?;
@@ -630,10 +633,10 @@ pub fn from_hex32(text: &str) -> Result<[u8; 32]> {
     Ok(out)
 }
 
-/// A signed device image for `board`: `config_text`, the head's seeded initial weights
-/// (the learner's own initialisation from the config's seed), and `backbone` (an int8
-/// image; empty for boards that run the ONNX backbone with tract) whose feature width
-/// is `features`. Refused when the learner does not fit the board's budget.
+/// A signed device image for `board`: `config_text`'s config (as postcard bytes), the
+/// head's seeded initial weights (the learner's own initialisation from the config's
+/// seed), and `backbone` (an int8 image; empty for boards that run the ONNX backbone
+/// with tract) whose feature width is `features`. Refused when the learner does not fit the board's budget.
 pub fn device_image(
     board: &Board,
     config_text: &str,
@@ -641,7 +644,7 @@ pub fn device_image(
     features: usize,
     secret: &[u8; 32],
 ) -> Result<Vec<u8>> {
-    let config = DeviceConfig::parse(config_text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = DeviceConfig::parse(config_text)?;
     let learner_config = config.learner(features).map_err(|e| anyhow::anyhow!("{e}"))?;
     let needed = if backbone.is_empty() {
         crate::learner::Plan::new(&learner_config)
@@ -663,7 +666,9 @@ pub fn device_image(
         board.budget()
     );
     let head = initial_head(&learner_config)?;
-    sign_image(&board.name, config_text, &head, backbone, secret)
+    let mut buf = [0u8; DeviceConfig::MAX_BYTES];
+    let config_bytes = config.to_bytes(&mut buf).map_err(|e| anyhow::anyhow!("{e}"))?;
+    sign_image(&board.name, config_bytes, &head, backbone, secret)
 }
 
 /// The head's initial weights then biases (f32 little-endian) of a learner built from
@@ -682,11 +687,10 @@ pub fn initial_head(config: &crate::learner::LearnerConfig) -> Result<Vec<u8>> {
 
 /// A device image of the given parts signed with `secret`, without the checks
 /// [`device_image`] makes (for tests of what the firmware refuses).
-pub fn sign_image(board: &str, config_text: &str, head: &[u8], backbone: &[u8], secret: &[u8; 32]) -> Result<Vec<u8>> {
-    let header =
-        device::signed::header(board, config_text.as_bytes(), head, backbone).map_err(|e| anyhow::anyhow!("{e}"))?;
+pub fn sign_image(board: &str, config: &[u8], head: &[u8], backbone: &[u8], secret: &[u8; 32]) -> Result<Vec<u8>> {
+    let header = device::signed::header(board, config, head, backbone).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut image = header.to_vec();
-    image.extend_from_slice(config_text.as_bytes());
+    image.extend_from_slice(config);
     image.extend_from_slice(head);
     image.extend_from_slice(backbone);
     let pair = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(*secret));

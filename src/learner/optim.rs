@@ -7,7 +7,7 @@ pub use crate::learner::kernels::reference::{adam, AdamStep};
 use crate::learner::{kernels, Error};
 
 /// The optimizer and its hyper-parameters (PyTorch's update rules).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Optimizer {
     /// `v = momentum * v + g; theta -= lr * v` (no state when momentum is 0).
     Sgd {

@@ -261,5 +261,5 @@ pub fn linux_image(
     plan.check(config.budget.map_or(board.budget(), |b| b.0))
         .with_context(|| format!("the learner {:?} on {}", learner.dims.as_slice(), board.name))?;
     let head = crate::host::device::initial_head(&learner)?;
-    crate::host::device::sign_image(&board.name, &text, &head, &[], secret)
+    crate::host::device::sign_image(&board.name, text.as_bytes(), &head, &[], secret)
 }
