@@ -187,3 +187,43 @@ fn an_arena_one_byte_short_is_refused_with_the_shortfall() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A defence's calls exist only on its handle, and only a learner built with the defence
+/// gives the handle: without it, `penalised`, `replaying` and `packnet` are `None`
+/// (that the learner itself has no such call is `Penalised`'s `compile_fail` doc test).
+#[test]
+fn a_defence_is_reached_only_through_the_handle_its_learner_was_built_with() {
+    use crate::learner::{GeneratorConfig, GeneratorKind, Method, PackNetConfig, PenaltyConfig, Storage};
+    let bare = config(&[4, 3], 2, Kernels::Reference, Optimizer::adam(1e-3));
+    let mut buf = [0u8; 16384];
+    let mut l = Learner::new(&bare, &mut buf).unwrap();
+    assert!(l.penalised().is_none() && l.replaying().is_none() && l.packnet().is_none());
+    let full = LearnerConfig {
+        max_tasks: 2,
+        penalty: Some(PenaltyConfig {
+            method: Method::Mas,
+            lambda: 1.0,
+            storage: Storage::F32,
+        }),
+        packnet: Some(PackNetConfig { prune_ratio: 0.5 }),
+        generator: Some(GeneratorConfig {
+            classes: 3,
+            kind: GeneratorKind::Gaussian { rank: 0, slots: 3 },
+            distill: None,
+        }),
+        ..bare
+    };
+    let mut buf = [0u8; 16384];
+    let mut l = Learner::new(&full, &mut buf).unwrap();
+    let x = [0.5, -0.5, 0.25, 1.0];
+    l.replaying().unwrap().observe(&x, 1).unwrap();
+    l.penalised().unwrap().accumulate_importance(&x, 1, Active::All).unwrap();
+    l.train_step(&[x, x].concat(), &[1, 2], Active::All).unwrap();
+    // The protocol ends the task through the same handles.
+    let mut end = crate::learner::protocol::TaskEnd::new(ClassRange { start: 0, end: 3 })
+        .observed(true)
+        .estimated(true);
+    assert_eq!(end.next(&mut l), Ok(None));
+    assert_eq!((l.packnet_tasks(), l.consolidated_tasks()), (1, 1));
+    assert_eq!(l.generator().map(|g| g.count(1)), Some(1));
+}

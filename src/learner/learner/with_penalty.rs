@@ -7,6 +7,21 @@ use super::*;
 /// A learner built with an importance penalty, seen through it ([`Learner::penalised`]).
 /// Estimating and consolidating importance exist only here: a learner built without a
 /// penalty has no way to call them.
+///
+/// ```compile_fail
+/// fn no_such_call(learner: &mut edgecl::Learner<'_>) {
+///     learner.consolidate().unwrap(); // consolidating is `Penalised`'s call only
+/// }
+/// ```
+///
+/// ```
+/// fn the_call(learner: &mut edgecl::Learner<'_>) -> Result<(), edgecl::Error> {
+///     match learner.penalised() {
+///         Some(mut p) => p.consolidate(),
+///         None => Ok(()), // built without a penalty: nothing to consolidate
+///     }
+/// }
+/// ```
 #[derive(Debug)]
 pub struct Penalised<'l, 'a>(&'l mut Learner<'a>);
 
