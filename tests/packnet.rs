@@ -249,7 +249,8 @@ fn a_task_past_the_plan_or_without_free_weights_is_refused_and_changes_nothing()
     plain.packnet = None;
     let mut arena = vec![0u8; Plan::new(&plain).unwrap().total()];
     let mut l = Learner::new(&plain, &mut arena).unwrap();
-    assert_eq!(l.packnet().unwrap().prune(ALL_TWO), Err(Error::NoPackNet));
+    // Without PackNet there is no handle to prune with.
+    assert!(l.packnet().is_none());
     // A bad prune ratio or too many tasks for an 8-bit owner is a config error.
     assert!(Plan::new(&config(&[4, 2], Optimizer::adam(0.1), 3, 1.5)).is_err());
     assert!(Plan::new(&config(&[4, 2], Optimizer::adam(0.1), 256, 0.5)).is_err());

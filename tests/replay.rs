@@ -279,8 +279,8 @@ fn unseen_classes_full_slots_and_bad_samples_are_errors_that_change_nothing() {
     plain.generator = None;
     let mut arena = vec![0u8; Plan::new(&plain).unwrap().total()];
     let mut l = Learner::new(&plain, &mut arena).unwrap();
-    assert_eq!(l.replaying().unwrap().observe(&[0.0, 1.0], 0), Err(Error::NoGenerator));
-    assert_eq!(l.replaying().unwrap().commit(), Err(Error::NoGenerator));
+    // Without a generator there is no handle to observe or commit with.
+    assert!(l.replaying().is_none());
     assert!(
         GeneratorConfig {
             classes: 3,

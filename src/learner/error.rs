@@ -92,8 +92,6 @@ pub enum Error {
         /// Slots the plan reserved (the config's `max_tasks`).
         max: usize,
     },
-    /// The learner was built without a penalty, so it has no importance to estimate.
-    NoPenalty,
     /// PackNet: a layer has no free weight left for a new task.
     NoFreeWeights {
         /// The task (1-based) that found no free weights.
@@ -113,8 +111,8 @@ pub enum Error {
         /// The class asked for.
         class: usize,
     },
-    /// The learner was built without a replay generator.
-    NoGenerator,
+    /// The replay generator is not a VAE: only a VAE trains (deep generative replay).
+    NotVae,
     /// The Gaussian generator's working slots are all taken by other classes: commit
     /// the task before observing more classes.
     GeneratorSlotsFull {
@@ -123,8 +121,6 @@ pub enum Error {
         /// The class that found no slot.
         class: usize,
     },
-    /// The learner was built without PackNet.
-    NoPackNet,
     /// A task was named that the learner has not learned (1-based).
     NoSuchTask {
         /// The task named.
@@ -200,7 +196,6 @@ impl fmt::Display for Error {
                 "all {max} tasks the plan reserved are taken (per-task EWC slots or PackNet owner ids; \
                  raise max_tasks, or use online EWC, SI or MAS, whose size does not grow with tasks)"
             ),
-            Error::NoPenalty => write!(f, "this learner has no importance penalty configured"),
             Error::NoFreeWeights { task, layer } => write!(
                 f,
                 "PackNet: no free weights left in layer {layer} for task {task}: earlier tasks own them all \
@@ -215,13 +210,12 @@ impl fmt::Display for Error {
                 f,
                 "the generator has never observed class {class}, so it cannot replay it"
             ),
-            Error::NoGenerator => write!(f, "this learner has no replay generator configured"),
+            Error::NotVae => write!(f, "the replay generator is not a VAE: only a VAE trains"),
             Error::GeneratorSlotsFull { slots, class } => write!(
                 f,
                 "the generator's {slots} working slots are taken by other classes, so class {class} cannot be \
                  observed; commit the generator at the end of each task, or plan more slots"
             ),
-            Error::NoPackNet => write!(f, "this learner has no PackNet masks configured"),
             Error::NoSuchTask { task, tasks } => {
                 write!(
                     f,

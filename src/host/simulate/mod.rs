@@ -228,19 +228,19 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
                     (None, Setting::ClassIl) => Active::Classes(scenario.train_active(t)),
                 };
                 let loss = match &mut *learner {
-                    Model::Dense(l) if replayed > 0 => {
-                        l.replaying().map_or(Err(learner::Error::NoGenerator), |mut r| {
-                            r.train_step(&batcher.xb, &batcher.yb, active, replayed)
-                        })
-                    }
+                    Model::Dense(l) if replayed > 0 => l.replaying().map_or(
+                        Err(learner::Error::Internal("replayed rows without a generator")),
+                        |mut r| r.train_step(&batcher.xb, &batcher.yb, active, replayed),
+                    ),
                     learner => learner.head().train_step(&batcher.xb, &batcher.yb, active),
                 }
                 .with_context(|| format!("training task {}", t + 1))?;
                 if let (true, Model::Dense(l)) = (vae, &mut *learner) {
                     l.replaying()
-                        .map_or(Err(learner::Error::NoGenerator), |mut r| {
-                            r.train_generator(&batcher.xb, &batcher.yb)
-                        })
+                        .map_or(
+                            Err(learner::Error::Internal("replayed rows without a generator")),
+                            |mut r| r.train_generator(&batcher.xb, &batcher.yb),
+                        )
                         .with_context(|| format!("training the generator on task {}", t + 1))?;
                 }
                 if recent.len() == 50 {

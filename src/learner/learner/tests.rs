@@ -217,7 +217,10 @@ fn a_defence_is_reached_only_through_the_handle_its_learner_was_built_with() {
     let mut l = Learner::new(&full, &mut buf).unwrap();
     let x = [0.5, -0.5, 0.25, 1.0];
     l.replaying().unwrap().observe(&x, 1).unwrap();
-    l.penalised().unwrap().accumulate_importance(&x, 1, Active::All).unwrap();
+    l.penalised()
+        .unwrap()
+        .accumulate_importance(&x, 1, Active::All)
+        .unwrap();
     l.train_step(&[x, x].concat(), &[1, 2], Active::All).unwrap();
     // The protocol ends the task through the same handles.
     let mut end = crate::learner::protocol::TaskEnd::new(ClassRange { start: 0, end: 3 })

@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// What a PackNet call finds without PackNet (never: only [`Packing`] makes them).
+const NO_PACKNET: Error = Error::Internal("a PackNet call on a learner without PackNet");
+
 /// A learner built with PackNet, seen through its masks ([`Learner::packnet`]). PackNet's
 /// operations exist only here: a learner built without it has no way to call them.
 #[derive(Debug)]
@@ -24,7 +27,7 @@ impl<'a> Learner<'a> {
         let d = self.config.dims;
         let classes = d.classes();
         Active::Classes(outputs).validate(1, classes)?;
-        let p = self.defences.packnet.as_ref().ok_or(Error::NoPackNet)?;
+        let p = self.defences.packnet.as_ref().ok_or(NO_PACKNET)?;
         if p.retraining {
             return Err(Error::OutOfOrder("this task is already pruned; end it first"));
         }
@@ -52,7 +55,7 @@ impl<'a> Learner<'a> {
             let at = d.weight_offset(l);
             let (i, o) = d.layer(l);
             let range = at..at + i * o;
-            let (p, weights) = (self.defences.packnet.as_ref().ok_or(Error::NoPackNet)?, &*self.weights);
+            let (p, weights) = (self.defences.packnet.as_ref().ok_or(NO_PACKNET)?, &*self.weights);
             let free = range.clone().filter(|&w| candidate(p, l, at, w)).count();
             let keep = p.config.kept(free);
             let threshold = packnet::magnitude_threshold(
@@ -68,7 +71,7 @@ impl<'a> Learner<'a> {
                 .filter(|&w| candidate(p, l, at, w) && weights[w].abs().to_bits() > threshold)
                 .count();
             let mut ties = keep - above;
-            let p = self.defences.packnet.as_mut().ok_or(Error::NoPackNet)?;
+            let p = self.defences.packnet.as_mut().ok_or(NO_PACKNET)?;
             for w in range {
                 if !candidate(p, l, at, w) {
                     continue;
@@ -96,7 +99,7 @@ impl<'a> Learner<'a> {
     /// PackNet: ends the current task (after [`Packing::prune`] and any
     /// retraining); its weights are frozen from now on.
     fn packnet_end_task(&mut self) -> Result<(), Error> {
-        let p = self.defences.packnet.as_mut().ok_or(Error::NoPackNet)?;
+        let p = self.defences.packnet.as_mut().ok_or(NO_PACKNET)?;
         if !p.retraining {
             return Err(Error::OutOfOrder("prune the task before ending it"));
         }
@@ -145,7 +148,7 @@ impl<'a> Learner<'a> {
     /// Runs `f` with only the weights of PackNet tasks `1..=task` (the others are kept in
     /// the gradient buffer meanwhile, and restored after).
     pub(super) fn masked<R>(&mut self, task: usize, f: impl FnOnce(&mut Self) -> R) -> Result<R, Error> {
-        let p = self.defences.packnet.as_ref().ok_or(Error::NoPackNet)?;
+        let p = self.defences.packnet.as_ref().ok_or(NO_PACKNET)?;
         if task == 0 || task > p.packed {
             return Err(Error::NoSuchTask { task, tasks: p.packed });
         }

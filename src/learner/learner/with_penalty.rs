@@ -4,6 +4,9 @@
 
 use super::*;
 
+/// What a penalty call finds without a penalty (never: only [`Penalised`] makes them).
+const NO_PENALTY: Error = Error::Internal("a penalty call on a learner without a penalty");
+
 /// A learner built with an importance penalty, seen through it ([`Learner::penalised`]).
 /// Estimating and consolidating importance exist only here: a learner built without a
 /// penalty has no way to call them.
@@ -39,7 +42,7 @@ impl<'a> Learner<'a> {
     /// gradient is refused and adds nothing.
     fn accumulate_importance(&mut self, x: &[f32], label: u16, active: Active<'_>) -> Result<(), Error> {
         let method = match &self.defences.penalty {
-            None => return Err(Error::NoPenalty),
+            None => return Err(NO_PENALTY),
             Some(c) => c.config.method,
         };
         if matches!(method, Method::Si { .. }) {
@@ -96,7 +99,7 @@ impl<'a> Learner<'a> {
     /// the current parameters. Nothing changes on error.
     fn consolidate(&mut self) -> Result<(), Error> {
         match &mut self.defences.penalty {
-            None => Err(Error::NoPenalty),
+            None => Err(NO_PENALTY),
             Some(c) => c.consolidate(self.weights, self.biases),
         }
     }

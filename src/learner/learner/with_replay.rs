@@ -4,6 +4,9 @@
 
 use super::*;
 
+/// What a generator call finds without a generator (never: only [`Replaying`] makes them).
+const NO_GENERATOR: Error = Error::Internal("a generator call on a learner without a generator");
+
 /// A learner built with a replay generator, seen through it ([`Learner::replaying`]).
 /// Observing, committing, replaying and training the generator exist only here: a
 /// learner built without one has no way to call them.
@@ -22,7 +25,7 @@ impl<'a> Learner<'a> {
     /// training sample; nothing changes on error.
     fn observe(&mut self, x: &[f32], label: u16) -> Result<(), Error> {
         if self.defences.generator.is_none() {
-            return Err(Error::NoGenerator);
+            return Err(NO_GENERATOR);
         }
         let n = self.check_input(x, 1)?;
         check_labels(&[label], n, &Active::All, self.config.dims.classes())?;
@@ -46,7 +49,7 @@ impl<'a> Learner<'a> {
             Some(Generator::Gaussian(g)) => g.commit(),
             Some(Generator::Vae(v)) => v.commit(),
             Some(Generator::Buffer(_)) => {}
-            None => return Err(Error::NoGenerator),
+            None => return Err(NO_GENERATOR),
         }
         if let (Some(Teacher(params, _, known)), Some(g)) = (&mut self.defences.teacher, &self.defences.generator) {
             let nw = self.weights.len();
@@ -126,7 +129,7 @@ impl<'a> Learner<'a> {
                 expected: labels.len() * width,
             });
         }
-        let g = self.defences.generator.as_mut().ok_or(Error::NoGenerator)?;
+        let g = self.defences.generator.as_mut().ok_or(NO_GENERATOR)?;
         let exclude = (exclude.start as usize, exclude.end as usize);
         if !g.has_class_outside(exclude) {
             return Ok(0);
@@ -173,7 +176,7 @@ impl<'a> Learner<'a> {
             });
         }
         let c = class as usize;
-        let g = self.defences.generator.as_mut().ok_or(Error::NoGenerator)?;
+        let g = self.defences.generator.as_mut().ok_or(NO_GENERATOR)?;
         if g.count(c) == 0 {
             return Err(Error::UnknownClass { class: c });
         }
@@ -215,12 +218,12 @@ impl<'a> Learner<'a> {
 
     /// The VAE's negative ELBO on a batch and its gradient (in the VAE's
     /// [`Vae::gradients`](crate::learner::vae::Vae::gradients)), without an update: with the reparameterisation noise `eps`
-    /// (`n x latent`) when given, else drawn. [`Error::NoGenerator`] unless the generator
-    /// is a VAE.
+    /// (`n x latent`) when given, else drawn. [`Error::NotVae`] unless the generator is a
+    /// VAE.
     fn generator_gradients(&mut self, x: &[f32], labels: &[u16], eps: Option<&[f32]>) -> Result<f32, Error> {
         let n = self.check_batch(x, labels, &Active::All)?;
         let Some(Generator::Vae(v)) = &mut self.defences.generator else {
-            return Err(Error::NoGenerator);
+            return Err(Error::NotVae);
         };
         let noise = match eps {
             Some(e) => Noise::Fixed(e),
@@ -292,7 +295,7 @@ impl<'a> Replaying<'_, 'a> {
 
     /// Deep generative replay: one update of the VAE on a batch (the task's real samples
     /// and the replayed ones, as the head sees them). Returns the batch's mean negative
-    /// ELBO before the update. Checked like a training batch; [`Error::NoGenerator`]
+    /// ELBO before the update. Checked like a training batch; [`Error::NotVae`]
     /// unless the generator is a VAE.
     pub fn train_generator(&mut self, x: &[f32], labels: &[u16]) -> Result<f32, Error> {
         self.0.train_generator(x, labels)
@@ -301,7 +304,7 @@ impl<'a> Replaying<'_, 'a> {
     /// The VAE's negative ELBO on a batch and its gradient (in the VAE's
     /// [`Vae::gradients`](crate::learner::vae::Vae::gradients)), without an update: with
     /// the reparameterisation noise `eps` (`n x latent`) when given, else drawn.
-    /// [`Error::NoGenerator`] unless the generator is a VAE.
+    /// [`Error::NotVae`] unless the generator is a VAE.
     pub fn generator_gradients(&mut self, x: &[f32], labels: &[u16], eps: Option<&[f32]>) -> Result<f32, Error> {
         self.0.generator_gradients(x, labels, eps)
     }
