@@ -81,8 +81,13 @@ fn signature_bad_magic() {
 
 #[test]
 fn signature_wrong_version() {
-    let image = resign(small(), |i| i[4] = 2);
-    assert!(matches!(check(&image), Err(DeviceError::Version { got: 2, .. })));
+    let image = resign(small(), |i| i[4] = 3);
+    assert!(matches!(check(&image), Err(DeviceError::Version { got: 3, .. })));
+    // Format 1 carried the config as text: refused, saying to export again.
+    let image = resign(small(), |i| i[4] = 1);
+    let e = check(&image).unwrap_err();
+    assert!(matches!(e, DeviceError::Version { got: 1, supported: 2, .. }), "{e:?}");
+    assert!(e.to_string().contains("export it again"), "{e}");
 }
 
 #[test]
