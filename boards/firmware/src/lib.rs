@@ -18,8 +18,8 @@ use edgecl::storage::{FileIo, FileNor, IoError, Slots};
 use semihosting::io::{Read as _, Seek as _, SeekFrom, Write as _};
 
 pub use cortex_m_rt;
-pub use static_cell;
 pub use semihosting;
+pub use static_cell;
 
 /// The sample stream every board embeds.
 pub static STREAM: &[u8] = include_bytes!("../../flash/stream.bin");
