@@ -86,7 +86,17 @@ fn signature_wrong_version() {
     // Format 1 carried the config as text: refused, saying to export again.
     let image = resign(small(), |i| i[4] = 1);
     let e = check(&image).unwrap_err();
-    assert!(matches!(e, DeviceError::Version { got: 1, supported: 2, .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            DeviceError::Version {
+                got: 1,
+                supported: 2,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("export it again"), "{e}");
 }
 

@@ -120,31 +120,6 @@ impl<'a> Learner<'a> {
         (i < self.weights.len()).then(|| p.owners.get(i))
     }
 
-    /// PackNet inference for `task` (1-based, at most the tasks ended so far): like
-    /// [`Learner::predict_with_confidence`], with only the weights of tasks `1..=task`
-    /// (the others are zeroed for the call and restored after it, through the gradient
-    /// buffer; gradients are scratch after this).
-    fn predict_task(
-        &mut self,
-        x: &[f32],
-        task: usize,
-        active: Active<'_>,
-        out: &mut [u16],
-        confidence: Option<&mut [f32]>,
-    ) -> Result<(), Error> {
-        self.masked(task, |l| l.predict_with_confidence(x, active, out, confidence))?
-    }
-
-    /// PackNet's logits (`n x classes`) of up to `batch_size` samples for `task`, with only
-    /// the weights of tasks `1..=task`, as [`Packing::predict_task`] masks them.
-    fn logits_task(&mut self, x: &[f32], task: usize) -> Result<&[f32], Error> {
-        let n = self.check_input(x, self.config.batch_size)?;
-        self.masked(task, |l| l.forward(x, n))??;
-        let c = &self.config;
-        let at = network::act_offset(&c.dims, c.batch_size, c.dims.layers() - 1);
-        Ok(&self.acts[at..at + n * c.dims.classes()])
-    }
-
     /// Runs `f` with only the weights of PackNet tasks `1..=task` (the others are kept in
     /// the gradient buffer meanwhile, and restored after).
     pub(super) fn masked<R>(&mut self, task: usize, f: impl FnOnce(&mut Self) -> R) -> Result<R, Error> {
@@ -199,13 +174,19 @@ impl<'a> Packing<'_, 'a> {
         out: &mut [u16],
         confidence: Option<&mut [f32]>,
     ) -> Result<(), Error> {
-        self.0.predict_task(x, task, active, out, confidence)
+        self.0
+            .masked(task, |l| l.predict_with_confidence(x, active, out, confidence))?
     }
 
     /// Logits (`n x classes`) of up to `batch_size` samples for `task`, with only the
     /// weights of tasks `1..=task`, as [`Packing::predict_task`] masks them.
     pub fn logits_task(&mut self, x: &[f32], task: usize) -> Result<&[f32], Error> {
-        self.0.logits_task(x, task)
+        let l = &mut *self.0;
+        let n = l.check_input(x, l.config.batch_size)?;
+        l.masked(task, |l| l.forward(x, n))??;
+        let c = &l.config;
+        let at = network::act_offset(&c.dims, c.batch_size, c.dims.layers() - 1);
+        Ok(&l.acts[at..at + n * c.dims.classes()])
     }
 
     /// The learner itself.
