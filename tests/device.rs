@@ -113,6 +113,7 @@ fn small_dataset(n: usize, width: usize, classes: u16, seed: u32) -> Dataset {
         y: (0..n).map(|i| (i as u16) % classes).collect(),
         sample_shape: vec![width],
         classes: classes as usize,
+        side: Vec::new(),
     }
 }
 

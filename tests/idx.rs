@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use edgecl::host::idx::{
-    dataset_from_arrays, load_split, read_idx, read_idx_with_limit, split_files, IdxArray, IdxData, IdxError, Split,
+    dataset_from_arrays, find_split, load_split, load_split_with, read_idx, read_idx_with_limit, split_files, IdxArray,
+    IdxData, IdxError, Split,
 };
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -282,4 +283,83 @@ fn mnist_test_split() {
     let mean = d.x.iter().map(|&v| f64::from(v)).sum::<f64>() / d.x.len() as f64;
     assert!((mean - 0.132515).abs() < 1e-4, "mean {mean}");
     assert_eq!(load_split(&dir, Split::Test, Some(10)).unwrap(), d);
+}
+
+/// A sensor folder as it comes: windows `[N, T, C]` of f32, labels, and per-window side
+/// files (`subjects`, `side`) beside them.
+fn sensor_folder(tag: &str, subjects: &[u8]) -> PathBuf {
+    let dir = temp_dir(tag);
+    let windows: Vec<f32> = (0..4 * 5 * 3).map(|i| i as f32 * 0.25 - 3.0).collect();
+    write(
+        &dir,
+        "train-signals-idx3-float.gz",
+        &gz(&idx(0x0D, &[4, 5, 3], &f32_payload(&windows))),
+    );
+    write(&dir, "train-labels-idx1-ubyte.gz", &gz(&idx(0x08, &[4], &[0, 1, 2, 1])));
+    write(
+        &dir,
+        "train-subjects-idx1-ubyte.gz",
+        &gz(&idx(0x08, &[subjects.len() as u32], subjects)),
+    );
+    write(&dir, "train-side-idx1-ubyte", &idx(0x08, &[4], &[1, 0, 1, 0]));
+    dir
+}
+
+#[test]
+fn a_sensor_folder_takes_its_windows_as_samples_and_the_rest_as_side_files() {
+    let dir = sensor_folder("sensor", &[1, 1, 2, 2]);
+    let f = find_split(&dir, Split::Train, None).unwrap();
+    assert_eq!(f.samples, dir.join("train-signals-idx3-float.gz"));
+    assert_eq!(f.labels, dir.join("train-labels-idx1-ubyte.gz"));
+    let names: Vec<&str> = f.side.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["side", "subjects"]);
+    let d = load_split(&dir, Split::Train, None).unwrap();
+    assert_eq!((d.len(), d.sample_shape.clone(), d.classes), (4, vec![5, 3], 3));
+    assert_eq!(d.side.len(), 2);
+    assert_eq!(
+        (d.side[1].name.as_str(), d.side[1].values.clone()),
+        ("subjects", vec![1, 1, 2, 2])
+    );
+    // Rows keep their side values.
+    let two = d.rows(&[3, 0]);
+    assert_eq!(two.side[1].values, [2, 1]);
+    assert_eq!(two.side[0].values, [0, 1]);
+    // --samples names the samples file whatever the others hold.
+    let f = find_split(&dir, Split::Train, Some("signals")).unwrap();
+    assert_eq!(f.samples, dir.join("train-signals-idx3-float.gz"));
+    let e = find_split(&dir, Split::Train, Some("nope")).unwrap_err();
+    assert_one_line(&e, &["--samples nope", "train-signals-idx3-float.gz"]);
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_side_file_of_another_length_than_the_samples_is_refused_naming_it() {
+    let dir = sensor_folder("side-length", &[1, 1, 2]);
+    let e = load_split(&dir, Split::Train, None).unwrap_err();
+    assert_one_line(
+        &e,
+        &[
+            "train-subjects-idx1-ubyte.gz",
+            "`subjects` holds 3 values for 4 samples",
+        ],
+    );
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn two_files_that_could_be_the_samples_are_ambiguous_until_named() {
+    let dir = sensor_folder("two-samples", &[1, 1, 2, 2]);
+    let other: Vec<f32> = vec![0.5; 4 * 2 * 2];
+    write(
+        &dir,
+        "train-spectra-idx3-float",
+        &idx(0x0D, &[4, 2, 2], &f32_payload(&other)),
+    );
+    let e = split_files(&dir, Split::Train).unwrap_err();
+    assert!(matches!(e, IdxError::Ambiguous { .. }), "{e:?}");
+    assert_one_line(&e, &["--samples NAME", "train-signals", "train-spectra"]);
+    // Named, the other rank-3 file is neither samples nor a side file: refused, not dropped.
+    let e = load_split_with(&dir, Split::Train, None, Some("signals")).unwrap_err();
+    assert_one_line(&e, &["train-spectra-idx3-float", "more than one value per sample"]);
+    fs::remove_dir_all(dir).unwrap();
 }

@@ -23,6 +23,7 @@ fn quadrants(n: usize, seed: u64) -> Dataset {
         y,
         sample_shape: vec![28, 28],
         classes: 4,
+        side: Vec::new(),
     }
 }
 

@@ -6,7 +6,7 @@ use super::shape::{Shape, Source};
 use super::strategy::StrategyArg;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use edgecl::host::idx::{load_split, Split};
+use edgecl::host::idx::{load_split_with, Split};
 use edgecl::host::report::{LambdaTrial, Report};
 use edgecl::host::scenario::{ClassOrder, Scenario};
 use edgecl::host::simulate::{self, Length};
@@ -24,6 +24,10 @@ pub struct SimulateArgs {
     /// Folder of IDX files (train-*/t10k-*, optionally .gz); default: the shipped MNIST.
     #[arg(long)]
     data: Option<PathBuf>,
+    /// The samples file of a folder that holds several (its name after `train-`/`test-`
+    /// starts with NAME, e.g. `signals`); the split's other idx1 files are side files.
+    #[arg(long, value_name = "NAME")]
+    samples: Option<String>,
     /// Updates per task (default: 2000 split / 5000 permuted literature; 6000 edge).
     #[arg(long, conflicts_with = "epochs")]
     iters: Option<usize>,
@@ -100,8 +104,18 @@ pub fn simulate(args: SimulateArgs, strategy_given: bool) -> Result<()> {
         return Ok(());
     }
     let dir = args.data.clone().unwrap_or_else(default_data);
-    let train = load_split(&dir, Split::Train, None)?;
-    let test = load_split(&dir, Split::Test, Some(train.classes))?;
+    let samples = args.samples.as_deref();
+    let train = load_split_with(&dir, Split::Train, None, samples)?;
+    let test = load_split_with(&dir, Split::Test, Some(train.classes), samples)?;
+    let names = |d: &edgecl::host::idx::Dataset| d.side.iter().map(|f| f.name.clone()).collect::<Vec<_>>();
+    if names(&train) != names(&test) {
+        bail!(
+            "{}: the train split has side files {:?} but the test split {:?}",
+            dir.display(),
+            names(&train),
+            names(&test)
+        );
+    }
     let source = args.shape.source()?;
     let (default_iters, ..) = args.shape.training();
     let length = match (args.iters, args.epochs) {

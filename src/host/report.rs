@@ -219,6 +219,9 @@ pub struct Report {
     pub protocol: String,
     /// Where the data came from.
     pub data: String,
+    /// The folder's side files (per-sample metadata such as `subjects`, never features).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub side_files: Vec<String>,
     /// The ONNX backbone whose features the head saw, if any.
     pub backbone: Option<String>,
     /// The dataset classes of each task, in presentation order.

@@ -552,6 +552,7 @@ mod tests {
             y: (0..n).map(|i| (i % 4) as u16).collect(),
             sample_shape: vec![4, 4],
             classes: 4,
+            side: Vec::new(),
         }
     }
 

@@ -17,6 +17,18 @@ pub struct Dataset {
     pub sample_shape: Vec<usize>,
     /// Number of classes.
     pub classes: usize,
+    /// Per-sample metadata from the folder's side files (`subjects`, `side`): one value
+    /// per row of `x`, never features.
+    pub side: Vec<SideFile>,
+}
+
+/// A side file: a name and one value per sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SideFile {
+    /// The name between the split's prefix and `-idx1` (`subjects`).
+    pub name: String,
+    /// One value per sample.
+    pub values: Vec<u32>,
 }
 
 impl Dataset {
@@ -52,6 +64,14 @@ impl Dataset {
             y: rows.iter().map(|&i| self.y[i]).collect(),
             sample_shape: self.sample_shape.clone(),
             classes: self.classes,
+            side: self
+                .side
+                .iter()
+                .map(|f| SideFile {
+                    name: f.name.clone(),
+                    values: rows.iter().map(|&i| f.values[i]).collect(),
+                })
+                .collect(),
         }
     }
 
@@ -128,6 +148,7 @@ pub(super) fn build_dataset(
         y,
         sample_shape,
         classes,
+        side: Vec::new(),
     })
 }
 

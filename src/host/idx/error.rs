@@ -107,6 +107,20 @@ pub enum IdxError {
         /// The matching file names.
         candidates: Vec<String>,
     },
+    /// A side file does not hold one value per sample.
+    SideLength {
+        /// The side file's name (`subjects`).
+        name: String,
+        /// Values it holds.
+        values: usize,
+        /// Samples of the split.
+        samples: usize,
+    },
+    /// A side file holds `f32` rather than `u8` values.
+    SideNotU8 {
+        /// The side file's name.
+        name: String,
+    },
     /// An error about a particular file (or pair of files).
     InFile {
         /// The file the error is about.
@@ -241,9 +255,14 @@ impl fmt::Display for IdxError {
             ),
             IdxError::Ambiguous { dir, what, candidates } => write!(
                 f,
-                "several {what} files in {dir}: {}; keep one or rename it to the standard name",
+                "several {what} files in {dir}: {}; name the samples with --samples NAME, keep one, or rename it to the standard name",
                 candidates.join(", ")
             ),
+            IdxError::SideLength { name, values, samples } => write!(
+                f,
+                "side file `{name}` holds {values} values for {samples} samples; a side file holds one value per sample"
+            ),
+            IdxError::SideNotU8 { name } => write!(f, "side file `{name}` holds f32 values; side files hold u8 values"),
             IdxError::InFile { path, source } => write!(f, "{path}: {source}"),
         }
     }

@@ -43,9 +43,9 @@ mod error;
 mod folder;
 mod format;
 
-pub use dataset::{dataset_from_arrays, Dataset};
+pub use dataset::{dataset_from_arrays, Dataset, SideFile};
 pub use error::IdxError;
-pub use folder::{load_split, split_files, Split};
+pub use folder::{find_split, load_split, load_split_with, split_files, Split, SplitFiles};
 pub use format::{parse_idx, read_idx, read_idx_with_limit, IdxArray, IdxData, DEFAULT_MAX_DECOMPRESSED};
 
 use std::path::Path;

@@ -358,6 +358,7 @@ pub fn run(opts: &Options, scenario: &Scenario) -> Result<Report> {
         seed: opts.seed,
         protocol: opts.protocol.name().to_string(),
         data: opts.data.clone(),
+        side_files: scenario.train.side.iter().map(|f| f.name.clone()).collect(),
         backbone: opts.backbone.clone(),
         avg_accuracy: report::average_accuracy(&matrix),
         bwt: report::bwt(&matrix),
