@@ -674,3 +674,56 @@ fn every_replay_generator_is_planned_and_does_not_grow() {
     let (g, b) = (bytes["gaussian"], bytes["buffer"]);
     assert!(b <= g && b + 300 > g, "buffer {b} bytes against the Gaussian's {g}");
 }
+
+#[test]
+fn a_sensor_folder_with_side_files_runs_and_its_report_names_them() {
+    let d = temp_dir("sensor");
+    // 40 windows of 4 x 2 (u8), 4 classes, a subject and a side per window, both splits.
+    for split in ["train", "test"] {
+        let n = 40u32;
+        let windows: Vec<u8> = (0..n * 8).map(|i| ((i * 37) % 251) as u8).collect();
+        let labels: Vec<u8> = (0..n).map(|i| (i % 4) as u8).collect();
+        let subjects: Vec<u8> = (0..n).map(|i| (i / 10) as u8).collect();
+        std::fs::write(
+            d.join(format!("{split}-signals-idx3-ubyte")),
+            idx_u8(&[n, 4, 2], &windows),
+        )
+        .unwrap();
+        std::fs::write(d.join(format!("{split}-labels-idx1-ubyte")), idx_u8(&[n], &labels)).unwrap();
+        std::fs::write(d.join(format!("{split}-subjects-idx1-ubyte")), idx_u8(&[n], &subjects)).unwrap();
+        std::fs::write(d.join(format!("{split}-side-idx1-ubyte")), idx_u8(&[n], &labels)).unwrap();
+    }
+    let data = d.to_str().unwrap();
+    let r = simulate_report(
+        &d,
+        "sensor",
+        &[
+            "--data",
+            data,
+            "--protocol",
+            "literature",
+            "--strategy",
+            "naive",
+            "--iters",
+            "2",
+        ],
+    );
+    assert_eq!(r["side_files"], serde_json::json!(["side", "subjects"]));
+    // Two tasks of two classes (the literature protocol's seeded class order).
+    assert_eq!(r["task_classes"].as_array().map(|t| t.len()), Some(2));
+    // A test split without the train split's side files is refused, naming both.
+    std::fs::remove_file(d.join("test-side-idx1-ubyte")).unwrap();
+    let out = edgecl(&[
+        "simulate",
+        "--quiet",
+        "--data",
+        data,
+        "--protocol",
+        "literature",
+        "--iters",
+        "2",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("side files"), "{err}");
+    let _ = std::fs::remove_dir_all(&d);
+}
