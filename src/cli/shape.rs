@@ -74,9 +74,20 @@ pub struct Shape {
     /// How tasks are cut from the data.
     #[arg(long, value_enum, default_value = "split")]
     pub scenario: Kind,
-    /// Task-, domain- or class-incremental.
-    #[arg(long, value_enum, default_value = "class-il")]
-    pub setting: Setting,
+    /// Task-, domain- or class-incremental [class-il; domain-il with --tasks-by].
+    #[arg(long, value_enum)]
+    #[serde(default)]
+    pub setting: Option<Setting>,
+    /// Classes per task (split): groups of this many, ceil(classes / K) tasks, the last
+    /// one smaller.
+    #[arg(long, default_value_t = 2)]
+    pub classes_per_task: usize,
+    /// One task per value of this side file (e.g. `subjects`: one task per wearer), each
+    /// holding every class; a value found in one split only holds out the last quarter of
+    /// each class's samples as its test samples.
+    #[arg(long, value_name = "NAME")]
+    #[serde(default)]
+    pub tasks_by: Option<String>,
     /// `naive` (fine-tune), `joint`, a penalty (`ewc`, `online-ewc`, `si`, `mas`),
     /// `packnet`, `packnet+PENALTY`, `progressive` (task-il), `replay` or `PENALTY+replay`.
     #[arg(long, default_value = "naive", value_parser = parse_strategy)]
@@ -91,9 +102,6 @@ pub struct Shape {
     /// Number of tasks (default: 5 split, 10 permuted, 5 rotated).
     #[arg(long)]
     pub tasks: Option<usize>,
-    /// Classes per task (split).
-    #[arg(long, default_value_t = 2)]
-    pub classes_per_task: usize,
     /// Batch size (default: 128 literature, 32 edge).
     #[arg(long)]
     pub batch: Option<usize>,
@@ -220,7 +228,11 @@ impl Shape {
     }
 
     pub fn setting(&self) -> Setting {
-        self.setting
+        match (self.setting, &self.tasks_by) {
+            (Some(s), _) => s,
+            (None, Some(_)) => Setting::DomainIl,
+            (None, None) => Setting::ClassIl,
+        }
     }
 
     pub fn board(&self) -> Result<Board> {
@@ -372,6 +384,7 @@ impl Shape {
             task_order,
             seed: self.seed,
             features: self.protocol().features(),
+            tasks_by: self.tasks_by.clone(),
         }
     }
 }

@@ -38,10 +38,16 @@ pub struct SimulateArgs {
     /// Order of the tasks, e.g. 4,3,2,1,0.
     #[arg(long, value_delimiter = ',')]
     task_order: Option<Vec<usize>>,
-    /// Split: `sorted` ({0,1}, {2,3}, ...), `random` (drawn from the seed) or a list such as
-    /// 1,7,0,3,...; default: random for the literature protocol, sorted for the edge one.
-    #[arg(long, value_parser = parse_class_order)]
+    /// Split: `sorted` ({0,1}, {2,3}, ...), `random` (drawn from the seed), a list such as
+    /// 1,7,0,3,... cut into tasks of --classes-per-task, or the tasks themselves separated
+    /// by `/` (0,1,2,3/4,5/6); default: random for the literature protocol, sorted for the
+    /// edge one. Classes no task holds are named in the report.
+    #[arg(long, value_parser = ClassOrder::parse)]
     class_order: Option<ClassOrder>,
+    /// How many classes there are (default: one more than the largest training label);
+    /// every label must be below it.
+    #[arg(long, value_name = "N")]
+    num_classes: Option<usize>,
     /// Test on a validation split carved from the training data (10% of each class's
     /// samples, seeded) instead of the test set: for choosing any setting.
     #[arg(long)]
@@ -63,19 +69,6 @@ pub struct SimulateArgs {
     firmware_config: Option<PathBuf>,
 }
 
-fn parse_class_order(s: &str) -> std::result::Result<ClassOrder, String> {
-    match s.trim() {
-        "sorted" => Ok(ClassOrder::Sorted),
-        "random" => Ok(ClassOrder::Random),
-        list => list
-            .split(',')
-            .map(|c| c.trim().parse::<u16>())
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map(ClassOrder::Given)
-            .map_err(|_| format!("`{s}` is not `sorted`, `random` or a list of classes like 1,0,3,2")),
-    }
-}
-
 /// Whether the command line named a `--strategy` for `simulate`.
 pub fn strategy_given(matches: &clap::ArgMatches) -> bool {
     matches
@@ -93,6 +86,14 @@ struct WithBaseline<'r> {
     baseline: &'r Report,
 }
 
+/// The Gaussian generator observes a split task's classes together: as many slots as the
+/// largest task holds (tasks of different sizes, `--tasks-by`).
+fn fit_slots(opts: &mut simulate::Options, s: &Scenario) {
+    if opts.replay.slots.is_some() && s.spec.kind == edgecl::host::scenario::Kind::Split {
+        opts.replay.slots = Some(s.per_task);
+    }
+}
+
 /// `edgecl simulate`: a scenario under a board's budget (or a board's firmware loop),
 /// its report printed and, with `--json`, written. Without `--strategy` the scenario
 /// runs twice on the same stream, fine-tuning then the board's recommended defence, and
@@ -105,7 +106,7 @@ pub fn simulate(args: SimulateArgs, strategy_given: bool) -> Result<()> {
     }
     let dir = args.data.clone().unwrap_or_else(default_data);
     let samples = args.samples.as_deref();
-    let train = load_split_with(&dir, Split::Train, None, samples)?;
+    let train = load_split_with(&dir, Split::Train, args.num_classes, samples)?;
     let test = load_split_with(&dir, Split::Test, Some(train.classes), samples)?;
     let names = |d: &edgecl::host::idx::Dataset| d.side.iter().map(|f| f.name.clone()).collect::<Vec<_>>();
     if names(&train) != names(&test) {
@@ -132,29 +133,31 @@ pub fn simulate(args: SimulateArgs, strategy_given: bool) -> Result<()> {
     };
     // The scenario over `train` and `test`, its features from the source; the learner's
     // plan is checked before the backbone runs.
-    let build = |train, test| -> Result<Scenario> {
+    let build = |opts: &mut simulate::Options, train, test| -> Result<Scenario> {
         #[allow(unused_mut)]
         let mut spec = args.shape.spec(args.task_order.clone(), args.class_order.clone());
         match &source {
             Source::Protocol => {
                 let s = Scenario::build(spec, train, test)?;
-                simulate::setup(&opts, s.input_width(), s.outputs(), s.tasks.len(), s.spec.setting)?;
+                fit_slots(opts, &s);
+                simulate::setup(opts, s.input_width(), s.outputs(), s.tasks.len(), s.spec.setting)?;
                 Ok(s)
             }
             #[cfg(feature = "onnx")]
             Source::Backbone(b) => {
                 spec.features = edgecl::host::scenario::Features::Pixels;
                 let s = Scenario::build(spec, train, test)?;
-                simulate::setup(&opts, b.feature_width(), s.outputs(), s.tasks.len(), s.spec.setting)?;
+                fit_slots(opts, &s);
+                simulate::setup(opts, b.feature_width(), s.outputs(), s.tasks.len(), s.spec.setting)?;
                 s.with_backbone(b)
             }
         }
     };
     let scenario = if args.validation {
         let (fit, held_out) = train.split_validation(VALIDATION_FRACTION, args.shape.seed);
-        build(fit, held_out)?
+        build(&mut opts, fit, held_out)?
     } else {
-        build(train, test)?
+        build(&mut opts, train, test)?
     };
     let lambdas = args.shape.lambdas();
     if args.shape.lambda.is_some() && opts.strategy.penalty().is_none() {
@@ -164,7 +167,7 @@ pub fn simulate(args: SimulateArgs, strategy_given: bool) -> Result<()> {
     if lambdas.len() > 1 {
         // Pick lambda on a validation split of the training data, never on the test set.
         let (fit, held_out) = scenario.train.split_validation(VALIDATION_FRACTION, args.shape.seed);
-        let vscenario = build(fit, held_out)?;
+        let vscenario = build(&mut opts, fit, held_out)?;
         for &lambda in &lambdas {
             let mut o = opts.clone();
             o.penalty = args.shape.penalty(lambda);
@@ -205,6 +208,7 @@ pub fn simulate(args: SimulateArgs, strategy_given: bool) -> Result<()> {
         let mut shape = args.shape.clone();
         shape.strategy = StrategyArg::parse(name)?;
         let mut defence_opts = shape.options(length, progress, opts.data.clone())?;
+        fit_slots(&mut defence_opts, &scenario);
         defence_opts.backbone = opts.backbone.clone();
         println!();
         let defence = evaluation(simulate::run(&defence_opts, &scenario)?);

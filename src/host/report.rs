@@ -222,10 +222,22 @@ pub struct Report {
     /// The folder's side files (per-sample metadata such as `subjects`, never features).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub side_files: Vec<String>,
+    /// Sensor windows without a backbone: each channel's `[mean, standard deviation]`,
+    /// fitted on the first task's training samples, that normalise it before it is pooled
+    /// over time.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub channel_norm: Vec<(f32, f32)>,
     /// The ONNX backbone whose features the head saw, if any.
     pub backbone: Option<String>,
     /// The dataset classes of each task, in presentation order.
     pub task_classes: Vec<Vec<u16>>,
+    /// Classes of the data that no task holds (a `--tasks` or `--class-order` that leaves
+    /// them out): never trained on, never tested.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_out_classes: Vec<u16>,
+    /// The side file each task is a value of (`--tasks-by`), its values in task order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tasks_by: Option<crate::host::scenario::TasksBy>,
     /// `R[i][j]`: accuracy (percent) on task `j` after training task `i`.
     pub accuracy_matrix: Vec<Vec<f64>>,
     /// Accuracy (percent) of the untrained network on each task (FWT's baseline).
@@ -350,8 +362,33 @@ impl Report {
             .iter()
             .map(|c| c.iter().map(u16::to_string).collect::<Vec<_>>().join(","))
             .collect();
-        if self.scenario == "split" {
-            let _ = writeln!(s, "tasks (classes): {}\n", classes.join(" | "));
+        match &self.tasks_by {
+            Some(by) => {
+                let values: Vec<String> = by.values.iter().map(u32::to_string).collect();
+                let _ = writeln!(s, "tasks ({} values): {}", by.side, values.join(" | "));
+                if !by.cut.is_empty() {
+                    let cut: Vec<String> = by.cut.iter().map(u32::to_string).collect();
+                    let _ = writeln!(
+                        s,
+                        "  {} {} in one split only: the last quarter of each class's samples tested",
+                        by.side,
+                        cut.join(",")
+                    );
+                }
+                let _ = writeln!(s);
+            }
+            None if self.scenario == "split" => {
+                let _ = writeln!(s, "tasks (classes): {}\n", classes.join(" | "));
+            }
+            None => {}
+        }
+        if !self.left_out_classes.is_empty() {
+            let out: Vec<String> = self.left_out_classes.iter().map(u16::to_string).collect();
+            let _ = writeln!(
+                s,
+                "classes left out (no task holds them, never trained or tested): {}\n",
+                out.join(",")
+            );
         }
         let _ = write!(s, "accuracy (%)   ");
         for j in 0..t {

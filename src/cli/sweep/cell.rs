@@ -53,7 +53,7 @@ impl ScenarioKey {
             #[cfg(feature = "onnx")]
             backbone: shape.backbone.clone(),
             scenario: shape.scenario,
-            setting: shape.setting,
+            setting: shape.setting(),
             seed: shape.seed,
         }
     }

@@ -79,7 +79,7 @@ pub(super) fn grid(args: &SweepArgs) -> Result<Grid> {
     )?;
     let settings = names(
         args.settings.as_ref().map(|v| v.iter().map(value_name).collect()),
-        value_name(&args.shape.setting),
+        value_name(&args.shape.setting()),
         "--settings",
     )?;
     Ok(Grid {

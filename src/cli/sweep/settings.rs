@@ -27,7 +27,7 @@ impl Settings {
     pub(super) fn new(args: &SweepArgs) -> Result<Settings> {
         let mut shape = args.shape.clone();
         (shape.strategy, shape.budget, shape.seed, shape.board) = (StrategyArg::unset(), None, 0, None);
-        (shape.scenario, shape.setting) = (Kind::Split, Setting::ClassIl);
+        (shape.scenario, shape.setting) = (Kind::Split, Some(Setting::ClassIl));
         #[cfg(feature = "onnx")]
         {
             // A model folder or backbone file named relative to here is found from anywhere.
@@ -66,8 +66,10 @@ impl Settings {
         shape.board = cell.board.clone();
         shape.scenario = Kind::from_str(&cell.scenario, false)
             .map_err(|_| anyhow::anyhow!("cell scenario `{}` is not one this build knows", cell.scenario))?;
-        shape.setting = Setting::from_str(&cell.setting, false)
-            .map_err(|_| anyhow::anyhow!("cell setting `{}` is not one this build knows", cell.setting))?;
+        shape.setting = Some(
+            Setting::from_str(&cell.setting, false)
+                .map_err(|_| anyhow::anyhow!("cell setting `{}` is not one this build knows", cell.setting))?,
+        );
         shape.strategy = StrategyArg::parse(cell.strategy.split(':').next().unwrap_or_default())?;
         shape.budget = Some(cell.budget);
         shape.seed = cell.seed;

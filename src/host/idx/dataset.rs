@@ -5,6 +5,9 @@ use super::error::IdxError;
 use super::format::{IdxArray, IdxData};
 use ndarray::Array2;
 
+/// Most channels a sensor window has ([`Dataset::window`]).
+pub const MAX_WINDOW_CHANNELS: usize = 16;
+
 /// Samples and labels ready for training.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
@@ -35,6 +38,16 @@ impl Dataset {
     /// Number of samples.
     pub fn len(&self) -> usize {
         self.y.len()
+    }
+
+    /// `(time steps, channels)` when the samples are sensor windows: two dimensions, the
+    /// second (channels, at most [`MAX_WINDOW_CHANNELS`]) smaller than the first (time), as a
+    /// `[N, 100, 6]` IMU file; images such as `[N, 28, 28]` are not.
+    pub fn window(&self) -> Option<(usize, usize)> {
+        match self.sample_shape.as_slice() {
+            &[t, c] if (1..=MAX_WINDOW_CHANNELS).contains(&c) && c < t => Some((t, c)),
+            _ => None,
+        }
     }
 
     /// Whether there are no samples.

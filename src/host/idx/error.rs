@@ -242,7 +242,8 @@ impl fmt::Display for IdxError {
             IdxError::LabelOutOfRange { index, label, classes } => write!(
                 f,
                 "label {label} at index {index} is out of range for {classes} classes \
-                 (labels must be in 0..{classes}); raise the class count or fix the labels"
+                 (labels must be in 0..{classes}); fix that label, or raise the class count \
+                 (`edgecl simulate --num-classes N`, N above {label})"
             ),
             IdxError::Empty => write!(
                 f,

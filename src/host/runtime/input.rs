@@ -181,6 +181,7 @@ impl IdxStream {
             class_order: ClassOrder::Sorted,
             seed: spec.seed,
             features: Features::Pixels,
+            tasks_by: None,
         };
         let scenario = Scenario::build(s, train, test).with_context(|| format!("the stream of {}", dir.display()))?;
         Ok(IdxStream {
@@ -207,7 +208,7 @@ impl IdxStream {
     pub fn rows(&self, t: usize) -> usize {
         let own = self.scenario.per_task;
         self.ratio
-            .and_then(|r| simulate::real_rows_of(t * own, own, r, self.batch))
+            .and_then(|r| simulate::real_rows_of(self.scenario.outputs_before(t), own, r, self.batch))
             .unwrap_or(self.batch)
     }
 

@@ -1,7 +1,10 @@
 //! Continual-learning scenarios: a dataset cut into a sequence of tasks.
 //!
-//! - **Split**: the classes are grouped into tasks (default 5 tasks of 2 classes), in
-//!   sorted order, a seeded random order, or an order given.
+//! - **Split**: the classes are grouped into tasks of `k` (default 2; `ceil(C/k)` tasks,
+//!   the last one smaller when `k` does not divide the `C` classes), in sorted order, a
+//!   seeded random order, or an order given; or the tasks are listed (`0,1,2,3/4,5/6`).
+//!   A class no task holds is named in [`Scenario::left_out`], never dropped silently.
+//!   With `tasks_by`, each value of a side file (a wearer) is a task holding every class.
 //! - **Permuted**: every task is the whole dataset under its own seeded pixel
 //!   permutation; the first task is unpermuted.
 //! - **Rotated**: every task is the whole dataset rotated by `t * 180 / T` degrees.
@@ -15,10 +18,13 @@
 //! | domain-IL | `k`     | all                            | all                          |
 //! | class-IL  | `T * k` | outputs of tasks `0..=t`       | all                          |
 //!
-//! where `k` is the classes per task. Samples are transformed (permuted, rotated) and
+//! where `k` is the classes per task (tasks of different sizes: task `t`'s outputs follow
+//! the outputs of the tasks before it, [`Scenario::task_outputs`]). Samples are transformed (permuted, rotated) and
 //! turned into features (raw pixels, or 2x2-average-pooled pixels for the edge
 //! protocol) when a training batch is filled, so no per-task copy of the training data is
 //! kept; [`Scenario::test_set`] materialises one task's test features at a time.
+
+mod tasks;
 
 use crate::host::idx::Dataset;
 use crate::learner::learner::ClassRange;
@@ -26,6 +32,9 @@ use crate::learner::rng::Rng;
 use anyhow::{bail, ensure, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+
+/// Time steps [`Features::PoolTime`] averages.
+pub const TIME_POOL: usize = 4;
 
 /// Most tasks a scenario may have.
 pub const MAX_TASKS: usize = 32;
@@ -87,6 +96,11 @@ pub enum Features {
     Pixels,
     /// 2x2 average pooling of a 2-D sample (28x28 becomes 14x14).
     Pool2x2,
+    /// A sensor window `[T, C]`, each channel normalised (the mean and spread of the first
+    /// task's training samples: what a device has when it is flashed), then averaged over
+    /// [`TIME_POOL`] steps, never across channels (`[100, 6]` becomes `[25, 6]`, time-major).
+    /// What [`Features::Pool2x2`] becomes on windows.
+    PoolTime,
     /// The features of a frozen ONNX backbone, computed once per task transform
     /// (`Scenario::with_backbone`, feature `onnx`).
     Backbone,
@@ -102,6 +116,44 @@ pub enum ClassOrder {
     Random,
     /// Exactly these classes in this order (a permutation of some of the classes).
     Given(Vec<u16>),
+    /// The tasks themselves, each its classes in output order (`0,1,2,3/4,5/6`).
+    Tasks(Vec<Vec<u16>>),
+}
+
+impl ClassOrder {
+    /// `sorted`, `random`, a list of classes (`1,0,3,2`) or a list of tasks separated by
+    /// `/` (`0,1,2,3/4,5/6`).
+    pub fn parse(s: &str) -> std::result::Result<ClassOrder, String> {
+        let list = |l: &str| {
+            l.split(',')
+                .map(|c| c.trim().parse::<u16>())
+                .collect::<std::result::Result<Vec<_>, _>>()
+        };
+        let bad = || format!("`{s}` is not `sorted`, `random`, a list of classes like 1,0,3,2 or of tasks like 0,1,2,3/4,5/6");
+        match s.trim() {
+            "sorted" => Ok(ClassOrder::Sorted),
+            "random" => Ok(ClassOrder::Random),
+            l if l.contains('/') => l
+                .split('/')
+                .map(list)
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map(ClassOrder::Tasks)
+                .map_err(|_| bad()),
+            l => list(l).map(ClassOrder::Given).map_err(|_| bad()),
+        }
+    }
+}
+
+/// What `--tasks-by` made of a side file: a task per value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TasksBy {
+    /// The side file (`subjects`).
+    pub side: String,
+    /// Its values, one task each, in task order before any `--task-order`.
+    pub values: Vec<u32>,
+    /// The values found in one split only, whose test samples are the last quarter of
+    /// each class's samples of that value (in file order), held out of training.
+    pub cut: Vec<u32>,
 }
 
 /// A sample transform of one task.
@@ -137,6 +189,8 @@ pub struct Spec {
     pub seed: u64,
     /// Features the learner sees.
     pub features: Features,
+    /// One task per value of this side file, each holding every class (split only).
+    pub tasks_by: Option<String>,
 }
 
 /// One task: its classes, transform and sample indices.
@@ -159,13 +213,21 @@ pub struct Scenario {
     pub spec: Spec,
     /// The tasks, in presentation order.
     pub tasks: Vec<Task>,
-    /// Classes per task (`k`).
+    /// Classes of the largest task (`k`).
     pub per_task: usize,
+    /// The first output of each task (task- and class-IL), and the outputs in all last.
+    offsets: Vec<u16>,
+    /// Classes of the data no task holds (named in the report).
+    pub left_out: Vec<u16>,
+    /// The side file the tasks were made from (`--tasks-by`).
+    pub tasks_by: Option<TasksBy>,
     /// Training samples.
     pub train: Dataset,
     /// Test samples.
     pub test: Dataset,
     image: (usize, usize),
+    /// Per channel of a window, `(mean, 1 / spread)` ([`Features::PoolTime`]).
+    norm: Vec<(f32, f32)>,
     /// Backbone features per task (tasks with the same transform share one entry).
     cached: Vec<std::sync::Arc<Cached>>,
 }
@@ -212,6 +274,11 @@ impl Scenario {
                 "--tasks {n}: a scenario has 1 to {MAX_TASKS} tasks"
             );
         }
+        let mut spec = spec;
+        let window = train.window();
+        if spec.features == Features::Pool2x2 && window.is_some() {
+            spec.features = Features::PoolTime;
+        }
         let needs_image = spec.features == Features::Pool2x2 || spec.kind == Kind::Rotated;
         if needs_image && (image.0 < 2 || image.1 < 2) {
             bail!(
@@ -220,57 +287,51 @@ impl Scenario {
             );
         }
         let mut rng = Rng::new(spec.seed ^ 0x5eed_7a5c);
+        let mut left_out = Vec::new();
+        let (train, test, by) = match (&spec.tasks_by, spec.kind) {
+            (None, _) => (train, test, None),
+            (Some(name), Kind::Split) => {
+                ensure!(
+                    matches!(spec.class_order, ClassOrder::Sorted | ClassOrder::Random),
+                    "--class-order groups the classes into tasks; --tasks-by {name} makes a task of each of its values"
+                );
+                ensure!(
+                    spec.setting != Setting::ClassIl,
+                    "--tasks-by {name} gives every task every class, so there is no new class to learn: use --setting domain-il (one head for every task) or task-il"
+                );
+                let (train, test, by) = tasks::regroup(&train, &test, name)?;
+                (train, test, Some(by))
+            }
+            (Some(name), kind) => bail!("--tasks-by {name} cuts a split scenario into tasks, not a {kind} one"),
+        };
         let all = |d: &Dataset| (0..d.len() as u32).collect::<Vec<_>>();
         let all_classes: Vec<u16> = (0..classes as u16).collect();
         let (mut tasks, per_task) = match spec.kind {
             Kind::Split => {
-                let k = spec.classes_per_task;
-                ensure!(k >= 1, "classes per task must be at least 1");
-                let n = spec.tasks.unwrap_or(classes / k);
-                ensure!(
-                    n >= 1 && n * k <= classes,
-                    "{n} tasks of {k} classes need {} classes; the data has {classes}",
-                    n * k
-                );
-                let order: Vec<u16> = match &spec.class_order {
-                    ClassOrder::Sorted => all_classes.clone(),
-                    ClassOrder::Random => {
-                        let mut o = all_classes.clone();
-                        rng.shuffle(&mut o);
-                        o
-                    }
-                    ClassOrder::Given(o) => {
-                        let mut seen = vec![false; classes];
-                        for &c in o {
-                            ensure!(
-                                (c as usize) < classes,
-                                "class order names class {c}; the data has {classes} classes"
-                            );
-                            ensure!(
-                                !std::mem::replace(&mut seen[c as usize], true),
-                                "class order names class {c} twice"
-                            );
-                        }
-                        o.clone()
+                let groups = match &by {
+                    Some(b) => vec![all_classes.clone(); b.values.len().min(spec.tasks.unwrap_or(usize::MAX))],
+                    None => {
+                        let (groups, out) = tasks::split_groups(&spec, classes, &mut rng)?;
+                        left_out = out;
+                        groups
                     }
                 };
-                ensure!(
-                    n >= 1 && n * k <= order.len(),
-                    "{n} tasks of {k} classes need {} classes; the class order has {}",
-                    n * k,
-                    order.len()
-                );
-                let tasks = (0..n)
-                    .map(|t| {
-                        let cls: Vec<u16> = order[t * k..(t + 1) * k].to_vec();
-                        let pick = |d: &Dataset| {
-                            (0..d.len() as u32)
-                                .filter(|&i| cls.contains(&d.y[i as usize]))
-                                .collect()
+                let side = by.as_ref().map(|b| {
+                    let at = |d: &Dataset| d.side.iter().find(|f| f.name == b.side).map(|f| f.values.clone());
+                    (b.values.clone(), at(&train).unwrap_or_default(), at(&test).unwrap_or_default())
+                });
+                let k = groups.iter().map(Vec::len).max().unwrap_or(1);
+                let tasks = groups
+                    .into_iter()
+                    .enumerate()
+                    .map(|(t, cls)| {
+                        let pick = |d: &Dataset, values: Option<&Vec<u32>>| match (values, &side) {
+                            (Some(v), Some((vals, ..))) => (0..d.len() as u32).filter(|&i| v[i as usize] == vals[t]).collect(),
+                            _ => (0..d.len() as u32).filter(|&i| cls.contains(&d.y[i as usize])).collect(),
                         };
                         Task {
-                            train: pick(&train),
-                            test: pick(&test),
+                            train: pick(&train, side.as_ref().map(|s| &s.1)),
+                            test: pick(&test, side.as_ref().map(|s| &s.2)),
                             classes: cls,
                             transform: Transform::Identity,
                         }
@@ -306,11 +367,15 @@ impl Scenario {
             }
         };
         for (t, task) in tasks.iter().enumerate() {
-            ensure!(
-                !task.train.is_empty() && !task.test.is_empty(),
-                "task {t} has no training or no test samples"
-            );
+            if task.train.is_empty() || task.test.is_empty() {
+                return Err(tasks::empty_task(t, &task.classes, &train, &test, task.train.is_empty()));
+            }
         }
+        ensure!(
+            tasks.len() <= MAX_TASKS,
+            "{} tasks: a scenario has at most {MAX_TASKS} (--tasks, --classes-per-task or --class-order)",
+            tasks.len()
+        );
         if let Some(order) = &spec.task_order {
             let mut seen = order.clone();
             seen.sort_unstable();
@@ -322,10 +387,23 @@ impl Scenario {
             let mut old: Vec<Option<Task>> = tasks.into_iter().map(Some).collect();
             tasks = order.iter().filter_map(|&i| old[i].take()).collect();
         }
+        let mut offsets = vec![0u16];
+        for task in &tasks {
+            let size = if spec.kind == Kind::Split { task.classes.len() } else { per_task };
+            offsets.push(offsets[offsets.len() - 1] + size as u16);
+        }
+        let norm = match (spec.features, window) {
+            (Features::PoolTime, Some((_, c))) => channel_norm(&train, &tasks[0].train, c),
+            _ => Vec::new(),
+        };
         Ok(Scenario {
             spec,
             tasks,
             per_task,
+            norm,
+            offsets,
+            left_out,
+            tasks_by: by,
             train,
             test,
             image,
@@ -337,8 +415,13 @@ impl Scenario {
     pub fn outputs(&self) -> usize {
         match self.spec.setting {
             Setting::DomainIl => self.per_task,
-            Setting::TaskIl | Setting::ClassIl => self.tasks.len() * self.per_task,
+            Setting::TaskIl | Setting::ClassIl => usize::from(self.offsets[self.tasks.len()]),
         }
+    }
+
+    /// Outputs of the tasks before task `t` (task- and class-IL: the classes seen before).
+    pub fn outputs_before(&self, t: usize) -> usize {
+        usize::from(self.offsets[t.min(self.tasks.len())])
     }
 
     /// Width of a feature vector.
@@ -346,6 +429,7 @@ impl Scenario {
         match self.spec.features {
             Features::Pixels => self.train.x.ncols(),
             Features::Pool2x2 => (self.image.0 / 2) * (self.image.1 / 2),
+            Features::PoolTime => (self.image.0 / TIME_POOL) * self.image.1,
             Features::Backbone => self.cached.first().map_or(0, |c| c.train.ncols()),
         }
     }
@@ -395,28 +479,32 @@ impl Scenario {
         Ok(self)
     }
 
+    /// Per channel of a window, the `(mean, standard deviation)` the features are
+    /// normalised with (empty unless [`Features::PoolTime`]).
+    pub fn channel_norm(&self) -> Vec<(f32, f32)> {
+        self.norm.iter().map(|&(m, inv)| (m, 1.0 / inv)).collect()
+    }
+
     /// Output unit of dataset label `y` in task `t`.
     pub fn target(&self, t: usize, y: u16) -> u16 {
         let pos = self.tasks[t].classes.iter().position(|&c| c == y).unwrap_or(0);
         match self.spec.setting {
             Setting::DomainIl => pos as u16,
-            Setting::TaskIl | Setting::ClassIl => (t * self.per_task + pos) as u16,
+            Setting::TaskIl | Setting::ClassIl => self.offsets[t] + pos as u16,
         }
     }
 
     /// Outputs a sample of task `t` may choose from while `t` is trained.
     pub fn train_active(&self, t: usize) -> ClassRange {
-        let k = self.per_task as u16;
-        let t = t as u16;
         match self.spec.setting {
-            Setting::TaskIl => ClassRange {
-                start: t * k,
-                end: (t + 1) * k,
+            Setting::TaskIl => self.task_outputs(t),
+            Setting::DomainIl => ClassRange {
+                start: 0,
+                end: self.per_task as u16,
             },
-            Setting::DomainIl => ClassRange { start: 0, end: k },
             Setting::ClassIl => ClassRange {
                 start: 0,
-                end: (t + 1) * k,
+                end: self.offsets[t + 1],
             },
         }
     }
@@ -424,12 +512,14 @@ impl Scenario {
     /// Task `t`'s own outputs: its classes (task- and class-IL) or the shared outputs
     /// (domain-IL).
     pub fn task_outputs(&self, t: usize) -> ClassRange {
-        let k = self.per_task as u16;
         match self.spec.setting {
-            Setting::DomainIl => ClassRange { start: 0, end: k },
+            Setting::DomainIl => ClassRange {
+                start: 0,
+                end: self.per_task as u16,
+            },
             Setting::TaskIl | Setting::ClassIl => ClassRange {
-                start: t as u16 * k,
-                end: (t as u16 + 1) * k,
+                start: self.offsets[t],
+                end: self.offsets[t + 1],
             },
         }
     }
@@ -439,7 +529,7 @@ impl Scenario {
     pub fn task_of_output(&self, y: u16) -> usize {
         match self.spec.setting {
             Setting::DomainIl => 0,
-            Setting::TaskIl | Setting::ClassIl => y as usize / self.per_task.max(1),
+            Setting::TaskIl | Setting::ClassIl => self.offsets[1..].partition_point(|&end| end <= y),
         }
     }
 
@@ -469,6 +559,18 @@ impl Scenario {
         self.raw(part, t, i, scratch);
         match self.spec.features {
             Features::Pixels | Features::Backbone => out.copy_from_slice(scratch),
+            Features::PoolTime => {
+                let c = self.image.1;
+                let scale = 1.0 / TIME_POOL as f32;
+                for (s, step) in out.chunks_exact_mut(c).enumerate() {
+                    for (ch, v) in step.iter_mut().enumerate() {
+                        let (mean, inv) = self.norm[ch];
+                        *v = (0..TIME_POOL)
+                            .map(|k| (scratch[(s * TIME_POOL + k) * c + ch] - mean) * inv * scale)
+                            .sum();
+                    }
+                }
+            }
             Features::Pool2x2 => {
                 let (h, w) = self.image;
                 let (oh, ow) = (h / 2, w / 2);
@@ -540,135 +642,25 @@ impl Scenario {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ndarray::Array2;
-
-    fn tiny(n: usize) -> Dataset {
-        let x = Array2::from_shape_fn((n, 16), |(i, j)| ((i * 16 + j) % 7) as f32 / 7.0);
-        Dataset {
-            x,
-            y: (0..n).map(|i| (i % 4) as u16).collect(),
-            sample_shape: vec![4, 4],
-            classes: 4,
-            side: Vec::new(),
+/// Per channel, `(mean, 1 / standard deviation)` over `rows` of `data`'s windows of `c`
+/// channels (a channel that never varies keeps a spread of 1).
+fn channel_norm(data: &Dataset, rows: &[u32], c: usize) -> Vec<(f32, f32)> {
+    let mut sum = vec![(0.0f64, 0.0f64, 0usize); c];
+    for &i in rows {
+        for (j, &v) in data.x.row(i as usize).iter().enumerate() {
+            let s = &mut sum[j % c];
+            (s.0, s.1, s.2) = (s.0 + f64::from(v), s.1 + f64::from(v) * f64::from(v), s.2 + 1);
         }
     }
-
-    fn spec(kind: Kind, setting: Setting) -> Spec {
-        Spec {
-            kind,
-            setting,
-            tasks: None,
-            classes_per_task: 2,
-            task_order: None,
-            class_order: ClassOrder::Sorted,
-            seed: 1,
-            features: Features::Pixels,
-        }
-    }
-
-    #[test]
-    fn split_targets_and_active_outputs_follow_the_setting() {
-        for (setting, outputs, target_of_3, train1, eval0) in [
-            (Setting::TaskIl, 4, 3, (2, 4), (0, 2)),
-            (Setting::DomainIl, 2, 1, (0, 2), (0, 2)),
-            (Setting::ClassIl, 4, 3, (0, 4), (0, 4)),
-        ] {
-            let s = Scenario::build(spec(Kind::Split, setting), tiny(40), tiny(8)).unwrap();
-            assert_eq!(s.tasks.len(), 2);
-            assert_eq!(s.outputs(), outputs);
-            assert_eq!(s.target(1, 3), target_of_3);
-            let a = s.train_active(1);
-            assert_eq!((a.start as usize, a.end as usize), train1);
-            let e = s.eval_active(0);
-            assert_eq!((e.start as usize, e.end as usize), eval0);
-            assert!(s.tasks[1].train.iter().all(|&i| s.train.y[i as usize] >= 2));
-        }
-    }
-
-    #[test]
-    fn permuted_first_task_is_the_identity_and_others_are_permutations() {
-        let mut sp = spec(Kind::Permuted, Setting::DomainIl);
-        sp.tasks = Some(3);
-        let s = Scenario::build(sp, tiny(10), tiny(4)).unwrap();
-        assert_eq!(s.tasks[0].transform, Transform::Identity);
-        let (mut a, mut b, mut scratch) = (vec![0.0; 16], vec![0.0; 16], Vec::new());
-        s.fill(Part::Train, 0, 3, &mut a, &mut scratch);
-        s.fill(Part::Train, 2, 3, &mut b, &mut scratch);
-        assert_ne!(a, b);
-        let (mut sa, mut sb) = (a.clone(), b.clone());
-        sa.sort_by(f32::total_cmp);
-        sb.sort_by(f32::total_cmp);
-        assert_eq!(sa, sb);
-    }
-
-    #[test]
-    fn rotation_by_zero_is_the_identity_and_pooling_averages() {
-        let mut sp = spec(Kind::Rotated, Setting::DomainIl);
-        sp.tasks = Some(2);
-        sp.features = Features::Pool2x2;
-        let s = Scenario::build(sp, tiny(10), tiny(4)).unwrap();
-        assert_eq!(s.input_width(), 4);
-        let mut out = vec![0.0; 4];
-        let mut scratch = Vec::new();
-        s.fill(Part::Test, 0, 1, &mut out, &mut scratch);
-        let row = s.test.x.row(1);
-        let want = 0.25 * row[0] + 0.25 * row[1] + 0.25 * row[4] + 0.25 * row[5];
-        assert!((out[0] - want).abs() < 1e-6);
-    }
-
-    #[test]
-    fn bad_task_order_and_too_many_tasks_are_errors() {
-        let mut sp = spec(Kind::Split, Setting::ClassIl);
-        sp.task_order = Some(vec![0, 0]);
-        assert!(Scenario::build(sp.clone(), tiny(40), tiny(8)).is_err());
-        sp.task_order = Some(vec![1, 0]);
-        let s = Scenario::build(sp.clone(), tiny(40), tiny(8)).unwrap();
-        assert_eq!(s.tasks[0].classes, vec![2, 3]);
-        sp.tasks = Some(3);
-        sp.task_order = None;
-        assert!(Scenario::build(sp.clone(), tiny(40), tiny(8)).is_err());
-        sp.tasks = None;
-        sp.class_order = ClassOrder::Given(vec![3, 1, 3, 0]);
-        assert!(Scenario::build(sp.clone(), tiny(40), tiny(8)).is_err());
-        sp.class_order = ClassOrder::Sorted;
-        sp.kind = Kind::Permuted;
-        sp.tasks = Some(MAX_TASKS + 1);
-        assert!(Scenario::build(sp.clone(), tiny(40), tiny(8)).is_err());
-        sp.tasks = Some(2);
-        let mut other = tiny(8);
-        other.sample_shape = vec![2, 8];
-        assert!(Scenario::build(sp.clone(), tiny(40), other).is_err());
-        let mut flat = tiny(8);
-        flat.sample_shape = vec![1, 16];
-        let mut flat_train = tiny(40);
-        flat_train.sample_shape = vec![1, 16];
-        sp.features = Features::Pool2x2;
-        assert!(Scenario::build(sp, flat_train, flat).is_err());
-    }
-
-    #[test]
-    fn class_orders_group_the_classes_they_name() {
-        let mut sp = spec(Kind::Split, Setting::ClassIl);
-        sp.class_order = ClassOrder::Given(vec![3, 1, 0, 2]);
-        let s = Scenario::build(sp.clone(), tiny(40), tiny(8)).unwrap();
-        assert_eq!(s.tasks[0].classes, vec![3, 1]);
-        assert_eq!(s.target(0, 1), 1);
-        assert_eq!(s.target(1, 0), 2);
-        sp.class_order = ClassOrder::Random;
-        let a = Scenario::build(sp.clone(), tiny(40), tiny(8)).unwrap();
-        let mut all: Vec<u16> = a.tasks.iter().flat_map(|t| t.classes.clone()).collect();
-        all.sort_unstable();
-        assert_eq!(all, vec![0, 1, 2, 3]);
-        let orders: std::collections::HashSet<Vec<u16>> = (0..20)
-            .map(|seed| {
-                sp.seed = seed;
-                let s = Scenario::build(sp.clone(), tiny(40), tiny(8)).unwrap();
-                s.tasks.iter().flat_map(|t| t.classes.clone()).collect()
-            })
-            .collect();
-        assert!(orders.len() > 3, "seeds should pair the classes differently");
-    }
+    sum.into_iter()
+        .map(|(s, sq, n)| {
+            let n = n.max(1) as f64;
+            let mean = s / n;
+            let sd = (sq / n - mean * mean).max(0.0).sqrt();
+            (mean as f32, if sd > 1e-6 { (1.0 / sd) as f32 } else { 1.0 })
+        })
+        .collect()
 }
+
+#[cfg(test)]
+mod tests;
