@@ -796,9 +796,19 @@ fn the_hal_io_labels_frames_by_the_button_and_ends_tasks() {
 
 #[test]
 fn the_shipped_device_images_are_what_export_writes_from_the_firmware_configs() {
-    use edgecl::host::device::{device_image, from_hex32, public_key};
-    let secret = from_hex32(&std::fs::read_to_string(root().join("boards/dev-key")).unwrap()).unwrap();
-    let public = from_hex32(&std::fs::read_to_string(root().join("boards/dev-key.pub")).unwrap()).unwrap();
+    use edgecl::host::device::{device_image, public_key, read_key_file, KeyKind};
+    let secret = read_key_file(
+        &std::fs::read_to_string(root().join("boards/dev-key")).unwrap(),
+        KeyKind::Secret,
+        "dev-key",
+    )
+    .unwrap();
+    let public = read_key_file(
+        &std::fs::read_to_string(root().join("boards/dev-key.pub")).unwrap(),
+        KeyKind::Public,
+        "dev-key.pub",
+    )
+    .unwrap();
     assert_eq!(public_key(&secret), public);
     let backbone = std::fs::read(root().join("boards/flash/backbone.bin")).unwrap();
     let features = Backbone::parse(&backbone).unwrap().output();

@@ -44,8 +44,10 @@ impl Parts {
         id: u32,
         cut: Option<u64>,
     ) -> (Result<RunSummary, DeviceError>, String) {
-        let key = edgecl::host::device::from_hex32(
+        let key = edgecl::host::device::read_key_file(
             &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("boards/dev-key.pub")).unwrap(),
+            edgecl::host::device::KeyKind::Public,
+            "dev-key.pub",
         )
         .unwrap();
         let image = signed::verify(&self.image, &key, "netduinoplus2", 98304).unwrap();
@@ -166,8 +168,10 @@ fn every_flipped_byte_of_the_newest_checkpoint_falls_back_to_the_other_slot() {
     let (newest, info) = probe.newest().unwrap().unwrap();
     let older = 1 - newest;
     // The learner the firmware builds, to restore into.
-    let key = edgecl::host::device::from_hex32(
+    let key = edgecl::host::device::read_key_file(
         &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("boards/dev-key.pub")).unwrap(),
+        edgecl::host::device::KeyKind::Public,
+        "dev-key.pub",
     )
     .unwrap();
     let image = signed::verify(&parts.image, &key, "netduinoplus2", 98304).unwrap();

@@ -224,7 +224,7 @@ fn signed_image(name: &str, config: &str, secret: &[u8; 32]) -> PathBuf {
 
 fn dev_key() -> [u8; 32] {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("boards/dev-key")).unwrap();
-    edgecl::host::device::from_hex32(&text).unwrap()
+    edgecl::host::device::read_key_file(&text, edgecl::host::device::KeyKind::Secret, "dev-key").unwrap()
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! signal, and every bad input (its message, the exit status, the learner unchanged).
 
 use edgecl::host::board::Board;
-use edgecl::host::device::{keygen, to_hex};
+use edgecl::host::device::{key_file_text, keygen, KeyKind};
 use edgecl::host::runtime::{linux_image, state};
 use edgecl::learner::rng::Rng;
 use serde_json::Value;
@@ -68,7 +68,7 @@ fn deploy(dir: &Path, config: &str) -> Deploy {
     std::fs::create_dir_all(dir).unwrap();
     let (secret, public) = keygen();
     let key = dir.join("owner.key.pub");
-    std::fs::write(&key, to_hex(&public) + "\n").unwrap();
+    std::fs::write(&key, key_file_text(KeyKind::Public, &public)).unwrap();
     let image = dir.join("pi.img");
     let onnx = std::fs::read(root().join(BACKBONE)).unwrap();
     let board = Board::load("raspberry-pi-4").unwrap();

@@ -44,6 +44,7 @@ fn trained_backbones_export_to_onnx_that_tract_runs_like_the_trainer() {
             device: TrainDevice::Cpu,
             loss_every: 5,
             progress: false,
+            augment: false,
         };
         let (tr, te) = (quadrants(256, 1), quadrants(64, 2));
         let trained = train(&cfg, &tr, &te).unwrap();

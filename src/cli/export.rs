@@ -12,9 +12,9 @@ pub struct ExportArgs {
     #[arg(long)]
     board: String,
     /// Model folder with a backbone.onnx (for mcu boards also its calibration.json: the
-    /// int8 image is made from both).
-    #[arg(long, default_value = "models/fashion-cnn8")]
-    model: PathBuf,
+    /// int8 image is made from both) [the shipped models/fashion-cnn8].
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// Device config text [boards/BOARD/firmware.toml]; for a Linux board, the run config
     /// (TOML; see `edgecl run --help` and the README's deploy guide).
     #[arg(long)]
@@ -29,7 +29,7 @@ pub struct ExportArgs {
 
 /// `edgecl export`: writes a board's signed device image.
 pub fn export(args: ExportArgs) -> Result<()> {
-    use edgecl::host::device::{device_image, from_hex32, model_backbone_image, public_key, to_hex};
+    use edgecl::host::device::{device_image, model_backbone_image, public_key, read_key_file, to_hex, KeyKind};
     let board = Board::load(&args.board)?;
     let config_path = match (&args.config, board.kind) {
         (Some(p), _) => p.clone(),
@@ -37,15 +37,30 @@ pub fn export(args: ExportArgs) -> Result<()> {
             "--config FILE is needed for {}: a run config (TOML: strategy, budget, hidden, ...; see edgecl run --help)",
             board.name
         ),
-        (None, _) => PathBuf::from(format!("boards/{}/firmware.toml", board.name)),
+        (None, _) => {
+            let shipped = super::shipped_path(&format!("boards/{}/firmware.toml", board.name));
+            if !shipped.exists() {
+                bail!(
+                    "{} has no shipped firmware config ({} is not there): pass --config FILE, a device config \
+                     (TOML, as boards/netduinoplus2/firmware.toml)",
+                    board.name,
+                    shipped.display()
+                );
+            }
+            shipped
+        }
     };
+    let model = args
+        .model
+        .clone()
+        .unwrap_or_else(|| super::shipped_path("models/fashion-cnn8"));
     let config = std::fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
     let key_text = std::fs::read_to_string(&args.sign).with_context(|| format!("reading {}", args.sign.display()))?;
-    let secret = from_hex32(&key_text).with_context(|| format!("{}", args.sign.display()))?;
-    let onnx_path = args.model.join("backbone.onnx");
+    let secret = read_key_file(&key_text, KeyKind::Secret, &args.sign.display().to_string())?;
+    let onnx_path = model.join("backbone.onnx");
     let onnx = std::fs::read(&onnx_path).with_context(|| format!("reading {}", onnx_path.display()))?;
     let (backbone, image) = if board.kind == BoardKind::Mcu {
-        let (model, _, backbone) = model_backbone_image(&args.model)?;
+        let (model, _, backbone) = model_backbone_image(&model)?;
         let image = device_image(&board, &config, &backbone, model.feature_width()?, &secret)?;
         (backbone, image)
     } else {

@@ -14,7 +14,7 @@ pub struct KeygenArgs {
 
 /// `edgecl keygen`: writes the key pair (never over an existing key).
 pub fn keygen(out: &Path) -> Result<()> {
-    use edgecl::host::device::{keygen, to_hex};
+    use edgecl::host::device::{key_file_text, keygen, to_hex, KeyKind};
     use std::io::Write;
     let (secret, public) = keygen();
     let mut options = std::fs::OpenOptions::new();
@@ -24,7 +24,7 @@ pub fn keygen(out: &Path) -> Result<()> {
     let mut f = options
         .open(out)
         .with_context(|| format!("creating {} (an existing key is never overwritten)", out.display()))?;
-    writeln!(f, "{}", to_hex(&secret))?;
+    write!(f, "{}", key_file_text(KeyKind::Secret, &secret))?;
     let mut pub_path = out.as_os_str().to_owned();
     pub_path.push(".pub");
     let mut p = options.open(&pub_path).with_context(|| {
@@ -33,7 +33,7 @@ pub fn keygen(out: &Path) -> Result<()> {
             Path::new(&pub_path).display()
         )
     })?;
-    writeln!(p, "{}", to_hex(&public))?;
+    write!(p, "{}", key_file_text(KeyKind::Public, &public))?;
     println!(
         "secret key {} (keep it), public key {}: {}",
         out.display(),

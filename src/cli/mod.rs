@@ -20,10 +20,18 @@ use std::path::{Path, PathBuf};
 
 /// The shipped MNIST: `data/mnist` here, else the one beside the sources.
 pub fn default_data() -> PathBuf {
-    let local = Path::new("data/mnist");
+    shipped_path("data/mnist")
+}
+
+/// A file or folder the checkout ships (`data/mnist`, `models/fashion-cnn8`,
+/// `boards/netduinoplus2/firmware.toml`), relative to the working directory: there when it
+/// exists, else in the checkout this edgecl was built from, so commands find it from
+/// anywhere.
+pub fn shipped_path(relative: &str) -> PathBuf {
+    let local = Path::new(relative);
     if local.exists() {
         local.to_path_buf()
     } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
     }
 }

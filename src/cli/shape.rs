@@ -326,12 +326,19 @@ impl Shape {
     /// The features the learner sees: with the edge protocol, the shipped backbone unless
     /// --model or --backbone says otherwise.
     pub fn source(&self) -> Result<Source> {
+        self.source_for(None)
+    }
+
+    /// [`Shape::source`] for samples of `sample_shape`: without --model or --backbone,
+    /// the first shipped backbone that takes samples of that shape.
+    pub fn source_for(&self, sample_shape: Option<&[usize]>) -> Result<Source> {
         #[cfg(feature = "onnx")]
-        if let Some((bytes, name)) = self.onnx_bytes()? {
+        if let Some((bytes, name)) = self.onnx_bytes_for(sample_shape)? {
             return Ok(Source::Backbone(edgecl::host::onnx::Backbone::from_bytes(
                 &bytes, &name,
             )?));
         }
+        let _ = sample_shape;
         Ok(Source::Protocol)
     }
 
@@ -339,6 +346,15 @@ impl Shape {
     /// it (`None`: the protocol's own features).
     #[cfg(feature = "onnx")]
     pub fn onnx_bytes(&self) -> Result<Option<(std::borrow::Cow<'static, [u8]>, String)>> {
+        self.onnx_bytes_for(None)
+    }
+
+    /// [`Shape::onnx_bytes`] for samples of `sample_shape` (`None`: 28x28 images).
+    #[cfg(feature = "onnx")]
+    pub fn onnx_bytes_for(
+        &self,
+        sample_shape: Option<&[usize]>,
+    ) -> Result<Option<(std::borrow::Cow<'static, [u8]>, String)>> {
         use edgecl::host::onnx;
         let edge = self.protocol() == Protocol::Edge;
         if !edge && (self.backbone.is_some() || self.model.is_some()) {
@@ -355,7 +371,21 @@ impl Shape {
         }
         let model = match self.model.as_deref() {
             Some(m) => m,
-            None if edge => onnx::DEFAULT_MODEL,
+            None if edge => match sample_shape {
+                None => onnx::DEFAULT_MODEL,
+                Some(shape) => match onnx::shipped_for(shape) {
+                    Some(m) => m.name,
+                    None => bail!(
+                        "no shipped backbone takes samples of shape {shape:?} (shipped: {}): pass --model none \
+                         (the samples themselves, pooled), --model DIR or --backbone FILE (`edgecl train` writes one)",
+                        onnx::SHIPPED
+                            .iter()
+                            .map(|m| format!("{} {:?}", m.name, m.sample_shape))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                },
+            },
             None => return Ok(None),
         };
         if model == "none" {
@@ -369,7 +399,7 @@ impl Shape {
             Some(bytes) => Ok(Some((bytes.into(), model.to_string()))),
             None => bail!(
                 "--model {model}: no such folder and no shipped model of that name (shipped: {}; `none` for pooled pixels)",
-                onnx::SHIPPED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                onnx::SHIPPED.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
             ),
         }
     }

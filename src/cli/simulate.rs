@@ -117,7 +117,7 @@ pub fn simulate(args: SimulateArgs, strategy_given: bool) -> Result<()> {
             names(&test)
         );
     }
-    let source = args.shape.source()?;
+    let source = args.shape.source_for(Some(&train.sample_shape))?;
     let (default_iters, ..) = args.shape.training();
     let length = match (args.iters, args.epochs) {
         (Some(i), _) => Length::Iters(i),

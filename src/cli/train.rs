@@ -32,10 +32,10 @@ pub struct TrainArgs {
     /// Hidden width of the MLP's first layer.
     #[arg(long, default_value_t = 256)]
     hidden: usize,
-    /// Output channels of the CNN's 3x3 convolutions (each followed by ReLU and a 2x2
-    /// max-pool), e.g. 8,16.
-    #[arg(long, value_delimiter = ',', default_value = "16,32")]
-    channels: Vec<usize>,
+    /// Output channels of the convolutions, each followed by ReLU and a max-pool: the
+    /// CNN's 3x3 ones (default 16,32) or conv1d's kernels of 5 over time (default 16,32,32).
+    #[arg(long, value_delimiter = ',')]
+    channels: Option<Vec<usize>>,
     /// Training samples (the first ones of the training split) the device image's
     /// activation ranges are calibrated on (calibration.json).
     #[arg(long, default_value_t = 2000)]
@@ -65,6 +65,11 @@ pub struct TrainArgs {
     /// Training steps averaged into one point of train.json's loss curve.
     #[arg(long, default_value_t = 50)]
     loss_every: usize,
+    /// Conv1d: train on windows turned, scaled and shifted as another wearer would change
+    /// them (each triaxial sensor rotated by up to 30 degrees, scaled by 0.9-1.1, rolled
+    /// in time), for wearers it has not seen.
+    #[arg(long)]
+    augment: bool,
     /// Model folder to write (e.g. models/fashion-cnn).
     #[arg(long)]
     out: PathBuf,
@@ -109,7 +114,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         arch: args.arch,
         features: args.features,
         hidden: args.hidden,
-        channels: args.channels.clone(),
+        channels: args.channels.clone().unwrap_or_else(|| args.arch.default_channels()),
         calibration: args.calibration,
         epochs: args.epochs,
         batch: args.batch,
@@ -127,6 +132,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         },
         loss_every: args.loss_every,
         progress: !args.quiet && std::io::stderr().is_terminal(),
+        augment: args.augment,
     };
     let started = std::time::Instant::now();
     let trained = train::train(&cfg, &train_set, &test_set)?;
@@ -175,6 +181,16 @@ pub fn train(args: TrainArgs) -> Result<()> {
                 cfg.features
             )
         }
+        Arch::Conv1d => {
+            let (mut steps, channels) = train_set.window().unwrap_or((0, 0));
+            let mut text = format!("1D-CNN: window {steps}x{channels} (time x channels), each channel normalised");
+            for c in &cfg.channels {
+                text += &format!(" -> conv1d({c}, k{}) -> ReLU -> maxpool2", train::KERNEL_1D);
+                steps /= 2;
+            }
+            let last = cfg.channels.last().copied().unwrap_or(1);
+            format!("{text} -> flatten({}) -> dense({}) -> ReLU", last * steps, cfg.features)
+        }
         Arch::Mlp => format!(
             "MLP: 784 -> dense({}) -> ReLU -> dense({}) -> ReLU",
             cfg.hidden, cfg.features
@@ -194,7 +210,8 @@ pub fn train(args: TrainArgs) -> Result<()> {
     );
     let _ = writeln!(
         md,
-        "- backbone (`backbone.onnx`): {arch}; input float [N, 784], output float [N, {}]",
+        "- backbone (`backbone.onnx`): {arch}; input float [N, {}], output float [N, {}]",
+        train_set.x.ncols(),
         cfg.features
     );
     let _ = writeln!(
@@ -241,18 +258,29 @@ pub fn train(args: TrainArgs) -> Result<()> {
         "samples": trained.calibration_samples,
         "activation_max": trained.activation_max,
     });
-    std::fs::write(&calibration_path, serde_json::to_string_pretty(&calibration)? + "\n")
-        .with_context(|| format!("writing {}", calibration_path.display()))?;
-    let _ = writeln!(
-        md,
-        "- device calibration (`{}`): the largest output of each layer but the last over the first {} training \
+    let mut files = vec![&onnx_path, &head_path];
+    if trained.activation_max.is_empty() {
+        let _ = writeln!(
+            md,
+            "- device calibration: none (the device's int8 backbone does not run this architecture's layers)"
+        );
+    } else {
+        std::fs::write(&calibration_path, serde_json::to_string_pretty(&calibration)? + "\n")
+            .with_context(|| format!("writing {}", calibration_path.display()))?;
+        files.push(&calibration_path);
+    }
+    if !trained.activation_max.is_empty() {
+        let _ = writeln!(
+            md,
+            "- device calibration (`{}`): the largest output of each layer but the last over the first {} training \
          samples (by index, validation split excluded): {:?}",
-        edgecl::host::device::CALIBRATION_FILE,
-        trained.calibration_samples,
-        trained.activation_max
-    );
+            edgecl::host::device::CALIBRATION_FILE,
+            trained.calibration_samples,
+            trained.activation_max
+        );
+    }
     let _ = writeln!(md, "\n| file | bytes | sha256 |\n|---|---:|---|");
-    for path in [&onnx_path, &head_path, &calibration_path] {
+    for path in files {
         let bytes = std::fs::read(path)?;
         let _ = writeln!(
             md,

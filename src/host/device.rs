@@ -10,7 +10,7 @@ use crate::host::idx::Dataset;
 use crate::host::onnx::{BackboneModel, Layer};
 use crate::learner::rng::Rng;
 use crate::storage::{MockNor, Slots};
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
 
 /// One layer of the device image, grouped from a model's layers: a convolution with its
@@ -502,7 +502,7 @@ impl FirmwareDir {
         };
         Ok(FirmwareDir {
             image: read(dir.join(FLASH_DIR).join(format!("{}.img", board.name)))?,
-            public_key: from_hex32(&key).context(DEV_PUBLIC_KEY)?,
+            public_key: read_key_file(&key, KeyKind::Public, DEV_PUBLIC_KEY)?,
             config,
             stream: read(dir.join(FLASH_DIR).join("stream.bin"))?,
             board,
@@ -619,6 +619,70 @@ pub fn public_key(seed: &[u8; 32]) -> [u8; 32] {
 /// Lowercase hex.
 pub fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Which half of a key pair a key file holds: its first word says (`edgecl keygen`
+/// writes `edgecl-secret-key HEX` and `edgecl-public-key HEX`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// The secret seed images are signed with (`edgecl export --sign`).
+    Secret,
+    /// The public key images are verified with (the firmware, `edgecl run --key`).
+    Public,
+}
+
+impl KeyKind {
+    /// The tag a key file of this kind starts with.
+    pub fn tag(self) -> &'static str {
+        match self {
+            KeyKind::Secret => "edgecl-secret-key",
+            KeyKind::Public => "edgecl-public-key",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            KeyKind::Secret => "secret",
+            KeyKind::Public => "public",
+        }
+    }
+}
+
+/// A key file's text: its tag, a space, the 64 hex digits and a newline.
+pub fn key_file_text(kind: KeyKind, key: &[u8; 32]) -> String {
+    format!("{} {}\n", kind.tag(), to_hex(key))
+}
+
+/// The key in key file `text` (named `file` in errors), which must be of `kind`: a public
+/// key given where the secret one is wanted (or the reverse), or a file without its tag,
+/// is refused saying which file is which.
+pub fn read_key_file(text: &str, kind: KeyKind, file: &str) -> Result<[u8; 32]> {
+    let other = match kind {
+        KeyKind::Secret => KeyKind::Public,
+        KeyKind::Public => KeyKind::Secret,
+    };
+    let mut words = text.split_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (Some(tag), Some(hex), None) if tag == kind.tag() => {
+            from_hex32(hex).with_context(|| format!("{file}: the {} key", kind.what()))
+        }
+        (Some(tag), Some(_), None) if tag == other.tag() => bail!(
+            "{file} is a {} key ({}), but a {} key is wanted here: `edgecl keygen --out F` writes the secret key to F and the public key to F.pub{}",
+            other.what(),
+            other.tag(),
+            kind.what(),
+            match kind {
+                KeyKind::Secret => "; sign with F",
+                KeyKind::Public => "; verify with F.pub",
+            }
+        ),
+        (Some(hex), None, None) if from_hex32(hex).is_ok() => bail!(
+            "{file} holds a key without its tag, so whether it is secret or public cannot be told: a {} key file reads `{} HEX` (`edgecl keygen` writes them so)",
+            kind.what(),
+            kind.tag()
+        ),
+        _ => bail!("{file}: not a key file (a {} key file reads `{} HEX`, 64 hex digits)", kind.what(), kind.tag()),
+    }
 }
 
 /// 32 bytes from 64 hex digits (surrounding whitespace ignored).

@@ -43,7 +43,7 @@ mod error;
 mod folder;
 mod format;
 
-pub use dataset::{dataset_from_arrays, Dataset, SideFile};
+pub use dataset::{dataset_from_arrays, Dataset, SideFile, MAX_WINDOW_CHANNELS};
 pub use error::IdxError;
 pub use folder::{find_split, load_split, load_split_with, split_files, Split, SplitFiles};
 pub use format::{parse_idx, read_idx, read_idx_with_limit, IdxArray, IdxData, DEFAULT_MAX_DECOMPRESSED};

@@ -120,6 +120,58 @@ impl BackboneModel {
                         ints("strides", &[1, 1]),
                     ];
                 }
+                Layer::Window {
+                    steps,
+                    channels,
+                    mean,
+                    scale,
+                } => {
+                    // Reshape to [N, T, C], normalise each channel, then [N, C, T].
+                    let (shape, m, k) = (format!("shape{l}"), format!("mean{l}"), format!("scale{l}"));
+                    inits.push(pb::TensorProto {
+                        name: shape.clone(),
+                        dims: vec![3],
+                        data_type: pb::tensor_proto::DataType::Int64 as i32,
+                        int64_data: vec![-1, *steps as i64, *channels as i64],
+                        ..Default::default()
+                    });
+                    inits.push(initializer(m.clone(), &[*channels], mean));
+                    inits.push(initializer(k.clone(), &[*channels], scale));
+                    let step = |op: &str, input: Vec<String>, part: &str| pb::NodeProto {
+                        op_type: op.into(),
+                        input,
+                        output: vec![format!("t{l}{part}")],
+                        name: format!("n{l}{part}"),
+                        ..Default::default()
+                    };
+                    nodes.push(step("Reshape", vec![x.clone(), shape], "r"));
+                    nodes.push(step("Sub", vec![format!("t{l}r"), m], "s"));
+                    nodes.push(step("Mul", vec![format!("t{l}s"), k], "m"));
+                    node.op_type = "Transpose".into();
+                    node.input = vec![format!("t{l}m")];
+                    node.attribute = vec![ints("perm", &[0, 2, 1])];
+                }
+                Layer::Conv1d {
+                    weights,
+                    biases,
+                    inputs,
+                    outputs,
+                    kernel,
+                    pad,
+                } => {
+                    let (w, b) = (format!("W{l}"), format!("b{l}"));
+                    inits.push(initializer(w.clone(), &[*outputs, *inputs, *kernel], weights));
+                    inits.push(initializer(b.clone(), &[*outputs], biases));
+                    node.op_type = "Conv".into();
+                    node.input = vec![x.clone(), w, b];
+                    let (k, p) = (*kernel as i64, *pad as i64);
+                    node.attribute = vec![ints("kernel_shape", &[k]), ints("pads", &[p, p]), ints("strides", &[1])];
+                }
+                Layer::MaxPool1d2 => {
+                    node.op_type = "MaxPool".into();
+                    node.input = vec![x.clone()];
+                    node.attribute = vec![ints("kernel_shape", &[2]), ints("strides", &[2])];
+                }
                 Layer::MaxPool2 => {
                     node.op_type = "MaxPool".into();
                     node.input = vec![x.clone()];

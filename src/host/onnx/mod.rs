@@ -28,24 +28,48 @@ pub use backbone::Backbone;
 use anyhow::{bail, ensure, Result};
 use ndarray::{Array2, ArrayView2, Axis};
 
-/// The models shipped in `models/`, compiled into the binary: `(name, backbone.onnx)`.
-pub const SHIPPED: &[(&str, &[u8])] = &[
-    (
-        "fashion-cnn",
-        include_bytes!("../../../models/fashion-cnn/backbone.onnx"),
-    ),
-    (
-        "mnist04-cnn",
-        include_bytes!("../../../models/mnist04-cnn/backbone.onnx"),
-    ),
+/// A model shipped in `models/`, compiled into the binary.
+#[derive(Debug, Clone, Copy)]
+pub struct Shipped {
+    /// Its folder's name (`--model NAME`).
+    pub name: &'static str,
+    /// The shape of the samples it takes (`[28, 28]` images, `[100, 6]` windows).
+    pub sample_shape: &'static [usize],
+    /// `backbone.onnx`.
+    pub onnx: &'static [u8],
+}
+
+/// The models shipped in `models/`, compiled into the binary; the first whose sample
+/// shape matches the data's is the edge protocol's default ([`shipped_for`]).
+pub const SHIPPED: &[Shipped] = &[
+    Shipped {
+        name: "fashion-cnn",
+        sample_shape: &[28, 28],
+        onnx: include_bytes!("../../../models/fashion-cnn/backbone.onnx"),
+    },
+    Shipped {
+        name: "mnist04-cnn",
+        sample_shape: &[28, 28],
+        onnx: include_bytes!("../../../models/mnist04-cnn/backbone.onnx"),
+    },
+    Shipped {
+        name: "watch03-conv1d",
+        sample_shape: &[100, 6],
+        onnx: include_bytes!("../../../models/watch03-conv1d/backbone.onnx"),
+    },
 ];
 
-/// The shipped model whose features feed the edge protocol's head by default.
+/// The shipped model whose features feed the edge protocol's head on 28x28 images.
 pub const DEFAULT_MODEL: &str = "fashion-cnn";
 
 /// The ONNX bytes of the shipped model `name`.
 pub fn shipped(name: &str) -> Option<&'static [u8]> {
-    SHIPPED.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+    SHIPPED.iter().find(|m| m.name == name).map(|m| m.onnx)
+}
+
+/// The first shipped model that takes samples of `shape`.
+pub fn shipped_for(shape: &[usize]) -> Option<&'static Shipped> {
+    SHIPPED.iter().find(|m| m.sample_shape == shape)
 }
 
 /// Largest `|a_i - b_i|` over two equally long runs of features (0 when empty).
@@ -82,6 +106,36 @@ pub enum Layer {
     },
     /// 2x2 max pooling, stride 2.
     MaxPool2,
+    /// Views each flat sample, time-major (`[steps, channels]`, a sensor window), as
+    /// `channels` sequences of `steps` values, channel `c` normalised to
+    /// `(x - mean[c]) * scale[c]` (ONNX: `Reshape`, `Sub`, `Mul`, `Transpose`).
+    Window {
+        /// Time steps.
+        steps: usize,
+        /// Channels.
+        channels: usize,
+        /// Per channel, subtracted first.
+        mean: Vec<f32>,
+        /// Per channel, multiplied after.
+        scale: Vec<f32>,
+    },
+    /// 1-D convolution over time, stride 1, zero padding `pad` at both ends.
+    Conv1d {
+        /// `out x in x kernel`, row-major (ONNX's and burn's layout).
+        weights: Vec<f32>,
+        /// `out` biases.
+        biases: Vec<f32>,
+        /// Input channels.
+        inputs: usize,
+        /// Output channels.
+        outputs: usize,
+        /// Kernel length.
+        kernel: usize,
+        /// Padding at each end.
+        pad: usize,
+    },
+    /// Max pooling over 2 time steps, stride 2 (a last odd step is dropped).
+    MaxPool1d2,
     /// `max(x, 0)`.
     Relu,
     /// Image back to a flat vector (channel-major).
@@ -114,6 +168,8 @@ pub struct BackboneModel {
 enum Shape {
     Flat(usize),
     Image(usize, usize, usize),
+    /// `channels x steps`.
+    Seq(usize, usize),
 }
 
 impl Shape {
@@ -121,6 +177,7 @@ impl Shape {
         match self {
             Shape::Flat(n) => n,
             Shape::Image(c, h, w) => c * h * w,
+            Shape::Seq(c, t) => c * t,
         }
     }
 }
@@ -196,6 +253,51 @@ impl BackboneModel {
                 (Layer::MaxPool2, Shape::Image(c, h, w)) => {
                     ensure!(h >= 2 && w >= 2, "layer {l}: cannot pool a {h}x{w} image");
                     Shape::Image(c, h / 2, w / 2)
+                }
+                (
+                    Layer::Window {
+                        steps,
+                        channels,
+                        mean,
+                        scale,
+                    },
+                    Shape::Flat(n),
+                ) => {
+                    ensure!(
+                        steps * channels == n && *steps >= 1,
+                        "layer {l}: {n} values are not a window of {steps} steps x {channels} channels"
+                    );
+                    ensure!(
+                        mean.len() == *channels && scale.len() == *channels,
+                        "layer {l}: the window's normalisation has the wrong size"
+                    );
+                    Shape::Seq(*channels, *steps)
+                }
+                (
+                    Layer::Conv1d {
+                        weights,
+                        biases,
+                        inputs,
+                        outputs,
+                        kernel,
+                        pad,
+                    },
+                    Shape::Seq(c, t),
+                ) => {
+                    ensure!(*inputs == c, "layer {l}: convolution takes {inputs} channels, gets {c}");
+                    ensure!(
+                        weights.len() == outputs * inputs * kernel && biases.len() == *outputs,
+                        "layer {l}: convolution weights or biases have the wrong size"
+                    );
+                    ensure!(
+                        *kernel >= 1 && t + 2 * pad >= *kernel,
+                        "layer {l}: kernel {kernel} longer than its input"
+                    );
+                    Shape::Seq(*outputs, t + 2 * pad + 1 - kernel)
+                }
+                (Layer::MaxPool1d2, Shape::Seq(c, t)) => {
+                    ensure!(t >= 2, "layer {l}: cannot pool {t} step");
+                    Shape::Seq(c, t / 2)
                 }
                 (Layer::Relu, s) => s,
                 (Layer::Flatten, s) => Shape::Flat(s.len()),
@@ -294,6 +396,63 @@ impl BackboneModel {
                                     let at = |dy: usize, dx: usize| v[(ch * h + 2 * y + dy) * w + 2 * xx + dx];
                                     o[(ch * oh + y) * ow + xx] = at(0, 0).max(at(0, 1)).max(at(1, 0)).max(at(1, 1));
                                 }
+                            }
+                        }
+                        o
+                    }
+                    (
+                        Layer::Window {
+                            steps,
+                            channels,
+                            mean,
+                            scale,
+                        },
+                        ..,
+                    ) => {
+                        let (t, c) = (*steps, *channels);
+                        let mut o = vec![0.0f64; t * c];
+                        for s in 0..t {
+                            for ch in 0..c {
+                                o[ch * t + s] = (v[s * c + ch] - mean[ch] as f64) * scale[ch] as f64;
+                            }
+                        }
+                        o
+                    }
+                    (
+                        Layer::Conv1d {
+                            weights,
+                            biases,
+                            inputs,
+                            outputs,
+                            kernel,
+                            pad,
+                        },
+                        Shape::Seq(_, t),
+                        Shape::Seq(_, ot),
+                    ) => {
+                        let (k, p) = (*kernel, *pad as isize);
+                        let mut o = vec![0.0f64; outputs * ot];
+                        for co in 0..*outputs {
+                            for s in 0..ot {
+                                let mut acc = biases[co] as f64;
+                                for ci in 0..*inputs {
+                                    for d in 0..k {
+                                        let at = s as isize + d as isize - p;
+                                        if at >= 0 && (at as usize) < t {
+                                            acc += weights[(co * inputs + ci) * k + d] as f64 * v[ci * t + at as usize];
+                                        }
+                                    }
+                                }
+                                o[co * ot + s] = acc;
+                            }
+                        }
+                        o
+                    }
+                    (Layer::MaxPool1d2, Shape::Seq(c, t), Shape::Seq(_, ot)) => {
+                        let mut o = vec![0.0f64; c * ot];
+                        for ch in 0..c {
+                            for s in 0..ot {
+                                o[ch * ot + s] = v[ch * t + 2 * s].max(v[ch * t + 2 * s + 1]);
                             }
                         }
                         o
@@ -399,6 +558,65 @@ mod tests {
         let mut bad = model.clone();
         bad.layers.remove(0);
         assert!(bad.to_onnx().is_err(), "a convolution over a flat input is refused");
+    }
+
+    #[test]
+    fn window_backbone_runs_in_tract_like_the_reference() {
+        let mut rng = Rng::new(5);
+        let mut r = |n: usize| (0..n).map(|_| rng.uniform_range(-0.5, 0.5)).collect::<Vec<f32>>();
+        let (t, c) = (11, 3);
+        let model = BackboneModel {
+            input_width: t * c,
+            layers: vec![
+                Layer::Window {
+                    steps: t,
+                    channels: c,
+                    mean: vec![0.1, -2.0, 5.0],
+                    scale: vec![2.0, 0.5, 1.0],
+                },
+                Layer::Conv1d {
+                    weights: r(4 * 3 * 5),
+                    biases: r(4),
+                    inputs: 3,
+                    outputs: 4,
+                    kernel: 5,
+                    pad: 2,
+                },
+                Layer::Relu,
+                Layer::MaxPool1d2,
+                Layer::Conv1d {
+                    weights: r(2 * 4 * 3),
+                    biases: r(2),
+                    inputs: 4,
+                    outputs: 2,
+                    kernel: 3,
+                    pad: 0,
+                },
+                Layer::Relu,
+                Layer::Flatten,
+                Layer::Dense {
+                    weights: r(6 * 6),
+                    biases: r(6),
+                    inputs: 6,
+                    outputs: 6,
+                },
+                Layer::Relu,
+            ],
+        };
+        assert_eq!(model.feature_width().unwrap(), 6);
+        let loaded = Backbone::from_bytes(&model.to_onnx().unwrap(), "conv1d.onnx").unwrap();
+        assert_eq!((loaded.input_width(), loaded.feature_width()), (33, 6));
+        let x = Array2::from_shape_fn((7, 33), |(i, j)| {
+            (i as f32 - 3.0) + (j % 3) as f32 * 2.0 + rng.uniform()
+        });
+        let want = model.forward(x.view()).unwrap();
+        let got = loaded.features(x.view()).unwrap();
+        let err = max_abs_difference(&want, &got);
+        assert!(err < 1e-4, "max error {err}");
+        assert!(want.iter().any(|&v| v > 0.0));
+        let mut bad = model.clone();
+        bad.layers.remove(0);
+        assert!(bad.to_onnx().is_err(), "a 1-D convolution over a flat input is refused");
     }
 
     #[test]

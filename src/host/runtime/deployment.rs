@@ -24,13 +24,16 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 impl Deployment {
-    /// Reads and verifies the image at `image` with the public key file `key` (hex, as
+    /// Reads and verifies the image at `image` with the public key file `key` (as
     /// `edgecl keygen` writes it) and the ONNX `backbone`; `state` is the state folder.
     pub fn open(image: &Path, key: &Path, backbone: &Path, state: &Path) -> Result<Deployment> {
         let image_bytes = std::fs::read(image).with_context(|| format!("reading the image {}", image.display()))?;
         let key_text = std::fs::read_to_string(key).with_context(|| format!("reading the key {}", key.display()))?;
-        let public =
-            crate::host::device::from_hex32(&key_text).with_context(|| format!("the public key {}", key.display()))?;
+        let public = crate::host::device::read_key_file(
+            &key_text,
+            crate::host::device::KeyKind::Public,
+            &key.display().to_string(),
+        )?;
         let onnx = std::fs::read(backbone).with_context(|| format!("reading the backbone {}", backbone.display()))?;
         Deployment::from_bytes(
             &image_bytes,

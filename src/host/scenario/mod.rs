@@ -129,7 +129,9 @@ impl ClassOrder {
                 .map(|c| c.trim().parse::<u16>())
                 .collect::<std::result::Result<Vec<_>, _>>()
         };
-        let bad = || format!("`{s}` is not `sorted`, `random`, a list of classes like 1,0,3,2 or of tasks like 0,1,2,3/4,5/6");
+        let bad = || {
+            format!("`{s}` is not `sorted`, `random`, a list of classes like 1,0,3,2 or of tasks like 0,1,2,3/4,5/6")
+        };
         match s.trim() {
             "sorted" => Ok(ClassOrder::Sorted),
             "random" => Ok(ClassOrder::Random),
@@ -318,7 +320,11 @@ impl Scenario {
                 };
                 let side = by.as_ref().map(|b| {
                     let at = |d: &Dataset| d.side.iter().find(|f| f.name == b.side).map(|f| f.values.clone());
-                    (b.values.clone(), at(&train).unwrap_or_default(), at(&test).unwrap_or_default())
+                    (
+                        b.values.clone(),
+                        at(&train).unwrap_or_default(),
+                        at(&test).unwrap_or_default(),
+                    )
                 });
                 let k = groups.iter().map(Vec::len).max().unwrap_or(1);
                 let tasks = groups
@@ -326,8 +332,12 @@ impl Scenario {
                     .enumerate()
                     .map(|(t, cls)| {
                         let pick = |d: &Dataset, values: Option<&Vec<u32>>| match (values, &side) {
-                            (Some(v), Some((vals, ..))) => (0..d.len() as u32).filter(|&i| v[i as usize] == vals[t]).collect(),
-                            _ => (0..d.len() as u32).filter(|&i| cls.contains(&d.y[i as usize])).collect(),
+                            (Some(v), Some((vals, ..))) => {
+                                (0..d.len() as u32).filter(|&i| v[i as usize] == vals[t]).collect()
+                            }
+                            _ => (0..d.len() as u32)
+                                .filter(|&i| cls.contains(&d.y[i as usize]))
+                                .collect(),
                         };
                         Task {
                             train: pick(&train, side.as_ref().map(|s| &s.1)),
@@ -368,7 +378,13 @@ impl Scenario {
         };
         for (t, task) in tasks.iter().enumerate() {
             if task.train.is_empty() || task.test.is_empty() {
-                return Err(tasks::empty_task(t, &task.classes, &train, &test, task.train.is_empty()));
+                return Err(tasks::empty_task(
+                    t,
+                    &task.classes,
+                    &train,
+                    &test,
+                    task.train.is_empty(),
+                ));
             }
         }
         ensure!(
@@ -389,7 +405,11 @@ impl Scenario {
         }
         let mut offsets = vec![0u16];
         for task in &tasks {
-            let size = if spec.kind == Kind::Split { task.classes.len() } else { per_task };
+            let size = if spec.kind == Kind::Split {
+                task.classes.len()
+            } else {
+                per_task
+            };
             offsets.push(offsets[offsets.len() - 1] + size as u16);
         }
         let norm = match (spec.features, window) {

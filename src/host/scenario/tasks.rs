@@ -91,7 +91,12 @@ pub(super) fn empty_task(t: usize, classes: &[u16], train: &Dataset, test: &Data
     }
     // The class count is one more than the largest label: name it when classes below it
     // have no samples at all (a stray label such as 255 among labels 0..9).
-    if let Some((index, &top)) = train.y.iter().enumerate().max_by_key(|(i, &y)| (y, std::cmp::Reverse(*i))) {
+    if let Some((index, &top)) = train
+        .y
+        .iter()
+        .enumerate()
+        .max_by_key(|(i, &y)| (y, std::cmp::Reverse(*i)))
+    {
         let absent = (0..top).filter(|c| !train.y.contains(c)).count();
         if absent > 0 {
             msg += &format!(
@@ -114,7 +119,10 @@ pub(super) fn regroup(train: &Dataset, test: &Dataset, name: &str) -> Result<(Da
         match d.side.iter().find(|f| f.name == name) {
             Some(f) => Ok(f.values.clone()),
             None if d.side.is_empty() => bail!("--tasks-by {name}: the data has no side files"),
-            None => bail!("--tasks-by {name}: no such side file (the data has {})", names(d).join(", ")),
+            None => bail!(
+                "--tasks-by {name}: no such side file (the data has {})",
+                names(d).join(", ")
+            ),
         }
     };
     let (a, b) = (side(train)?, side(test)?);
@@ -128,7 +136,9 @@ pub(super) fn regroup(train: &Dataset, test: &Dataset, name: &str) -> Result<(Da
     values.sort_unstable();
     values.dedup();
     if let [only] = values.as_slice() {
-        bail!("--tasks-by {name}: every sample has the value {only}, which makes one task; a sequence needs two or more");
+        bail!(
+            "--tasks-by {name}: every sample has the value {only}, which makes one task; a sequence needs two or more"
+        );
     }
     ensure!(
         values.len() <= super::MAX_TASKS,
@@ -148,7 +158,11 @@ pub(super) fn regroup(train: &Dataset, test: &Dataset, name: &str) -> Result<(Da
             continue;
         }
         cut.push(v);
-        let (from_test, rows, data) = if tr.is_empty() { (true, te, test) } else { (false, tr, train) };
+        let (from_test, rows, data) = if tr.is_empty() {
+            (true, te, test)
+        } else {
+            (false, tr, train)
+        };
         for c in 0..data.classes as u16 {
             let of: Vec<usize> = rows.iter().copied().filter(|&i| data.y[i] == c).collect();
             let keep = of.len() - of.len() / 4;

@@ -146,7 +146,12 @@ fn labelled(n: usize, classes: usize, subjects: &[u32]) -> Dataset {
 
 #[test]
 fn seven_classes_in_pairs_make_four_tasks_the_last_one_smaller() {
-    let s = Scenario::build(spec(Kind::Split, Setting::ClassIl), labelled(70, 7, &[1]), labelled(14, 7, &[1])).unwrap();
+    let s = Scenario::build(
+        spec(Kind::Split, Setting::ClassIl),
+        labelled(70, 7, &[1]),
+        labelled(14, 7, &[1]),
+    )
+    .unwrap();
     let groups: Vec<Vec<u16>> = s.tasks.iter().map(|t| t.classes.clone()).collect();
     assert_eq!(groups, vec![vec![0, 1], vec![2, 3], vec![4, 5], vec![6]]);
     assert!(s.left_out.is_empty());
@@ -233,7 +238,10 @@ fn tasks_by_a_side_file_make_one_task_per_value() {
     );
     sp.tasks_by = Some("side".into());
     let e = Scenario::build(sp.clone(), labelled(60, 3, &[4]), labelled(12, 3, &[4])).unwrap_err();
-    assert_eq!(e.to_string(), "--tasks-by side: no such side file (the data has subjects)");
+    assert_eq!(
+        e.to_string(),
+        "--tasks-by side: no such side file (the data has subjects)"
+    );
     sp.tasks_by = Some("subjects".into());
     sp.setting = Setting::ClassIl;
     let e = Scenario::build(sp, labelled(60, 3, &[1, 2]), labelled(12, 3, &[1])).unwrap_err();
