@@ -20,7 +20,7 @@ enum Command {
     /// Run a continual-learning scenario on the core under a board's budget and report
     /// the accuracy matrix, forgetting and memory; without --strategy, fine-tuning and
     /// the board's recommended defence on the same stream, side by side.
-    Simulate(cli::simulate::SimulateArgs),
+    Simulate(Box<cli::simulate::SimulateArgs>),
     /// Print a learner's bytes per component against a board's budget (exit status 1
     /// when it does not fit).
     Plan(cli::plan::PlanArgs),
@@ -43,8 +43,9 @@ enum Command {
     /// write its report into DIR/cells/; what each task of a Slurm job array runs. A cell
     /// with a report is not run again; exit status 1 when the run failed.
     SweepCell(cli::sweep::SweepCellArgs),
-    /// Make an Ed25519 key pair for signing device images: KEY (the secret seed, hex,
-    /// readable by its owner only) and KEY.pub (the public key the firmware compiles in).
+    /// Make an Ed25519 key pair for signing device images: KEY (the secret seed, tagged
+    /// `edgecl-secret-key`, readable by its owner only) and KEY.pub (the public key,
+    /// tagged `edgecl-public-key`, the firmware compiles in).
     Keygen(cli::keygen::KeygenArgs),
     /// Write a signed device image for a board: the learner config, the head's initial
     /// weights and, for microcontrollers, the int8 backbone.
@@ -69,7 +70,7 @@ fn main() {
         .unwrap_or_else(|e| cli::strategy::exit(e));
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
-        Command::Simulate(a) => cli::simulate::simulate(a, cli::simulate::strategy_given(&matches)).map(|()| true),
+        Command::Simulate(a) => cli::simulate::simulate(*a, cli::simulate::strategy_given(&matches)).map(|()| true),
         Command::Plan(a) => cli::plan::plan(a),
         #[cfg(feature = "train")]
         Command::Train(a) => cli::train::train(a).map(|()| true),

@@ -72,15 +72,17 @@ fn exported_backbone_passes_onnx_checker_and_matches_onnxruntime() {
     check_with_onnxruntime(&model, &x, 1e-5);
 }
 
-/// The shipped CNN backbones too (features within 1e-5 of the largest feature).
+/// Every shipped backbone too (features within 1e-5 of the largest feature): the image
+/// CNNs and the sensor windows' 1D-CNN.
 #[test]
 fn shipped_backbones_pass_onnx_checker_and_match_onnxruntime() {
     let mut rng = Rng::new(12);
-    let x = Array2::from_shape_fn((17, 784), |_| rng.uniform());
-    for name in ["fashion-cnn", "mnist04-cnn"] {
+    for m in edgecl::host::onnx::SHIPPED {
+        let width: usize = m.sample_shape.iter().product();
+        let x = Array2::from_shape_fn((17, width), |_| rng.uniform_range(-2.0, 2.0));
         let model = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("models")
-            .join(name)
+            .join(m.name)
             .join("backbone.onnx");
         if !check_with_onnxruntime(&model, &x, 1e-5) {
             return;

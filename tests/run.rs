@@ -62,18 +62,27 @@ fn mini_mnist(dir: &Path, train: u32, test: u32) -> PathBuf {
 struct Deploy {
     image: PathBuf,
     key: PathBuf,
+    backbone: String,
 }
 
 fn deploy(dir: &Path, config: &str) -> Deploy {
+    deploy_with(dir, config, BACKBONE)
+}
+
+fn deploy_with(dir: &Path, config: &str, backbone: &str) -> Deploy {
     std::fs::create_dir_all(dir).unwrap();
     let (secret, public) = keygen();
     let key = dir.join("owner.key.pub");
     std::fs::write(&key, key_file_text(KeyKind::Public, &public)).unwrap();
     let image = dir.join("pi.img");
-    let onnx = std::fs::read(root().join(BACKBONE)).unwrap();
+    let onnx = std::fs::read(root().join(backbone)).unwrap();
     let board = Board::load("raspberry-pi-4").unwrap();
-    std::fs::write(&image, linux_image(&board, config, &onnx, BACKBONE, &secret).unwrap()).unwrap();
-    Deploy { image, key }
+    std::fs::write(&image, linux_image(&board, config, &onnx, backbone, &secret).unwrap()).unwrap();
+    Deploy {
+        image,
+        key,
+        backbone: backbone.to_string(),
+    }
 }
 
 impl Deploy {
@@ -83,7 +92,7 @@ impl Deploy {
 
     fn command(&self, state: &Path, input: &Path, out: &Path, extra: &[&str]) -> Command {
         let mut c = edgecl();
-        c.args(["run", "--quiet", "--backbone", BACKBONE]);
+        c.args(["run", "--quiet", "--backbone", &self.backbone]);
         c.arg("--image").arg(&self.image).arg("--key").arg(&self.key);
         c.arg("--state")
             .arg(state)
@@ -159,6 +168,110 @@ fn run_over_an_idx_stream_equals_simulate_bit_for_bit() {
         let avg = run["avg_accuracy"].as_f64().unwrap();
         assert!(avg > 10.0, "{strategy}: {avg}");
     }
+}
+
+/// The lines of an output file that are predictions (`{"seq", "class", "scores"}`).
+fn predictions(out: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(out).unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("{\"seq\""))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn watch_windows_as_json_lines_give_the_predictions_of_the_idx_stream_that_simulate_equals() {
+    use edgecl::host::runtime::input::{IdxSpec, IdxStream, Item};
+    let dir = temp_dir("windows");
+    let watch = root().join("data/seglearn-watch");
+    let d = deploy_with(
+        &dir,
+        "strategy = \"si\"\nbudget = \"96k\"\nbatch = 8\nclasses = 7\n",
+        "models/watch03-conv1d/backbone.onnx",
+    );
+    // The IDX folder played as the simulator's stream equals simulate.
+    let idx_out = dir.join("idx.jsonl");
+    let o = d.run(&dir.join("state-idx"), &watch, &idx_out, &["--iters", "20"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run = summary(&idx_out);
+    let json = dir.join("sim.json");
+    let o = edgecl()
+        .args([
+            "simulate",
+            "-q",
+            "--board",
+            "raspberry-pi-4",
+            "--budget",
+            "96k",
+            "--iters",
+            "20",
+            "--batch",
+            "8",
+        ])
+        .args(["--observe", "online", "--strategy", "si", "--data"])
+        .arg(&watch)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sim: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(sim["backbone"], "watch03-conv1d");
+    assert_eq!(run["accuracy_matrix"], sim["accuracy_matrix"]);
+    assert_eq!(run["tasks"], 4);
+    // The same stream as JSON lines, each window as 100 rows of 6 channels.
+    let spec = IdxSpec {
+        tasks: None,
+        classes_per_task: 2,
+        iters: 20,
+        seed: 1,
+        batch: 8,
+        ratio: None,
+    };
+    let mut lines = Vec::new();
+    for item in IdxStream::open(&watch, &spec).unwrap() {
+        lines.push(match item {
+            Item::Sample { x, label } => {
+                let rows: Vec<String> = x
+                    .chunks(6)
+                    .map(|r| format!("[{}]", r.iter().map(|v| format!("{v}")).collect::<Vec<_>>().join(",")))
+                    .collect();
+                assert_eq!(rows.len(), 100);
+                format!("{{\"x\": [{}], \"label\": {}}}", rows.join(","), label.unwrap())
+            }
+            Item::TaskStart(c) => format!(
+                "{{\"event\": \"task-start\", \"classes\": [{}]}}",
+                (c.start..c.end).map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+            Item::TaskEnd => "{\"event\": \"task-end\"}".to_string(),
+            Item::Bad(why) => panic!("{why}"),
+        });
+    }
+    let input = dir.join("windows.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let json_out = dir.join("json.jsonl");
+    let o = d.run(&dir.join("state-json"), &input, &json_out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (a, b) = (predictions(&idx_out), predictions(&json_out));
+    assert_eq!(a.len(), 4 * 20 * 8, "a prediction per sample the stream fed");
+    assert_eq!(a, b, "the windows as JSON lines are the IDX stream, bit for bit");
+    assert_eq!(summary(&json_out)["head_fnv1a"], run["head_fnv1a"]);
+    // A window of 50 steps is refused, the learner unchanged.
+    let mut short = lines.clone();
+    let half: Vec<String> = (0..50).map(|_| "[0,0,0,0,0,0]".to_string()).collect();
+    short.insert(3, format!("{{\"x\": [{}], \"label\": 1}}", half.join(",")));
+    let input = dir.join("short.jsonl");
+    std::fs::write(&input, short.join("\n") + "\n").unwrap();
+    let short_out = dir.join("short.out");
+    let o = d.run(&dir.join("state-short"), &input, &short_out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("line 4: a sample of 300 values; the backbone takes 600"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(summary(&short_out)["head_fnv1a"], run["head_fnv1a"]);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A run killed with SIGKILL at 20 seeded moments and started again each time ends as

@@ -74,7 +74,7 @@ impl Prepared {
         let shape = settings.shape(cell)?;
         #[allow(unused_mut)]
         let mut spec = shape.spec(None, None);
-        let (scenario, backbone) = match shape.source()? {
+        let (scenario, backbone) = match shape.source_for(Some(&data.train.sample_shape))? {
             Source::Protocol => (Scenario::build(spec, data.train.clone(), data.test.clone())?, None),
             #[cfg(feature = "onnx")]
             Source::Backbone(b) => {

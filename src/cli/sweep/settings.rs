@@ -41,6 +41,18 @@ impl Settings {
             }
         }
         let data = absolute(&args.data.clone().unwrap_or_else(default_data))?;
+        #[cfg(feature = "onnx")]
+        if shape.model.is_none() && shape.backbone.is_none() && shape.protocol == edgecl::host::simulate::Protocol::Edge
+        {
+            // Data of another shape than 28x28 images (sensor windows): the shipped
+            // backbone that takes it, named, as `simulate` picks it.
+            let train = edgecl::host::idx::load_split(&data, edgecl::host::idx::Split::Train, None)?;
+            if let Some(m) = edgecl::host::onnx::shipped_for(&train.sample_shape) {
+                if m.name != edgecl::host::onnx::DEFAULT_MODEL {
+                    shape.model = Some(m.name.to_string());
+                }
+            }
+        }
         Ok(Settings {
             shape,
             data,

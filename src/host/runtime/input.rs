@@ -5,6 +5,9 @@
 //!
 //! ```text
 //! {"x": [0.0, 0.5, ...], "label": 3}     a sample (the backbone's input width), label optional
+//! {"x": [[ax, ay, az, wx, wy, wz], ...]}  a sensor window: one row per time step, one
+//!                                        value per channel (flattened time-major, as
+//!                                        an IDX window file holds it)
 //! {"event": "task-start", "classes": [2, 3]}   a task of these (consecutive) classes starts
 //! {"event": "task-end"}                  the running task ends
 //! ```
@@ -58,6 +61,58 @@ struct Line {
 enum Value {
     Number(f64),
     Word(String),
+    Row(Vec<Value>),
+}
+
+/// A number of `"x"` (`NaN`, `Infinity`, `-Infinity` as words), or why not; `at` names it.
+fn number(v: Value, at: &dyn Fn() -> String) -> std::result::Result<f32, String> {
+    match v {
+        Value::Number(n) => Ok(n as f32),
+        Value::Word(w) => match w.as_str() {
+            "NaN" => Ok(f32::NAN),
+            "Infinity" => Ok(f32::INFINITY),
+            "-Infinity" => Ok(f32::NEG_INFINITY),
+            _ => Err(format!("{} is the string {w:?}, not a number", at())),
+        },
+        Value::Row(_) => Err(format!("{} is a list inside a row: a window is rows of numbers", at())),
+    }
+}
+
+/// `"x"`'s values: a flat list, or a window's rows (each time step one row of the same
+/// number of channels) flattened time-major.
+fn sample_values(values: Vec<Value>) -> std::result::Result<Vec<f32>, String> {
+    let rows = values.iter().filter(|v| matches!(v, Value::Row(_))).count();
+    if rows == 0 {
+        return values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| number(v, &|| format!("value {i} of \"x\"")))
+            .collect();
+    }
+    if rows != values.len() {
+        return Err("\"x\" mixes rows and numbers: a window is a list of rows, one per time step".into());
+    }
+    let mut x = Vec::new();
+    let mut width = None;
+    for (r, v) in values.into_iter().enumerate() {
+        let Value::Row(row) = v else {
+            unreachable!("every value is a row")
+        };
+        match width {
+            None => width = Some(row.len()),
+            Some(w) if w != row.len() => {
+                return Err(format!(
+                    "row {r} of \"x\" has {} values but row 0 has {w}: each row of a window is one time step, a value per channel",
+                    row.len()
+                ))
+            }
+            Some(_) => {}
+        }
+        for (c, v) in row.into_iter().enumerate() {
+            x.push(number(v, &|| format!("value {c} of row {r} of \"x\""))?);
+        }
+    }
+    Ok(x)
 }
 
 /// The event one JSON line holds.
@@ -83,19 +138,10 @@ pub fn parse_line(line: &str) -> Item {
             if line.classes.is_some() {
                 return Item::Bad("a sample has no \"classes\"".into());
             }
-            let mut x = Vec::with_capacity(values.len());
-            for (i, v) in values.into_iter().enumerate() {
-                x.push(match v {
-                    Value::Number(n) => n as f32,
-                    Value::Word(w) => match w.as_str() {
-                        "NaN" => f32::NAN,
-                        "Infinity" => f32::INFINITY,
-                        "-Infinity" => f32::NEG_INFINITY,
-                        _ => return Item::Bad(format!("value {i} of \"x\" is the string {w:?}, not a number")),
-                    },
-                });
+            match sample_values(values) {
+                Ok(x) => Item::Sample { x, label: line.label },
+                Err(why) => Item::Bad(why),
             }
-            Item::Sample { x, label: line.label }
         }
         (Some("task-end"), None) if line.label.is_none() && line.classes.is_none() => Item::TaskEnd,
         (Some("task-start"), None) if line.label.is_none() => match line.classes.as_deref() {
@@ -304,6 +350,29 @@ mod tests {
                 label: None
             }
         );
+        match parse_line(r#"{"x": [[1, 2, 3], [4, 5, NaN]], "label": 1}"#) {
+            Item::Sample { x, label } => {
+                assert_eq!(
+                    (&x[..5], x[5].is_nan(), label),
+                    (&[1.0, 2.0, 3.0, 4.0, 5.0][..], true, Some(1))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        for (line, why) in [
+            (r#"{"x": [[1, 2], [3]]}"#, "row 1 of \"x\" has 1 values but row 0 has 2"),
+            (r#"{"x": [[1, 2], 3]}"#, "mixes rows and numbers"),
+            (
+                r#"{"x": [[1, [2]]]}"#,
+                "value 1 of row 0 of \"x\" is a list inside a row",
+            ),
+            (r#"{"x": [[1, "a"]]}"#, "value 1 of row 0 of \"x\" is the string \"a\""),
+        ] {
+            match parse_line(line) {
+                Item::Bad(m) => assert!(m.contains(why), "{line}: {m}"),
+                other => panic!("{line}: {other:?}"),
+            }
+        }
         assert_eq!(parse_line(r#"{"event": "task-end"}"#), Item::TaskEnd);
         assert_eq!(
             parse_line(r#"{"event": "task-start", "classes": [4, 5, 6]}"#),
