@@ -46,7 +46,7 @@ fn bench(c: &mut Criterion, group: &str, backbone: &Backbone) {
     let mut rng = Rng::new(2);
     let mut g = c.benchmark_group(group);
     for batch in [1usize, 128] {
-        let x = Array2::from_shape_fn((batch, 784), |_| rng.uniform());
+        let x = Array2::from_shape_fn((batch, backbone.input_width()), |_| rng.uniform());
         g.throughput(Throughput::Elements(batch as u64));
         g.bench_function(format!("tract/batch{batch}"), |b| {
             b.iter(|| black_box(backbone.features(black_box(x.view())).expect("features")))

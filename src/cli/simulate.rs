@@ -88,7 +88,7 @@ struct WithBaseline<'r> {
 
 /// The Gaussian generator observes a split task's classes together: as many slots as the
 /// largest task holds (tasks of different sizes, `--tasks-by`).
-fn fit_slots(opts: &mut simulate::Options, s: &Scenario) {
+pub fn fit_slots(opts: &mut simulate::Options, s: &Scenario) {
     if opts.replay.slots.is_some() && s.spec.kind == edgecl::host::scenario::Kind::Split {
         opts.replay.slots = Some(s.per_task);
     }

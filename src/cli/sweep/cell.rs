@@ -106,6 +106,7 @@ impl Prepared {
         opts.backbone = self.backbone.clone();
         let scenario = &self.scenario;
         let (inputs, outputs, tasks) = (scenario.input_width(), scenario.outputs(), scenario.tasks.len());
+        crate::cli::simulate::fit_slots(&mut opts, scenario);
         fit_generator(&mut opts, inputs, outputs, tasks);
         if let Err(e) = simulate::setup(&opts, inputs, outputs, tasks, scenario.spec.setting) {
             let over = e.chain().any(|c| {
