@@ -23,7 +23,7 @@ enum Command {
     Simulate(Box<cli::simulate::SimulateArgs>),
     /// Print a learner's bytes per component against a board's budget (exit status 1
     /// when it does not fit).
-    Plan(cli::plan::PlanArgs),
+    Plan(Box<cli::plan::PlanArgs>),
     /// List the shipped board profiles.
     Boards,
     /// Write the flash images the firmware embeds: the int8 backbone (from an ONNX model
@@ -71,7 +71,7 @@ fn main() {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Simulate(a) => cli::simulate::simulate(*a, cli::simulate::strategy_given(&matches)).map(|()| true),
-        Command::Plan(a) => cli::plan::plan(a),
+        Command::Plan(a) => cli::plan::plan(*a),
         #[cfg(feature = "train")]
         Command::Train(a) => cli::train::train(a).map(|()| true),
         #[cfg(feature = "onnx")]
