@@ -335,42 +335,25 @@ fn a_stray_label_is_named_with_its_index_and_the_flag_that_sets_the_class_count(
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// `edgecl export --board BOARD --sign KEY --out OUT`, run in `dir`.
+fn export(dir: &Path, board: &str, key: &str, out: &str) -> Output {
+    edgecl_in(dir, &["export", "--board", board, "--sign", key, "--out", out])
+}
+
 #[test]
 fn export_refuses_a_public_key_as_the_secret_and_runs_from_anywhere() {
     let d = temp_dir("export");
     let img = d.join("n.img");
     let key = |k: &str| root().join("boards").join(k).display().to_string();
     // From another directory, the shipped model and firmware.toml are found.
-    let out = edgecl_in(
-        &d,
-        &[
-            "export",
-            "--board",
-            "netduinoplus2",
-            "--sign",
-            &key("dev-key"),
-            "--out",
-            img.to_str().unwrap(),
-        ],
-    );
+    let out = export(&d, "netduinoplus2", &key("dev-key"), img.to_str().unwrap());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(
         std::fs::read(&img).unwrap(),
         std::fs::read(root().join("boards/flash/netduinoplus2.img")).unwrap(),
         "the shipped image, made from anywhere"
     );
-    let out = edgecl_in(
-        &d,
-        &[
-            "export",
-            "--board",
-            "netduinoplus2",
-            "--sign",
-            &key("dev-key.pub"),
-            "--out",
-            "x.img",
-        ],
-    );
+    let out = export(&d, "netduinoplus2", &key("dev-key.pub"), "x.img");
     fails_with(
         &out,
         &[
@@ -385,32 +368,10 @@ fn export_refuses_a_public_key_as_the_secret_and_runs_from_anywhere() {
         "b28f51dae6721761300e4ae8ff68f0745ffeb2657edf783fd8c64c1aa1483240\n",
     )
     .unwrap();
-    let out = edgecl_in(
-        &d,
-        &[
-            "export",
-            "--board",
-            "netduinoplus2",
-            "--sign",
-            "bare.key",
-            "--out",
-            "x.img",
-        ],
-    );
+    let out = export(&d, "netduinoplus2", "bare.key", "x.img");
     fails_with(&out, &["bare.key holds a key without its tag"]);
     // A Linux board has no firmware.toml: the run config is asked for.
-    let out = edgecl_in(
-        &d,
-        &[
-            "export",
-            "--board",
-            "raspberry-pi-4",
-            "--sign",
-            &key("dev-key"),
-            "--out",
-            "x.img",
-        ],
-    );
+    let out = export(&d, "raspberry-pi-4", &key("dev-key"), "x.img");
     fails_with(&out, &["--config FILE is needed for raspberry-pi-4"]);
     // keygen's files carry their tags and export signs with them.
     let out = edgecl_in(&d, &["keygen", "--out", "owner.key"]);
@@ -421,31 +382,9 @@ fn export_refuses_a_public_key_as_the_secret_and_runs_from_anywhere() {
     assert!(std::fs::read_to_string(d.join("owner.key.pub"))
         .unwrap()
         .starts_with("edgecl-public-key "));
-    let out = edgecl_in(
-        &d,
-        &[
-            "export",
-            "--board",
-            "netduinoplus2",
-            "--sign",
-            "owner.key.pub",
-            "--out",
-            "x.img",
-        ],
-    );
+    let out = export(&d, "netduinoplus2", "owner.key.pub", "x.img");
     fails_with(&out, &["owner.key.pub is a public key"]);
-    let out = edgecl_in(
-        &d,
-        &[
-            "export",
-            "--board",
-            "netduinoplus2",
-            "--sign",
-            "owner.key",
-            "--out",
-            "x.img",
-        ],
-    );
+    let out = export(&d, "netduinoplus2", "owner.key", "x.img");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -405,20 +405,7 @@ struct Norm {
 impl Norm {
     /// Each channel's mean and `1 / standard deviation` over `rows` of `data`.
     fn fit(data: &Dataset, rows: &[usize], channels: usize) -> Norm {
-        let mut sums = vec![(0.0f64, 0.0f64, 0usize); channels];
-        for &r in rows {
-            for (j, &v) in data.x.row(r).iter().enumerate() {
-                let s = &mut sums[j % channels];
-                (s.0, s.1, s.2) = (s.0 + f64::from(v), s.1 + f64::from(v).powi(2), s.2 + 1);
-            }
-        }
-        let (mut mean, mut scale) = (Vec::new(), Vec::new());
-        for (s, sq, n) in sums {
-            let m = s / n.max(1) as f64;
-            let sd = (sq / n.max(1) as f64 - m * m).max(0.0).sqrt();
-            mean.push(m as f32);
-            scale.push(if sd > 1e-6 { (1.0 / sd) as f32 } else { 1.0 });
-        }
+        let (mean, scale) = data.channel_stats(rows.iter().copied(), channels).into_iter().unzip();
         Norm { mean, scale }
     }
 
@@ -434,11 +421,23 @@ impl Norm {
     }
 }
 
-fn batch_tensor(data: &Dataset, rows: &[usize], norm: &Norm, device: &Device) -> Tensor<2> {
+/// The samples `rows` of `data` as a batch, each window changed by [`augment`] first when
+/// `augment` gives its shape and the generator, then normalised.
+fn batch_tensor(
+    data: &Dataset,
+    rows: &[usize],
+    norm: &Norm,
+    device: &Device,
+    mut augment_with: Option<((usize, usize), &mut Rng)>,
+) -> Tensor<2> {
     let width = data.x.ncols();
     let mut x: Vec<f32> = Vec::with_capacity(rows.len() * width);
     for &r in rows {
+        let at = x.len();
         x.extend(data.x.row(r).iter());
+        if let Some((window, rng)) = augment_with.as_mut() {
+            augment(&mut x[at..], *window, rng);
+        }
     }
     norm.apply(&mut x);
     Tensor::<2>::from_data(TensorData::new(x, [rows.len(), width]), device)
@@ -447,7 +446,7 @@ fn batch_tensor(data: &Dataset, rows: &[usize], norm: &Norm, device: &Device) ->
 fn accuracy(net: &Net, test: &Dataset, rows: &[usize], norm: &Norm, device: &Device) -> Result<f64> {
     let mut right = 0usize;
     for chunk in rows.chunks(500) {
-        let logits = values(net.forward(batch_tensor(test, chunk, norm, device)))?;
+        let logits = values(net.forward(batch_tensor(test, chunk, norm, device, None)))?;
         let classes = logits.len() / chunk.len();
         for (z, &r) in logits.chunks_exact(classes).zip(chunk) {
             let best = (0..classes).fold(0, |b, j| if z[j] > z[b] { j } else { b });
@@ -545,18 +544,8 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, test: &Dataset) -> Result<Train
         rng.shuffle(&mut order);
         let (mut sum, mut count) = (0.0f64, 0usize);
         for rows in order.chunks(cfg.batch) {
-            let x = if cfg.augment && cfg.arch == Arch::Conv1d {
-                let mut v: Vec<f32> = Vec::with_capacity(rows.len() * width);
-                for &r in rows {
-                    let at = v.len();
-                    v.extend(train.x.row(r).iter());
-                    augment(&mut v[at..], window, &mut rng);
-                }
-                norm.apply(&mut v);
-                Tensor::<2>::from_data(TensorData::new(v, [rows.len(), width]), &device)
-            } else {
-                batch_tensor(train, rows, &norm, &device)
-            };
+            let augmenting = cfg.augment && cfg.arch == Arch::Conv1d;
+            let x = batch_tensor(train, rows, &norm, &device, augmenting.then_some((window, &mut rng)));
             let y: Vec<i64> = rows.iter().map(|&r| i64::from(train.y[r])).collect();
             let y = Tensor::<1, Int>::from_data(TensorData::new(y, [rows.len()]), &device);
             let loss = loss_fn.forward(net.forward(x), y);
@@ -609,8 +598,8 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, test: &Dataset) -> Result<Train
     };
     let check_samples = test.len().min(64);
     let rows: Vec<usize> = (0..check_samples).collect();
-    let check_features =
-        values(net.features(batch_tensor(test, &rows, &norm, &device))).context("features for the export check")?;
+    let check_features = values(net.features(batch_tensor(test, &rows, &norm, &device, None)))
+        .context("features for the export check")?;
     Ok(Trained {
         backbone,
         head_weights,

@@ -50,6 +50,27 @@ impl Dataset {
         }
     }
 
+    /// Per channel of windows of `channels` channels (flat, time-major), `(mean, 1 /
+    /// standard deviation)` over the samples `rows`; a channel that never varies keeps a
+    /// scale of 1. What both the pooled windows and the conv1d backbone normalise with.
+    pub fn channel_stats(&self, rows: impl IntoIterator<Item = usize>, channels: usize) -> Vec<(f32, f32)> {
+        let mut sums = vec![(0.0f64, 0.0f64, 0usize); channels];
+        for r in rows {
+            for (j, &v) in self.x.row(r).iter().enumerate() {
+                let s = &mut sums[j % channels];
+                (s.0, s.1, s.2) = (s.0 + f64::from(v), s.1 + f64::from(v) * f64::from(v), s.2 + 1);
+            }
+        }
+        sums.into_iter()
+            .map(|(s, sq, n)| {
+                let n = n.max(1) as f64;
+                let mean = s / n;
+                let sd = (sq / n - mean * mean).max(0.0).sqrt();
+                (mean as f32, if sd > 1e-6 { (1.0 / sd) as f32 } else { 1.0 })
+            })
+            .collect()
+    }
+
     /// Whether there are no samples.
     pub fn is_empty(&self) -> bool {
         self.y.is_empty()

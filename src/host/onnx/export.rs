@@ -64,6 +64,44 @@ fn int(name: &str, value: i64) -> pb::AttributeProto {
     }
 }
 
+/// An int64 shape initializer for a `Reshape` (`-1` first: the batch axis).
+fn shape_initializer(name: String, dims: &[usize]) -> pb::TensorProto {
+    pb::TensorProto {
+        name,
+        dims: vec![dims.len() as i64 + 1],
+        data_type: pb::tensor_proto::DataType::Int64 as i32,
+        int64_data: std::iter::once(-1).chain(dims.iter().map(|&d| d as i64)).collect(),
+        ..Default::default()
+    }
+}
+
+/// `node` as layer `l`'s convolution of `weights` (`out x in x kernel...`, one kernel
+/// length per spatial axis) over `x`, stride 1, zero padding `pad` at both ends of each.
+#[allow(clippy::too_many_arguments)]
+fn conv_node(
+    node: &mut pb::NodeProto,
+    inits: &mut Vec<pb::TensorProto>,
+    l: usize,
+    x: &str,
+    (weights, biases): (&[f32], &[f32]),
+    (outputs, inputs): (usize, usize),
+    (kernel, pad, axes): (usize, usize, usize),
+) {
+    let (w, b) = (format!("W{l}"), format!("b{l}"));
+    let mut dims = vec![outputs, inputs];
+    dims.extend(std::iter::repeat_n(kernel, axes));
+    inits.push(initializer(w.clone(), &dims, weights));
+    inits.push(initializer(b.clone(), &[outputs], biases));
+    node.op_type = "Conv".into();
+    node.input = vec![x.to_string(), w, b];
+    let (k, p) = (kernel as i64, pad as i64);
+    node.attribute = vec![
+        ints("kernel_shape", &vec![k; axes]),
+        ints("pads", &vec![p; 2 * axes]),
+        ints("strides", &vec![1; axes]),
+    ];
+}
+
 impl BackboneModel {
     /// The backbone as an encoded ONNX `ModelProto`.
     pub fn to_onnx(&self) -> Result<Vec<u8>> {
@@ -90,13 +128,7 @@ impl BackboneModel {
                     width,
                 } => {
                     let shape = format!("shape{l}");
-                    inits.push(pb::TensorProto {
-                        name: shape.clone(),
-                        dims: vec![4],
-                        data_type: pb::tensor_proto::DataType::Int64 as i32,
-                        int64_data: vec![-1, *channels as i64, *height as i64, *width as i64],
-                        ..Default::default()
-                    });
+                    inits.push(shape_initializer(shape.clone(), &[*channels, *height, *width]));
                     node.op_type = "Reshape".into();
                     node.input = vec![x.clone(), shape];
                 }
@@ -107,19 +139,15 @@ impl BackboneModel {
                     outputs,
                     kernel,
                     pad,
-                } => {
-                    let (w, b) = (format!("W{l}"), format!("b{l}"));
-                    inits.push(initializer(w.clone(), &[*outputs, *inputs, *kernel, *kernel], weights));
-                    inits.push(initializer(b.clone(), &[*outputs], biases));
-                    node.op_type = "Conv".into();
-                    node.input = vec![x.clone(), w, b];
-                    let (k, p) = (*kernel as i64, *pad as i64);
-                    node.attribute = vec![
-                        ints("kernel_shape", &[k, k]),
-                        ints("pads", &[p, p, p, p]),
-                        ints("strides", &[1, 1]),
-                    ];
-                }
+                } => conv_node(
+                    &mut node,
+                    &mut inits,
+                    l,
+                    &x,
+                    (weights, biases),
+                    (*outputs, *inputs),
+                    (*kernel, *pad, 2),
+                ),
                 Layer::Window {
                     steps,
                     channels,
@@ -128,13 +156,7 @@ impl BackboneModel {
                 } => {
                     // Reshape to [N, T, C], normalise each channel, then [N, C, T].
                     let (shape, m, k) = (format!("shape{l}"), format!("mean{l}"), format!("scale{l}"));
-                    inits.push(pb::TensorProto {
-                        name: shape.clone(),
-                        dims: vec![3],
-                        data_type: pb::tensor_proto::DataType::Int64 as i32,
-                        int64_data: vec![-1, *steps as i64, *channels as i64],
-                        ..Default::default()
-                    });
+                    inits.push(shape_initializer(shape.clone(), &[*steps, *channels]));
                     inits.push(initializer(m.clone(), &[*channels], mean));
                     inits.push(initializer(k.clone(), &[*channels], scale));
                     let step = |op: &str, input: Vec<String>, part: &str| pb::NodeProto {
@@ -158,15 +180,15 @@ impl BackboneModel {
                     outputs,
                     kernel,
                     pad,
-                } => {
-                    let (w, b) = (format!("W{l}"), format!("b{l}"));
-                    inits.push(initializer(w.clone(), &[*outputs, *inputs, *kernel], weights));
-                    inits.push(initializer(b.clone(), &[*outputs], biases));
-                    node.op_type = "Conv".into();
-                    node.input = vec![x.clone(), w, b];
-                    let (k, p) = (*kernel as i64, *pad as i64);
-                    node.attribute = vec![ints("kernel_shape", &[k]), ints("pads", &[p, p]), ints("strides", &[1])];
-                }
+                } => conv_node(
+                    &mut node,
+                    &mut inits,
+                    l,
+                    &x,
+                    (weights, biases),
+                    (*outputs, *inputs),
+                    (*kernel, *pad, 1),
+                ),
                 Layer::MaxPool1d2 => {
                     node.op_type = "MaxPool".into();
                     node.input = vec![x.clone()];

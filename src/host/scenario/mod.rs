@@ -318,30 +318,29 @@ impl Scenario {
                         groups
                     }
                 };
-                let side = by.as_ref().map(|b| {
-                    let at = |d: &Dataset| d.side.iter().find(|f| f.name == b.side).map(|f| f.values.clone());
-                    (
-                        b.values.clone(),
-                        at(&train).unwrap_or_default(),
-                        at(&test).unwrap_or_default(),
-                    )
-                });
+                // With --tasks-by, task t is the rows of the side file's t-th value;
+                // otherwise the rows of its classes.
+                fn value<'d>(by: Option<&TasksBy>, d: &'d Dataset, t: usize) -> Option<(&'d [u32], u32)> {
+                    let b = by?;
+                    Some((&d.side.iter().find(|f| f.name == b.side)?.values, b.values[t]))
+                }
                 let k = groups.iter().map(Vec::len).max().unwrap_or(1);
                 let tasks = groups
                     .into_iter()
                     .enumerate()
                     .map(|(t, cls)| {
-                        let pick = |d: &Dataset, values: Option<&Vec<u32>>| match (values, &side) {
-                            (Some(v), Some((vals, ..))) => {
-                                (0..d.len() as u32).filter(|&i| v[i as usize] == vals[t]).collect()
-                            }
-                            _ => (0..d.len() as u32)
-                                .filter(|&i| cls.contains(&d.y[i as usize]))
-                                .collect(),
+                        let pick = |d: &Dataset| -> Vec<u32> {
+                            let of = value(by.as_ref(), d, t);
+                            (0..d.len() as u32)
+                                .filter(|&i| match of {
+                                    Some((values, v)) => values[i as usize] == v,
+                                    None => cls.contains(&d.y[i as usize]),
+                                })
+                                .collect()
                         };
                         Task {
-                            train: pick(&train, side.as_ref().map(|s| &s.1)),
-                            test: pick(&test, side.as_ref().map(|s| &s.2)),
+                            train: pick(&train),
+                            test: pick(&test),
                             classes: cls,
                             transform: Transform::Identity,
                         }
@@ -413,7 +412,7 @@ impl Scenario {
             offsets.push(offsets[offsets.len() - 1] + size as u16);
         }
         let norm = match (spec.features, window) {
-            (Features::PoolTime, Some((_, c))) => channel_norm(&train, &tasks[0].train, c),
+            (Features::PoolTime, Some((_, c))) => train.channel_stats(tasks[0].train.iter().map(|&i| i as usize), c),
             _ => Vec::new(),
         };
         Ok(Scenario {
@@ -660,26 +659,6 @@ impl Scenario {
         let y = idx.iter().map(|&i| self.target(t, self.test.y[i as usize])).collect();
         (x, y)
     }
-}
-
-/// Per channel, `(mean, 1 / standard deviation)` over `rows` of `data`'s windows of `c`
-/// channels (a channel that never varies keeps a spread of 1).
-fn channel_norm(data: &Dataset, rows: &[u32], c: usize) -> Vec<(f32, f32)> {
-    let mut sum = vec![(0.0f64, 0.0f64, 0usize); c];
-    for &i in rows {
-        for (j, &v) in data.x.row(i as usize).iter().enumerate() {
-            let s = &mut sum[j % c];
-            (s.0, s.1, s.2) = (s.0 + f64::from(v), s.1 + f64::from(v) * f64::from(v), s.2 + 1);
-        }
-    }
-    sum.into_iter()
-        .map(|(s, sq, n)| {
-            let n = n.max(1) as f64;
-            let mean = s / n;
-            let sd = (sq / n - mean * mean).max(0.0).sqrt();
-            (mean as f32, if sd > 1e-6 { (1.0 / sd) as f32 } else { 1.0 })
-        })
-        .collect()
 }
 
 #[cfg(test)]

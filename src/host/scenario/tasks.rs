@@ -171,12 +171,9 @@ pub(super) fn regroup(train: &Dataset, test: &Dataset, name: &str) -> Result<(Da
         }
     }
     // Each task's rows in file order: by value, then train before test, then row.
-    let order = |rows: &mut Vec<(bool, usize)>, key: &dyn Fn(bool, usize) -> u32| {
-        rows.sort_by_key(|&(t, i)| (key(t, i), t, i));
-    };
     let value = |t: bool, i: usize| if t { b[i] } else { a[i] };
-    order(&mut fit, &value);
-    order(&mut held, &value);
+    fit.sort_by_key(|&(t, i)| (value(t, i), t, i));
+    held.sort_by_key(|&(t, i)| (value(t, i), t, i));
     Ok((
         join(train, test, &fit),
         join(train, test, &held),
