@@ -74,10 +74,7 @@ fn sensor_dir(
         let labels: Vec<u8> = (0..n).map(|i| (i % 4) as u8).collect();
         let write = |file: &str, b: Vec<u8>| std::fs::write(d.join(format!("{split}-{file}")), b).unwrap();
         write("signals-idx3-float", idx(0x0D, &[n, t, c], &bytes));
-        write(
-            "labels-idx1-ubyte",
-            idx(0x08, &[subjects.len() as u32], &labels[..subjects.len().min(40)]),
-        );
+        write("labels-idx1-ubyte", idx(0x08, &[n], &labels));
         write("subjects-idx1-ubyte", idx(0x08, &[subjects.len() as u32], &subjects));
     }
     d
@@ -166,10 +163,9 @@ fn windows_without_a_backbone_pool_over_time_per_channel() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
-#[test]
-fn a_window_of_another_shape_is_refused() {
-    let d = sensor_dir("shape", [8, 2], [4, 4], |_, _, _| {});
-    let out = edgecl(&[
+/// `edgecl simulate` over the folder `d` with pooled windows (no backbone), 2 updates.
+fn pooled_run(d: &Path) -> Output {
+    edgecl(&[
         "simulate",
         "-q",
         "--data",
@@ -178,7 +174,13 @@ fn a_window_of_another_shape_is_refused() {
         "none",
         "--iters",
         "2",
-    ]);
+    ])
+}
+
+#[test]
+fn a_window_of_another_shape_is_refused() {
+    let d = sensor_dir("shape", [8, 2], [4, 4], |_, _, _| {});
+    let out = pooled_run(&d);
     fails_with(&out, &["train samples have shape [8, 2] but test samples [4, 4]"]);
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -190,16 +192,7 @@ fn a_nan_in_a_window_is_refused() {
             x[21] = f32::NAN;
         }
     });
-    let out = edgecl(&[
-        "simulate",
-        "-q",
-        "--data",
-        d.to_str().unwrap(),
-        "--model",
-        "none",
-        "--iters",
-        "2",
-    ]);
+    let out = pooled_run(&d);
     fails_with(
         &out,
         &[
@@ -217,19 +210,7 @@ fn a_side_file_of_another_length_is_refused() {
             subjects.truncate(39);
         }
     });
-    // The labels file is written as long as the side file; write it again at 40.
-    let labels: Vec<u8> = (0..40u8).map(|i| i % 4).collect();
-    std::fs::write(d.join("test-labels-idx1-ubyte"), idx(0x08, &[40], &labels)).unwrap();
-    let out = edgecl(&[
-        "simulate",
-        "-q",
-        "--data",
-        d.to_str().unwrap(),
-        "--model",
-        "none",
-        "--iters",
-        "2",
-    ]);
+    let out = pooled_run(&d);
     fails_with(&out, &["side file `subjects` holds 39 values for 40 samples"]);
     let _ = std::fs::remove_dir_all(&d);
 }
