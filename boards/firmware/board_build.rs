@@ -61,10 +61,9 @@ fn main() {
     let public = env::var("EDGECL_PUBLIC_KEY").unwrap_or_else(|_| "../dev-key.pub".into());
     println!("cargo:rerun-if-changed={public}");
     let text = fs::read_to_string(&public).unwrap_or_else(|e| panic!("public key {public}: {e}"));
-    let hex = text
-        .trim()
-        .strip_prefix("edgecl-public-key ")
-        .unwrap_or_else(|| panic!("{public}: not a public key file (`edgecl-public-key HEX`, as edgecl keygen writes it)"));
+    let hex = text.trim().strip_prefix("edgecl-public-key ").unwrap_or_else(|| {
+        panic!("{public}: not a public key file (`edgecl-public-key HEX`, as edgecl keygen writes it)")
+    });
     assert!(
         hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
         "{public}: a public key is 64 hex digits"
