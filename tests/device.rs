@@ -293,16 +293,25 @@ fn every_malformed_backbone_field_has_its_own_error() {
     assert_eq!(why(&header(6, 0)), "1 to 8 layers");
     assert_eq!(why(&header(6, 9)), "1 to 8 layers");
     assert_eq!(why(&header(8, 0)), "the input has no channels, rows or columns");
-    assert_eq!(why(&header(14, 1)), "the header's reserved field is not 0");
+    assert_eq!(
+        why(&header(14, 2)),
+        "the input kind is neither pixels (0) nor a window (1)"
+    );
+    // Read as a window, an 8x8 image has rows a window does not.
+    assert_eq!(
+        why(&header(14, 1)),
+        "a window's input has one row (its steps are the columns)"
+    );
     let mut output = image.clone();
     output[16] ^= 1;
     assert_eq!(why(&output), "the last layer's width is not the header's output");
     let second = 16 + 8 * 3 + 28; // the first layer: header, scales and biases, 27 weights + 1
     let cases: Vec<(Edit, &str)> = vec![
         (
-            Box::new(|b| b[0] = 3),
-            "a layer kind is neither convolution (1) nor dense (2)",
+            Box::new(|b| b[0] = 4),
+            "a layer kind is neither convolution (1), dense (2) nor 1-D convolution (3)",
         ),
+        (Box::new(|b| b[0] = 3), "a 1-D convolution takes a map of one row"),
         (Box::new(|b| b[1] |= 4), "a layer has unknown flag bits"),
         (
             Box::new(|b| b[1] &= !1),

@@ -39,6 +39,11 @@ fn skip() -> bool {
 /// Builds the firmware (release) with `features` and a device `image` (None: the shipped
 /// one) and returns a copy of the ELF.
 fn build(name: &str, features: &[&str], image: Option<&Path>) -> PathBuf {
+    build_with(name, features, image, None)
+}
+
+/// [`build`] with a sample `stream` too (None: the shipped MNIST one).
+fn build_with(name: &str, features: &[&str], image: Option<&Path>, stream: Option<&Path>) -> PathBuf {
     let dir = board();
     let target = dir.join("target");
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -54,6 +59,10 @@ fn build(name: &str, features: &[&str], image: Option<&Path>) -> PathBuf {
     match image {
         Some(i) => cmd.env("EDGECL_FIRMWARE_IMAGE", i),
         None => cmd.env_remove("EDGECL_FIRMWARE_IMAGE"),
+    };
+    match stream {
+        Some(s) => cmd.env("EDGECL_FIRMWARE_STREAM", s),
+        None => cmd.env_remove("EDGECL_FIRMWARE_STREAM"),
     };
     cmd.env_remove("EDGECL_PUBLIC_KEY");
     let out = cmd.output().expect("cargo runs");
@@ -515,4 +524,119 @@ fn the_cost_meter_counts_instructions_per_step_under_icount() {
     }
     // It learned as the firmware does.
     assert!(out.contains("replay: average accuracy"), "{out}");
+}
+
+/// The watch's flash images in `dir`: the shipped watch backbone (models/watch03-conv1d,
+/// flashed knowing exercises 0-3) in a device image with boards/netduinoplus2/watch.toml,
+/// signed with the development key, and a stream of the carried watch windows in tasks
+/// 0,1 / 2,3 / 4,5 / 6, quantised as the device quantises them. What the README's
+/// `edgecl device-data` and `edgecl export` commands for the watch write.
+fn watch_images(dir: &Path) -> (PathBuf, PathBuf) {
+    use edgecl::host::device::{device_image, model_backbone_image, window_stream_image, StreamSpec};
+    use edgecl::host::idx::{load_split, Split};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (model, _, backbone) = model_backbone_image(&root.join("models/watch03-conv1d")).unwrap();
+    let parsed = edgecl::device::Backbone::parse(&backbone).unwrap();
+    let data = root.join("data/seglearn-watch");
+    let train = load_split(&data, Split::Train, None).unwrap();
+    let test = load_split(&data, Split::Test, Some(train.classes)).unwrap();
+    let spec = StreamSpec {
+        tasks: vec![vec![0, 1], vec![2, 3], vec![4, 5], vec![6]],
+        train_per_task: WATCH_TRAIN,
+        test_per_task: WATCH_TEST,
+        bits: 8,
+        seed: 1,
+    };
+    let stream = window_stream_image(&train, &test, &spec, &parsed).unwrap();
+    let config = std::fs::read_to_string(board().join("watch.toml")).unwrap();
+    let profile = edgecl::host::board::Board::load(&board().join("board.toml").display().to_string()).unwrap();
+    let image = device_image(&profile, &config, &backbone, model.feature_width().unwrap(), &dev_key()).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let (image_path, stream_path) = (dir.join("watch.img"), dir.join("watch-stream.bin"));
+    std::fs::write(&image_path, image).unwrap();
+    std::fs::write(&stream_path, stream).unwrap();
+    (image_path, stream_path)
+}
+
+/// Watch windows per task in the firmware's stream: learned from, and held out.
+const WATCH_TRAIN: usize = 120;
+const WATCH_TEST: usize = 40;
+
+#[test]
+fn firmware_learns_from_watch_windows_as_the_host_simulator_does_bit_for_bit() {
+    if skip() {
+        return;
+    }
+    let images = workdir("watch-images");
+    let (image, stream) = watch_images(&images);
+    let elf = {
+        let _one = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        build_with("watch", &[], Some(&image), Some(&stream))
+    };
+    let (code, out, err, took) = qemu(&elf);
+    eprintln!("{out}QEMU ran {took:.1?}");
+    assert_eq!(code, Some(0), "the firmware failed: {out}{err}");
+    let mut fw = FirmwareDir::load(&board(), None).unwrap();
+    fw.replace(Some(&image), Some(&stream)).unwrap();
+    let host = fw.simulate().expect("the host simulation runs");
+    let _ = std::fs::remove_dir_all(&images);
+    assert_eq!(loop_lines(&out), host, "firmware and host simulator differ");
+    assert!(
+        host.contains("stream 4 tasks x (120 train + 40 test) at 8 bits"),
+        "{host}"
+    );
+    assert_eq!(
+        host.lines().filter(|l| l.contains(" after task ")).count(),
+        8,
+        "two runs of four tasks"
+    );
+    // It learns the new exercises on the device: replay well above fine-tuning, which
+    // keeps only the last task's one exercise.
+    let (replay, fine_tune) = (average(&out, "replay"), average(&out, "fine-tune"));
+    assert!(
+        replay > fine_tune + 20.0,
+        "replay {replay} against fine-tune {fine_tune}"
+    );
+}
+
+#[test]
+fn the_cost_meter_counts_instructions_per_watch_window() {
+    if skip() {
+        return;
+    }
+    let images = workdir("watch-cost-images");
+    let (image, stream) = watch_images(&images);
+    let elf = {
+        let _one = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        build_with("watch-cost", &["cost"], Some(&image), Some(&stream))
+    };
+    let dir = workdir("watch-cost");
+    let (code, out, err, _) = qemu_with(&elf, &dir, None, &["-icount", "shift=0"]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&images);
+    let _ = std::fs::remove_file(&elf);
+    eprintln!("{out}");
+    assert_eq!(code, Some(0), "{out}{err}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("cost: backbone, one sample:"))
+        .expect(&out);
+    let instructions: f64 = line
+        .rsplit(", ")
+        .next()
+        .and_then(|v| v.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .expect(line);
+    // The window backbone's multiply-accumulates (about 330 thousand) each take at
+    // least one instruction; every window runs the same instructions.
+    let macs = {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let (_, _, b) = edgecl::host::device::model_backbone_image(&root.join("models/watch03-conv1d")).unwrap();
+        edgecl::device::Backbone::parse(&b).unwrap().macs() as f64
+    };
+    assert!(instructions > macs, "{line}: {macs} MACs");
+    let range = line.split('(').nth(1).unwrap().split(')').next().unwrap();
+    let (lo, hi) = range.split_once("..").unwrap();
+    let (lo, hi): (f64, f64) = (lo.parse().unwrap(), hi.parse().unwrap());
+    assert!(hi - lo <= 0.001 * hi, "{line}");
 }

@@ -40,6 +40,8 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     };
     let stream = stream_image(&train, &train, &spec).unwrap();
     let small = backbone_image(&BackboneModel::random_dense(&[6, 3], 5), &[]).unwrap();
+    // A window backbone: 8 steps of 2 channels, a 1-D convolution pooled, a dense layer.
+    let window = backbone_image(&small_window_model(), &[3.0, 2.0]).unwrap();
     let config_text = "strategy = \"fine-tune\"\nclasses = 4\nbatch = 2\n";
     let image = device_image(&Board::load("netduinoplus2").unwrap(), config_text, &small, 3, &[7; 32]).unwrap();
     let firmware = std::fs::read_to_string(root.join("boards/netduinoplus2/firmware.toml")).unwrap();
@@ -67,12 +69,48 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     vec![
         ("checkpoint", "edge-head.ckpt", ckpt),
         ("device_image", "backbone.bin", backbone),
+        ("device_image", "window-backbone.bin", window),
         ("device_image", "stream.bin", stream),
         ("device_image", "signed.img", image),
         ("device_image", "config.bin", config),
         ("idx", "images-idx3-ubyte", images),
         ("idx", "labels-idx1-ubyte", labels),
     ]
+}
+
+/// `window(8 x 2) -> conv1d(3, k3, pad 1) -> ReLU -> pool -> flatten -> dense(4)`, with
+/// fixed weights.
+fn small_window_model() -> BackboneModel {
+    use edgecl::host::onnx::Layer;
+    let ramp = |n: usize, k: f32| (0..n).map(|i| ((i % 7) as f32 - 3.0) * k).collect::<Vec<f32>>();
+    BackboneModel {
+        input_width: 16,
+        layers: vec![
+            Layer::Window {
+                steps: 8,
+                channels: 2,
+                mean: vec![0.5, -1.0],
+                scale: vec![2.0, 0.25],
+            },
+            Layer::Conv1d {
+                weights: ramp(3 * 2 * 3, 0.1),
+                biases: vec![0.1, 0.0, -0.1],
+                inputs: 2,
+                outputs: 3,
+                kernel: 3,
+                pad: 1,
+            },
+            Layer::Relu,
+            Layer::MaxPool1d2,
+            Layer::Flatten,
+            Layer::Dense {
+                weights: ramp(4 * 12, 0.05),
+                biases: vec![0.0; 4],
+                inputs: 12,
+                outputs: 4,
+            },
+        ],
+    }
 }
 
 #[test]
@@ -88,6 +126,7 @@ fn the_fuzz_corpus_holds_real_valid_files() {
         let valid = match (target, name) {
             ("checkpoint", _) => edgecl::learner::checkpoint::peek(&stored).is_ok(),
             (_, "backbone.bin") => Backbone::parse(&stored).is_ok(),
+            (_, "window-backbone.bin") => Backbone::parse(&stored).is_ok_and(|b| b.takes_windows()),
             (_, "stream.bin") => Stream::parse(&stored).is_ok(),
             (_, "signed.img") => signed::verify(&stored, &public_key(&[7; 32]), "netduinoplus2", 98304).is_ok(),
             (_, "config.bin") => DeviceConfig::from_bytes(&stored).is_ok(),

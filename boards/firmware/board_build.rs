@@ -2,8 +2,9 @@
 //! the memory layout (`memory.x`, or `memory-semihosting.x` / `memory-hal.x` by feature) as
 //! `memory.x` where the linker finds it, turns `board.toml` into constants, and picks the
 //! signed device image (`EDGECL_FIRMWARE_IMAGE`, a path relative to the board crate, or
-//! `../flash/<board>.img`) and the public key compiled in to verify it
-//! (`EDGECL_PUBLIC_KEY`, or the development key `../dev-key.pub`).
+//! `../flash/<board>.img`), the public key compiled in to verify it
+//! (`EDGECL_PUBLIC_KEY`, or the development key `../dev-key.pub`) and the sample stream
+//! (`EDGECL_FIRMWARE_STREAM`, or `../flash/stream.bin`).
 use std::{
     env, fs,
     path::{Path, PathBuf},
@@ -74,5 +75,9 @@ fn main() {
         format!("const PUBLIC_KEY: [u8; 32] = [{}];\n", bytes.join(", ")),
     )
     .expect("key.rs");
-    println!("cargo:rerun-if-changed=../flash/stream.bin");
+    // The sample stream the firmware learns from (MNIST digits, or sensor windows).
+    println!("cargo:rerun-if-env-changed=EDGECL_FIRMWARE_STREAM");
+    let stream = env::var("EDGECL_FIRMWARE_STREAM").unwrap_or_else(|_| "../flash/stream.bin".into());
+    println!("cargo:rerun-if-changed={stream}");
+    fs::copy(&stream, out.join("stream.bin")).unwrap_or_else(|e| panic!("sample stream {stream}: {e}"));
 }

@@ -1,6 +1,6 @@
 //! The device's image decoders on any bytes: the backbone and stream images, the signed
 //! device image and the config text must return an error or a valid value, never panic;
-//! a backbone that parses must run.
+//! a backbone that parses must run (a window backbone on a window it quantised).
 #![no_main]
 
 use edgecl::device::{signed, Backbone, DeviceConfig, Stream};
@@ -16,7 +16,11 @@ fn key() -> &'static [u8; 32] {
 fuzz_target!(|data: &[u8]| {
     if let Ok(b) = Backbone::parse(data) {
         if b.input() <= 1 << 16 {
-            let pixels = vec![255u8; b.input()];
+            let mut pixels = vec![255u8; b.input()];
+            if b.takes_windows() {
+                let values: Vec<f32> = (0..b.input()).map(|i| i as f32 - 8.0).collect();
+                let _ = b.quantise_window(&values, &mut pixels);
+            }
             let mut out = vec![0f32; b.output()];
             let mut scratch = vec![0f32; b.scratch_len()];
             let _ = b.features(&pixels, &mut out, &mut scratch);

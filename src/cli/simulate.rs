@@ -67,6 +67,14 @@ pub struct SimulateArgs {
     /// With --firmware: this config file instead of DIR/firmware.toml.
     #[arg(long, value_name = "FILE", requires = "firmware")]
     firmware_config: Option<PathBuf>,
+    /// With --firmware: this signed device image instead of boards/flash/BOARD.img (the
+    /// firmware's EDGECL_FIRMWARE_IMAGE).
+    #[arg(long, value_name = "FILE", requires = "firmware")]
+    firmware_image: Option<PathBuf>,
+    /// With --firmware: this sample stream instead of boards/flash/stream.bin (the
+    /// firmware's EDGECL_FIRMWARE_STREAM; e.g. sensor windows from edgecl device-data).
+    #[arg(long, value_name = "FILE", requires = "firmware")]
+    firmware_stream: Option<PathBuf>,
 }
 
 /// Whether the command line named a `--strategy` for `simulate`.
@@ -100,7 +108,8 @@ pub fn fit_slots(opts: &mut simulate::Options, s: &Scenario) {
 /// both are printed with the difference.
 pub fn simulate(args: SimulateArgs, strategy_given: bool) -> Result<()> {
     if let Some(dir) = &args.firmware {
-        let fw = edgecl::host::device::FirmwareDir::load(dir, args.firmware_config.as_deref())?;
+        let mut fw = edgecl::host::device::FirmwareDir::load(dir, args.firmware_config.as_deref())?;
+        fw.replace(args.firmware_image.as_deref(), args.firmware_stream.as_deref())?;
         print!("{}", fw.simulate()?);
         return Ok(());
     }

@@ -251,34 +251,39 @@ pub fn train(args: TrainArgs) -> Result<()> {
         trained.check_samples
     );
     let calibration_path = args.out.join(edgecl::host::device::CALIBRATION_FILE);
+    let window = matches!(
+        trained.backbone.layers.first(),
+        Some(edgecl::host::onnx::Layer::Window { .. })
+    );
     let calibration = serde_json::json!({
-        "about": "largest output of each device layer but the last (after ReLU and pool), f32, \
-                  the u8 activation ranges of the device image (edgecl device-data, export)",
+        "about": if window {
+            "largest |value| of the normalised window, then the largest output of each device layer but the last \
+             (after ReLU and pool), f32: the i8 input step and the u8 activation ranges of the device image \
+             (edgecl device-data, export)"
+        } else {
+            "largest output of each device layer but the last (after ReLU and pool), f32, \
+             the u8 activation ranges of the device image (edgecl device-data, export)"
+        },
         "data": dir.display().to_string(),
         "samples": trained.calibration_samples,
         "activation_max": trained.activation_max,
     });
-    let mut files = vec![&onnx_path, &head_path];
-    if trained.activation_max.is_empty() {
-        let _ = writeln!(
-            md,
-            "- device calibration: none (the device's int8 backbone does not run this architecture's layers)"
-        );
-    } else {
-        std::fs::write(&calibration_path, serde_json::to_string_pretty(&calibration)? + "\n")
-            .with_context(|| format!("writing {}", calibration_path.display()))?;
-        files.push(&calibration_path);
-    }
-    if !trained.activation_max.is_empty() {
-        let _ = writeln!(
-            md,
-            "- device calibration (`{}`): the largest output of each layer but the last over the first {} training \
+    std::fs::write(&calibration_path, serde_json::to_string_pretty(&calibration)? + "\n")
+        .with_context(|| format!("writing {}", calibration_path.display()))?;
+    let files = vec![&onnx_path, &head_path, &calibration_path];
+    let _ = writeln!(
+        md,
+        "- device calibration (`{}`): the largest {}output of each layer but the last over the first {} training \
          samples (by index, validation split excluded): {:?}",
-            edgecl::host::device::CALIBRATION_FILE,
-            trained.calibration_samples,
-            trained.activation_max
-        );
-    }
+        edgecl::host::device::CALIBRATION_FILE,
+        if window {
+            "|value| of the normalised window, then the largest "
+        } else {
+            ""
+        },
+        trained.calibration_samples,
+        trained.activation_max
+    );
     let _ = writeln!(md, "\n| file | bytes | sha256 |\n|---|---:|---|");
     for path in files {
         let bytes = std::fs::read(path)?;

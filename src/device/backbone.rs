@@ -1,22 +1,30 @@
-//! The frozen backbone on the device: int8 convolutions (any square kernel, zero padding,
-//! an optional 2x2 max-pool fused in) and dense layers, read in place from their byte
-//! image (no copy into RAM), with u8 activations between layers.
+//! The frozen backbone on the device: int8 convolutions over images (any square kernel,
+//! zero padding, an optional 2x2 max-pool fused in) and over time (1-D, for sensor
+//! windows, with an optional 2-step max-pool), and dense layers, read in place from their
+//! byte image (no copy into RAM), with u8 activations between layers.
 //!
-//! Every layer sums `weight x activation` exactly in `i32` (i8 x u8), then turns each sum
-//! into a value once per output with one f32 multiply and one add: `y = acc * scale[o] +
-//! bias[o]`. A layer before the last stores `y` rounded into u8 (`(y + 0.5) as u8`, which
-//! saturates: the ReLU and the clip to 255); the static activation scale calibrated at
-//! export is folded into `scale` and `bias`. The last layer gives the f32 features. Scales
-//! are positive, so `y` rises with `acc` and a 2x2 max-pool takes the largest of its four
-//! sums before the multiply: exactly the pool of the rounded values, with a quarter of the
-//! multiplies and no full-size map.
+//! Two inputs: u8 pixels (`0..=255`, channel-major images), or i8 sensor windows
+//! (`[T, C]`, time-major, as a sensor delivers them): each channel's value normalised
+//! with the image's per-channel mean and multiplier and rounded to i8
+//! ([`Backbone::quantise_window`]); the first layer reads the window channel by channel
+//! (ONNX's transpose to `[C, T]`).
+//!
+//! Every layer sums `weight x activation` exactly in `i32` (i8 x u8, or i8 x i8 on a
+//! window), then turns each sum into a value once per output with one f32 multiply and
+//! one add: `y = acc * scale[o] + bias[o]`. A layer before the last stores `y` rounded
+//! into u8 (`(y + 0.5) as u8`, which saturates: the ReLU and the clip to 255); the static
+//! activation scale calibrated at export is folded into `scale` and `bias`. The last
+//! layer gives the f32 features. Scales are positive, so `y` rises with `acc` and a
+//! max-pool takes the largest of its sums before the multiply: exactly the pool of the
+//! rounded values, with a fraction of the multiplies and no full-size map.
 //!
 //! Two kernels compute this: [`Backbone::features`] (the one the firmware and `simulate
 //! --firmware` run: maps kept with the next layer's zero border so no tap is tested, an
 //! i32 sum per position of one output channel, 3x3 kernels a row of taps at a time over
-//! zipped views of the input rows) and [`Backbone::features_reference`] (plain loops, a
-//! bounds test per tap). Integer sums make the two give the same bits, which
-//! `tests/device.rs` checks.
+//! zipped views of the input rows, other kernels one tap over a whole row at a time) and
+//! [`Backbone::features_reference`] (plain loops, a bounds test per tap, the window read
+//! in place). Integer sums make the two give the same bits, which `tests/device.rs`
+//! checks.
 
 use super::image::{pad4, Reader};
 use super::DeviceError;
@@ -24,8 +32,8 @@ use super::DeviceError;
 /// Most layers a backbone image may have.
 pub const MAX_LAYERS: usize = 8;
 
-/// Most products one output sums (`inputs x kernel x kernel`): its `i32` sum of `i8 x u8`
-/// cannot overflow (`65535 x 128 x 255 < 2^31`).
+/// Most products one output sums (`inputs x kernel rows x kernel columns`): its `i32` sum
+/// of `i8 x u8` cannot overflow (`65535 x 128 x 255 < 2^31`).
 const MAX_FAN_IN: usize = 65535;
 
 const MAGIC: &[u8; 4] = b"ECBB";
@@ -34,8 +42,12 @@ const HEADER: usize = 28;
 const LAYER_HEADER: usize = 16;
 const WHAT: &str = "backbone";
 
+const INPUT_PIXELS: u16 = 0;
+const INPUT_WINDOW: u16 = 1;
+
 const KIND_CONV: u8 = 1;
 const KIND_DENSE: u8 = 2;
+const KIND_CONV1D: u8 = 3;
 const FLAG_RELU: u8 = 1;
 const FLAG_POOL: u8 = 2;
 
@@ -45,8 +57,12 @@ struct LayerAt {
     conv: bool,
     relu: bool,
     pool: bool,
-    kernel: usize,
-    pad: usize,
+    /// Kernel rows and columns (1 x k over time; 1 x 1 for dense).
+    kernel: (usize, usize),
+    /// Zero padding above and below, left and right.
+    pad: (usize, usize),
+    /// Rows a pool window spans (2 on images, 1 over time; it always spans 2 columns).
+    pool_rows: usize,
     /// Input channels (conv) or width (dense).
     inputs: usize,
     /// Output channels (conv) or width (dense).
@@ -59,16 +75,16 @@ struct LayerAt {
     ow: usize,
     /// Offset of the scales in the body (biases and weights follow).
     at: usize,
-    /// The zero border the fast kernel keeps around this layer's output map (the next
-    /// layer's padding; 0 for the last layer and before a dense one).
-    border: usize,
+    /// The zero border (rows, columns) the fast kernel keeps around this layer's output
+    /// map (the next layer's padding; 0 for the last layer and before a dense one).
+    border: (usize, usize),
 }
 
 impl LayerAt {
     /// Output rows and columns (after the pool).
     fn out_hw(&self) -> (usize, usize) {
         if self.pool {
-            (self.oh / 2, self.ow / 2)
+            (self.oh / self.pool_rows, self.ow / 2)
         } else {
             (self.oh, self.ow)
         }
@@ -80,14 +96,28 @@ impl LayerAt {
         self.outputs * h * w
     }
 
+    /// Taps of one kernel.
+    fn taps(&self) -> usize {
+        self.kernel.0 * self.kernel.1
+    }
+
     /// Products summed per output.
     fn fan_in(&self) -> usize {
-        self.inputs * self.kernel * self.kernel
+        self.inputs * self.taps()
     }
 
     /// Multiply-accumulates of one forward pass (every conv position, pooled or not).
     fn macs(&self) -> usize {
         self.outputs * self.oh * self.ow * self.fan_in()
+    }
+
+    /// Positions a pool window spans (1 without a pool).
+    fn window(&self) -> (usize, usize) {
+        if self.pool {
+            (self.pool_rows, 2)
+        } else {
+            (1, 1)
+        }
     }
 }
 
@@ -100,8 +130,11 @@ pub struct Backbone<'a> {
     channels: usize,
     height: usize,
     width: usize,
+    /// The input is an i8 window `[width steps, channels]` (else u8 pixels).
+    window: bool,
     output: usize,
-    /// u8 bytes of the padded input copy, the even and the odd layers' maps (fast kernel).
+    /// u8 bytes of the channel-major (padded) input copy, the even and the odd layers'
+    /// maps (fast kernel).
     fast: [usize; 3],
     /// u8 bytes of the even and odd layers' maps (reference kernel).
     plain: [usize; 2],
@@ -113,10 +146,84 @@ fn bad(why: &'static str) -> DeviceError {
     DeviceError::Malformed { what: WHAT, why }
 }
 
+/// One layer's header checked against the map before it: its shapes, the place of its
+/// values still to set.
+fn layer_shapes(
+    kind: u8,
+    (kernel, pad, pool): (usize, usize, bool),
+    (inputs, outputs): (usize, usize),
+    (c, h, w, flat): (usize, usize, usize, bool),
+) -> Result<LayerAt, DeviceError> {
+    let mut l = LayerAt {
+        pool,
+        inputs,
+        outputs,
+        pool_rows: 2,
+        ..LayerAt::default()
+    };
+    match kind {
+        KIND_CONV | KIND_CONV1D => {
+            if flat {
+                return Err(bad("a convolution follows a dense layer"));
+            }
+            if kernel == 0 {
+                return Err(bad("a convolution has a kernel of 0"));
+            }
+            if pad >= kernel {
+                return Err(bad("a convolution's padding is not smaller than its kernel"));
+            }
+            if inputs != c {
+                return Err(bad("a convolution's input channels differ from the channels before it"));
+            }
+            (l.kernel, l.pad) = if kind == KIND_CONV {
+                ((kernel, kernel), (pad, pad))
+            } else {
+                if h != 1 {
+                    return Err(bad("a 1-D convolution takes a map of one row"));
+                }
+                l.pool_rows = 1;
+                ((1, kernel), (0, pad))
+            };
+            let (ph, pw) = (h + 2 * l.pad.0, w + 2 * l.pad.1);
+            if ph < l.kernel.0 || pw < l.kernel.1 {
+                return Err(bad("a convolution's kernel is larger than its padded input"));
+            }
+            (l.conv, l.h, l.w) = (true, h, w);
+            (l.oh, l.ow) = (ph - l.kernel.0 + 1, pw - l.kernel.1 + 1);
+            if pool && (l.oh < l.pool_rows || l.ow < 2) {
+                return Err(bad("a pooled map would have no rows or columns"));
+            }
+        }
+        KIND_DENSE => {
+            if pool {
+                return Err(bad("a dense layer cannot pool"));
+            }
+            if kernel != 0 || pad != 0 {
+                return Err(bad("a dense layer's kernel and padding bytes are not 0"));
+            }
+            let width_before = c
+                .checked_mul(h)
+                .and_then(|n| n.checked_mul(w))
+                .ok_or(bad("a layer's size overflows"))?;
+            if inputs != width_before {
+                return Err(bad("a dense layer's inputs differ from the width before it"));
+            }
+            (l.kernel, l.h, l.w, l.oh, l.ow) = ((1, 1), 1, 1, 1, 1);
+        }
+        _ => {
+            return Err(bad(
+                "a layer kind is neither convolution (1), dense (2) nor 1-D convolution (3)",
+            ))
+        }
+    }
+    Ok(l)
+}
+
 impl<'a> Backbone<'a> {
-    /// Validates an image: magic, version, lengths, CRC, every layer's kind, flags,
-    /// kernel, padding and widths chaining from the input to the output, the fan-in
-    /// bound of the integer sums, positive finite scales, finite biases, zero padding.
+    /// Validates an image: magic, version, lengths, CRC, the input kind (and a window's
+    /// finite means and positive finite multipliers), every layer's kind, flags, kernel,
+    /// padding and widths chaining from the input to the output, the fan-in bound of the
+    /// integer sums, positive finite scales, finite biases, zero padding.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, DeviceError> {
         let r = Reader { bytes, what: WHAT };
         let body = r.body(MAGIC, VERSION, 20, HEADER)?;
@@ -129,16 +236,34 @@ impl<'a> Backbone<'a> {
         if channels == 0 || height == 0 || width == 0 {
             return Err(bad("the input has no channels, rows or columns"));
         }
-        if r.u16(14)? != 0 {
-            return Err(bad("the header's reserved field is not 0"));
-        }
+        let window = match r.u16(14)? {
+            INPUT_PIXELS => false,
+            INPUT_WINDOW => true,
+            _ => return Err(bad("the input kind is neither pixels (0) nor a window (1)")),
+        };
         let b = Reader {
             bytes: body,
             what: WHAT,
         };
+        let mut at = 0usize;
+        if window {
+            if height != 1 {
+                return Err(bad("a window's input has one row (its steps are the columns)"));
+            }
+            for c in 0..channels {
+                if !b.f32(4 * c)?.is_finite() {
+                    return Err(bad("a window's channel mean is NaN or infinite"));
+                }
+                let mul = b.f32(4 * (channels + c))?;
+                if !(mul.is_finite() && mul > 0.0) {
+                    return Err(bad("a window's channel multiplier is zero, negative, NaN or infinite"));
+                }
+            }
+            at = 8 * channels;
+        }
         let overflow = bad("a layer's size overflows");
         let mut layers = [LayerAt::default(); MAX_LAYERS];
-        let (mut at, mut c, mut h, mut w, mut flat) = (0usize, channels, height, width, false);
+        let (mut c, mut h, mut w, mut flat) = (channels, height, width, false);
         for (i, slot) in layers.iter_mut().enumerate().take(count) {
             let head = b.slice(at, LAYER_HEADER)?;
             let (kind, flags, kernel, pad) = (head[0], head[1], head[2] as usize, head[3] as usize);
@@ -153,59 +278,12 @@ impl<'a> Backbone<'a> {
                 return Err(bad("a layer has no outputs"));
             }
             let (relu, pool) = (flags & FLAG_RELU != 0, flags & FLAG_POOL != 0);
-            let mut l = LayerAt {
-                relu,
-                pool,
-                inputs,
-                outputs,
-                ..LayerAt::default()
-            };
-            match kind {
-                KIND_CONV => {
-                    if flat {
-                        return Err(bad("a convolution follows a dense layer"));
-                    }
-                    if kernel == 0 {
-                        return Err(bad("a convolution has a kernel of 0"));
-                    }
-                    if pad >= kernel {
-                        return Err(bad("a convolution's padding is not smaller than its kernel"));
-                    }
-                    if inputs != c {
-                        return Err(bad("a convolution's input channels differ from the channels before it"));
-                    }
-                    let (ph, pw) = (h + 2 * pad, w + 2 * pad);
-                    if ph < kernel || pw < kernel {
-                        return Err(bad("a convolution's kernel is larger than its padded input"));
-                    }
-                    (l.conv, l.kernel, l.pad, l.h, l.w) = (true, kernel, pad, h, w);
-                    (l.oh, l.ow) = (ph - kernel + 1, pw - kernel + 1);
-                    if pool && (l.oh < 2 || l.ow < 2) {
-                        return Err(bad("a pooled map would have no rows or columns"));
-                    }
-                }
-                KIND_DENSE => {
-                    if pool {
-                        return Err(bad("a dense layer cannot pool"));
-                    }
-                    if kernel != 0 || pad != 0 {
-                        return Err(bad("a dense layer's kernel and padding bytes are not 0"));
-                    }
-                    let width_before = c.checked_mul(h).and_then(|n| n.checked_mul(w)).ok_or(overflow)?;
-                    if inputs != width_before {
-                        return Err(bad("a dense layer's inputs differ from the width before it"));
-                    }
-                    (l.kernel, l.h, l.w, l.oh, l.ow) = (1, 1, 1, 1, 1);
-                    flat = true;
-                }
-                _ => return Err(bad("a layer kind is neither convolution (1) nor dense (2)")),
-            }
-            let fan_in = inputs
-                .checked_mul(l.kernel * l.kernel)
-                .filter(|&n| n <= MAX_FAN_IN)
-                .ok_or(bad(
-                    "a layer sums more than 65535 products (its i32 sums could overflow)",
-                ))?;
+            let mut l = layer_shapes(kind, (kernel, pad, pool), (inputs, outputs), (c, h, w, flat))?;
+            l.relu = relu;
+            flat = !l.conv;
+            let fan_in = inputs.checked_mul(l.taps()).filter(|&n| n <= MAX_FAN_IN).ok_or(bad(
+                "a layer sums more than 65535 products (its i32 sums could overflow)",
+            ))?;
             if i + 1 < count && !relu {
                 return Err(bad(
                     "a layer before the last has no ReLU (u8 activations hold no negatives)",
@@ -241,7 +319,7 @@ impl<'a> Backbone<'a> {
             l.outputs
                 .checked_mul(l.oh)
                 .and_then(|n| n.checked_mul(l.ow))
-                .and_then(|n| n.checked_mul(4 * l.kernel * l.kernel))
+                .and_then(|n| n.checked_mul(4 * l.taps()))
                 .ok_or(overflow)?;
             (c, h, w) = if flat {
                 (outputs, 1, 1)
@@ -260,16 +338,19 @@ impl<'a> Backbone<'a> {
         }
         for i in 0..count.saturating_sub(1) {
             let next = layers[i + 1];
-            layers[i].border = if next.conv { next.pad } else { 0 };
+            layers[i].border = if next.conv { next.pad } else { (0, 0) };
         }
         let scratch = bad("the backbone's scratch overflows");
-        let padded = |c: usize, h: usize, w: usize, p: usize| -> Option<usize> {
-            c.checked_mul(h.checked_add(2 * p)?)?.checked_mul(w.checked_add(2 * p)?)
+        let padded = |c: usize, h: usize, w: usize, (ph, pw): (usize, usize)| -> Option<usize> {
+            c.checked_mul(h.checked_add(2 * ph)?)?
+                .checked_mul(w.checked_add(2 * pw)?)
         };
         let first = layers[0];
         let mut fast = [0usize; 3];
-        if first.conv && first.pad > 0 {
-            fast[0] = padded(channels, height, width, first.pad).ok_or(scratch)?;
+        let first_pad = if first.conv { first.pad } else { (0, 0) };
+        if window || first_pad != (0, 0) {
+            // A window is copied channel-major (and padded) before the first layer.
+            fast[0] = padded(channels, height, width, first_pad).ok_or(scratch)?;
         }
         let (mut plain, mut sums) = ([0usize; 2], 0usize);
         for (i, l) in layers[..count - 1].iter().enumerate() {
@@ -290,6 +371,7 @@ impl<'a> Backbone<'a> {
             channels,
             height,
             width,
+            window,
             output,
             fast,
             plain,
@@ -300,14 +382,20 @@ impl<'a> Backbone<'a> {
         Ok(backbone)
     }
 
-    /// Pixels per sample (`channels x height x width`, channel-major).
+    /// Bytes per sample: pixels (`channels x height x width`, channel-major) or a
+    /// window's i8 values (`steps x channels`, time-major).
     pub fn input(&self) -> usize {
         self.channels * self.height * self.width
     }
 
-    /// The input's channels, rows and columns.
+    /// The input's channels, rows and columns (a window: its channels, 1, its steps).
     pub fn input_shape(&self) -> (usize, usize, usize) {
         (self.channels, self.height, self.width)
+    }
+
+    /// Whether the input is an i8 sensor window (else u8 pixels).
+    pub fn takes_windows(&self) -> bool {
+        self.window
     }
 
     /// Features per sample (the head's input width).
@@ -325,10 +413,60 @@ impl<'a> Backbone<'a> {
         self.layers[..self.count].iter().map(|l| l.outputs * l.fan_in()).sum()
     }
 
-    /// Multiply-accumulates of one forward pass (a pooled convolution computes all four
-    /// positions of each pool window).
+    /// Multiply-accumulates of one forward pass (a pooled convolution computes every
+    /// position of each pool window).
     pub fn macs(&self) -> usize {
         self.layers[..self.count].iter().map(LayerAt::macs).sum()
+    }
+
+    /// A window of `steps x channels` sensor values (time-major, as [`input`] counts
+    /// them) as the backbone's i8 input bytes: each value `x` of channel `c` becomes
+    /// `round((x - mean[c]) * mul[c])` (half away from zero) clipped to `-127..=127`, with
+    /// the mean and multiplier the image holds (the model's normalisation and the
+    /// calibrated input step). A NaN or infinite value is refused and `out` is left as it
+    /// was.
+    ///
+    /// [`input`]: Backbone::input
+    pub fn quantise_window(&self, values: &[f32], out: &mut [u8]) -> Result<(), DeviceError> {
+        if !self.window {
+            return Err(DeviceError::Mismatch("the backbone takes pixels, not windows"));
+        }
+        if values.len() != self.input() || out.len() != self.input() {
+            return Err(DeviceError::Mismatch(
+                "window buffers: values or bytes of the wrong length",
+            ));
+        }
+        let c = self.channels;
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(DeviceError::NonFinite {
+                step: i / c,
+                channel: i % c,
+            });
+        }
+        for (i, (q, &x)) in out.iter_mut().zip(values).enumerate() {
+            let v = (x - le_f32(self.body, i % c)) * le_f32(self.body, c + i % c);
+            let r = if v >= 0.0 { (v + 0.5) as i32 } else { (v - 0.5) as i32 };
+            *q = r.clamp(-127, 127) as i8 as u8;
+        }
+        Ok(())
+    }
+
+    /// The values a window's i8 `bytes` stand for (`q / mul[c] + mean[c]`): the inverse
+    /// of [`Backbone::quantise_window`] up to its rounding.
+    pub fn dequantise_window(&self, bytes: &[u8], out: &mut [f32]) -> Result<(), DeviceError> {
+        if !self.window {
+            return Err(DeviceError::Mismatch("the backbone takes pixels, not windows"));
+        }
+        if bytes.len() != self.input() || out.len() != self.input() {
+            return Err(DeviceError::Mismatch(
+                "window buffers: values or bytes of the wrong length",
+            ));
+        }
+        let c = self.channels;
+        for (i, (x, &q)) in out.iter_mut().zip(bytes).enumerate() {
+            *x = f32::from(q as i8) / le_f32(self.body, c + i % c) + le_f32(self.body, i % c);
+        }
+        Ok(())
     }
 
     fn fast_words(&self) -> usize {
@@ -338,14 +476,14 @@ impl<'a> Backbone<'a> {
     /// `f32`s of scratch [`Backbone::features`] and [`Backbone::features_reference`]
     /// need (the fast kernel's, the larger): one i32 sum per position of the largest
     /// convolution output, then the u8 maps of the layers before the last (even and odd
-    /// layers alternate between two buffers) and a zero-bordered copy of the input when
-    /// the first layer pads.
+    /// layers alternate between two buffers) and a channel-major, zero-bordered copy of
+    /// the input when it is a window or the first layer pads.
     pub fn scratch_len(&self) -> usize {
         self.fast_words().max((self.plain[0] + self.plain[1]).div_ceil(4))
     }
 
-    fn check(&self, pixels: &[u8], out: &[f32], scratch: &[f32]) -> Result<(), DeviceError> {
-        if pixels.len() != self.input() || out.len() != self.output || scratch.len() < self.scratch_len() {
+    fn check(&self, input: &[u8], out: &[f32], scratch: &[f32]) -> Result<(), DeviceError> {
+        if input.len() != self.input() || out.len() != self.output || scratch.len() < self.scratch_len() {
             return Err(DeviceError::Mismatch(
                 "backbone buffers: pixels, features or scratch of the wrong length",
             ));
@@ -363,11 +501,12 @@ impl<'a> Backbone<'a> {
         )
     }
 
-    /// The features of one sample of `input()` pixels (`0..=255`, channel-major) into
-    /// `out` (`output()` values), through `scratch` (`scratch_len()` values): the fast
-    /// kernel, the one the firmware and the simulator run.
-    pub fn features(&self, pixels: &[u8], out: &mut [f32], scratch: &mut [f32]) -> Result<(), DeviceError> {
-        self.check(pixels, out, scratch)?;
+    /// The features of one sample of `input()` bytes (u8 pixels `0..=255`, channel-major;
+    /// or a window's i8 values from [`Backbone::quantise_window`]) into `out` (`output()`
+    /// values), through `scratch` (`scratch_len()` values): the fast kernel, the one the
+    /// firmware and the simulator run.
+    pub fn features(&self, input: &[u8], out: &mut [f32], scratch: &mut [f32]) -> Result<(), DeviceError> {
+        self.check(input, out, scratch)?;
         let (sums, maps) = scratch.split_at_mut(self.sums);
         let sums: &mut [i32] = bytemuck::cast_slice_mut(sums);
         let maps: &mut [u8] = bytemuck::cast_slice_mut(maps);
@@ -375,21 +514,32 @@ impl<'a> Backbone<'a> {
         let (even, rest) = rest.split_at_mut(self.fast[1]);
         let odd = &mut rest[..self.fast[2]];
         if self.fast[0] > 0 {
-            // The input with the first convolution's zero border.
-            let p = self.layers[0].pad;
-            let (ph, pw) = (self.height + 2 * p, self.width + 2 * p);
+            // The input, channel-major, with the first convolution's zero border.
+            let first = self.layers[0];
+            let (p, q) = if first.conv { first.pad } else { (0, 0) };
+            let (h, w) = (self.height, self.width);
+            let (ph, pw) = (h + 2 * p, w + 2 * q);
             padded.fill(0);
-            for (ch, plane) in pixels.chunks_exact(self.height * self.width).enumerate() {
-                for (y, row) in plane.chunks_exact(self.width).enumerate() {
-                    let at = (ch * ph + y + p) * pw + p;
-                    padded[at..at + self.width].copy_from_slice(row);
+            if self.window {
+                let c = self.channels;
+                for (t, step) in input.chunks_exact(c).enumerate() {
+                    for (ch, &v) in step.iter().enumerate() {
+                        padded[(ch * ph + p) * pw + q + t] = v;
+                    }
+                }
+            } else {
+                for (ch, plane) in input.chunks_exact(h * w).enumerate() {
+                    for (y, row) in plane.chunks_exact(w).enumerate() {
+                        let at = (ch * ph + y + p) * pw + q;
+                        padded[at..at + w].copy_from_slice(row);
+                    }
                 }
             }
         }
-        let input: &[u8] = if self.fast[0] > 0 { padded } else { pixels };
+        let start: &[u8] = if self.fast[0] > 0 { padded } else { input };
         for (i, l) in self.layers[..self.count].iter().enumerate() {
             let (src, map): (&[u8], &mut [u8]) = match i % 2 {
-                0 if i == 0 => (input, &mut *even),
+                0 if i == 0 => (start, &mut *even),
                 0 => (&*odd, &mut *even),
                 _ => (&*even, &mut *odd),
             };
@@ -399,47 +549,61 @@ impl<'a> Backbone<'a> {
                 Out::Map(map)
             };
             let (scales, biases, weights) = self.scales(l);
-            if l.conv {
-                conv_fast(l, weights, scales, biases, src, sums, dst);
-            } else {
-                dense_fast(l, weights, scales, biases, src, dst);
+            let signed: &[i8] = bytemuck::cast_slice(src);
+            match (l.conv, i == 0 && self.window) {
+                (true, false) => conv_fast(l, weights, scales, biases, src, sums, dst),
+                (true, true) => conv_fast(l, weights, scales, biases, signed, sums, dst),
+                (false, false) => dense_fast(l, weights, scales, biases, src, dst),
+                (false, true) => dense_fast(l, weights, scales, biases, signed, dst),
             }
         }
         Ok(())
     }
 
     /// The same features as [`Backbone::features`], bit for bit, by plain loops: maps
-    /// without borders, a bounds test for every tap, one position at a time.
-    pub fn features_reference(&self, pixels: &[u8], out: &mut [f32], scratch: &mut [f32]) -> Result<(), DeviceError> {
-        self.check(pixels, out, scratch)?;
+    /// without borders, a window read in place (time-major), a bounds test for every tap,
+    /// one position at a time.
+    pub fn features_reference(&self, input: &[u8], out: &mut [f32], scratch: &mut [f32]) -> Result<(), DeviceError> {
+        self.check(input, out, scratch)?;
         let maps: &mut [u8] = bytemuck::cast_slice_mut(scratch);
         let (even, rest) = maps.split_at_mut(self.plain[0]);
         let odd = &mut rest[..self.plain[1]];
+        let c = self.channels;
         for (i, l) in self.layers[..self.count].iter().enumerate() {
             let (src, map): (&[u8], &mut [u8]) = match i % 2 {
-                0 if i == 0 => (pixels, &mut *even),
+                0 if i == 0 => (input, &mut *even),
                 0 => (&*odd, &mut *even),
                 _ => (&*even, &mut *odd),
+            };
+            // Activation `(channel, row, column)` of the layer's input (of a dense layer:
+            // `(input, 0, 0)`, a window's inputs channel-major as after ONNX's transpose).
+            let (window, steps) = (i == 0 && self.window, self.width);
+            let at = |ci: usize, y: usize, x: usize| -> i32 {
+                match (window, l.conv) {
+                    (true, true) => i32::from(src[x * c + ci] as i8),
+                    (true, false) => i32::from(src[(ci % steps) * c + ci / steps] as i8),
+                    (false, _) => i32::from(src[(ci * l.h + y) * l.w + x]),
+                }
             };
             let last = i + 1 == self.count;
             let (scales, biases, weights) = self.scales(l);
             let (qh, qw) = l.out_hw();
-            let window = if l.pool { 2 } else { 1 };
+            let (wh, ww) = l.window();
             for o in 0..l.outputs {
                 let (scale, bias) = (le_f32(scales, o), le_f32(biases, o));
                 for qy in 0..qh {
                     for qx in 0..qw {
                         let mut best = i32::MIN;
-                        for a in 0..window * window {
-                            let (y, x) = (window * qy + a / window, window * qx + a % window);
-                            best = best.max(sum_reference(l, weights, src, o, y, x));
+                        for a in 0..wh * ww {
+                            let (y, x) = (wh * qy + a / ww, ww * qx + a % ww);
+                            best = best.max(sum_reference(l, weights, &at, o, y, x));
                         }
-                        let at = (o * qh + qy) * qw + qx;
+                        let to = (o * qh + qy) * qw + qx;
                         let v = value(best, scale, bias);
                         if last {
-                            out[at] = if l.relu { relu(v) } else { v };
+                            out[to] = if l.relu { relu(v) } else { v };
                         } else {
-                            map[at] = to_u8(v);
+                            map[to] = to_u8(v);
                         }
                     }
                 }
@@ -449,18 +613,25 @@ impl<'a> Backbone<'a> {
     }
 }
 
-/// One output's integer sum at conv position `(y, x)` (`(0, 0)` for dense), from a map
-/// without borders.
-fn sum_reference(l: &LayerAt, weights: &[u8], src: &[u8], o: usize, y: usize, x: usize) -> i32 {
-    let (k, p) = (l.kernel, l.pad);
+/// One output's integer sum at conv position `(y, x)` (`(0, 0)` for dense), reading the
+/// input through `at(channel, row, column)`.
+fn sum_reference(
+    l: &LayerAt,
+    weights: &[u8],
+    at: &impl Fn(usize, usize, usize) -> i32,
+    o: usize,
+    y: usize,
+    x: usize,
+) -> i32 {
+    let ((kh, kw), (ph, pw)) = (l.kernel, l.pad);
     let mut acc = 0i32;
     for ci in 0..l.inputs {
-        for dy in 0..k {
-            for dx in 0..k {
-                let (iy, ix) = ((y + dy).wrapping_sub(p), (x + dx).wrapping_sub(p));
+        for dy in 0..kh {
+            for dx in 0..kw {
+                let (iy, ix) = ((y + dy).wrapping_sub(ph), (x + dx).wrapping_sub(pw));
                 if iy < l.h && ix < l.w {
-                    let w = weights[((o * l.inputs + ci) * k + dy) * k + dx] as i8;
-                    acc += i32::from(w) * i32::from(src[(ci * l.h + iy) * l.w + ix]);
+                    let w = weights[((o * l.inputs + ci) * kh + dy) * kw + dx] as i8;
+                    acc += i32::from(w) * at(ci, iy, ix);
                 }
             }
         }
@@ -472,6 +643,25 @@ fn sum_reference(l: &LayerAt, weights: &[u8], src: &[u8], o: usize, y: usize, x:
 enum Out<'b> {
     Map(&'b mut [u8]),
     Features(&'b mut [f32]),
+}
+
+/// An activation the fast kernels read: u8 between layers, i8 in a window.
+trait Act: Copy {
+    fn wide(self) -> i32;
+}
+
+impl Act for u8 {
+    #[inline(always)]
+    fn wide(self) -> i32 {
+        i32::from(self)
+    }
+}
+
+impl Act for i8 {
+    #[inline(always)]
+    fn wide(self) -> i32 {
+        i32::from(self)
+    }
 }
 
 /// An integer sum as a value: one multiply, one add (never fused), the same bits on
@@ -502,8 +692,9 @@ fn emit(l: &LayerAt, dst: &mut Out<'_>, o: usize, (qy, qx): (usize, usize), acc:
     let (qh, qw) = l.out_hw();
     match dst {
         Out::Map(m) => {
-            let (b, stride) = (l.border, qw + 2 * l.border);
-            m[(o * (qh + 2 * b) + qy + b) * stride + qx + b] = to_u8(v);
+            let (bh, bw) = l.border;
+            let stride = qw + 2 * bw;
+            m[(o * (qh + 2 * bh) + qy + bh) * stride + qx + bw] = to_u8(v);
         }
         Out::Features(f) => f[(o * qh + qy) * qw + qx] = if l.relu { relu(v) } else { v },
     }
@@ -511,23 +702,24 @@ fn emit(l: &LayerAt, dst: &mut Out<'_>, o: usize, (qy, qx): (usize, usize), acc:
 
 /// A convolution over a map with its zero border (`inputs x (h + 2 pad) x (w + 2 pad)`):
 /// per output channel, the sums of every position accumulate in `sums`, one input
-/// channel at a time (3x3 taps unrolled), then the pool and the scale.
-fn conv_fast(
+/// channel at a time (3x3 taps unrolled; other kernels one tap over a whole row), then
+/// the pool and the scale.
+fn conv_fast<A: Act>(
     l: &LayerAt,
     weights: &[u8],
     scales: &[u8],
     biases: &[u8],
-    src: &[u8],
+    src: &[A],
     sums: &mut [i32],
     mut dst: Out<'_>,
 ) {
-    let (k, kk) = (l.kernel, l.kernel * l.kernel);
-    let (ph, pw) = (l.h + 2 * l.pad, l.w + 2 * l.pad);
+    let ((kh, kw), taps) = (l.kernel, l.taps());
+    let (ph, pw) = (l.h + 2 * l.pad.0, l.w + 2 * l.pad.1);
     let (oh, ow) = (l.oh, l.ow);
     let plane = ph * pw;
     let sums = &mut sums[..oh * ow];
     if let Out::Map(m) = &mut dst {
-        if l.border > 0 {
+        if l.border != (0, 0) {
             m.fill(0);
         }
     }
@@ -535,9 +727,9 @@ fn conv_fast(
     for o in 0..l.outputs {
         sums.fill(0);
         for ci in 0..l.inputs {
-            let wt = &weights[(o * l.inputs + ci) * kk..][..kk];
+            let wt = &weights[(o * l.inputs + ci) * taps..][..taps];
             let map = &src[ci * plane..][..plane];
-            if k == 3 {
+            if (kh, kw) == (3, 3) {
                 // One kernel row at a time: three taps over three shifted views of an
                 // input row, zipped so that no index is checked.
                 for y in 0..oh {
@@ -549,16 +741,16 @@ fn conv_fast(
                     }
                 }
             } else {
-                for dy in 0..k {
-                    for dx in 0..k {
-                        let wv = i32::from(wt[dy * k + dx] as i8);
+                for dy in 0..kh {
+                    for dx in 0..kw {
+                        let wv = tap(wt, dy * kw + dx);
                         if wv == 0 {
                             continue;
                         }
                         for y in 0..oh {
                             let r = &map[(y + dy) * pw + dx..][..ow];
                             for (a, &v) in sums[y * ow..][..ow].iter_mut().zip(r) {
-                                *a += wv * i32::from(v);
+                                *a += wv * v.wide();
                             }
                         }
                     }
@@ -568,11 +760,16 @@ fn conv_fast(
         let (scale, bias) = (le_f32(scales, o), le_f32(biases, o));
         for qy in 0..qh {
             for qx in 0..qw {
-                let acc = if l.pool {
-                    let (t, b) = (&sums[2 * qy * ow..][..ow], &sums[(2 * qy + 1) * ow..][..ow]);
-                    t[2 * qx].max(t[2 * qx + 1]).max(b[2 * qx].max(b[2 * qx + 1]))
-                } else {
-                    sums[qy * ow + qx]
+                let acc = match l.window() {
+                    (2, 2) => {
+                        let (t, b) = (&sums[2 * qy * ow..][..ow], &sums[(2 * qy + 1) * ow..][..ow]);
+                        t[2 * qx].max(t[2 * qx + 1]).max(b[2 * qx].max(b[2 * qx + 1]))
+                    }
+                    (1, 2) => {
+                        let t = &sums[qy * ow..][..ow];
+                        t[2 * qx].max(t[2 * qx + 1])
+                    }
+                    _ => sums[qy * ow + qx],
                 };
                 emit(l, &mut dst, o, (qy, qx), acc, (scale, bias));
             }
@@ -580,16 +777,12 @@ fn conv_fast(
     }
 }
 
-/// A dense layer over a flat u8 vector: one zipped dot product per output.
-fn dense_fast(l: &LayerAt, weights: &[u8], scales: &[u8], biases: &[u8], src: &[u8], mut dst: Out<'_>) {
+/// A dense layer over a flat vector: one zipped dot product per output.
+fn dense_fast<A: Act>(l: &LayerAt, weights: &[u8], scales: &[u8], biases: &[u8], src: &[A], mut dst: Out<'_>) {
     let n = l.inputs;
     let src = &src[..n];
     for (o, row) in weights[..l.outputs * n].chunks_exact(n).enumerate() {
-        let acc: i32 = row
-            .iter()
-            .zip(src)
-            .map(|(&w, &x)| i32::from(w as i8) * i32::from(x))
-            .sum();
+        let acc: i32 = row.iter().zip(src).map(|(&w, &x)| i32::from(w as i8) * x.wide()).sum();
         emit(l, &mut dst, o, (0, 0), acc, (le_f32(scales, o), le_f32(biases, o)));
     }
 }
@@ -598,20 +791,20 @@ fn dense_fast(l: &LayerAt, weights: &[u8], scales: &[u8], biases: &[u8], src: &[
 /// step, the two pixels they share with the next step kept in registers, so each pixel
 /// is loaded once.
 #[inline(always)]
-fn row3(w: [i32; 3], r: &[u8], s: &mut [i32]) {
+fn row3<A: Act>(w: [i32; 3], r: &[A], s: &mut [i32]) {
     let [w0, w1, w2] = w;
-    let (mut p0, mut p1) = (i32::from(r[0]), i32::from(r[1]));
+    let (mut p0, mut p1) = (r[0].wide(), r[1].wide());
     let mut sc = s.chunks_exact_mut(3);
     let mut rc = r[2..].chunks_exact(3);
     for (a, q) in (&mut sc).zip(&mut rc) {
-        let (q0, q1, q2) = (i32::from(q[0]), i32::from(q[1]), i32::from(q[2]));
+        let (q0, q1, q2) = (q[0].wide(), q[1].wide(), q[2].wide());
         a[0] += w0 * p0 + w1 * p1 + w2 * q0;
         a[1] += w0 * p1 + w1 * q0 + w2 * q1;
         a[2] += w0 * q0 + w1 * q1 + w2 * q2;
         (p0, p1) = (q1, q2);
     }
     for (a, &q) in sc.into_remainder().iter_mut().zip(rc.remainder()) {
-        let q = i32::from(q);
+        let q = q.wide();
         *a += w0 * p0 + w1 * p1 + w2 * q;
         (p0, p1) = (p1, q);
     }

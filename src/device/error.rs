@@ -63,6 +63,13 @@ pub enum DeviceError {
     },
     /// Two parts do not fit together (stream width against backbone input...).
     Mismatch(&'static str),
+    /// A sensor window holds a NaN or an infinity (the first one found).
+    NonFinite {
+        /// Its time step.
+        step: usize,
+        /// Its channel.
+        channel: usize,
+    },
     /// The learner and the loop's buffers need more than the arena.
     OverBudget {
         /// Bytes the config needs.
@@ -113,6 +120,10 @@ impl fmt::Display for DeviceError {
             DeviceError::Config { line, why } => write!(f, "device config line {line}: {why}"),
             DeviceError::ConfigKey { key, why } => write!(f, "device config: `{key}` {why}"),
             DeviceError::Mismatch(why) => write!(f, "parts do not fit: {why}"),
+            DeviceError::NonFinite { step, channel } => write!(
+                f,
+                "a window value is NaN or infinite (step {step}, channel {channel}); nothing was learned from it"
+            ),
             DeviceError::OverBudget { needed, arena } => write!(
                 f,
                 "config over budget: it needs {needed} bytes, the arena has {arena} ({} too many)",

@@ -1,7 +1,9 @@
 //! Host side of the device loop ([`crate::device`]): the int8 backbone image made from an
-//! ONNX model of convolutions and dense layers (with its calibrated activation ranges), the sample stream image made from an IDX dataset, and the
-//! firmware's run reproduced on the host from a board folder (`edgecl simulate
-//! --firmware boards/B`), with the very code the firmware runs.
+//! ONNX model of convolutions (over images or over time) and dense layers, with its
+//! calibrated activation ranges; the sample stream image made from an IDX dataset (pixels,
+//! or sensor windows quantised by the device's own code); and the firmware's run
+//! reproduced on the host from a board folder (`edgecl simulate --firmware boards/B`), with
+//! the very code the firmware runs.
 
 use crate::device::{self, Backbone, Checkpoints, DeviceConfig, Stream};
 use crate::host::board::Board;
@@ -13,12 +15,24 @@ use crate::storage::{MockNor, Slots};
 use anyhow::{bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
 
+/// A device layer's kind (the image's layer kind byte).
+#[cfg(feature = "onnx")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// 2-D convolution, square kernel (1).
+    Conv,
+    /// Dense (2).
+    Dense,
+    /// 1-D convolution over time on a one-row map (3).
+    Conv1d,
+}
+
 /// One layer of the device image, grouped from a model's layers: a convolution with its
-/// ReLU and 2x2 max-pool, or a dense layer with its ReLU.
+/// ReLU and max-pool, or a dense layer with its ReLU.
 #[cfg(feature = "onnx")]
 #[derive(Debug, Clone, Copy)]
 struct DeviceLayer<'m> {
-    conv: bool,
+    kind: Kind,
     weights: &'m [f32],
     biases: &'m [f32],
     inputs: usize,
@@ -34,28 +48,57 @@ struct DeviceLayer<'m> {
 
 #[cfg(feature = "onnx")]
 impl DeviceLayer<'_> {
+    fn conv(&self) -> bool {
+        self.kind != Kind::Dense
+    }
+
+    /// Kernel rows and columns, padding rows and columns, pool rows.
+    fn geometry(&self) -> ((usize, usize), (usize, usize), usize) {
+        let (k, p) = (self.kernel, self.pad);
+        match self.kind {
+            Kind::Conv => ((k, k), (p, p), 2),
+            Kind::Conv1d => ((1, k), (0, p), 1),
+            Kind::Dense => ((1, 1), (0, 0), 1),
+        }
+    }
+
+    /// Convolution output rows and columns before the pool.
+    fn conv_hw(&self) -> (usize, usize) {
+        let ((kh, kw), (ph, pw), _) = self.geometry();
+        (self.h + 2 * ph + 1 - kh, self.w + 2 * pw + 1 - kw)
+    }
+
     fn out_hw(&self) -> (usize, usize) {
-        let (oh, ow) = (
-            self.h + 2 * self.pad + 1 - self.kernel,
-            self.w + 2 * self.pad + 1 - self.kernel,
-        );
+        let (oh, ow) = self.conv_hw();
+        let (_, _, rows) = self.geometry();
         if self.pool {
-            (oh / 2, ow / 2)
+            (oh / rows, ow / 2)
         } else {
             (oh, ow)
         }
     }
 
     fn fan_in(&self) -> usize {
-        self.inputs * self.kernel * self.kernel
+        let ((kh, kw), _, _) = self.geometry();
+        self.inputs * kh * kw
     }
 }
 
-/// The model's input shape and its device layers: `Image` first (or a flat input),
-/// then `Conv [Relu] [MaxPool2]` (pool and ReLU in either order), `Flatten`, `Dense
-/// [Relu]`.
+/// A device backbone's input: an image's `(channels, rows, columns)` of u8 pixels, or a
+/// sensor window of `columns` steps of `channels` values normalised with `norm`'s
+/// per-channel mean and scale.
 #[cfg(feature = "onnx")]
-fn device_layers(model: &BackboneModel) -> Result<((usize, usize, usize), Vec<DeviceLayer<'_>>)> {
+#[derive(Debug, Clone, Copy)]
+struct Input<'m> {
+    shape: (usize, usize, usize),
+    norm: Option<(&'m [f32], &'m [f32])>,
+}
+
+/// The model's input and its device layers: `Image` or `Window` first (or a flat input),
+/// then `Conv [Relu] [MaxPool2]` or `Conv1d [Relu] [MaxPool1d2]` (pool and ReLU in either
+/// order), `Flatten`, `Dense [Relu]`.
+#[cfg(feature = "onnx")]
+fn device_layers(model: &BackboneModel) -> Result<(Input<'_>, Vec<DeviceLayer<'_>>)> {
     let mut it = model.layers.iter().peekable();
     let input = match it.peek() {
         Some(Layer::Image {
@@ -64,17 +107,61 @@ fn device_layers(model: &BackboneModel) -> Result<((usize, usize, usize), Vec<De
             width,
         }) => {
             it.next();
-            (*channels, *height, *width)
+            Input {
+                shape: (*channels, *height, *width),
+                norm: None,
+            }
         }
-        _ => (1, 1, model.input_width),
+        Some(Layer::Window {
+            steps,
+            channels,
+            mean,
+            scale,
+        }) => {
+            it.next();
+            ensure!(
+                mean.len() == *channels && scale.len() == *channels && scale.iter().all(|s| s.is_finite() && *s > 0.0),
+                "the window's normalisation is not one mean and one positive scale per channel"
+            );
+            Input {
+                shape: (*channels, 1, *steps),
+                norm: Some((mean, scale)),
+            }
+        }
+        _ => Input {
+            shape: (1, 1, model.input_width),
+            norm: None,
+        },
     };
+    let (c0, h0, w0) = input.shape;
     ensure!(
-        input.0 * input.1 * input.2 == model.input_width && input.0.max(input.1).max(input.2) <= 65535,
-        "the backbone's input is not an image of at most 65535 rows, columns and channels"
+        c0 * h0 * w0 == model.input_width && c0.max(h0).max(w0) <= 65535,
+        "the backbone's input is not an image or window of at most 65535 rows, columns (steps) and channels"
     );
-    let (mut c, mut h, mut w, mut flat) = (input.0, input.1, input.2, input.1 == 1 && input.2 == 1);
+    let (mut c, mut h, mut w, mut flat) = (c0, h0, w0, h0 == 1 && w0 == 1);
     let mut out = Vec::new();
     while let Some(layer) = it.next() {
+        let conv = |kind, weights, biases, inputs: &usize, outputs: &usize, kernel: &usize, pad: &usize| {
+            ensure!(!flat, "the device runs no convolution after a dense layer or a flatten");
+            ensure!(*inputs == c, "a convolution takes {inputs} channels, gets {c}");
+            ensure!(
+                kind == Kind::Conv || h == 1,
+                "a 1-D convolution takes one row, gets {h}"
+            );
+            Ok(DeviceLayer {
+                kind,
+                weights,
+                biases,
+                inputs: *inputs,
+                outputs: *outputs,
+                kernel: *kernel,
+                pad: *pad,
+                relu: false,
+                pool: false,
+                h,
+                w,
+            })
+        };
         let mut l = match layer {
             Layer::Conv {
                 weights,
@@ -83,23 +170,15 @@ fn device_layers(model: &BackboneModel) -> Result<((usize, usize, usize), Vec<De
                 outputs,
                 kernel,
                 pad,
-            } => {
-                ensure!(!flat, "the device runs no convolution after a dense layer or a flatten");
-                ensure!(*inputs == c, "a convolution takes {inputs} channels, gets {c}");
-                DeviceLayer {
-                    conv: true,
-                    weights,
-                    biases,
-                    inputs: *inputs,
-                    outputs: *outputs,
-                    kernel: *kernel,
-                    pad: *pad,
-                    relu: false,
-                    pool: false,
-                    h,
-                    w,
-                }
-            }
+            } => conv(Kind::Conv, weights, biases, inputs, outputs, kernel, pad)?,
+            Layer::Conv1d {
+                weights,
+                biases,
+                inputs,
+                outputs,
+                kernel,
+                pad,
+            } => conv(Kind::Conv1d, weights, biases, inputs, outputs, kernel, pad)?,
             Layer::Dense {
                 weights,
                 biases,
@@ -112,7 +191,7 @@ fn device_layers(model: &BackboneModel) -> Result<((usize, usize, usize), Vec<De
                     c * h * w
                 );
                 DeviceLayer {
-                    conv: false,
+                    kind: Kind::Dense,
                     weights,
                     biases,
                     inputs: *inputs,
@@ -130,7 +209,7 @@ fn device_layers(model: &BackboneModel) -> Result<((usize, usize, usize), Vec<De
                 continue;
             }
             other => anyhow::bail!(
-                "the device backbone runs convolutions (with ReLU and 2x2 max-pool) and dense layers \
+                "the device backbone runs convolutions (with ReLU and max-pool) and dense layers \
                  (with ReLU); found {other:?} where a convolution or a dense layer should be"
             ),
         };
@@ -141,12 +220,13 @@ fn device_layers(model: &BackboneModel) -> Result<((usize, usize, usize), Vec<De
         loop {
             match it.peek() {
                 Some(Layer::Relu) if !l.relu => l.relu = true,
-                Some(Layer::MaxPool2) if l.conv && !l.pool => l.pool = true,
+                Some(Layer::MaxPool2) if l.kind == Kind::Conv && !l.pool => l.pool = true,
+                Some(Layer::MaxPool1d2) if l.kind == Kind::Conv1d && !l.pool => l.pool = true,
                 _ => break,
             }
             it.next();
         }
-        (c, h, w) = if l.conv {
+        (c, h, w) = if l.conv() {
             let (oh, ow) = l.out_hw();
             (l.outputs, oh, ow)
         } else {
@@ -165,27 +245,52 @@ fn device_layers(model: &BackboneModel) -> Result<((usize, usize, usize), Vec<De
     Ok((input, out))
 }
 
-/// Layers whose outputs the device stores as u8 (all but the last): the length of the
-/// calibration [`backbone_image`] takes.
+/// The ranges [`backbone_image`] takes: for a window model, the normalised window's
+/// first; then one per layer whose outputs the device stores as u8 (all but the last).
 #[cfg(feature = "onnx")]
 pub fn calibrated_layers(model: &BackboneModel) -> Result<usize> {
-    Ok(device_layers(model)?.1.len() - 1)
+    let (input, layers) = device_layers(model)?;
+    Ok(usize::from(input.norm.is_some()) + layers.len() - 1)
 }
 
-/// The largest output of every layer but the last (after its ReLU and pool) over the
-/// samples `x` (`n x input_width`, values in `0..=1`), computed in f32 by plain loops: the
-/// static activation ranges [`backbone_image`] turns into u8 scales.
+/// A flat sample as the first layer's input map: a window (time-major, `[T, C]`)
+/// normalised and made channel-major (`[C, T]`), as the ONNX graph does; an image as it is.
+#[cfg(feature = "onnx")]
+fn input_map(input: &Input<'_>, row: &[f32]) -> Vec<f32> {
+    match input.norm {
+        Some((mean, scale)) => {
+            let (c, _, t) = input.shape;
+            (0..c * t)
+                .map(|i| {
+                    let (ch, step) = (i / t, i % t);
+                    (row[step * c + ch] - mean[ch]) * scale[ch]
+                })
+                .collect()
+        }
+        None => row.to_vec(),
+    }
+}
+
+/// The static ranges of the samples `x` (`n x input_width`: pixels in `0..=1`, or raw
+/// sensor windows), computed in f32 by plain loops, that [`backbone_image`] turns into
+/// the device's steps: for a window model, the largest `|value|` of the normalised
+/// window first; then the largest output of every layer but the last (after its ReLU and
+/// pool).
 #[cfg(feature = "onnx")]
 pub fn calibrate(model: &BackboneModel, x: ndarray::ArrayView2<'_, f32>) -> Result<Vec<f32>> {
-    let (_, layers) = device_layers(model)?;
+    let (input, layers) = device_layers(model)?;
     ensure!(x.ncols() == model.input_width, "calibration samples of the wrong width");
     ensure!(x.nrows() > 0, "calibration needs at least one sample");
-    let mut maxima = vec![0.0f32; layers.len() - 1];
+    let window = usize::from(input.norm.is_some());
+    let mut maxima = vec![0.0f32; window + layers.len() - 1];
     for row in x.rows() {
-        let mut v: Vec<f32> = row.to_vec();
+        let mut v = input_map(&input, &row.to_vec());
+        if window == 1 {
+            maxima[0] = v.iter().fold(maxima[0], |m, &a| m.max(a.abs()));
+        }
         for (i, l) in layers.iter().enumerate().take(layers.len() - 1) {
             v = float_layer(l, &v);
-            maxima[i] = v.iter().fold(maxima[i], |m, &a| m.max(a));
+            maxima[window + i] = v.iter().fold(maxima[window + i], |m, &a| m.max(a));
         }
     }
     Ok(maxima)
@@ -194,19 +299,20 @@ pub fn calibrate(model: &BackboneModel, x: ndarray::ArrayView2<'_, f32>) -> Resu
 /// One device layer in f32 (bias, sums, ReLU, pool).
 #[cfg(feature = "onnx")]
 fn float_layer(l: &DeviceLayer<'_>, v: &[f32]) -> Vec<f32> {
-    let (k, p) = (l.kernel, l.pad);
-    let (oh, ow) = (l.h + 2 * p + 1 - k, l.w + 2 * p + 1 - k);
+    let ((kh, kw), (ph, pw), rows) = l.geometry();
+    let (oh, ow) = l.conv_hw();
     let mut full = vec![0.0f32; l.outputs * oh * ow];
     for o in 0..l.outputs {
         for y in 0..oh {
             for x in 0..ow {
                 let mut s = l.biases[o];
                 for ci in 0..l.inputs {
-                    for dy in 0..k {
-                        for dx in 0..k {
-                            let (iy, ix) = ((y + dy).wrapping_sub(p), (x + dx).wrapping_sub(p));
+                    for dy in 0..kh {
+                        for dx in 0..kw {
+                            let (iy, ix) = ((y + dy).wrapping_sub(ph), (x + dx).wrapping_sub(pw));
                             if iy < l.h && ix < l.w {
-                                s += l.weights[((o * l.inputs + ci) * k + dy) * k + dx] * v[(ci * l.h + iy) * l.w + ix];
+                                s += l.weights[((o * l.inputs + ci) * kh + dy) * kw + dx]
+                                    * v[(ci * l.h + iy) * l.w + ix];
                             }
                         }
                     }
@@ -218,43 +324,62 @@ fn float_layer(l: &DeviceLayer<'_>, v: &[f32]) -> Vec<f32> {
     if !l.pool {
         return full;
     }
-    let (qh, qw) = (oh / 2, ow / 2);
+    let (qh, qw) = l.out_hw();
     let mut pooled = vec![0.0f32; l.outputs * qh * qw];
     for o in 0..l.outputs {
         for y in 0..qh {
             for x in 0..qw {
-                let at = |dy: usize, dx: usize| full[(o * oh + 2 * y + dy) * ow + 2 * x + dx];
-                pooled[(o * qh + y) * qw + x] = at(0, 0).max(at(0, 1)).max(at(1, 0)).max(at(1, 1));
+                let mut m = f32::MIN;
+                for dy in 0..rows {
+                    for dx in 0..2 {
+                        m = m.max(full[(o * oh + rows * y + dy) * ow + 2 * x + dx]);
+                    }
+                }
+                pooled[(o * qh + y) * qw + x] = m;
             }
         }
     }
     pooled
 }
 
-/// The int8 image of a backbone of convolutions (each with its ReLU and 2x2 max-pool) and
-/// dense layers (each with its ReLU), `activation_max` giving the calibrated largest
-/// output of each layer but the last ([`calibrate`]; [`calibrated_layers`] of them).
+/// The int8 image of a backbone of convolutions (each with its ReLU and max-pool) and
+/// dense layers (each with its ReLU), `ranges` from [`calibrate`] ([`calibrated_layers`]
+/// of them).
 ///
 /// Per output channel, `s_w = max |w| / 127` and `q = round(w / s_w)`. A layer before the
-/// last stores its outputs as u8 with the step `s_out = activation_max / 255`, the input
-/// pixels have the step `1 / 255`; each output's scale is `s_w * s_in / s_out` and its
-/// bias `b / s_out` (the last layer: `s_w * s_in` and `b`), so the device computes
+/// last stores its outputs as u8 with the step `s_out = range / 255`; the input pixels
+/// have the step `1 / 255`, a window's normalised values the step `s_in = range / 127`
+/// (the image holds each channel's mean and `scale / s_in`, so the device rounds a raw
+/// value to i8 itself); each output's scale is `s_w * s_in / s_out` and its bias
+/// `b / s_out` (the last layer: `s_w * s_in` and `b`), so the device computes
 /// `acc * scale + bias` from its integer sum.
 #[cfg(feature = "onnx")]
-pub fn backbone_image(model: &BackboneModel, activation_max: &[f32]) -> Result<Vec<u8>> {
+pub fn backbone_image(model: &BackboneModel, ranges: &[f32]) -> Result<Vec<u8>> {
     let (input, layers) = device_layers(model)?;
+    let window = usize::from(input.norm.is_some());
     ensure!(
-        activation_max.len() == layers.len() - 1,
-        "the calibration has {} activation ranges, the backbone needs {} (one per layer but the last)",
-        activation_max.len(),
-        layers.len() - 1
+        ranges.len() == window + layers.len() - 1,
+        "the calibration has {} activation ranges, the backbone needs {} ({}one per layer but the last)",
+        ranges.len(),
+        window + layers.len() - 1,
+        if window == 1 { "the window's, then " } else { "" }
     );
     ensure!(
-        activation_max.iter().all(|m| m.is_finite() && *m > 0.0),
-        "an activation range is zero, negative or not finite: {activation_max:?}"
+        ranges.iter().all(|m| m.is_finite() && *m > 0.0),
+        "an activation range is zero, negative or not finite: {ranges:?}"
     );
     let mut body = Vec::new();
     let mut s_in = 1.0f64 / 255.0;
+    if let Some((mean, scale)) = input.norm {
+        s_in = f64::from(ranges[0]) / 127.0;
+        for m in mean {
+            body.extend_from_slice(&m.to_le_bytes());
+        }
+        for k in scale {
+            body.extend_from_slice(&((f64::from(*k) / s_in) as f32).to_le_bytes());
+        }
+    }
+    let activation_max = &ranges[window..];
     let mut output = 0usize;
     for (i, l) in layers.iter().enumerate() {
         let last = i + 1 == layers.len();
@@ -264,10 +389,10 @@ pub fn backbone_image(model: &BackboneModel, activation_max: &[f32]) -> Result<V
             f64::from(activation_max[i]) / 255.0
         };
         let flags = u8::from(l.relu) | (u8::from(l.pool) << 1);
-        let (kind, kernel, pad) = if l.conv {
-            (1u8, l.kernel as u8, l.pad as u8)
-        } else {
-            (2, 0, 0)
+        let (kind, kernel, pad) = match l.kind {
+            Kind::Conv => (1u8, l.kernel as u8, l.pad as u8),
+            Kind::Dense => (2, 0, 0),
+            Kind::Conv1d => (3, l.kernel as u8, l.pad as u8),
         };
         body.extend_from_slice(&[kind, flags, kernel, pad]);
         for v in [l.inputs as u32, l.outputs as u32, 0] {
@@ -301,22 +426,16 @@ pub fn backbone_image(model: &BackboneModel, activation_max: &[f32]) -> Result<V
             body.push(0);
         }
         s_in = s_out;
-        output = if l.conv {
+        output = if l.conv() {
             let (qh, qw) = l.out_hw();
             l.outputs * qh * qw
         } else {
             l.outputs
         };
     }
+    let (c, h, w) = input.shape;
     let mut image = b"ECBB".to_vec();
-    for v in [
-        2u16,
-        layers.len() as u16,
-        input.0 as u16,
-        input.1 as u16,
-        input.2 as u16,
-        0,
-    ] {
+    for v in [2u16, layers.len() as u16, c as u16, h as u16, w as u16, window as u16] {
         image.extend_from_slice(&v.to_le_bytes());
     }
     for v in [output as u32, body.len() as u32, device::crc32(&body)] {
@@ -403,6 +522,54 @@ impl StreamSpec {
 /// records); pixels are the datasets' values times 255.
 pub fn stream_image(train: &Dataset, test: &Dataset, spec: &StreamSpec) -> Result<Vec<u8>> {
     ensure!(matches!(spec.bits, 4 | 8), "pixels are stored in 4 or 8 bits");
+    stream_with(train, test, spec, |row, body| {
+        let px = row.map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8);
+        if spec.bits == 8 {
+            body.extend(px.iter());
+        } else {
+            let nib: Vec<u8> = px.iter().map(|&p| ((u16::from(p) + 8) / 17) as u8).collect();
+            body.extend(nib.chunks(2).map(|c| c[0] << 4 | c.get(1).copied().unwrap_or(0)));
+        }
+        Ok(())
+    })
+}
+
+/// The stream image of `spec` for a backbone that takes sensor windows: each window
+/// (`[T, C]`, time-major, as the datasets hold it) stored as the i8 bytes the device makes
+/// of it ([`Backbone::quantise_window`], the backbone's own normalisation and step), 8
+/// bits a value.
+pub fn window_stream_image(
+    train: &Dataset,
+    test: &Dataset,
+    spec: &StreamSpec,
+    backbone: &Backbone<'_>,
+) -> Result<Vec<u8>> {
+    ensure!(backbone.takes_windows(), "the backbone takes pixels: use stream_image");
+    ensure!(spec.bits == 8, "a window's values are stored in 8 bits");
+    ensure!(
+        train.x.ncols() == backbone.input(),
+        "the windows have {} values, the backbone takes {}",
+        train.x.ncols(),
+        backbone.input()
+    );
+    let mut bytes = vec![0u8; backbone.input()];
+    stream_with(train, test, spec, |row, body| {
+        let values: Vec<f32> = row.to_vec();
+        backbone
+            .quantise_window(&values, &mut bytes)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        body.extend_from_slice(&bytes);
+        Ok(())
+    })
+}
+
+/// A stream image of `spec`'s tasks with each sample's row stored by `encode`.
+fn stream_with(
+    train: &Dataset,
+    test: &Dataset,
+    spec: &StreamSpec,
+    mut encode: impl FnMut(ndarray::ArrayView1<'_, f32>, &mut Vec<u8>) -> Result<()>,
+) -> Result<Vec<u8>> {
     let order: Vec<u16> = spec.tasks.iter().flatten().copied().collect();
     ensure!(!order.is_empty() && order.len() <= 256, "1 to 256 classes");
     let width = train.x.ncols();
@@ -430,13 +597,7 @@ pub fn stream_image(train: &Dataset, test: &Dataset, spec: &StreamSpec) -> Resul
             rng.shuffle(&mut picked);
             for (label, i) in picked {
                 body.push(label);
-                let px = data.x.row(i).map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8);
-                if spec.bits == 8 {
-                    body.extend(px.iter());
-                } else {
-                    let nib: Vec<u8> = px.iter().map(|&p| ((u16::from(p) + 8) / 17) as u8).collect();
-                    body.extend(nib.chunks(2).map(|c| c[0] << 4 | c.get(1).copied().unwrap_or(0)));
-                }
+                encode(data.x.row(i), &mut body)?;
             }
         }
     }
@@ -509,6 +670,19 @@ impl FirmwareDir {
         })
     }
 
+    /// Another signed `image` and another sample `stream` (files), as the firmware's build
+    /// takes them from `EDGECL_FIRMWARE_IMAGE` and `EDGECL_FIRMWARE_STREAM`.
+    pub fn replace(&mut self, image: Option<&Path>, stream: Option<&Path>) -> Result<()> {
+        let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+        if let Some(p) = image {
+            self.image = read(p)?;
+        }
+        if let Some(p) = stream {
+            self.stream = read(p)?;
+        }
+        Ok(())
+    }
+
     /// Runs the firmware's loop on the host in an arena of the board's learner budget,
     /// after the firmware's checks of its image: the lines the firmware prints between
     /// its banner and its memory report.
@@ -564,7 +738,8 @@ pub struct TractCheck {
 }
 
 /// Runs the stream's held-out samples through the device backbone (its own kernels, int8)
-/// and through tract (the ONNX model in f32), on the same pixels.
+/// and through tract (the ONNX model in f32), on the same pixels (a window: on the values
+/// its i8 bytes stand for, [`Backbone::dequantise_window`]).
 #[cfg(feature = "onnx")]
 pub fn check_against_tract(onnx: &[u8], backbone: &[u8], stream: &[u8]) -> Result<TractCheck> {
     let tract = crate::host::onnx::Backbone::from_bytes(onnx, "backbone.onnx")?;
@@ -586,8 +761,16 @@ pub fn check_against_tract(onnx: &[u8], backbone: &[u8], stream: &[u8]) -> Resul
             stream
                 .test_sample(t, i, &mut pixels)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            for (v, &p) in x.row_mut(r).iter_mut().zip(&pixels) {
-                *v = f32::from(p) / 255.0;
+            if device.takes_windows() {
+                let mut row = vec![0.0f32; w];
+                device
+                    .dequantise_window(&pixels, &mut row)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                x.row_mut(r).assign(&ndarray::ArrayView1::from(&row));
+            } else {
+                for (v, &p) in x.row_mut(r).iter_mut().zip(&pixels) {
+                    *v = f32::from(p) / 255.0;
+                }
             }
             device
                 .features(&pixels, &mut ours[r * f..(r + 1) * f], &mut scratch)

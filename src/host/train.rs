@@ -280,8 +280,9 @@ pub struct Trained {
     pub check_features: Vec<f32>,
     /// How many test samples `check_features` holds.
     pub check_samples: usize,
-    /// The largest output of each device layer but the last over the calibration
-    /// samples ([`crate::host::device::calibrate`]): the device image's activation ranges.
+    /// The device image's ranges over the calibration samples
+    /// ([`crate::host::device::calibrate`]): a window model's normalised input first, then
+    /// the largest output of each device layer but the last.
     pub activation_max: Vec<f32>,
     /// Samples they were measured on.
     pub calibration_samples: usize,
@@ -590,12 +591,7 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, test: &Dataset) -> Result<Train
     for (mut dst, &r) in cx.rows_mut().into_iter().zip(calibration_rows) {
         dst.assign(&train.x.row(r));
     }
-    // The device runs dense and 2-D convolutional layers (not yet windows).
-    let activation_max = if cfg.arch == Arch::Conv1d {
-        Vec::new()
-    } else {
-        crate::host::device::calibrate(&backbone, cx.view())?
-    };
+    let activation_max = crate::host::device::calibrate(&backbone, cx.view())?;
     let check_samples = test.len().min(64);
     let rows: Vec<usize> = (0..check_samples).collect();
     let check_features = values(net.features(batch_tensor(test, &rows, &norm, &device, None)))

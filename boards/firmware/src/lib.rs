@@ -21,9 +21,6 @@ pub use cortex_m_rt;
 pub use semihosting;
 pub use static_cell;
 
-/// The sample stream every board embeds.
-pub static STREAM: &[u8] = include_bytes!("../../flash/stream.bin");
-
 /// The host file that holds the checkpoint flash, in QEMU's working folder.
 pub const SLOTS_FILE: &CStr = c"edgecl-slots.bin";
 
@@ -119,6 +116,9 @@ pub struct BoardInfo {
     pub image: &'static [u8],
     /// The owner's Ed25519 public key the image must verify with.
     pub public_key: [u8; 32],
+    /// The sample stream it learns from (the build script's pick: `boards/flash/stream.bin`
+    /// unless `EDGECL_FIRMWARE_STREAM` names another).
+    pub stream: &'static [u8],
 }
 
 /// Lines to the host through semihosting.
@@ -197,7 +197,7 @@ pub fn run(board: &BoardInfo, arena: &'static mut [u8], baseline: bool) -> ! {
         let backbone = image
             .backbone
             .ok_or(DeviceError::Mismatch("the device image carries no backbone"))?;
-        let stream = Stream::parse(STREAM)?;
+        let stream = Stream::parse(board.stream)?;
         let mut slots = open_slot_flash(SLOTS_FILE, &mut out).and_then(|f| Slots::new(f, 0, SLOT_BYTES).ok());
         let saves = slots.as_mut().map(|s| Checkpoints {
             store: s,
@@ -376,7 +376,7 @@ pub fn cost(board: &BoardInfo, arena: &'static mut [u8], clock_mhz: u32) -> ! {
         let backbone = image
             .backbone
             .ok_or(DeviceError::Mismatch("the device image carries no backbone"))?;
-        let stream = Stream::parse(STREAM)?;
+        let stream = Stream::parse(board.stream)?;
         let mut slots = create(c"edgecl-cost-slots.bin")
             .and_then(|f| SlotFlash::format(HostFile(f), 2 * SLOT_BYTES).ok())
             .and_then(|f| Slots::new(f, 0, SLOT_BYTES).ok());
@@ -454,6 +454,7 @@ macro_rules! board_main {
                 flash_bytes: FLASH_BYTES,
                 image: include_bytes!(concat!(env!("OUT_DIR"), "/device.img")),
                 public_key: PUBLIC_KEY,
+                stream: include_bytes!(concat!(env!("OUT_DIR"), "/stream.bin")),
             };
             let arena = &mut ARENA.take().0;
             #[cfg(feature = "cost")]

@@ -43,6 +43,11 @@ pub fn run_with_baseline<W: fmt::Write>(
             "the stream's pixels are not the backbone's input width",
         ));
     }
+    if backbone.takes_windows() && stream.bits() != 8 {
+        return Err(DeviceError::Mismatch(
+            "the backbone takes windows, whose i8 values a stream stores in 8 bits",
+        ));
+    }
     if stream.classes() > config.classes {
         return Err(DeviceError::Mismatch("the stream has more classes than the head"));
     }

@@ -8,10 +8,12 @@ use tract_onnx::pb;
 
 impl BackboneModel {
     /// Reads back a backbone from an ONNX file such as [`BackboneModel::to_onnx`] and
-    /// `edgecl train` write (`Reshape` to an image first, `Conv` with a square kernel,
-    /// stride 1 and even zero padding, `MaxPool` 2x2 stride 2, `Relu`, `Flatten`, `Gemm`):
-    /// what the device's int8 image is made from. Any other operator or attribute, or a
-    /// graph that is not one chain from the input, is an error.
+    /// `edgecl train` write (first a `Reshape` to an image, or a sensor window's
+    /// `Reshape` to `[T, C]`, `Sub` and `Mul` by per-channel constants and `Transpose` to
+    /// `[C, T]`; then `Conv` with a square kernel or over time, stride 1 and even zero
+    /// padding, `MaxPool` 2x2 or 2 steps with stride 2, `Relu`, `Flatten`, `Gemm`): what
+    /// the device's int8 image is made from. Any other operator or attribute, or a graph
+    /// that is not one chain from the input, is an error.
     pub fn from_onnx(bytes: &[u8], name: &str) -> Result<BackboneModel> {
         use pb::tensor_proto::DataType;
         let bad = |what: String| anyhow::anyhow!("{name}: {what}");
@@ -45,6 +47,9 @@ impl BackboneModel {
         let mut x = input.name.clone();
         let mut width = None;
         let mut layers = Vec::new();
+        // A window's Reshape seen, its normalisation still to come: steps, channels,
+        // mean, scale.
+        let mut window: Option<(usize, usize, Option<Vec<f32>>, Option<Vec<f32>>)> = None;
         for node in &graph.node {
             ensure!(
                 node.input.first() == Some(&x) && node.output.len() == 1,
@@ -52,6 +57,55 @@ impl BackboneModel {
                 node.name
             );
             let attr = |n: &str| node.attribute.iter().find(|a| a.name == n);
+            if let Some((steps, channels, mean, scale)) = &mut window {
+                // Sub, Mul, Transpose: the window's normalisation, in that order.
+                let constant = || -> Result<Vec<f32>> {
+                    let t = node
+                        .input
+                        .get(1)
+                        .and_then(|n| init(n))
+                        .filter(|_| node.input.len() == 2)
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "{} `{}` takes its constant from outside the file",
+                                node.op_type, node.name
+                            ))
+                        })?;
+                    let v = floats(t)?;
+                    ensure!(
+                        t.dims == [*channels as i64] && v.iter().all(|x| x.is_finite()),
+                        "{name}: {} `{}` is not one finite value per channel ({channels})",
+                        node.op_type,
+                        node.name
+                    );
+                    Ok(v)
+                };
+                match (node.op_type.as_str(), mean.is_some(), scale.is_some()) {
+                    ("Sub", false, false) => *mean = Some(constant()?),
+                    ("Mul", true, false) => *scale = Some(constant()?),
+                    ("Transpose", true, true) => {
+                        ensure!(
+                            attr("perm").map(|a| a.ints.as_slice()) == Some(&[0, 2, 1]),
+                            "{name}: Transpose `{}` does not turn [N, T, C] into [N, C, T]",
+                            node.name
+                        );
+                        layers.push(Layer::Window {
+                            steps: *steps,
+                            channels: *channels,
+                            mean: mean.take().unwrap_or_default(),
+                            scale: scale.take().unwrap_or_default(),
+                        });
+                        window = None;
+                    }
+                    (op, ..) => bail!(
+                        "{name}: node `{}` ({op}): a window's Reshape to [T, C] is followed by Sub (the channel means), \
+                         Mul (the channel scales) and Transpose to [C, T]",
+                        node.name
+                    ),
+                }
+                x = node.output[0].clone();
+                continue;
+            }
             match node.op_type.as_str() {
                 "Relu" => layers.push(Layer::Relu),
                 "Gemm" => {
@@ -113,12 +167,19 @@ impl BackboneModel {
                     };
                     ensure!(
                         shape.data_type == DataType::Int64 as i32
-                            && dims.len() == 4
+                            && matches!(dims.len(), 3 | 4)
                             && dims[0] == -1
                             && dims[1..].iter().all(|&d| (1..=1 << 16).contains(&d)),
-                        "{name}: Reshape `{}` is not [-1, channels, height, width]",
+                        "{name}: Reshape `{}` is not [-1, channels, height, width] (an image) or [-1, steps, channels] (a window)",
                         node.name
                     );
+                    if dims.len() == 3 {
+                        let (steps, channels) = (dims[1] as usize, dims[2] as usize);
+                        width.get_or_insert(steps * channels);
+                        window = Some((steps, channels, None, None));
+                        x = node.output[0].clone();
+                        continue;
+                    }
                     let (channels, height, columns) = (dims[1] as usize, dims[2] as usize, dims[3] as usize);
                     width.get_or_insert(channels * height * columns);
                     layers.push(Layer::Image {
@@ -136,23 +197,25 @@ impl BackboneModel {
                         (Some(w), Some(b)) if node.input.len() == 3 => (w, b),
                         _ => bail!("{name}: Conv `{}` takes its weights from outside the file", node.name),
                     };
+                    // Two spatial axes (a square kernel) or one (over time).
+                    let axes = w.dims.len().saturating_sub(2);
                     ensure!(
-                        w.dims.len() == 4 && w.dims[2] == w.dims[3],
-                        "{name}: Conv `{}` weights are not out x in x k x k",
+                        (axes == 2 && w.dims[2] == w.dims[3]) || axes == 1,
+                        "{name}: Conv `{}` weights are not out x in x k x k or out x in x k",
                         node.name
                     );
                     let (outputs, inputs, kernel) = (w.dims[0] as usize, w.dims[1] as usize, w.dims[2] as usize);
                     let k = kernel as i64;
-                    let pads = ints_of("pads").unwrap_or_else(|| vec![0; 4]);
+                    let pads = ints_of("pads").unwrap_or_else(|| vec![0; 2 * axes]);
                     ensure!(
-                        ints_of("kernel_shape").is_none_or(|v| v == [k, k])
-                            && ints_of("strides").is_none_or(|v| v == [1, 1])
-                            && ints_of("dilations").is_none_or(|v| v == [1, 1])
+                        ints_of("kernel_shape").is_none_or(|v| v == vec![k; axes])
+                            && ints_of("strides").is_none_or(|v| v == vec![1; axes])
+                            && ints_of("dilations").is_none_or(|v| v == vec![1; axes])
                             && attr("group").is_none_or(|a| a.i == 1)
                             && attr("auto_pad").is_none()
-                            && pads.len() == 4
+                            && pads.len() == 2 * axes
                             && pads.iter().all(|&p| p == pads[0] && (0..k).contains(&p)),
-                        "{name}: Conv `{}` is not a square kernel with stride 1 and the same zero padding on every side",
+                        "{name}: Conv `{}` is not a square or 1-D kernel with stride 1 and the same zero padding on every side",
                         node.name
                     );
                     let biases = floats(b)?;
@@ -162,28 +225,43 @@ impl BackboneModel {
                         node.name,
                         biases.len()
                     );
-                    layers.push(Layer::Conv {
-                        weights: floats(w)?,
-                        biases,
-                        inputs,
-                        outputs,
-                        kernel,
-                        pad: pads[0] as usize,
+                    let (weights, pad) = (floats(w)?, pads[0] as usize);
+                    layers.push(if axes == 2 {
+                        Layer::Conv {
+                            weights,
+                            biases,
+                            inputs,
+                            outputs,
+                            kernel,
+                            pad,
+                        }
+                    } else {
+                        Layer::Conv1d {
+                            weights,
+                            biases,
+                            inputs,
+                            outputs,
+                            kernel,
+                            pad,
+                        }
                     });
                 }
                 "MaxPool" => {
                     let ints_of = |n: &str| attr(n).map(|a| a.ints.clone());
+                    let kernel = ints_of("kernel_shape").unwrap_or_default();
+                    let axes = kernel.len();
                     ensure!(
-                        ints_of("kernel_shape").as_deref() == Some(&[2, 2])
-                            && ints_of("strides").as_deref() == Some(&[2, 2])
+                        matches!(axes, 1 | 2)
+                            && kernel.iter().all(|&k| k == 2)
+                            && ints_of("strides") == Some(vec![2; axes])
                             && ints_of("pads").is_none_or(|v| v.iter().all(|&p| p == 0))
-                            && ints_of("dilations").is_none_or(|v| v == [1, 1])
+                            && ints_of("dilations").is_none_or(|v| v == vec![1; axes])
                             && attr("ceil_mode").is_none_or(|a| a.i == 0)
                             && attr("auto_pad").is_none(),
-                        "{name}: MaxPool `{}` is not 2x2 with stride 2",
+                        "{name}: MaxPool `{}` is not 2x2 (or 2 steps) with stride 2",
                         node.name
                     );
-                    layers.push(Layer::MaxPool2);
+                    layers.push(if axes == 2 { Layer::MaxPool2 } else { Layer::MaxPool1d2 });
                 }
                 "Flatten" => {
                     ensure!(
@@ -194,13 +272,17 @@ impl BackboneModel {
                     layers.push(Layer::Flatten);
                 }
                 op => bail!(
-                    "{name}: operator {op} (node `{}`): the device runs Reshape (first), Conv, MaxPool 2x2, Flatten, \
-                     Gemm and Relu only",
+                    "{name}: operator {op} (node `{}`): the device runs Reshape (first; a window's with Sub, Mul and \
+                     Transpose), Conv, MaxPool 2x2 or 2 steps, Flatten, Gemm and Relu only",
                     node.name
                 ),
             }
             x = node.output[0].clone();
         }
+        ensure!(
+            window.is_none(),
+            "{name}: the graph ends inside a window's normalisation (Reshape, Sub, Mul, Transpose)"
+        );
         let model = BackboneModel {
             input_width: width.ok_or_else(|| bad("no Reshape or dense layer takes the input".into()))?,
             layers,
