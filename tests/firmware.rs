@@ -531,6 +531,7 @@ fn the_cost_meter_counts_instructions_per_step_under_icount() {
 /// signed with the development key, and a stream of the carried watch windows in tasks
 /// 0,1 / 2,3 / 4,5 / 6, quantised as the device quantises them. What the README's
 /// `edgecl device-data` and `edgecl export` commands for the watch write.
+#[cfg(feature = "onnx")]
 fn watch_images(dir: &Path) -> (PathBuf, PathBuf) {
     use edgecl::host::device::{device_image, model_backbone_image, window_stream_image, StreamSpec};
     use edgecl::host::idx::{load_split, Split};
@@ -559,9 +560,12 @@ fn watch_images(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 /// Watch windows per task in the firmware's stream: learned from, and held out.
+#[cfg(feature = "onnx")]
 const WATCH_TRAIN: usize = 120;
+#[cfg(feature = "onnx")]
 const WATCH_TEST: usize = 40;
 
+#[cfg(feature = "onnx")]
 #[test]
 fn firmware_learns_from_watch_windows_as_the_host_simulator_does_bit_for_bit() {
     if skip() {
@@ -599,6 +603,7 @@ fn firmware_learns_from_watch_windows_as_the_host_simulator_does_bit_for_bit() {
     );
 }
 
+#[cfg(feature = "onnx")]
 #[test]
 fn the_cost_meter_counts_instructions_per_watch_window() {
     if skip() {
@@ -627,14 +632,16 @@ fn the_cost_meter_counts_instructions_per_watch_window() {
         .and_then(|v| v.split(' ').next())
         .and_then(|v| v.parse().ok())
         .expect(line);
-    // The window backbone's multiply-accumulates (about 330 thousand) each take at
-    // least one instruction; every window runs the same instructions.
+    // The window backbone's multiply-accumulates (328,576) each take at least one
+    // instruction; every window runs the same instructions.
     let macs = {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let (_, _, b) = edgecl::host::device::model_backbone_image(&root.join("models/watch03-conv1d")).unwrap();
         edgecl::device::Backbone::parse(&b).unwrap().macs() as f64
     };
-    assert!(instructions > macs, "{line}: {macs} MACs");
+    // The fast kernel's 1-D rows (taps in registers) keep it under 6 per MAC (the
+    // tap-by-tap loop took 7.5).
+    assert!(instructions > macs && instructions < 6.0 * macs, "{line}: {macs} MACs");
     let range = line.split('(').nth(1).unwrap().split(')').next().unwrap();
     let (lo, hi) = range.split_once("..").unwrap();
     let (lo, hi): (f64, f64) = (lo.parse().unwrap(), hi.parse().unwrap());

@@ -47,9 +47,7 @@ impl BackboneModel {
         let mut x = input.name.clone();
         let mut width = None;
         let mut layers = Vec::new();
-        // A window's Reshape seen, its normalisation still to come: steps, channels,
-        // mean, scale.
-        let mut window: Option<(usize, usize, Option<Vec<f32>>, Option<Vec<f32>>)> = None;
+        let mut window: Option<PendingWindow> = None;
         for node in &graph.node {
             ensure!(
                 node.input.first() == Some(&x) && node.output.len() == 1,
@@ -57,7 +55,13 @@ impl BackboneModel {
                 node.name
             );
             let attr = |n: &str| node.attribute.iter().find(|a| a.name == n);
-            if let Some((steps, channels, mean, scale)) = &mut window {
+            if let Some(PendingWindow {
+                steps,
+                channels,
+                mean,
+                scale,
+            }) = &mut window
+            {
                 // Sub, Mul, Transpose: the window's normalisation, in that order.
                 let constant = || -> Result<Vec<f32>> {
                     let t = node
@@ -176,7 +180,12 @@ impl BackboneModel {
                     if dims.len() == 3 {
                         let (steps, channels) = (dims[1] as usize, dims[2] as usize);
                         width.get_or_insert(steps * channels);
-                        window = Some((steps, channels, None, None));
+                        window = Some(PendingWindow {
+                            steps,
+                            channels,
+                            mean: None,
+                            scale: None,
+                        });
                         x = node.output[0].clone();
                         continue;
                     }
@@ -290,6 +299,15 @@ impl BackboneModel {
         model.shapes().map_err(|e| bad(e.to_string()))?;
         Ok(model)
     }
+}
+
+/// A window's `Reshape` to `[T, C]` read, its normalisation (`Sub`, `Mul`, `Transpose`)
+/// still to come.
+struct PendingWindow {
+    steps: usize,
+    channels: usize,
+    mean: Option<Vec<f32>>,
+    scale: Option<Vec<f32>>,
 }
 
 /// Checks that an initializer's data matches its declared shape before tract sees it, so a
