@@ -26,8 +26,7 @@ enum Command {
     Plan(Box<cli::plan::PlanArgs>),
     /// List the shipped board profiles.
     Boards,
-    /// Write the flash images the firmware embeds: the int8 backbone (from an ONNX model
-    /// of dense layers) and the labelled sample stream (from MNIST).
+    /// Write the firmware's flash images: the int8 backbone and the stream (digits or windows).
     #[cfg(feature = "onnx")]
     DeviceData(cli::device_data::DeviceDataArgs),
     /// Run a grid of boards x scenarios x settings x strategies x budgets x seeds, each cell

@@ -746,6 +746,45 @@ fn an_i2c_sensor_gives_labelled_frames_and_a_failed_read_is_skipped() {
     bus.done();
 }
 
+/// A sensor window over I2C: a frame of little-endian i16 counts, step after step, each
+/// times its channel's scale; scales that do not fit the window, or are not numbers, are
+/// refused with the reason.
+#[test]
+fn an_i2c_sensor_gives_windows_of_i16_counts_scaled_per_channel() {
+    use edgecl::host::runtime::input::{FrameFormat, Item, SensorSource};
+    use embedded_hal_mock::eh1::i2c::{Mock, Transaction};
+    // 100 steps of 6 channels: channel c of step t holds the count (t - 50) * (c + 1).
+    let counts: Vec<i16> = (0..600).map(|i| ((i / 6) as i16 - 50) * (i % 6 + 1) as i16).collect();
+    let frame: Vec<u8> = counts.iter().flat_map(|c| c.to_le_bytes()).collect();
+    let expected = [Transaction::write_read(0x6a, vec![0], frame)];
+    let mut bus = Mock::new(&expected);
+    let format = FrameFormat::i16_scales("0.5, 0.5, 0.5, 0.25, 0.25, 0.25", 600).unwrap();
+    let mut s = SensorSource::with_format(bus.clone(), 0x6a, (600, format), None, Duration::ZERO);
+    match s.next_item() {
+        Item::Sample { x, label: None } => {
+            assert_eq!(x.len(), 600);
+            // Step 0: counts -50, -100, ... -300; step 99: 49, 98, ...
+            assert_eq!(&x[..6], &[-25.0, -50.0, -75.0, -50.0, -62.5, -75.0]);
+            assert_eq!(&x[594..], &[24.5, 49.0, 73.5, 49.0, 61.25, 73.5]);
+        }
+        other => panic!("{other:?}"),
+    }
+    bus.done();
+    assert_eq!(
+        FrameFormat::i16_scales("0.01", 600).unwrap(),
+        FrameFormat::I16 { scales: vec![0.01] }
+    );
+    let e = FrameFormat::i16_scales("1,1,1,1,1,1,1", 600).unwrap_err();
+    assert!(e.contains("not whole steps of 7 channels"), "{e}");
+    for bad in ["", "0.1,x", "0", "inf"] {
+        let e = FrameFormat::i16_scales(bad, 600).unwrap_err();
+        assert!(
+            e.contains("not a list of finite, non-zero units per count"),
+            "{bad}: {e}"
+        );
+    }
+}
+
 #[test]
 fn an_i2c_bus_that_cannot_be_opened_is_a_clear_error() {
     let dir = temp_dir("i2c");

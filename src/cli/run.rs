@@ -5,9 +5,9 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use edgecl::host::report;
-#[cfg(target_os = "linux")]
-use edgecl::host::runtime::input::SensorSource;
 use edgecl::host::runtime::input::{parse_line, IdxSpec, IdxStream, Item};
+#[cfg(target_os = "linux")]
+use edgecl::host::runtime::input::{FrameFormat, SensorSource};
 use edgecl::host::runtime::{Deployment, Holdout, Refused, Runtime, StepError};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
@@ -30,8 +30,9 @@ Example (a Raspberry Pi with the shipped backbone; see the README's deploy guide
       --state /var/lib/edgecl --input samples.jsonl --output predictions.jsonl
 
 Inputs: - or FILE (JSON lines), idx:DIR (the simulator's stream), i2c:/dev/i2c-1:0x68
-(a frame of the backbone's input width per read, one byte per value; --labels FILE
-gives {\"label\": 3} lines for the next frame and task events).
+(a frame of the backbone's input width per read, one byte per value, or with --i2c-scale
+a sensor window's i16 counts; --labels FILE gives {\"label\": 3} lines for the next frame
+and task events).
 Input lines: {\"x\": [...784 values...], \"label\": 3}   (label optional)
              {\"event\": \"task-start\", \"classes\": [2, 3]}   {\"event\": \"task-end\"}
 Output lines: {\"seq\": 0, \"class\": 7, \"scores\": [...], \"learned\": true}, then {\"summary\": {...}}
@@ -95,6 +96,13 @@ pub struct RunArgs {
     /// I2C input: milliseconds between frames [0: as fast as the bus reads].
     #[arg(long)]
     period_ms: Option<u64>,
+    /// I2C input: frames of little-endian i16 counts (a sensor window's steps, each a
+    /// count per channel, as an IMU's FIFO gives them), each times its channel's scale in
+    /// units per count: one scale for every channel, or one per channel
+    /// (`0.000598,0.000598,0.000598,0.00106,0.00106,0.00106`) [frames of one byte per
+    /// value, scaled to 0..1].
+    #[arg(long, value_name = "LIST")]
+    i2c_scale: Option<String>,
     /// IDX input: updates per task the stream feeds (the simulator's --iters) [6000].
     #[arg(long)]
     iters: Option<usize>,
@@ -135,6 +143,7 @@ impl RunArgs {
             max_events: self.max_events.or(file.max_events),
             labels: self.labels.or(file.labels),
             period_ms: self.period_ms.or(file.period_ms),
+            i2c_scale: self.i2c_scale.or(file.i2c_scale),
             iters: self.iters.or(file.iters),
             tasks: self.tasks.or(file.tasks),
             classes_per_task: self.classes_per_task.or(file.classes_per_task),
@@ -447,7 +456,11 @@ fn sensor(spec: &str, args: &RunArgs, dep: &Deployment) -> Result<(Source, Strin
     };
     let period = Duration::from_millis(args.period_ms.unwrap_or(0));
     let width = dep.backbone().input_width();
-    let source = SensorSource::new(i2c, address, width, labels, period);
+    let format = match &args.i2c_scale {
+        Some(text) => FrameFormat::i16_scales(text, width).map_err(anyhow::Error::msg)?,
+        None => FrameFormat::Bytes,
+    };
+    let source = SensorSource::with_format(i2c, address, (width, format), labels, period);
     Ok((Source::Sensor(Box::new(source)), format!("i2c:{spec}"), None))
 }
 

@@ -408,9 +408,65 @@ mod tests {
     }
 }
 
+/// How a sensor's frame holds its values.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FrameFormat {
+    /// One byte per value, scaled to [0, 1] (pixels, as the firmware's
+    /// [`crate::device::hal::HalIo`] reads them).
+    Bytes,
+    /// Little-endian i16 counts, as an IMU's FIFO gives them (a window's steps one after
+    /// another, each step a count per channel), each times its channel's scale (units per
+    /// count: `scales[i % scales.len()]`).
+    I16 {
+        /// Units per count, one for every channel or one per channel in order.
+        scales: Vec<f32>,
+    },
+}
+
+impl FrameFormat {
+    /// `--i2c-scale LIST`: i16 frames with one scale (units per count, finite and not 0)
+    /// for every channel, or one per channel; `width` values a frame must split into
+    /// whole steps of them.
+    pub fn i16_scales(text: &str, width: usize) -> Result<FrameFormat, String> {
+        let scales = text
+            .split(',')
+            .map(|v| v.trim().parse::<f32>().ok().filter(|s| s.is_finite() && *s != 0.0))
+            .collect::<Option<Vec<f32>>>()
+            .ok_or_else(|| format!("--i2c-scale `{text}` is not a list of finite, non-zero units per count"))?;
+        if width % scales.len() != 0 {
+            return Err(format!(
+                "--i2c-scale gives {} channel scales, but the backbone's {width} values are not whole steps of {} channels",
+                scales.len(),
+                scales.len()
+            ));
+        }
+        Ok(FrameFormat::I16 { scales })
+    }
+
+    /// Bytes of a frame of `width` values.
+    fn bytes(&self, width: usize) -> usize {
+        match self {
+            FrameFormat::Bytes => width,
+            FrameFormat::I16 { .. } => 2 * width,
+        }
+    }
+
+    /// The values of a frame.
+    fn values(&self, frame: &[u8]) -> Vec<f32> {
+        match self {
+            FrameFormat::Bytes => frame.iter().map(|&b| f32::from(b) / 255.0).collect(),
+            FrameFormat::I16 { scales } => frame
+                .chunks_exact(2)
+                .enumerate()
+                .map(|(i, b)| f32::from(i16::from_le_bytes([b[0], b[1]])) * scales[i % scales.len()])
+                .collect(),
+        }
+    }
+}
+
 /// A sensor on an I2C bus as a source of samples: each sample is one frame of the
-/// backbone's input width, one byte per value (scaled to [0, 1], as the firmware's
-/// [`crate::device::hal::HalIo`] reads it), read from register
+/// backbone's input width ([`FrameFormat`]: bytes scaled to [0, 1], or a window's i16
+/// counts times their channel's scale), read from register
 /// [`crate::device::hal::FRAME_REGISTER`] of the device at `address`. Labels and task
 /// events come from a side channel of JSON lines (`{"label": 3}` labels the next frame;
 /// task-start and task-end events pass through), when there is one. A failed read is a
@@ -419,6 +475,7 @@ pub struct SensorSource<I> {
     i2c: I,
     address: u8,
     frame: Vec<u8>,
+    format: FrameFormat,
     labels: Option<std::sync::mpsc::Receiver<String>>,
     period: std::time::Duration,
 }
@@ -427,7 +484,8 @@ impl<I> std::fmt::Debug for SensorSource<I> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SensorSource")
             .field("address", &self.address)
-            .field("width", &self.frame.len())
+            .field("frame bytes", &self.frame.len())
+            .field("format", &self.format)
             .finish()
     }
 }
@@ -442,10 +500,22 @@ impl<I: embedded_hal::i2c::I2c> SensorSource<I> {
         labels: Option<std::sync::mpsc::Receiver<String>>,
         period: std::time::Duration,
     ) -> Self {
+        Self::with_format(i2c, address, (width, FrameFormat::Bytes), labels, period)
+    }
+
+    /// [`SensorSource::new`] with frames of `width` values in `format`.
+    pub fn with_format(
+        i2c: I,
+        address: u8,
+        (width, format): (usize, FrameFormat),
+        labels: Option<std::sync::mpsc::Receiver<String>>,
+        period: std::time::Duration,
+    ) -> Self {
         SensorSource {
             i2c,
             address,
-            frame: vec![0; width],
+            frame: vec![0; format.bytes(width)],
+            format,
             labels,
             period,
         }
@@ -479,7 +549,7 @@ impl<I: embedded_hal::i2c::I2c> SensorSource<I> {
             ));
         }
         Item::Sample {
-            x: self.frame.iter().map(|&b| f32::from(b) / 255.0).collect(),
+            x: self.format.values(&self.frame),
             label,
         }
     }
