@@ -369,3 +369,76 @@ fn export_refuses_a_public_key_as_the_secret_and_runs_from_anywhere() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// The watch's flash images from the command line, as the README's "Sensor windows on the
+/// MCU" writes them, run by `simulate --firmware` with them; a task list naming a class
+/// the data lacks, a class twice, and 4-bit windows are refused.
+#[test]
+fn device_data_writes_the_watch_images_and_simulate_runs_the_firmware_loop_on_them() {
+    let d = temp_dir("device-data");
+    let out = d.display().to_string();
+    let data = |extra: &[&str]| {
+        let mut args = vec![
+            "device-data",
+            "--model",
+            "models/watch03-conv1d",
+            "--data",
+            WATCH,
+            "--train-per-task",
+            "20",
+            "--test-per-task",
+            "10",
+            "--out",
+            &out,
+        ];
+        args.extend_from_slice(extra);
+        edgecl(&args)
+    };
+    let o = data(&["--tasks", "0,1/2,3/4,5/6"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("backbone.bin: 34028 bytes"), "{text}");
+    assert!(text.contains("on the stream's 40 held-out samples"), "{text}");
+    let image = d.join("watch.img").display().to_string();
+    let o = edgecl(&[
+        "export",
+        "--board",
+        "netduinoplus2",
+        "--model",
+        "models/watch03-conv1d",
+        "--config",
+        "boards/netduinoplus2/watch.toml",
+        "--sign",
+        "boards/dev-key",
+        "--out",
+        &image,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stream = d.join("stream.bin").display().to_string();
+    let o = edgecl(&[
+        "simulate",
+        "--firmware",
+        "boards/netduinoplus2",
+        "--firmware-image",
+        &image,
+        "--firmware-stream",
+        &stream,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("stream 4 tasks x (20 train + 10 test) at 8 bits"),
+        "{text}"
+    );
+    assert_eq!(text.lines().filter(|l| l.contains(" after task ")).count(), 8, "{text}");
+    fails_with(
+        &data(&["--tasks", "0,1/7"]),
+        &["--tasks names class 7", "classes 0 to 6"],
+    );
+    fails_with(&data(&["--tasks", "0,1/1,2"]), &["names a class twice"]);
+    fails_with(
+        &data(&["--tasks", "0,1/2,3", "--bits", "4"]),
+        &["a window's values are stored in 8 bits"],
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
