@@ -433,7 +433,7 @@ impl FrameFormat {
             .map(|v| v.trim().parse::<f32>().ok().filter(|s| s.is_finite() && *s != 0.0))
             .collect::<Option<Vec<f32>>>()
             .ok_or_else(|| format!("--i2c-scale `{text}` is not a list of finite, non-zero units per count"))?;
-        if width % scales.len() != 0 {
+        if !width.is_multiple_of(scales.len()) {
             return Err(format!(
                 "--i2c-scale gives {} channel scales, but the backbone's {width} values are not whole steps of {} channels",
                 scales.len(),
