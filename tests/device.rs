@@ -13,6 +13,10 @@ use edgecl::host::idx::{load_split, Dataset, Split};
 use edgecl::host::onnx::{BackboneModel, Layer};
 use std::path::Path;
 
+#[path = "common/backbone_image.rs"]
+mod backbone_image;
+use backbone_image::{edited, why};
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -251,24 +255,6 @@ fn the_int8_kernels_are_close_to_the_float_model() {
 
 /// A change to an image's body.
 type Edit = Box<dyn Fn(&mut Vec<u8>)>;
-
-/// `image` with `edit` applied to its body and the CRC made right again.
-fn edited(image: &[u8], edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
-    let mut body = image[28..].to_vec();
-    edit(&mut body);
-    let mut out = image[..28].to_vec();
-    out[20..24].copy_from_slice(&(body.len() as u32).to_le_bytes());
-    out[24..28].copy_from_slice(&device::crc32(&body).to_le_bytes());
-    out.extend_from_slice(&body);
-    out
-}
-
-fn why(bytes: &[u8]) -> &'static str {
-    match Backbone::parse(bytes) {
-        Err(DeviceError::Malformed { why, .. }) => why,
-        other => panic!("expected a malformed image, got {other:?}"),
-    }
-}
 
 #[test]
 fn every_malformed_backbone_field_has_its_own_error() {

@@ -6,7 +6,7 @@
 //! naming where it is, and the shipped watch backbone (models/watch03-conv1d) on the watch
 //! windows stays close to tract.
 
-use edgecl::device::{self, Backbone, DeviceError, Stream};
+use edgecl::device::{Backbone, DeviceError, Stream};
 use edgecl::host::device::{
     backbone_image, calibrate, check_against_tract, model_backbone_image, window_stream_image, StreamSpec,
 };
@@ -14,6 +14,10 @@ use edgecl::host::idx::{load_split, Dataset, Split};
 use edgecl::host::onnx::{BackboneModel, Layer};
 use edgecl::learner::rng::Rng;
 use std::path::Path;
+
+#[path = "common/backbone_image.rs"]
+mod backbone_image;
+use backbone_image::{edited, why};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -264,24 +268,6 @@ fn the_window_onnx_reads_back_as_the_model_written() {
     cut = proto;
     let e = BackboneModel::from_onnx(&cut, "swapped.onnx").unwrap_err().to_string();
     assert!(e.contains("swapped.onnx"), "{e}");
-}
-
-/// Edits a backbone image's body and makes its CRC right again.
-fn edited(image: &[u8], edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
-    let mut body = image[28..].to_vec();
-    edit(&mut body);
-    let mut out = image[..28].to_vec();
-    out[20..24].copy_from_slice(&(body.len() as u32).to_le_bytes());
-    out[24..28].copy_from_slice(&device::crc32(&body).to_le_bytes());
-    out.extend_from_slice(&body);
-    out
-}
-
-fn why(bytes: &[u8]) -> &'static str {
-    match Backbone::parse(bytes) {
-        Err(DeviceError::Malformed { why, .. }) => why,
-        other => panic!("expected a malformed image, got {other:?}"),
-    }
 }
 
 #[test]

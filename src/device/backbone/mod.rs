@@ -432,14 +432,7 @@ impl<'a> Backbone<'a> {
     ///
     /// [`input`]: Backbone::input
     pub fn quantise_window(&self, values: &[f32], out: &mut [u8]) -> Result<(), DeviceError> {
-        if !self.window {
-            return Err(DeviceError::Mismatch("the backbone takes pixels, not windows"));
-        }
-        if values.len() != self.input() || out.len() != self.input() {
-            return Err(DeviceError::Mismatch(
-                "window buffers: values or bytes of the wrong length",
-            ));
-        }
+        self.check_window(values.len(), out.len())?;
         let c = self.channels;
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             return Err(DeviceError::NonFinite {
@@ -455,17 +448,23 @@ impl<'a> Backbone<'a> {
         Ok(())
     }
 
-    /// The values a window's i8 `bytes` stand for (`q / mul[c] + mean[c]`): the inverse
-    /// of [`Backbone::quantise_window`] up to its rounding.
-    pub fn dequantise_window(&self, bytes: &[u8], out: &mut [f32]) -> Result<(), DeviceError> {
+    /// A window backbone, and `values` values and `bytes` bytes both its input's length.
+    fn check_window(&self, values: usize, bytes: usize) -> Result<(), DeviceError> {
         if !self.window {
             return Err(DeviceError::Mismatch("the backbone takes pixels, not windows"));
         }
-        if bytes.len() != self.input() || out.len() != self.input() {
+        if values != self.input() || bytes != self.input() {
             return Err(DeviceError::Mismatch(
                 "window buffers: values or bytes of the wrong length",
             ));
         }
+        Ok(())
+    }
+
+    /// The values a window's i8 `bytes` stand for (`q / mul[c] + mean[c]`): the inverse
+    /// of [`Backbone::quantise_window`] up to its rounding.
+    pub fn dequantise_window(&self, bytes: &[u8], out: &mut [f32]) -> Result<(), DeviceError> {
+        self.check_window(out.len(), bytes.len())?;
         let c = self.channels;
         for (i, (x, &q)) in out.iter_mut().zip(bytes).enumerate() {
             *x = f32::from(q as i8) / le_f32(self.body, c + i % c) + le_f32(self.body, i % c);
